@@ -1,0 +1,23 @@
+# Node 24 runs the .ts sources through its built-in type stripping: no build stage.
+FROM node:24-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Lockfile first, so code edits reuse the dependency layer.
+# --omit=optional drops embedded-postgres's per-platform PostgreSQL binaries (~60 MB, the only
+# packages with install scripts) and pg-cloudflare: the container always gets DATABASE_URL.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --omit=optional && npm cache clean --force
+
+# .dockerignore decides what comes in (bin/ may not exist yet, so no explicit list here).
+COPY . .
+
+# Files stay root-owned: the service can read its code but not rewrite it.
+USER node
+
+# /healthz, /readyz, /metrics (BILLING_HTTP_PORT).
+EXPOSE 9090
+
+ENTRYPOINT ["node", "src/cli/main.ts"]
+CMD ["worker"]

@@ -1,0 +1,33 @@
+import pg from 'pg';
+
+// int8 arrives from node-pg as a string; money must be a bigint from the column to the code. The
+// parser is set per pool, not globally, so graphile-worker's own pool keeps the types it expects.
+const int8Oid = 20;
+const bigintTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === int8Oid) return (value: string) => BigInt(value);
+    return pg.types.getTypeParser(oid, format ?? 'text');
+  },
+};
+
+export interface PoolSettings {
+  connectionString: string;
+  max?: number;
+  applicationName?: string;
+  /** Extra `options` for the backend, e.g. `-c statement_timeout=5s`. */
+  sessionOptions?: string;
+}
+
+export function createPool(settings: PoolSettings): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: settings.connectionString,
+    max: settings.max ?? 10,
+    application_name: settings.applicationName ?? 'pg-billing',
+    types: bigintTypes,
+    ...(settings.sessionOptions ? { options: settings.sessionOptions } : {}),
+  });
+  // An idle client that loses its connection emits 'error' on the pool; without a listener that
+  // would crash the process. The next query simply gets a fresh connection.
+  pool.on('error', () => {});
+  return pool;
+}

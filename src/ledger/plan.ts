@@ -1,0 +1,157 @@
+import type { OperationType, RejectionCode, ResultCode, ResultStatus } from '../commands/codes.ts';
+import type { ParsedCommand } from '../commands/parse.ts';
+import { decide, type Posting } from './decide.ts';
+import type { HoldState, LedgerView } from './state.ts';
+
+/** What a command left on one account it touched. */
+export interface AccountBalance {
+  account: string;
+  balance: bigint;
+  held: bigint;
+}
+
+/** The result of one command as stored in billing.operations. */
+export interface CommandResult {
+  id: string;
+  type: OperationType;
+  status: ResultStatus;
+  code: ResultCode;
+  message: string | null;
+  balances: AccountBalance[];
+}
+
+export interface StoredResult extends CommandResult {
+  seq: bigint;
+  fingerprint: string;
+  jobId: bigint | null;
+}
+
+export interface BatchItem {
+  parsed: ParsedCommand;
+  jobId: bigint | null;
+}
+
+export type ItemOutcome =
+  /** A new result row, written by this batch. */
+  | { kind: 'recorded'; result: CommandResult }
+  /** The same command again: nothing changes and the first result stands. */
+  | { kind: 'replayed'; result: StoredResult | CommandResult }
+  /** The id was used before with another payload: the first result stands, the reuse is reported. */
+  | { kind: 'conflict'; id: string; type: OperationType; message: string }
+  | { kind: 'skipped'; reason: string };
+
+export interface EntryRow extends Posting {
+  operationId: string;
+  balanceAfter: bigint;
+  heldAfter: bigint;
+}
+
+export interface NewOperation extends CommandResult {
+  request: unknown;
+  fingerprint: string;
+  jobId: bigint | null;
+}
+
+export interface BatchPlan {
+  outcomes: ItemOutcome[];
+  operations: NewOperation[];
+  conflicts: { id: string; type: OperationType; request: unknown; jobId: bigint | null }[];
+  openedAccounts: { account: string; currency: string }[];
+  /** Final state of every account whose balance or held changed. */
+  changedAccounts: Map<string, AccountBalance>;
+  entries: EntryRow[];
+  createdHolds: (HoldState & { operationId: string })[];
+  closedHolds: { hold: string; status: 'captured' | 'released' | 'expired'; captured: bigint; capturedTo: string | null; operationId: string }[];
+  /** Expiry jobs to schedule (new holds with an expiry, and expiries that ran early). */
+  expiries: { hold: string; runAt: Date }[];
+}
+
+/**
+ * Decides a batch in arrival order against the locked rows, as if each command ran alone in that
+ * order: later commands see the effects of earlier ones, a rejection touches only its own command.
+ * Pure: `view` is updated in place, and the plan says what to write.
+ */
+export function planBatch(items: BatchItem[], existing: Map<string, StoredResult>, view: LedgerView): BatchPlan {
+  const plan: BatchPlan = {
+    outcomes: [], operations: [], conflicts: [], openedAccounts: [], changedAccounts: new Map(),
+    entries: [], createdHolds: [], closedHolds: [], expiries: [],
+  };
+  const seen = new Map<string, { fingerprint: string; result: StoredResult | CommandResult }>();
+  for (const [id, stored] of existing) seen.set(id, { fingerprint: stored.fingerprint, result: stored });
+
+  for (const item of items) {
+    const parsed = item.parsed;
+    const id = parsed.ok ? parsed.command.id : parsed.id;
+    const type = parsed.ok ? parsed.command.type : parsed.type;
+    const earlier = seen.get(id);
+    if (earlier) {
+      if (earlier.fingerprint === parsed.fingerprint) {
+        plan.outcomes.push({ kind: 'replayed', result: earlier.result });
+      } else {
+        plan.outcomes.push({ kind: 'conflict', id, type, message: `id ${id} was already used by another ${earlier.result.type} command` });
+        plan.conflicts.push({ id, type, request: parsed.request, jobId: item.jobId });
+      }
+      continue;
+    }
+
+    let result: CommandResult;
+    if (!parsed.ok) {
+      result = rejected(id, type, 'invalid_command', parsed.message);
+    } else {
+      const decision = decide(parsed.command, view);
+      if (decision.kind === 'skipped') {
+        plan.outcomes.push({ kind: 'skipped', reason: decision.reason });
+        if (decision.retryAt && parsed.command.type === 'expire') plan.expiries.push({ hold: parsed.command.hold, runAt: decision.retryAt });
+        continue;
+      }
+      if (decision.kind === 'rejected') {
+        result = rejected(id, type, decision.code, decision.message);
+      } else {
+        if (decision.openAccount) {
+          view.accounts.set(decision.openAccount.account, { ...decision.openAccount, balance: 0n, held: 0n });
+          plan.openedAccounts.push(decision.openAccount);
+        }
+        const balances = applyPostings(plan, view, id, decision.postings);
+        if (decision.openAccount) balances.push({ account: decision.openAccount.account, balance: 0n, held: 0n });
+        if (decision.createHold) {
+          view.holds.set(decision.createHold.hold, decision.createHold);
+          plan.createdHolds.push({ ...decision.createHold, operationId: id });
+          if (decision.createHold.expiresAt) plan.expiries.push({ hold: decision.createHold.hold, runAt: decision.createHold.expiresAt });
+        }
+        if (decision.closeHold) {
+          const hold = view.holds.get(decision.closeHold.hold);
+          if (hold) view.holds.set(hold.hold, { ...hold, status: decision.closeHold.status });
+          plan.closedHolds.push({ ...decision.closeHold, operationId: id });
+        }
+        result = { id, type, status: 'applied', code: 'ok', message: null, balances };
+      }
+    }
+    plan.operations.push({ ...result, request: parsed.request, fingerprint: parsed.fingerprint, jobId: item.jobId });
+    plan.outcomes.push({ kind: 'recorded', result });
+    seen.set(id, { fingerprint: parsed.fingerprint, result });
+  }
+  return plan;
+}
+
+function rejected(id: string, type: OperationType, code: RejectionCode, message: string): CommandResult {
+  return { id, type, status: 'rejected', code, message, balances: [] };
+}
+
+/** Applies postings to the view, one journal entry each, and returns the balances they left. */
+function applyPostings(plan: BatchPlan, view: LedgerView, operationId: string, postings: Posting[]): AccountBalance[] {
+  const left = new Map<string, AccountBalance>();
+  for (const posting of postings) {
+    const account = view.accounts.get(posting.account);
+    if (!account) throw new Error(`posting to unlocked account ${posting.account}`);
+    account.balance += posting.balanceDelta;
+    account.held += posting.heldDelta;
+    // The rules never get here with a negative result; if they ever did, the database's CHECK
+    // constraints would refuse the commit. Failing early names the command.
+    if (account.held < 0n || account.balance < account.held) throw new Error(`rule breach on ${account.account} by ${operationId}`);
+    plan.entries.push({ ...posting, operationId, balanceAfter: account.balance, heldAfter: account.held });
+    const after = { account: account.account, balance: account.balance, held: account.held };
+    plan.changedAccounts.set(account.account, after);
+    left.set(account.account, after);
+  }
+  return [...left.values()];
+}

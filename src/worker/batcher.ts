@@ -1,0 +1,96 @@
+import type { AppliedBatch } from '../ledger/apply.ts';
+import type { BatchItem, ItemOutcome } from '../ledger/plan.ts';
+import { isTransientError } from './errors.ts';
+
+export type ApplyBatch = (items: BatchItem[]) => Promise<AppliedBatch>;
+export type BatchOutcome = ItemOutcome & { seq?: bigint };
+
+export interface BatcherOptions {
+  apply: ApplyBatch;
+  /** Most commands in one transaction. */
+  maxBatchSize: number;
+  /** Transactions in flight at once from this process. */
+  maxConcurrentBatches: number;
+  /** How long a batch may wait to fill while another is in flight; 0 starts at once. */
+  maxWaitMs: number;
+  onBatch?: (size: number, durationMs: number, error?: unknown) => void;
+}
+
+interface Waiting {
+  item: BatchItem;
+  resolve: (outcome: BatchOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: concurrent task invocations hand their commands here, and they share a transaction
+ * (and its commit and its notification). While one transaction is in flight the next batch fills,
+ * so under load batches grow by themselves and a lone command is never held back.
+ */
+export class CommandBatcher {
+  readonly #options: BatcherOptions;
+  #queue: Waiting[] = [];
+  #inFlight = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: BatcherOptions) {
+    this.#options = options;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  submit(item: BatchItem): Promise<BatchOutcome> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#options.maxConcurrentBatches && this.#queue.length) {
+      const full = this.#queue.length >= this.#options.maxBatchSize;
+      if (!full && this.#inFlight > 0 && this.#options.maxWaitMs > 0) {
+        this.#timer ??= setTimeout(() => {
+          this.#timer = undefined;
+          this.#flush();
+        }, this.#options.maxWaitMs);
+        return;
+      }
+      this.#flush();
+    }
+  }
+
+  #flush(): void {
+    if (!this.#queue.length || this.#inFlight >= this.#options.maxConcurrentBatches) return;
+    const batch = this.#queue.splice(0, this.#options.maxBatchSize);
+    this.#inFlight += 1;
+    void this.#run(batch).finally(() => {
+      this.#inFlight -= 1;
+      this.#pump();
+    });
+  }
+
+  async #run(batch: Waiting[]): Promise<void> {
+    const started = performance.now();
+    try {
+      const applied = await this.#options.apply(batch.map((w) => w.item));
+      this.#options.onBatch?.(batch.length, performance.now() - started);
+      batch.forEach((waiting, index) => waiting.resolve(applied.outcomes[index]!));
+    } catch (error) {
+      this.#options.onBatch?.(batch.length, performance.now() - started, error);
+      if (batch.length === 1 || isTransientError(error)) {
+        for (const waiting of batch) waiting.reject(error);
+        return;
+      }
+      // Not a passing fault: one command may be at fault. Alone, the others go through and only
+      // that one fails (and is retried, logged and counted) instead of taking its batch with it.
+      for (const waiting of batch) await this.#run([waiting]);
+    }
+  }
+}

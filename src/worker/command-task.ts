@@ -1,0 +1,72 @@
+import type { JobHelpers, Task } from 'graphile-worker';
+import type { CommandType } from '../commands/codes.ts';
+import { parseCommand } from '../commands/parse.ts';
+import type { BatchOutcome } from './batcher.ts';
+import { isTransientError } from './errors.ts';
+import { getRuntime } from './runtime.ts';
+
+/**
+ * The graphile-worker task for one command type: parse the payload, hand it to this process's
+ * batcher, wait for the commit. A rejection is a result, so the job completes; only a fault throws,
+ * and graphile-worker retries the job (the command id makes the retry safe).
+ *
+ * An array payload is a graphile-worker batch job: each element is a command of its own, and the
+ * task returns one promise per element so that only failed elements are retried.
+ */
+export function commandTask(task: CommandType | 'expire_hold'): Task {
+  return async (payload, helpers) => {
+    if (Array.isArray(payload)) {
+      return payload.map((element) => runCommand(task, element, helpers, null));
+    }
+    await runCommand(task, payload, helpers, `job:${helpers.job.id}`);
+  };
+}
+
+async function runCommand(task: CommandType | 'expire_hold', payload: unknown, helpers: JobHelpers, defaultId: string | null): Promise<void> {
+  const runtime = getRuntime();
+  const job = helpers.job;
+  const parsed = parseCommand({
+    task,
+    payload,
+    // A batch job's elements are renumbered when graphile-worker retries the failed ones, so an
+    // element without an id has no stable default: it is refused (see parseCommand).
+    defaultId: defaultId ?? `job:${job.id}:unidentified`,
+    defaultCurrency: runtime.config.defaultCurrency,
+    requireId: defaultId === null,
+  });
+  if (job.attempts > 1) runtime.metrics.retries.inc({ task: job.task_identifier });
+  const log = runtime.logger.child({ command_id: parsed.ok ? parsed.command.id : parsed.id, job_id: job.id });
+  let outcome: BatchOutcome;
+  try {
+    outcome = await runtime.batcher.submit({ parsed, jobId: BigInt(job.id) });
+  } catch (error) {
+    const transient = isTransientError(error);
+    const level = transient ? 'warn' : 'error';
+    log[level]({ err: error, attempt: job.attempts, transient }, transient ? 'command failed, will retry' : 'command failed with an unexpected error, will retry');
+    throw error;
+  }
+  report(outcome, job, runtime, log);
+}
+
+function report(outcome: BatchOutcome, job: JobHelpers['job'], runtime: ReturnType<typeof getRuntime>, log: ReturnType<typeof getRuntime>['logger']): void {
+  switch (outcome.kind) {
+    case 'recorded': {
+      const { result } = outcome;
+      runtime.metrics.commands.inc({ type: result.type, code: result.code });
+      runtime.metrics.latency.observe({ type: result.type }, (Date.now() - new Date(job.created_at).getTime()) / 1000);
+      log.info({ type: result.type, status: result.status, code: result.code, seq: String(outcome.seq) }, result.message ?? 'applied');
+      return;
+    }
+    case 'replayed':
+      log.info({ type: outcome.result.type, code: outcome.result.code }, 'repeated command: the first result stands');
+      return;
+    case 'conflict':
+      runtime.metrics.commands.inc({ type: outcome.type, code: 'id_conflict' });
+      runtime.metrics.idConflicts.inc({ type: outcome.type });
+      log.warn({ type: outcome.type, code: 'id_conflict' }, outcome.message);
+      return;
+    case 'skipped':
+      log.debug({ reason: outcome.reason }, 'nothing to do');
+      return;
+  }
+}

@@ -1,0 +1,84 @@
+import { fileURLToPath } from 'node:url';
+import type { Server } from 'node:http';
+import { run, type Runner } from 'graphile-worker';
+import { sql } from 'kysely';
+import { taskPrefix } from '../commands/codes.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import { graphileLogger } from './graphile-logger.ts';
+import { startHttpServer } from './http-server.ts';
+import { createRuntime, setRuntime, type WorkerRuntime } from './runtime.ts';
+
+export const taskDirectory = fileURLToPath(new URL('../../tasks', import.meta.url));
+
+export interface RunningWorker {
+  runtime: WorkerRuntime;
+  runner: Runner;
+  httpPort: number | undefined;
+  /** Graceful: in-flight commands finish, queued ones go back to the queue unlocked. */
+  stop(): Promise<void>;
+  /** Settles when the runner ends; rejects if it ended by itself. */
+  done: Promise<void>;
+}
+
+export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
+  const runtime = createRuntime(config, logger);
+  setRuntime(runtime);
+  const runner = await run({
+    connectionString: config.databaseUrl!,
+    concurrency: config.concurrency,
+    taskDirectory,
+    noHandleSignals: true,
+    logger: graphileLogger(logger),
+    preset: {
+      worker: {
+        maxPoolSize: Math.max(10, Math.ceil(config.concurrency / 20) + 4),
+        pollInterval: 1000,
+        localQueue: { size: config.concurrency },
+        // Without these, a job that finishes during a graceful shutdown stays locked (NOTES.md).
+        completeJobBatchDelay: 0,
+        failJobBatchDelay: 0,
+      },
+    },
+  });
+  let stopping = false;
+  let server: Server | undefined;
+  if (config.httpPort >= 0) {
+    server = await startHttpServer(config.httpPort, runtime.metrics, {
+      live: () => !stopping,
+      ready: async () => !stopping && (await sql`select 1`.execute(runtime.db).then(() => true, () => false)),
+      beforeScrape: () => refreshQueueDepth(runtime),
+    });
+  }
+  const address = server?.address();
+  const httpPort = address && typeof address === 'object' ? address.port : undefined;
+  logger.info({ concurrency: config.concurrency, batch_size: config.batchSize, http_port: httpPort }, 'worker started');
+
+  const done = runner.promise.then(() => {
+    if (!stopping) throw new Error('graphile-worker runner stopped by itself');
+  });
+  return {
+    runtime,
+    runner,
+    httpPort,
+    done,
+    async stop() {
+      if (stopping) return done.catch(() => {});
+      stopping = true;
+      await runner.stop('shutdown requested');
+      await done.catch(() => {});
+      server?.close();
+      await runtime.close();
+      setRuntime(undefined);
+    },
+  };
+}
+
+/** Jobs waiting per billing task, unknown `billing/` names included (they wait forever). */
+async function refreshQueueDepth(runtime: WorkerRuntime): Promise<void> {
+  const { rows } = await sql<{ task: string; waiting: bigint }>`
+    select task_identifier as task, count(*) as waiting from graphile_worker.jobs
+    where task_identifier like ${`${taskPrefix}%`} and locked_at is null group by 1`.execute(runtime.db);
+  runtime.metrics.queueDepth.reset();
+  for (const row of rows) runtime.metrics.queueDepth.set({ task: row.task }, Number(row.waiting));
+}

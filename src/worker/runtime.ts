@@ -1,0 +1,64 @@
+import type pg from 'pg';
+import { loadConfig, type Config } from '../config.ts';
+import { createKysely, type BillingDb } from '../db/kysely.ts';
+import { createPool } from '../db/pool.ts';
+import { applyBatch } from '../ledger/apply.ts';
+import { createLogger, type Logger } from '../logger.ts';
+import { CommandBatcher } from './batcher.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+
+/** What the tasks of one worker process share: one ledger pool, one batcher, one logger. */
+export interface WorkerRuntime {
+  config: Config;
+  pool: pg.Pool;
+  db: BillingDb;
+  batcher: CommandBatcher;
+  logger: Logger;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+let current: WorkerRuntime | undefined;
+
+export function createRuntime(config: Config, logger: Logger = createLogger(config.logLevel)): WorkerRuntime {
+  if (!config.databaseUrl) throw new Error('DATABASE_URL is not set');
+  const pool = createPool({
+    connectionString: config.databaseUrl,
+    max: config.poolSize,
+    applicationName: 'pg-billing-worker',
+    // A stuck command must not stall the rest: bound every statement, lock wait and idle transaction.
+    sessionOptions: [
+      `-c statement_timeout=${config.statementTimeoutMs}`,
+      `-c lock_timeout=${config.lockTimeoutMs}`,
+      `-c idle_in_transaction_session_timeout=${config.idleInTransactionTimeoutMs}`,
+    ].join(' '),
+  });
+  const db = createKysely(pool);
+  const metrics = createMetrics();
+  const batcher = new CommandBatcher({
+    apply: (items) => applyBatch(db, items),
+    maxBatchSize: config.batchSize,
+    maxConcurrentBatches: config.batchesInFlight,
+    maxWaitMs: config.batchWaitMs,
+    onBatch: (size, durationMs, error) => metrics.observeBatch(size, durationMs, error),
+  });
+  return {
+    config, pool, db, batcher, logger, metrics,
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+export function setRuntime(runtime: WorkerRuntime | undefined): void {
+  current = runtime;
+}
+
+/**
+ * The runtime of this process. `billing worker` sets it up before graphile-worker starts; a task
+ * run by any other graphile-worker runner gets one built from the environment on first use.
+ */
+export function getRuntime(): WorkerRuntime {
+  current ??= createRuntime(loadConfig());
+  return current;
+}

@@ -1,0 +1,56 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TestDatabase } from './database.ts';
+
+export interface ResultRow {
+  id: string;
+  seq: bigint;
+  type: string;
+  status: string;
+  code: string;
+  message: string | null;
+  request: unknown;
+  job_id: bigint | null;
+  balances: { account: string; balance: string; held: string }[];
+}
+
+/** Enqueues a command the way an application does: graphile_worker.add_job from SQL. */
+export async function enqueue(database: TestDatabase, type: string, payload: unknown): Promise<bigint> {
+  const { rows } = await database.query<{ id: bigint }>(
+    'select (graphile_worker.add_job($1, $2::json)).id', [`billing/${type}`, JSON.stringify(payload)]);
+  return rows[0]!.id;
+}
+
+/** Waits for the result row of a command id. */
+export async function resultOf(database: TestDatabase, id: string, timeoutMs = 15_000): Promise<ResultRow> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await database.query<ResultRow>('select * from billing.operations where id = $1', [id]);
+    if (rows[0]) return rows[0];
+    if (Date.now() > deadline) throw new Error(`no result for ${id} after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+/** Enqueues and waits for the result. */
+export async function run(database: TestDatabase, type: string, payload: { id: string } & Record<string, unknown>): Promise<ResultRow> {
+  await enqueue(database, type, payload);
+  return resultOf(database, payload.id);
+}
+
+/** Waits until no billing job is left in the queue (completed jobs are deleted). */
+export async function drained(database: TestDatabase, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await database.query<{ n: bigint }>(
+      "select count(*) as n from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now() + interval '1 second'");
+    if (rows[0]!.n === 0n) return;
+    if (Date.now() > deadline) throw new Error(`queue not drained after ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+export async function balanceOf(database: TestDatabase, account: string): Promise<{ balance: bigint; held: bigint; available: bigint } | undefined> {
+  const { rows } = await database.query<{ balance: bigint; held: bigint; available: bigint }>(
+    'select balance, held, available from billing.accounts where account = $1', [account]);
+  return rows[0];
+}
