@@ -213,3 +213,16 @@ t.test('every result row carries the job id and the request, and seqs increase',
   t.ok(rows.every((r) => r.job_id !== null));
   t.ok(rows.every((r, i) => i === 0 || r.seq > rows[i - 1]!.seq));
 });
+
+t.test('verify: the ledger is clean, and a tampered journal is caught', async (t) => {
+  const { verifyLedger } = await import('../src/ledger/verify.ts');
+  await drained(database);
+  const clean = await verifyLedger(database.db);
+  t.ok(clean.ok, JSON.stringify(clean.checks.filter((c) => c.violations)));
+  // A DBA "fixes" a balance by hand, without a journal entry: verify must say so.
+  await database.query("update billing.accounts set balance = balance + 1 where account = 'demo-2'");
+  const tampered = await verifyLedger(database.db);
+  t.notOk(tampered.ok);
+  t.equal(tampered.checks.find((c) => c.name === 'journal ends at the account row')!.violations, 1);
+  await database.query("update billing.accounts set balance = balance - 1 where account = 'demo-2'");
+});

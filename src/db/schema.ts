@@ -80,10 +80,20 @@ export interface BillingOperations {
   type: string;
 }
 
+export interface BillingWorkerLiveness {
+  backend_pid: number;
+  host: string;
+  id: string;
+  lock_key: number;
+  os_pid: number;
+  registered_at: Generated<Timestamp>;
+}
+
 export interface DB {
   "billing.accounts": BillingAccounts;
   "billing.entries": BillingEntries;
   "billing.holds": BillingHolds;
   "billing.id_conflicts": BillingIdConflicts;
   "billing.operations": BillingOperations;
+  "billing.worker_liveness": BillingWorkerLiveness;
 }

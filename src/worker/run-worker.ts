@@ -1,10 +1,13 @@
+import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { taskPrefix } from '../commands/codes.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { attachLivenessToRunner, registerWorkerLiveness, startDeadWorkerReaper } from './dead-worker-recovery.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, type WorkerRuntime } from './runtime.ts';
@@ -21,18 +24,43 @@ export interface RunningWorker {
   done: Promise<void>;
 }
 
-export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
+/**
+ * Starts graphile-worker with our tasks, the dead-worker reaper and the HTTP endpoints.
+ * `onFatal` is called when this process must stop working at once: its liveness registration was
+ * lost (other workers may now be handed its jobs) or the runner ended by itself. `billing worker`
+ * exits non-zero there, so that its supervisor starts a fresh one.
+ */
+export async function startWorker(config: Config, logger: Logger, onFatal: (error: Error) => void): Promise<RunningWorker> {
   const runtime = createRuntime(config, logger);
   setRuntime(runtime);
+  const connectionString = config.databaseUrl!;
+  const registration = await registerWorkerLiveness({
+    connectionString,
+    logger,
+    onLost: (error) => {
+      logger.error({ err: error }, 'liveness registration lost: this worker must stop');
+      onFatal(error);
+    },
+  });
+  const maxPoolSize = Math.max(10, Math.ceil(config.concurrency / 20) + 4);
+  const queuePool = new pg.Pool({ connectionString, max: maxPoolSize, application_name: 'pg-billing-queue' });
+  // graphile-worker installs handlers of its own unless the pool it is given has both.
+  queuePool.on('error', (error) => logger.warn({ err: error }, 'idle queue connection lost'));
+  queuePool.on('connect', (client) => client.on('error', () => {}));
+  const events = new EventEmitter();
+  // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
+  attachLivenessToRunner({ events, pgPool: queuePool, registration, logger });
+  const reaper = startDeadWorkerReaper({ pgPool: queuePool, logger, intervalMs: config.recoveryIntervalMs });
   const runner = await run({
-    connectionString: config.databaseUrl!,
+    pgPool: queuePool,
+    events,
     concurrency: config.concurrency,
     taskDirectory,
     noHandleSignals: true,
     logger: graphileLogger(logger),
     preset: {
       worker: {
-        maxPoolSize: Math.max(10, Math.ceil(config.concurrency / 20) + 4),
+        maxPoolSize,
         pollInterval: 1000,
         localQueue: { size: config.concurrency },
         // Without these, a job that finishes during a graceful shutdown stays locked (NOTES.md).
@@ -54,8 +82,18 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   const httpPort = address && typeof address === 'object' ? address.port : undefined;
   logger.info({ concurrency: config.concurrency, batch_size: config.batchSize, http_port: httpPort }, 'worker started');
 
-  const done = runner.promise.then(() => {
-    if (!stopping) throw new Error('graphile-worker runner stopped by itself');
+  const done = runner.promise.then(
+    () => {
+      if (!stopping) throw new Error('graphile-worker runner stopped by itself');
+    },
+    (error: unknown) => {
+      throw error instanceof Error ? error : new Error(String(error));
+    },
+  );
+  done.catch((error: Error) => {
+    if (stopping) return;
+    logger.error({ err: error }, 'graphile-worker runner ended');
+    onFatal(error);
   });
   return {
     runtime,
@@ -68,6 +106,9 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
       await runner.stop('shutdown requested');
       await done.catch(() => {});
       server?.close();
+      await reaper.stop();
+      await registration.release();
+      await queuePool.end();
       await runtime.close();
       setRuntime(undefined);
     },

@@ -6,5 +6,8 @@ import type { TestDatabase } from './database.ts';
 /** A real graphile-worker runner with our tasks, inside the test process, on the test database. */
 export async function startTestWorker(database: TestDatabase, overrides: Partial<Config> = {}): Promise<RunningWorker> {
   const config = { ...loadConfig({}), databaseUrl: database.url, httpPort: 0, concurrency: 20, ...overrides };
-  return startWorker(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  return startWorker(config, logger, (error) => {
+    throw error;
+  });
 }
