@@ -1,0 +1,124 @@
+import pg from 'pg';
+import t from 'tap';
+import { applyBatch, lockClass } from '../src/ledger/apply.ts';
+import { parseCommand } from '../src/commands/parse.ts';
+import { createTestDatabase } from './helpers/database.ts';
+import { balanceOf, drained, enqueue, resultOf, run } from './helpers/ledger.ts';
+import { startTestWorker } from './helpers/worker.ts';
+
+const database = await createTestDatabase('results');
+t.teardown(() => database.drop());
+
+async function session(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  return client;
+}
+
+/** Reads results the way a consumer does: by cursor, and moves the cursor to the last row read. */
+async function readAfter(cursor: bigint): Promise<{ ids: string[]; cursor: bigint }> {
+  const { rows } = await database.query<{ id: string; seq: bigint }>(
+    'select id, seq from billing.operations where seq > $1 order by seq', [cursor]);
+  return { ids: rows.map((r) => r.id), cursor: rows.length ? rows[rows.length - 1]!.seq : cursor };
+}
+
+const insertResult = (client: pg.Client, id: string) => client.query(
+  `insert into billing.operations (id, type, status, code, request, fingerprint)
+   values ($1, 'credit', 'rejected', 'account_not_found', '{}', 'x')`, [id]);
+
+t.test('the hazard: plain identity numbers commit out of order and a cursor skips a row', async (t) => {
+  const early = await session();
+  const late = await session();
+  await early.query('begin');
+  await insertResult(early, 'hazard-early'); // takes the lower seq, commits last
+  await late.query('begin');
+  await insertResult(late, 'hazard-late');
+  await late.query('commit');
+  const first = await readAfter(0n);
+  t.same(first.ids, ['hazard-late']);
+  await early.query('commit');
+  const second = await readAfter(first.cursor);
+  t.same(second.ids, [], 'hazard-early committed behind the cursor: a consumer would never see it');
+  await Promise.all([early.end(), late.end()]);
+});
+
+t.test('the service: seqs are handed out under a lock held to commit, so the cursor never skips', async (t) => {
+  const { cursor: start } = await readAfter(0n);
+  const account = 'cursor-acct';
+  await database.query("insert into billing.accounts (account, currency) values ($1, 'USD')", [account]);
+  // Transaction A has taken its seq (holding the seq lock) and has not committed yet.
+  const a = await session();
+  await a.query('begin');
+  await a.query('select pg_advisory_xact_lock($1::int4, 0)', [lockClass.seq]);
+  await insertResult(a, 'cursor-a');
+  // Batch B, through the real apply path, starts later and must not commit a higher seq first.
+  const parsed = parseCommand({ task: 'credit', payload: { id: 'cursor-b', account, amount: '5' }, defaultId: 'x', defaultCurrency: 'USD' });
+  const b = applyBatch(database.db, [{ parsed, jobId: null }]);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const during = await readAfter(start);
+  t.same(during.ids, [], 'nothing is readable while A is open: B waits for the seq lock');
+  await a.query('commit');
+  await b;
+  const after = await readAfter(during.cursor);
+  t.same(after.ids, ['cursor-a', 'cursor-b'], 'both, in commit order, none skipped');
+  await a.end();
+});
+
+t.test('through the queue', async (t) => {
+  const worker = await startTestWorker(database);
+  t.teardown(() => worker.stop());
+
+  await t.test('add_job inside a rolled-back transaction has no effect; committed, exactly one', async (t) => {
+    await run(database, 'open_account', { id: 'tx-open', account: 'tx-1' });
+    const app = await session();
+    await app.query('begin');
+    await app.query('create temp table app_orders (id int)'); // the caller's own business rows
+    await app.query("select graphile_worker.add_job('billing/credit', json_build_object('id', 'tx-credit-1', 'account', 'tx-1', 'amount', '10'))");
+    await app.query('rollback');
+    await app.query('begin');
+    await app.query("select graphile_worker.add_job('billing/credit', json_build_object('id', 'tx-credit-2', 'account', 'tx-1', 'amount', '20'))");
+    await app.query('commit');
+    await app.end();
+    t.equal((await resultOf(database, 'tx-credit-2')).code, 'ok');
+    await drained(database);
+    const { rows } = await database.query("select 1 from billing.operations where id = 'tx-credit-1'");
+    t.equal(rows.length, 0, 'the rolled-back command never ran');
+    t.equal((await balanceOf(database, 'tx-1'))!.balance, 20n);
+  });
+
+  await t.test('notifications: one small payload per transaction, whatever the metadata size', async (t) => {
+    const listener = await session();
+    const payloads: string[] = [];
+    listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+    await listener.query('listen billing_results');
+    const metadata = { note: 'x'.repeat(3900) };
+    const ids = Array.from({ length: 40 }, (_, i) => `big-meta-${i}`);
+    for (const id of ids) await enqueue(database, 'credit', { id, account: 'tx-1', amount: '1', metadata });
+    for (const id of ids) t.equal((await resultOf(database, id)).code, 'ok');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await listener.end();
+    t.ok(payloads.length >= 1, `${payloads.length} notifications for 40 commands`);
+    t.ok(payloads.length <= ids.length);
+    t.ok(payloads.every((p) => Buffer.byteLength(p) < 8000), 'every payload under the 8000-byte limit');
+    const highest = payloads.map((p) => BigInt(JSON.parse(p).seq as string)).reduce((a, b) => (a > b ? a : b));
+    const last = await resultOf(database, ids[ids.length - 1]!);
+    t.ok(highest >= last.seq, 'the highest notified seq covers the last result');
+    const stored = await resultOf(database, 'big-meta-0');
+    t.same((stored.request as { metadata: unknown }).metadata, metadata, 'metadata stored verbatim');
+  });
+
+  await t.test('an id conflict is notified', async (t) => {
+    const listener = await session();
+    const payloads: string[] = [];
+    listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+    await listener.query('listen billing_results');
+    await run(database, 'credit', { id: 'conflict-1', account: 'tx-1', amount: '1' });
+    await enqueue(database, 'credit', { id: 'conflict-1', account: 'tx-1', amount: '2' });
+    await drained(database);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await listener.end();
+    const conflicts = payloads.map((p) => JSON.parse(p)).filter((p) => p.code === 'id_conflict');
+    t.equal(conflicts.length, 1);
+    t.equal(conflicts[0].id, 'conflict-1');
+  });
+});
