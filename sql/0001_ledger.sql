@@ -12,7 +12,7 @@ create table billing.accounts (
   balance bigint not null default 0,
   held bigint not null default 0
     constraint held_not_negative check (held >= 0),
-  available bigint generated always as (balance - held) stored,
+  available bigint not null generated always as (balance - held) stored,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint available_not_negative check (balance - held >= 0)

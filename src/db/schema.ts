@@ -25,7 +25,7 @@ export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export interface BillingAccounts {
   account: string;
-  available: Generated<bigint | null>;
+  available: Generated<bigint>;
   balance: Generated<bigint>;
   created_at: Generated<Timestamp>;
   currency: string;
