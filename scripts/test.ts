@@ -1,0 +1,39 @@
+// `npm test`: type check, then the suite against a real PostgreSQL. The server is DATABASE_URL's,
+// else the one on 127.0.0.1:5432, else an embedded one started here (data under .data/, stopped at
+// the end), so a fresh machine with only Node.js runs the same suite. Extra arguments go to tap.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { findServerUrl } from '../src/db/connection.ts';
+import { startEmbeddedDatabase } from '../src/embedded/embedded-default.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = (name: string) => `${root}node_modules/.bin/${name}`;
+
+/** Runs one step; false (with exitCode set) if it failed. */
+function step(title: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  console.log(`\n# ${title}`);
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env });
+  if (result.status === 0) return true;
+  console.error(`# ${title}: failed (exit ${result.status ?? result.signal})`);
+  process.exitCode = result.status ?? 1;
+  return false;
+}
+
+if (!step('type check', bin('tsc'), ['--noEmit', '-p', '.'])) process.exit();
+
+let databaseUrl = await findServerUrl();
+let embedded: Awaited<ReturnType<typeof startEmbeddedDatabase>> | undefined;
+if (!databaseUrl) {
+  console.log('# no DATABASE_URL and nothing on 127.0.0.1:5432: starting an embedded PostgreSQL');
+  const quiet = { info: () => {}, warn: (_: object, message?: string) => console.warn(message ?? '') };
+  embedded = await startEmbeddedDatabase({ dataDir: `${root}.data/test-postgres`, database: 'postgres', log: quiet });
+  databaseUrl = embedded.databaseUrl;
+}
+const env = { ...process.env, DATABASE_URL: databaseUrl };
+try {
+  if (step('generated schema types match the migrations', process.execPath, ['scripts/codegen.ts', '--check'], env)) {
+    step('tests', bin('tap'), process.argv.slice(2), env);
+  }
+} finally {
+  await embedded?.stop();
+}
