@@ -53,7 +53,7 @@ t.test('the service: seqs are handed out under a lock held to commit, so the cur
   await insertResult(a, 'cursor-a');
   // Batch B, through the real apply path, starts later and must not commit a higher seq first.
   const parsed = parseCommand({ task: 'credit', payload: { id: 'cursor-b', account, amount: '5' }, defaultId: 'x', defaultCurrency: 'USD' });
-  const b = applyBatch(database.db, [{ parsed, jobId: null }]);
+  const b = applyBatch(database.pool, [{ parsed, jobId: null }]);
   await new Promise((resolve) => setTimeout(resolve, 300));
   const during = await readAfter(start);
   t.same(during.ids, [], 'nothing is readable while A is open: B waits for the seq lock');

@@ -1,7 +1,5 @@
-import { sql, type Transaction } from 'kysely';
+import type pg from 'pg';
 import { expireTaskName, type OperationType, type ResultCode, type ResultStatus } from '../commands/codes.ts';
-import type { DB } from '../db/schema.ts';
-import type { BillingDb } from '../db/kysely.ts';
 import { type AccountBalance, type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
 import type { AccountState, HoldState, LedgerView } from './state.ts';
 
@@ -27,27 +25,124 @@ export interface AppliedBatch {
  *
  * Lock order, the same for every transaction, so that none can deadlock with another:
  * command and new-hold keys (advisory, by hash) -> holds (by id) -> accounts (by id) -> seq lock.
+ *
+ * Two round trips, each a multi-statement simple query (values travel as escaped JSON literals,
+ * see `literal`): the reads (begin, locks, earlier results, locked rows, clock), then every write
+ * ending with the seq lock, the result rows, the notification and the commit. The seq lock is held
+ * from its statement to the commit, and commits are serialized by it: with nothing between them
+ * but the server's own work, its hold time is the insert and the commit, not client round trips.
+ * In READ COMMITTED each statement of a multi-statement query takes its own snapshot, so the
+ * earlier-results read sees every result committed before the key locks were granted, as before.
  */
-export async function applyBatch(db: BillingDb, items: BatchItem[]): Promise<AppliedBatch> {
-  return db.transaction().execute(async (trx) => {
-    await lockKeys(trx, keysOf(items));
-    const existing = await loadResults(trx, items.map(idOf));
-    const holds = await lockHolds(trx, holdIdsOf(items));
-    const accounts = await lockAccounts(trx, accountIdsOf(items, holds));
-    const now = await databaseNow(trx);
-    const view: LedgerView = { accounts, holds, now };
-    const plan = planBatch(items, existing, view);
-    await writeLedger(trx, plan);
-    const seqs = await writeResults(trx, plan);
-    await notify(trx, plan, seqs);
+export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<AppliedBatch> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    const read = await readPhase(client, items);
+    const plan = planBatch(items, read.existing, read.view);
+    const seqs = await writePhase(client, plan);
     const outcomes = plan.outcomes.map((outcome) =>
       outcome.kind === 'recorded' ? { ...outcome, seq: seqs.get(outcome.result.id) } : outcome);
     const highestSeq = seqs.size ? [...seqs.values()].reduce((a, b) => (a > b ? a : b)) : null;
     return { outcomes, highestSeq };
-  });
+  } catch (error) {
+    // The transaction may be open (a failed statement aborts it) or already ended by a failed commit;
+    // rollback covers both. A connection that cannot even roll back is not given back to the pool.
+    await client.query('rollback').catch((rollbackError: Error) => { broken = rollbackError; });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
 }
 
-type Trx = Transaction<DB>;
+type Client = pg.PoolClient;
+
+interface Statement {
+  name: string;
+  sql: string;
+}
+
+/** Runs statements as one simple query and returns each one's rows by name. */
+async function runStatements(client: Client, statements: Statement[]): Promise<Map<string, Record<string, unknown>[]>> {
+  const results = await client.query(statements.map((s) => s.sql).join(';\n')) as unknown as pg.QueryResult | pg.QueryResult[];
+  const list = Array.isArray(results) ? results : [results];
+  if (list.length !== statements.length) throw new Error(`expected ${statements.length} results, got ${list.length}`);
+  return new Map(statements.map((s, i) => [s.name, list[i]!.rows]));
+}
+
+/** A JSON document as an SQL literal: the one way values enter these queries. */
+function json(_client: Client, value: unknown): string {
+  return `${literal(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? String(v) : v)))}::jsonb`;
+}
+
+/**
+ * What pg's escapeLiteral produces, without its character-by-character loop (a batch's literal is
+ * tens of kilobytes): quotes doubled, and backslashes doubled in an E'' string so that the result
+ * does not depend on standard_conforming_strings. JSON text holds no NUL, so nothing else can end it.
+ */
+export function literal(text: string): string {
+  const quoted = text.replaceAll("'", "''");
+  return text.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
+}
+
+function textArray(client: Client, values: string[]): string {
+  return `array(select jsonb_array_elements_text(${json(client, values)}))`;
+}
+
+interface ReadPhase {
+  existing: Map<string, StoredResult>;
+  view: LedgerView;
+}
+
+async function readPhase(client: Client, items: BatchItem[]): Promise<ReadPhase> {
+  const holdIds = holdIdsOf(items);
+  const statements: Statement[] = [
+    { name: 'begin', sql: 'begin' },
+    // Hashes sorted, duplicates folded: two batches sharing keys take them in the same order.
+    { name: 'keys', sql: `select pg_advisory_xact_lock(${lockClass.key}, h)
+      from (select distinct hashtext(k) as h from unnest(${textArray(client, keysOf(items))}) as k order by 1) as sorted` },
+    { name: 'results', sql: `select id, seq, type, status, code, message, balances, fingerprint, job_id
+      from billing.operations where id = any(${textArray(client, items.map(idOf))})` },
+  ];
+  if (holdIds.length) {
+    statements.push({ name: 'holds', sql: `select hold, account, amount, status, expires_at from billing.holds
+      where hold = any(${textArray(client, holdIds)}) order by hold for update` });
+  }
+  // The accounts of the holds just locked join the command's own: a hold's account never changes.
+  const holdAccounts = holdIds.length ? ` || array(select account from billing.holds where hold = any(${textArray(client, holdIds)}))` : '';
+  statements.push(
+    { name: 'accounts', sql: `select account, currency, balance, held from billing.accounts
+      where account = any(${textArray(client, accountIdsOf(items))}${holdAccounts}) order by account for update` },
+    { name: 'now', sql: 'select clock_timestamp() as now' },
+  );
+  const rows = await runStatements(client, statements);
+  const existing = new Map((rows.get('results') ?? []).map((row) => [row.id as string, {
+    id: row.id as string,
+    seq: row.seq as bigint,
+    type: row.type as OperationType,
+    status: row.status as ResultStatus,
+    code: row.code as ResultCode,
+    message: row.message as string | null,
+    balances: balancesFromJson(row.balances),
+    fingerprint: row.fingerprint as string,
+    jobId: row.job_id as bigint | null,
+  } satisfies StoredResult]));
+  const holds = new Map((rows.get('holds') ?? []).map((row) => [row.hold as string, {
+    hold: row.hold as string,
+    account: row.account as string,
+    amount: row.amount as bigint,
+    status: row.status as HoldState['status'],
+    expiresAt: row.expires_at as Date | null,
+  } satisfies HoldState]));
+  const accounts = new Map((rows.get('accounts') ?? []).map((row) => [row.account as string, {
+    account: row.account as string,
+    currency: row.currency as string,
+    balance: row.balance as bigint,
+    held: row.held as bigint,
+  } satisfies AccountState]));
+  const now = rows.get('now')![0]!.now as Date;
+  return { existing, view: { accounts, holds, now } };
+}
 
 function idOf(item: BatchItem): string {
   return item.parsed.ok ? item.parsed.command.id : item.parsed.id;
@@ -74,9 +169,9 @@ function holdIdsOf(items: BatchItem[]): string[] {
   return [...ids];
 }
 
-function accountIdsOf(items: BatchItem[], holds: Map<string, HoldState>): string[] {
+/** The accounts the commands name; the accounts of their holds are added in SQL. */
+function accountIdsOf(items: BatchItem[]): string[] {
   const ids = new Set<string>();
-  for (const hold of holds.values()) ids.add(hold.account);
   for (const { parsed } of items) {
     if (!parsed.ok) continue;
     const command = parsed.command;
@@ -87,150 +182,88 @@ function accountIdsOf(items: BatchItem[], holds: Map<string, HoldState>): string
   return [...ids];
 }
 
-/** Hashes sorted, duplicates folded: two batches sharing keys take them in the same order. */
-async function lockKeys(trx: Trx, keys: string[]): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${lockClass.key}::int4, h)
-            from (select distinct hashtext(k) as h from unnest(${keys}::text[]) as k order by 1) as sorted`
-    .execute(trx);
+async function writePhase(client: Client, plan: BatchPlan): Promise<Map<string, bigint>> {
+  const statements = ledgerWrites(client, plan);
+  if (plan.conflicts.length) {
+    // An id conflict writes no result row; its notification is its own (small) payload.
+    const payloads = plan.conflicts.map((c) => JSON.stringify({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId === null ? null : String(c.jobId) }));
+    statements.push({ name: 'conflict_notify', sql: `select pg_notify('${resultsChannel}', p) from unnest(${textArray(client, payloads)}) as p` });
+  }
+  if (plan.operations.length) {
+    // Result rows go last, under the seq lock, which is held to commit: seq order is commit order.
+    // One notification per transaction with the highest seq written (a wake-up, not the data).
+    statements.push(
+      { name: 'seq_lock', sql: `select pg_advisory_xact_lock(${lockClass.seq}, 0)` },
+      { name: 'results', sql: `with inserted as (
+          insert into billing.operations (id, type, status, code, message, request, fingerprint, job_id, balances)
+          select v->>'id', v->>'type', v->>'status', v->>'code', v->>'message', v->'request', v->>'fingerprint',
+                 (v->>'job_id')::int8, v->'balances'
+          from jsonb_array_elements(${json(client, plan.operations.map((op) => ({
+            id: op.id, type: op.type, status: op.status, code: op.code, message: op.message, request: op.request,
+            fingerprint: op.fingerprint, job_id: op.jobId, balances: balancesToJson(op.balances),
+          })))}) with ordinality as e(v, n)
+          order by n
+          returning id, seq),
+        notified as (
+          select pg_notify('${resultsChannel}', '{"seq":"' || max(seq) || '","count":' || count(*) || '}') from inserted)
+        select inserted.id, inserted.seq from inserted cross join notified` },
+    );
+  }
+  if (!statements.length) {
+    await client.query('commit');
+    return new Map();
+  }
+  statements.push({ name: 'commit', sql: 'commit' });
+  const rows = await runStatements(client, statements);
+  return new Map((rows.get('results') ?? []).map((row) => [row.id as string, row.seq as bigint]));
 }
 
-async function loadResults(trx: Trx, ids: string[]): Promise<Map<string, StoredResult>> {
-  const rows = await trx.selectFrom('billing.operations')
-    .select(['id', 'seq', 'type', 'status', 'code', 'message', 'balances', 'fingerprint', 'job_id'])
-    .where('id', '=', sql<string>`any(${ids}::text[])`)
-    .execute();
-  return new Map(rows.map((row) => [row.id, {
-    id: row.id,
-    seq: row.seq,
-    type: row.type as OperationType,
-    status: row.status as ResultStatus,
-    code: row.code as ResultCode,
-    message: row.message,
-    balances: balancesFromJson(row.balances),
-    fingerprint: row.fingerprint,
-    jobId: row.job_id,
-  }]));
-}
-
-async function lockHolds(trx: Trx, ids: string[]): Promise<Map<string, HoldState>> {
-  if (!ids.length) return new Map();
-  const rows = await trx.selectFrom('billing.holds')
-    .select(['hold', 'account', 'amount', 'status', 'expires_at'])
-    .where('hold', '=', sql<string>`any(${ids}::text[])`)
-    .orderBy('hold')
-    .forUpdate()
-    .execute();
-  return new Map(rows.map((row) => [row.hold, {
-    hold: row.hold,
-    account: row.account,
-    amount: row.amount,
-    status: row.status as HoldState['status'],
-    expiresAt: row.expires_at,
-  }]));
-}
-
-async function lockAccounts(trx: Trx, ids: string[]): Promise<Map<string, AccountState>> {
-  if (!ids.length) return new Map();
-  const rows = await trx.selectFrom('billing.accounts')
-    .select(['account', 'currency', 'balance', 'held'])
-    .where('account', '=', sql<string>`any(${ids}::text[])`)
-    .orderBy('account')
-    .forUpdate()
-    .execute();
-  return new Map(rows.map((row) => [row.account, { ...row }]));
-}
-
-async function databaseNow(trx: Trx): Promise<Date> {
-  const { rows } = await sql<{ now: Date }>`select clock_timestamp() as now`.execute(trx);
-  return rows[0]!.now;
-}
-
-async function writeLedger(trx: Trx, plan: BatchPlan): Promise<void> {
+function ledgerWrites(client: Client, plan: BatchPlan): Statement[] {
+  const statements: Statement[] = [];
   if (plan.openedAccounts.length) {
-    await trx.insertInto('billing.accounts').values(plan.openedAccounts).execute();
+    statements.push({ name: 'open', sql: `insert into billing.accounts (account, currency)
+      select account, currency from jsonb_to_recordset(${json(client, plan.openedAccounts)}) as v(account text, currency text)` });
   }
   if (plan.changedAccounts.size) {
-    const changed = [...plan.changedAccounts.values()];
-    await sql`update billing.accounts as a
-              set balance = v.balance, held = v.held, updated_at = now()
-              from unnest(${changed.map((c) => c.account)}::text[],
-                          ${changed.map((c) => String(c.balance))}::int8[],
-                          ${changed.map((c) => String(c.held))}::int8[]) as v(account, balance, held)
-              where a.account = v.account`.execute(trx);
+    // The limit tells the planner how few rows come (a function scan counts as 100): index lookups,
+    // not a hash join over the whole accounts table.
+    statements.push({ name: 'balances', sql: `update billing.accounts as a set balance = v.balance, held = v.held, updated_at = now()
+      from (select * from jsonb_to_recordset(${json(client, [...plan.changedAccounts.values()])}) as r(account text, balance int8, held int8)
+            limit ${plan.changedAccounts.size}) as v
+      where a.account = v.account` });
   }
   if (plan.createdHolds.length) {
-    await trx.insertInto('billing.holds').values(plan.createdHolds.map((hold) => ({
-      hold: hold.hold,
-      account: hold.account,
-      amount: hold.amount,
-      expires_at: hold.expiresAt,
-      operation_id: hold.operationId,
-    }))).execute();
+    statements.push({ name: 'new_holds', sql: `insert into billing.holds (hold, account, amount, expires_at, operation_id)
+      select hold, account, amount, "expiresAt", "operationId"
+      from jsonb_to_recordset(${json(client, plan.createdHolds)}) as v(hold text, account text, amount int8, "expiresAt" timestamptz, "operationId" text)` });
   }
-  for (const closed of plan.closedHolds) {
-    await trx.updateTable('billing.holds')
-      .set({ status: closed.status, captured: closed.captured, captured_to: closed.capturedTo, closed_by: closed.operationId, closed_at: sql`now()` })
-      .where('hold', '=', closed.hold)
-      .execute();
+  if (plan.closedHolds.length) {
+    statements.push({ name: 'closed_holds', sql: `update billing.holds as h
+      set status = v.status, captured = v.captured, captured_to = v."capturedTo", closed_by = v."operationId", closed_at = now()
+      from (select * from jsonb_to_recordset(${json(client, plan.closedHolds)})
+              as r(hold text, status text, captured int8, "capturedTo" text, "operationId" text) limit ${plan.closedHolds.length}) as v
+      where h.hold = v.hold` });
   }
   if (plan.entries.length) {
-    const e = plan.entries;
-    await sql`insert into billing.entries (operation_id, account, balance_delta, held_delta, balance_after, held_after)
-              select operation_id, account, balance_delta, held_delta, balance_after, held_after from unnest(${e.map((x) => x.operationId)}::text[], ${e.map((x) => x.account)}::text[],
-                                   ${e.map((x) => String(x.balanceDelta))}::int8[], ${e.map((x) => String(x.heldDelta))}::int8[],
-                                   ${e.map((x) => String(x.balanceAfter))}::int8[], ${e.map((x) => String(x.heldAfter))}::int8[])
-                   with ordinality as u(operation_id, account, balance_delta, held_delta, balance_after, held_after, n)
-              order by n`.execute(trx);
+    // In plan order: entry ids increase per account in the order the changes were applied.
+    statements.push({ name: 'entries', sql: `insert into billing.entries (operation_id, account, balance_delta, held_delta, balance_after, held_after)
+      select v->>'operationId', v->>'account', (v->>'balanceDelta')::int8, (v->>'heldDelta')::int8,
+             (v->>'balanceAfter')::int8, (v->>'heldAfter')::int8
+      from jsonb_array_elements(${json(client, plan.entries)}) with ordinality as e(v, n)
+      order by n` });
   }
-  for (const expiry of plan.expiries) {
+  if (plan.expiries.length) {
     // run_at is judged by the database clock; job_key keeps one expiry job per hold.
-    await sql`select graphile_worker.add_job(${expireTaskName}, json_build_object('hold', ${expiry.hold}::text),
-                run_at => ${expiry.runAt}::timestamptz, job_key => ${`expire:${expiry.hold}`}::text, max_attempts => 25)`
-      .execute(trx);
+    statements.push({ name: 'expiries', sql: `select graphile_worker.add_job('${expireTaskName}', json_build_object('hold', v.hold),
+        run_at => v."runAt", job_key => 'expire:' || v.hold, max_attempts => 25)
+      from jsonb_to_recordset(${json(client, plan.expiries)}) as v(hold text, "runAt" timestamptz)` });
   }
   if (plan.conflicts.length) {
-    await trx.insertInto('billing.id_conflicts').values(plan.conflicts.map((c) => ({
-      id: c.id, type: c.type, request: JSON.stringify(c.request), job_id: c.jobId,
-    }))).execute();
+    statements.push({ name: 'conflicts', sql: `insert into billing.id_conflicts (id, type, request, job_id)
+      select v->>'id', v->>'type', v->'request', (v->>'jobId')::int8
+      from jsonb_array_elements(${json(client, plan.conflicts)}) as e(v)` });
   }
-}
-
-/** Result rows go last, under the seq lock, which is held to commit: seq order is commit order. */
-async function writeResults(trx: Trx, plan: BatchPlan): Promise<Map<string, bigint>> {
-  if (!plan.operations.length) return new Map();
-  await sql`select pg_advisory_xact_lock(${lockClass.seq}::int4, 0)`.execute(trx);
-  const rows = await trx.insertInto('billing.operations')
-    .values(plan.operations.map((op) => ({
-      id: op.id,
-      type: op.type,
-      status: op.status,
-      code: op.code,
-      message: op.message,
-      request: JSON.stringify(op.request),
-      fingerprint: op.fingerprint,
-      job_id: op.jobId,
-      balances: JSON.stringify(balancesToJson(op.balances)),
-    })))
-    .returning(['id', 'seq'])
-    .execute();
-  return new Map(rows.map((row) => [row.id, row.seq]));
-}
-
-/**
- * One notification per transaction with the highest seq written (a wake-up, not the data: readers
- * read by cursor), plus one per id conflict, which writes no result row. Every payload is small.
- */
-async function notify(trx: Trx, plan: BatchPlan, seqs: Map<string, bigint>): Promise<void> {
-  const payloads: string[] = [];
-  if (seqs.size) {
-    const highest = [...seqs.values()].reduce((a, b) => (a > b ? a : b));
-    payloads.push(JSON.stringify({ seq: String(highest), count: seqs.size }));
-  }
-  for (const conflict of plan.conflicts) {
-    payloads.push(JSON.stringify({ id: conflict.id, type: conflict.type, status: 'rejected', code: 'id_conflict', job_id: conflict.jobId === null ? null : String(conflict.jobId) }));
-  }
-  if (!payloads.length) return;
-  await sql`select pg_notify(${resultsChannel}, p) from unnest(${payloads}::text[]) as p`.execute(trx);
+  return statements;
 }
 
 export function balancesToJson(balances: AccountBalance[]): { account: string; balance: string; held: string }[] {

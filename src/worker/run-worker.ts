@@ -10,7 +10,8 @@ import type { Logger } from '../logger.ts';
 import { attachLivenessToRunner, registerWorkerLiveness, startDeadWorkerReaper } from './dead-worker-recovery.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { startHttpServer } from './http-server.ts';
-import { createRuntime, setRuntime, type WorkerRuntime } from './runtime.ts';
+import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
+import { queueSettings } from './queue-settings.ts';
 
 export const taskDirectory = fileURLToPath(new URL('../../tasks', import.meta.url));
 
@@ -42,8 +43,11 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
       onFatal(error);
     },
   });
-  const maxPoolSize = Math.max(10, Math.ceil(config.concurrency / 20) + 4);
-  const queuePool = new pg.Pool({ connectionString, max: maxPoolSize, application_name: 'pg-billing-queue' });
+  const settings = queueSettings(config);
+  const maxPoolSize = settings.maxPoolSize;
+  const queuePool = new pg.Pool({
+    connectionString, max: maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
+  });
   // graphile-worker installs handlers of its own unless the pool it is given has both.
   queuePool.on('error', (error) => logger.warn({ err: error }, 'idle queue connection lost'));
   queuePool.on('connect', (client) => client.on('error', () => {}));
@@ -54,20 +58,11 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
   const runner = await run({
     pgPool: queuePool,
     events,
-    concurrency: config.concurrency,
+    concurrency: settings.concurrency,
     taskDirectory,
     noHandleSignals: true,
     logger: graphileLogger(logger),
-    preset: {
-      worker: {
-        maxPoolSize,
-        pollInterval: 1000,
-        localQueue: { size: config.concurrency },
-        // Without these, a job that finishes during a graceful shutdown stays locked (NOTES.md).
-        completeJobBatchDelay: 0,
-        failJobBatchDelay: 0,
-      },
-    },
+    preset: settings.preset,
   });
   let stopping = false;
   let server: Server | undefined;

@@ -26,17 +26,12 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
     connectionString: config.databaseUrl,
     max: config.poolSize,
     applicationName: 'pg-billing-worker',
-    // A stuck command must not stall the rest: bound every statement, lock wait and idle transaction.
-    sessionOptions: [
-      `-c statement_timeout=${config.statementTimeoutMs}`,
-      `-c lock_timeout=${config.lockTimeoutMs}`,
-      `-c idle_in_transaction_session_timeout=${config.idleInTransactionTimeoutMs}`,
-    ].join(' '),
+    sessionOptions: workerSessionOptions(config),
   });
   const db = createKysely(pool);
   const metrics = createMetrics();
   const batcher = new CommandBatcher({
-    apply: (items) => applyBatch(db, items),
+    apply: (items) => applyBatch(pool, items),
     maxBatchSize: config.batchSize,
     maxConcurrentBatches: config.batchesInFlight,
     maxWaitMs: config.batchWaitMs,
@@ -48,6 +43,18 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
       await db.destroy();
     },
   };
+}
+
+/**
+ * Backend options of every worker connection (ledger and queue pools): a stuck command must not
+ * stall the rest, so every statement, lock wait and idle transaction is bounded.
+ */
+export function workerSessionOptions(config: Pick<Config, 'statementTimeoutMs' | 'lockTimeoutMs' | 'idleInTransactionTimeoutMs'>): string {
+  return [
+    `-c statement_timeout=${config.statementTimeoutMs}`,
+    `-c lock_timeout=${config.lockTimeoutMs}`,
+    `-c idle_in_transaction_session_timeout=${config.idleInTransactionTimeoutMs}`,
+  ].join(' ');
 }
 
 export function setRuntime(runtime: WorkerRuntime | undefined): void {

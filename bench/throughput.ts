@@ -1,0 +1,121 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { databaseSeconds, highestSeq, resultsAfter, type BenchDatabase } from './database.ts';
+import { enqueueTransfers, type Mix } from './workload.ts';
+
+export interface Phase {
+  seconds: number;
+  warmupSeconds: number;
+  /** Jobs per add_jobs call. */
+  chunk: number;
+}
+
+interface Counter {
+  /** Jobs done so far (cheap enough to ask every 100 ms). */
+  done(): Promise<number>;
+  /** Exactly, at the window's edges; `done` when that is exact already. */
+  exactlyDone?(): Promise<number>;
+  enqueue(count: number): Promise<void>;
+}
+
+export interface Measured {
+  rate: number;
+  enqueued: number;
+}
+
+/**
+ * Keeps a backlog of at least a few seconds of work queued (add_jobs in big batches, ahead of and
+ * during the run) and counts the jobs done between two readings of the database clock after a warm-up.
+ * Leaves the feeding stopped; the caller waits for the drain.
+ */
+async function measure(bench: BenchDatabase, phase: Phase, counter: Counter): Promise<Measured> {
+  let enqueued = 0;
+  let rate = 5_000;
+  const enqueue = async () => {
+    await counter.enqueue(phase.chunk);
+    enqueued += phase.chunk;
+  };
+  for (let i = 0; i < 4; i++) await enqueue();
+  let feeding = true;
+  const feeder = (async () => {
+    let lastDone = 0;
+    let lastAt = performance.now();
+    while (feeding) {
+      const done = await counter.done();
+      const now = performance.now();
+      if (now - lastAt > 500) {
+        rate = Math.max(1_000, ((done - lastDone) * 1000) / (now - lastAt));
+        lastDone = done;
+        lastAt = now;
+      }
+      if (enqueued - done < Math.max(4 * phase.chunk, 3 * rate)) await enqueue();
+      else await sleep(100);
+    }
+  })();
+  await sleep(phase.warmupSeconds * 1000);
+  const exactly = counter.exactlyDone ?? counter.done;
+  const started = await databaseSeconds(bench.pool);
+  const startDone = await exactly();
+  await sleep(phase.seconds * 1000);
+  const ended = await databaseSeconds(bench.pool);
+  const endDone = await exactly();
+  feeding = false;
+  await feeder;
+  return { rate: (endDone - startDone) / (ended - started), enqueued };
+}
+
+/** End to end: transfer jobs from add_jobs to committed result rows, with the workers running. */
+export async function endToEnd(bench: BenchDatabase, phase: Phase, mix: Mix, prefix: string): Promise<Measured> {
+  const seq0 = await highestSeq(bench.pool);
+  let next = 0;
+  const counter: Counter = {
+    // seq is handed out under a lock held to commit, so the committed results of this phase are
+    // exactly the rows with seq > seq0; a rolled-back batch leaves a gap, so the figure counts rows.
+    done: async () => (await highestSeq(bench.pool)) - seq0,
+    exactlyDone: () => resultsAfter(bench.pool, seq0),
+    enqueue: async (count) => {
+      await enqueueTransfers(bench.pool, prefix, next, count, bench.accounts, mix);
+      next += count;
+    },
+  };
+  const measured = await measure(bench, phase, counter);
+  await drain(bench, seq0, measured.enqueued);
+  return measured;
+}
+
+/** Waits until every enqueued command of the phase has its result and the queue is empty. */
+export async function drain(bench: BenchDatabase, seq0: number, expected: number, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // Counting rows is O(results): only once the cheap seq distance says the phase may be done.
+    const results = (await highestSeq(bench.pool)) - seq0 >= expected ? await resultsAfter(bench.pool, seq0) : 0;
+    if (results >= expected) {
+      const { rows } = await bench.pool.query<{ n: number }>('select count(*)::int as n from graphile_worker._private_jobs');
+      if (rows[0]!.n === 0) return;
+    }
+    if (Date.now() > deadline) throw new Error(`not drained: ${results} of ${expected} results after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+/** Queue ceiling: no-op jobs per second through graphile-worker with the service's settings. */
+export async function queueCeiling(bench: BenchDatabase, phase: Phase): Promise<Measured> {
+  let enqueued = 0;
+  const counter: Counter = {
+    done: async () => {
+      const { rows } = await bench.pool.query<{ n: number }>('select count(*)::int as n from graphile_worker._private_jobs');
+      return enqueued - rows[0]!.n;
+    },
+    enqueue: async (count) => {
+      await bench.pool.query(`select count(*) from graphile_worker.add_jobs(array(
+        select row('noop', '{}'::json, null, null, null, null, null, null)::graphile_worker.job_spec
+        from generate_series(1, $1::int)))`, [count]);
+      enqueued += count;
+    },
+  };
+  const measured = await measure(bench, phase, counter);
+  for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
+    if ((await counter.done()) >= enqueued) break;
+    await sleep(200);
+  }
+  return measured;
+}

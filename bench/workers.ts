@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BenchDatabase } from './database.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cliMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const benchWorker = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
+
+export interface WorkerFleet {
+  /** Peak resident set (VmHWM) of each worker process and its children, in bytes. */
+  peakRss(): number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `count` worker processes on the bench database: `billing worker` when the CLI exists,
+ * else bench/worker-process.ts (the same startWorker call). `noop` ones run the queue ceiling's task.
+ * The environment passes through, so BILLING_* settings apply to the bench as to the service.
+ */
+export async function startWorkers(bench: BenchDatabase, count: number, mode: 'real' | 'noop', env: Record<string, string>): Promise<WorkerFleet> {
+  const args = mode === 'real' && existsSync(cliMain) ? [cliMain, 'worker'] : [benchWorker, mode];
+  const children: ChildProcess[] = [];
+  const failures: string[] = [];
+  const readyLines: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: bench.url, BILLING_HTTP_PORT: '0', ...env },
+      stdio: ['ignore', mode === 'noop' ? 'pipe' : 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
+    child.on('exit', (code, signal) => {
+      if (!stopping) failures.push(`worker ${child.pid} exited (${code ?? signal}): ${stderr}`);
+    });
+    if (mode === 'noop') {
+      readyLines.push(new Promise((resolve) => {
+        child.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('ready')) resolve(); });
+      }));
+    }
+    children.push(child);
+  }
+  let stopping = false;
+  const deadline = Date.now() + 30_000;
+  if (mode === 'noop') {
+    await Promise.race([Promise.all(readyLines), sleep(30_000)]);
+  } else {
+    // Ready once every process has registered its liveness row (before it can lock any job).
+    for (;;) {
+      const { rows } = await bench.pool.query<{ n: number }>('select count(distinct os_pid)::int as n from billing.worker_liveness');
+      if (rows[0]!.n >= count) break;
+      if (failures.length || Date.now() > deadline) break;
+      await sleep(100);
+    }
+  }
+  if (failures.length || Date.now() > deadline) {
+    for (const child of children) child.kill('SIGKILL');
+    throw new Error(`workers did not start: ${failures.join('\n') || 'timeout'}`);
+  }
+  return {
+    peakRss: () => children.map((child) => treePeakRss(child.pid!)),
+    async stop() {
+      stopping = true;
+      await Promise.all(children.map((child) => new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.once('exit', () => { clearTimeout(timer); resolve(); });
+        child.kill('SIGTERM');
+      })));
+    },
+  };
+}
+
+/** The largest VmHWM in a process tree (a CLI that forks its worker counts its child). */
+function treePeakRss(pid: number): number {
+  let peak = vmHwm(pid);
+  for (const child of childPids(pid)) peak = Math.max(peak, treePeakRss(child));
+  return peak;
+}
+
+function vmHwm(pid: number): number {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}

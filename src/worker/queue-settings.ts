@@ -1,0 +1,34 @@
+import type {} from 'graphile-worker';
+import type { Config } from '../config.ts';
+
+export interface QueueSettings {
+  concurrency: number;
+  maxPoolSize: number;
+  preset: { worker: GraphileConfig.WorkerOptions };
+}
+
+/**
+ * graphile-worker settings of a billing worker, shared with `billing bench`'s queue ceiling so that
+ * it measures the queue exactly as the service runs it. Chosen by measurement (README: Performance).
+ */
+export function queueSettings(config: Config): QueueSettings {
+  // One connection per fetch/complete batch in flight plus the reaper and liveness; the ledger pool
+  // is separate.
+  const maxPoolSize = Math.max(10, Math.ceil(config.concurrency / 20) + 4);
+  return {
+    concurrency: config.concurrency,
+    maxPoolSize,
+    preset: {
+      worker: {
+        maxPoolSize,
+        pollInterval: 1000,
+        // Jobs are fetched in bulk and handed to the batcher without a round trip each.
+        localQueue: { size: config.concurrency },
+        // Completions are batched with no delay; with the default (-1) a job that finishes during a
+        // graceful shutdown stays locked (NOTES.md).
+        completeJobBatchDelay: 0,
+        failJobBatchDelay: 0,
+      },
+    },
+  };
+}
