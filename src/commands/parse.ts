@@ -6,6 +6,10 @@ import type { Command } from './command.ts';
 /** A payload larger than this is refused whole, before any field is looked at. */
 export const maxPayloadBytes = 64 * 1024;
 const maxMetadataDepth = 8;
+/** Deeper than this, a payload is refused before anything walks it recursively (or stores it). */
+const maxPayloadDepth = 32;
+/** Field names quoted in a message are cut to this length: a message must stay readable. */
+const maxQuotedKeyLength = 64;
 
 const accountPattern = /^[A-Za-z0-9_.:@-]{1,64}$/;
 const digitsPattern = /^[1-9][0-9]*$/;
@@ -23,6 +27,7 @@ const amount = z.unknown().transform((value, ctx): bigint => {
     ctx.addIssue({ code: 'custom', message });
     return z.NEVER;
   };
+  if (value === undefined) return fail('is required');
   if (typeof value === 'string') {
     if (!digitsPattern.test(value)) return fail('must be a positive whole number written with digits only, like "111"');
     const parsed = BigInt(value);
@@ -98,6 +103,8 @@ export function parseCommand(input: ParseInput): ParsedCommand {
 }
 
 function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
+  const tooDeep = findTooDeepField(input.payload);
+  if (tooDeep !== undefined) return rejectTooDeep(input, type, tooDeep);
   const request = storableJson(input.payload);
   const fingerprint = fingerprintOf(type, input.payload);
   const claimedId = isObject(input.payload) ? input.payload.id : undefined;
@@ -161,7 +168,7 @@ export function isCommandTask(name: string): name is CommandType {
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (!issue) return 'payload: invalid';
-  if (issue.code === 'unrecognized_keys') return `${issue.keys.join(', ')}: unknown field`;
+  if (issue.code === 'unrecognized_keys') return `${issue.keys.map(quotableKey).join(', ')}: unknown field`;
   const field = issue.path.length ? issue.path.join('.') : 'payload';
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${field}: is required`;
   return `${field}: ${issue.message}`;
@@ -215,6 +222,42 @@ function findUnstorableText(value: unknown, path: string[]): string | undefined 
       const found = findUnstorableText(inner, [...path, key]);
       if (found) return found;
     }
+  }
+  return undefined;
+}
+
+function quotableKey(key: string): string {
+  return key.length > maxQuotedKeyLength ? `${key.slice(0, maxQuotedKeyLength)}...` : key;
+}
+
+/**
+ * A payload nested deeper than maxPayloadDepth is answered without being walked recursively (which
+ * could exhaust the stack) or stored (jsonb has a depth limit of its own): the request keeps only
+ * the id, and the fingerprint is the id's, so that the same refusal sent again is a replay.
+ */
+function rejectTooDeep(input: ParseInput, type: Command['type'], field: string): ParsedCommand {
+  const claimedId = isObject(input.payload) ? input.payload.id : undefined;
+  const id = typeof claimedId === 'string' && commandId.safeParse(claimedId).success && isWellFormed(claimedId) ? claimedId : input.defaultId;
+  const message = field === 'metadata'
+    ? `metadata: must be nested at most ${maxMetadataDepth} levels deep`
+    : `${field}: is nested more than ${maxPayloadDepth} levels deep`;
+  const request = { id, nested_too_deeply: storableText(field) };
+  return { ok: false, id, type, message, request, fingerprint: fingerprintOf(type, request) };
+}
+
+/** The top-level field (or `payload`) that nests deeper than maxPayloadDepth, found without recursion. */
+function findTooDeepField(payload: unknown): string | undefined {
+  const pending: { value: unknown; depth: number; field: string }[] = [];
+  if (isObject(payload)) {
+    for (const [key, value] of Object.entries(payload)) pending.push({ value, depth: 2, field: quotableKey(storableText(key)) });
+  } else {
+    pending.push({ value: payload, depth: 1, field: 'payload' });
+  }
+  while (pending.length > 0) {
+    const { value, depth, field } = pending.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > maxPayloadDepth) return field;
+    for (const inner of Object.values(value)) pending.push({ value: inner, depth: depth + 1, field });
   }
   return undefined;
 }

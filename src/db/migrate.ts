@@ -1,12 +1,31 @@
 import { fileURLToPath } from 'node:url';
 import { Logger, runMigrations as runGraphileWorkerMigrations } from 'graphile-worker';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 
 export const sqlDirectory = fileURLToPath(new URL('../../sql', import.meta.url));
 
 export interface MigrateOptions {
   connectionString: string;
   log?: (message: string) => void;
+  /** Names of the four group roles; defaults from BILLING_ROLE_* and then billing_owner etc. */
+  roles?: Partial<RoleNames>;
+}
+
+export interface RoleNames {
+  owner: string;
+  worker: string;
+  client: string;
+  reader: string;
+}
+
+export function roleNamesFromEnv(env: NodeJS.ProcessEnv = process.env): RoleNames {
+  return {
+    owner: env.BILLING_ROLE_OWNER || 'billing_owner',
+    worker: env.BILLING_ROLE_WORKER || 'billing_worker',
+    client: env.BILLING_ROLE_CLIENT || 'billing_client',
+    reader: env.BILLING_ROLE_READER || 'billing_reader',
+  };
 }
 
 /**
@@ -17,18 +36,30 @@ export interface MigrateOptions {
 export async function migrate(options: MigrateOptions): Promise<string[]> {
   const log = options.log ?? (() => {});
   await runGraphileWorkerMigrations({ connectionString: options.connectionString, logger: quietLogger() });
-  const applied = await runner({
-    databaseUrl: options.connectionString,
-    dir: sqlDirectory,
-    migrationsTable: 'pgbilling_migrations',
-    migrationsSchema: 'public',
-    direction: 'up',
-    checkOrder: true,
-    singleTransaction: true,
-    advisoryLockMode: 'wait',
-    log: () => {},
-    logger: { debug: () => {}, info: () => {}, warn: (m: string) => log(m), error: (m: string) => log(m) },
-  });
+  const roles = { ...roleNamesFromEnv(), ...options.roles };
+  // sql/0004_roles.sql reads the role names from these session settings.
+  const client = new pg.Client({ connectionString: options.connectionString });
+  await client.connect();
+  let applied: Awaited<ReturnType<typeof runner>>;
+  try {
+    for (const [kind, name] of Object.entries(roles)) {
+      await client.query('select set_config($1, $2, false)', [`pgbilling.${kind}_role`, name]);
+    }
+    applied = await runner({
+      dbClient: client,
+      dir: sqlDirectory,
+      migrationsTable: 'pgbilling_migrations',
+      migrationsSchema: 'public',
+      direction: 'up',
+      checkOrder: true,
+      singleTransaction: true,
+      advisoryLockMode: 'wait',
+      log: () => {},
+      logger: { debug: () => {}, info: () => {}, warn: (m: string) => log(m), error: (m: string) => log(m) },
+    });
+  } finally {
+    await client.end().catch(() => {});
+  }
   for (const migration of applied) log(`applied ${migration.name}`);
   return applied.map((migration) => migration.name);
 }

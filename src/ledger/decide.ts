@@ -121,7 +121,8 @@ function decideCapture(command: Capture, view: LedgerView): Decision {
   const to = view.accounts.get(command.to);
   if (!to) return notFound(command.to);
   if (to.currency !== source.currency) return mismatch(source, to);
-  if (to.balance + amount > maxInt64) return overflow(command.to);
+  // Captured back to its own account, the money leaves and returns: the balance cannot grow.
+  if (command.to !== hold.account && to.balance + amount > maxInt64) return overflow(command.to);
   return { kind: 'applied', postings: [release, { account: command.to, balanceDelta: amount, heldDelta: 0n }], closeHold };
 }
 

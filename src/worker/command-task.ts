@@ -16,13 +16,15 @@ import { getRuntime } from './runtime.ts';
 export function commandTask(task: CommandType | 'expire_hold'): Task {
   return async (payload, helpers) => {
     if (Array.isArray(payload)) {
-      return payload.map((element) => runCommand(task, element, helpers, null));
+      return payload.map((element, index) => runCommand(task, element, helpers, null, index));
     }
     await runCommand(task, payload, helpers, `job:${helpers.job.id}`);
   };
 }
 
-async function runCommand(task: CommandType | 'expire_hold', payload: unknown, helpers: JobHelpers, defaultId: string | null): Promise<void> {
+async function runCommand(
+  task: CommandType | 'expire_hold', payload: unknown, helpers: JobHelpers, defaultId: string | null, index = 0,
+): Promise<void> {
   const runtime = getRuntime();
   const job = helpers.job;
   const parsed = parseCommand({
@@ -30,7 +32,8 @@ async function runCommand(task: CommandType | 'expire_hold', payload: unknown, h
     payload,
     // A batch job's elements are renumbered when graphile-worker retries the failed ones, so an
     // element without an id has no stable default: it is refused (see parseCommand).
-    defaultId: defaultId ?? `job:${job.id}:unidentified`,
+    // The refusal of an element without an id is recorded under its position in this attempt.
+    defaultId: defaultId ?? `job:${job.id}:${index}:unidentified`,
     defaultCurrency: runtime.config.defaultCurrency,
     requireId: defaultId === null,
   });

@@ -1,0 +1,288 @@
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { pino } from 'pino';
+import t, { type Test } from 'tap';
+import { loadConfig } from '../src/config.ts';
+import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
+import { migrate, roleNamesFromEnv } from '../src/db/migrate.ts';
+import { startWorker } from '../src/worker/run-worker.ts';
+import { createTestDatabase } from './helpers/database.ts';
+import { balanceOf, resultOf } from './helpers/ledger.ts';
+
+// Roles are cluster-wide and test files run in parallel on one server: the group roles are created
+// (idempotently) by the migration, the login users here are unique to this process and dropped after.
+const database = await createTestDatabase('roles');
+const roles = roleNamesFromEnv();
+const userOf = (kind: string) => `pgb_${kind}_${process.pid}`;
+const users = { worker: userOf('worker'), client: userOf('client'), reader: userOf('reader') };
+for (const kind of ['worker', 'client', 'reader'] as const) {
+  await database.query(`drop user if exists ${users[kind]}`);
+  await database.query(`create user ${users[kind]} in role ${roles[kind]}`);
+}
+const urlAs = (user: string) => {
+  const url = new URL(database.url);
+  url.username = user;
+  url.password = '';
+  return url.toString();
+};
+
+const sessions: pg.Client[] = [];
+async function connectAs(user: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: urlAs(user) });
+  await client.connect();
+  sessions.push(client);
+  return client;
+}
+
+// The worker connects as a member of the worker role only: everything it does in this file proves
+// that the role is enough to run the service.
+const lockTimeoutMs = 300;
+const logLines: string[] = [];
+const logSink = new Writable({
+  write(chunk, _encoding, done) {
+    logLines.push(...String(chunk).split('\n').filter(Boolean));
+    done();
+  },
+});
+const worker = await startWorker(
+  { ...loadConfig({}), databaseUrl: urlAs(users.worker), httpPort: -1, concurrency: 10, lockTimeoutMs },
+  pino({ level: 'debug' }, logSink),
+  (error) => {
+    throw error;
+  },
+);
+const client = await connectAs(users.client);
+const reader = await connectAs(users.reader);
+const workerSession = await connectAs(users.worker);
+
+t.teardown(async () => {
+  await worker.stop();
+  await Promise.all(sessions.map((session) => session.end().catch(() => {})));
+  await database.drop();
+  const admin = new pg.Client({ connectionString: await resolveServerUrl() });
+  await admin.connect();
+  for (const user of Object.values(users)) await admin.query(`drop user if exists ${user}`);
+  await admin.end();
+});
+
+/** Runs a statement that must be refused for lack of privilege (SQLSTATE 42501). */
+async function refused(t: Test, session: pg.Client, statement: string, what: string): Promise<void> {
+  const error = await session.query(statement).then(() => undefined, (e: pg.DatabaseError) => e);
+  t.equal(error?.code, '42501', `${what}: ${error ? error.message : 'was allowed'}`);
+}
+
+async function submitAs(session: pg.Client, type: string, payload: unknown): Promise<bigint> {
+  const { rows } = await session.query<{ job_id: string }>('select billing.submit($1, $2::json) as job_id', [type, JSON.stringify(payload)]);
+  return BigInt(rows[0]!.job_id);
+}
+
+t.test('a client enqueues through billing.submit, a worker (worker role only) applies it, the client reads the result', async (t) => {
+  // No order is promised between commands in flight: each waits for the one before.
+  const commands: [string, { id: string } & Record<string, string>][] = [
+    ['open_account', { id: 'r-open-1', account: 'r1' }],
+    ['open_account', { id: 'r-open-2', account: 'r2' }],
+    ['credit', { id: 'r-credit-1', account: 'r1', amount: '500' }],
+    ['transfer', { id: 'r-transfer-1', from: 'r1', to: 'r2', amount: '120' }],
+  ];
+  for (const [type, payload] of commands) {
+    await submitAs(client, type, payload);
+    const { rows } = await client.query<{ code: string }>('select code from billing.await_result($1, 15)', [payload.id]);
+    t.equal(rows[0]!.code, 'ok', `${payload.id}: the client waits for its result with billing.await_result`);
+  }
+  const { rows: results } = await client.query<{ id: string; code: string }>(
+    "select id, code from billing.operations where id like 'r-%' order by seq");
+  t.same(results.map((r) => [r.id, r.code]), [['r-open-1', 'ok'], ['r-open-2', 'ok'], ['r-credit-1', 'ok'], ['r-transfer-1', 'ok']]);
+  const { rows: balances } = await client.query<{ account: string; balance: string }>(
+    "select account, balance from billing.accounts where account in ('r1', 'r2') order by account");
+  t.same(balances, [{ account: 'r1', balance: '380' }, { account: 'r2', balance: '120' }], 'the client reads balances');
+  const { rows: conflicts } = await client.query('select * from billing.id_conflicts');
+  t.same(conflicts, [], 'the client reads id conflicts');
+});
+
+t.test('the client cannot touch balances, holds, the journal or graphile_worker', async (t) => {
+  await refused(t, client, "update billing.accounts set balance = balance + 1000 where account = 'r1'", 'update billing.accounts');
+  await refused(t, client, "insert into billing.accounts (account, currency) values ('mine', 'USD')", 'insert into billing.accounts');
+  await refused(t, client, "delete from billing.accounts where account = 'r2'", 'delete from billing.accounts');
+  await refused(t, client, 'select * from billing.holds', 'select billing.holds');
+  await refused(t, client, "update billing.holds set status = 'released'", 'update billing.holds');
+  await refused(t, client, "insert into billing.entries (operation_id, account, balance_delta, held_delta, balance_after, held_after) values ('r-credit-1', 'r1', 1, 0, 381, 0)", 'insert into billing.entries');
+  await refused(t, client, "update billing.operations set code = 'ok'", 'update billing.operations');
+  await refused(t, client, "select graphile_worker.add_job('billing/credit', json_build_object('account', 'r1', 'amount', '1'))", 'graphile_worker.add_job');
+  await refused(t, client, "select graphile_worker.add_job('billing/expire_hold', json_build_object('hold', 'x'))", 'graphile_worker.add_job (expire_hold)');
+  await refused(t, client, 'select graphile_worker.complete_jobs(array[1::bigint])', 'graphile_worker.complete_jobs');
+  await refused(t, client, "select graphile_worker.permanently_fail_jobs(array[1::bigint], 'x')", 'graphile_worker.permanently_fail_jobs');
+  await refused(t, client, 'select * from graphile_worker.jobs', 'select graphile_worker.jobs');
+  await refused(t, client, 'select * from graphile_worker._private_jobs', 'select graphile_worker._private_jobs');
+  t.same((await balanceOf(database, 'r1'))!.balance, 380n, 'balance unchanged');
+});
+
+t.test('billing.submit refuses unknown command types and payloads that are not objects', async (t) => {
+  for (const type of ['expire_hold', 'expire', 'Credit', '../credit', 'credit; drop table billing.accounts', '']) {
+    const error = await client.query('select billing.submit($1, $2::json)', [type, '{"account":"r1","amount":"1"}'])
+      .then(() => undefined, (e: pg.DatabaseError) => e);
+    t.equal(error?.code, '22023', `type ${JSON.stringify(type)} refused: ${error?.message}`);
+  }
+  const nullType = await client.query("select billing.submit(null, '{}')").then(() => undefined, (e: pg.DatabaseError) => e);
+  t.equal(nullType?.code, '22023', 'a null type is refused');
+  for (const payload of ['"text"', '5', 'null', 'true']) {
+    const error = await client.query('select billing.submit($1, $2::json)', ['credit', payload]).then(() => undefined, (e: pg.DatabaseError) => e);
+    t.equal(error?.code, '22023', `payload ${payload} refused`);
+  }
+  const { rows } = await database.query<{ n: bigint }>("select count(*) as n from graphile_worker.jobs where task_identifier not like 'billing/%' or task_identifier like 'billing/expire%'");
+  t.equal(rows[0]!.n, 0n, 'nothing but billing commands was enqueued');
+});
+
+t.test("a client's temporary function named like one that billing.submit calls does not hijack it", async (t) => {
+  await client.query("create function pg_temp.json_typeof(json) returns text language sql as $$ select 'object' $$");
+  const { rows: own } = await client.query<{ kind: string }>(`select pg_temp.json_typeof('"text"'::json) as kind`);
+  t.equal(own[0]!.kind, 'object', 'the impostor exists and answers "object" for a string');
+  const error = await client.query(`select billing.submit('credit', '"text"'::json)`).then(() => undefined, (e: pg.DatabaseError) => e);
+  t.equal(error?.code, '22023', 'submit still sees a string and refuses it');
+  await refused(t, client, "create function public.json_typeof(json) returns text language sql as $$ select 'object' $$", 'creating functions in public');
+  await refused(t, client, "create function billing.json_typeof(json) returns text language sql as $$ select 'object' $$", 'creating functions in billing');
+  const { rows } = await database.query<{ secdef: boolean; config: string[]; owner: string; public_execute: boolean }>(`
+    select p.prosecdef as secdef, p.proconfig as config, pg_get_userbyid(p.proowner) as owner,
+           exists (select from aclexplode(p.proacl) as a where a.grantee = 0 and a.privilege_type = 'EXECUTE') as public_execute
+    from pg_proc as p where p.oid = 'billing.submit(text, json)'::regprocedure`);
+  t.same(rows[0], { secdef: true, config: ['search_path=pg_catalog, pg_temp'], owner: roles.owner, public_execute: false },
+    'SECURITY DEFINER, fixed search_path ending in pg_temp, owned by the owner role (not a superuser), no EXECUTE for PUBLIC');
+});
+
+t.test('the reader reads everything and writes nothing', async (t) => {
+  for (const table of ['billing.accounts', 'billing.operations', 'billing.holds', 'billing.entries', 'billing.id_conflicts',
+    'billing.worker_liveness', 'graphile_worker.jobs', 'graphile_worker._private_jobs', 'graphile_worker._private_tasks']) {
+    const { rowCount } = await reader.query(`select * from ${table} limit 1`);
+    t.ok(rowCount !== null, `reads ${table}`);
+  }
+  const { rows } = await reader.query<{ balance: string }>("select balance from billing.accounts where account = 'r2'");
+  t.equal(rows[0]!.balance, '120');
+  await refused(t, reader, "update billing.accounts set balance = 0 where account = 'r2'", 'update billing.accounts');
+  await refused(t, reader, "insert into billing.operations (id, type, status, code, request, fingerprint) values ('x', 'credit', 'applied', 'ok', '{}', 'x')", 'insert into billing.operations');
+  await refused(t, reader, 'delete from billing.entries', 'delete from billing.entries');
+  await refused(t, reader, 'truncate billing.holds', 'truncate billing.holds');
+  await refused(t, reader, "select billing.submit('credit', '{}')", 'billing.submit');
+  await refused(t, reader, "select graphile_worker.add_job('billing/credit', '{}')", 'graphile_worker.add_job');
+  await refused(t, reader, 'select graphile_worker.complete_jobs(array[1::bigint])', 'graphile_worker.complete_jobs');
+  await refused(t, reader, 'delete from graphile_worker._private_jobs', 'delete graphile_worker._private_jobs');
+});
+
+t.test('the worker role writes the ledger but cannot rewrite history', async (t) => {
+  await refused(t, workerSession, "delete from billing.operations where id = 'r-open-1'", 'delete from billing.operations');
+  await refused(t, workerSession, "update billing.operations set code = 'ok' where id = 'r-open-1'", 'update billing.operations');
+  await refused(t, workerSession, 'update billing.entries set balance_delta = 0', 'update billing.entries');
+  await refused(t, workerSession, 'update billing.id_conflicts set type = type', 'update billing.id_conflicts');
+  await refused(t, workerSession, 'delete from billing.entries', 'delete from billing.entries');
+  await refused(t, workerSession, 'truncate billing.accounts', 'truncate billing.accounts');
+  await refused(t, workerSession, 'alter table billing.accounts drop constraint available_not_negative', 'alter table');
+  await refused(t, workerSession, 'create table billing.mine (x int)', 'create table in billing');
+});
+
+t.test('no role but the owner and the worker may change balances, holds or the journal', async (t) => {
+  const { rows } = await database.query<{ tbl: string; grantee: string; privilege: string }>(`
+    select c.relname as tbl, case a.grantee when 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end as grantee,
+           a.privilege_type as privilege
+    from pg_class as c cross join lateral aclexplode(c.relacl) as a
+    where c.oid in ('billing.accounts'::regclass, 'billing.holds'::regclass, 'billing.entries'::regclass)
+      and a.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')`);
+  const grantees = [...new Set(rows.map((r) => r.grantee))].sort();
+  t.same(grantees, [roles.owner, roles.worker].sort(), JSON.stringify(rows));
+  const { rows: superusers } = await database.query<{ rolname: string }>(
+    "select rolname from pg_roles where rolname = any($1) and (rolsuper or rolcanlogin or rolbypassrls)", [Object.values(roles)]);
+  t.same(superusers, [], 'the group roles cannot log in, are not superusers and do not bypass row security');
+});
+
+t.test('worker connections run with statement_timeout, lock_timeout and idle_in_transaction_session_timeout', async (t) => {
+  const config = worker.runtime.config;
+  // Every connection of the worker's own ledger pool, held at once so that none is counted twice.
+  const held = await Promise.all(Array.from({ length: config.poolSize }, () => worker.runtime.pool.connect()));
+  try {
+    for (const connection of held) {
+      const { rows } = await connection.query<{ name: string; setting: string }>(
+        "select name, setting from pg_settings where name in ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout') order by name");
+      t.same(rows, [
+        { name: 'idle_in_transaction_session_timeout', setting: String(config.idleInTransactionTimeoutMs) },
+        { name: 'lock_timeout', setting: String(lockTimeoutMs) },
+        { name: 'statement_timeout', setting: String(config.statementTimeoutMs) },
+      ]);
+    }
+  } finally {
+    for (const connection of held) connection.release();
+  }
+});
+
+t.test('a command stuck behind a row lock times out and is retried, instead of stalling the worker', async (t) => {
+  const blocker = await database.pool.connect();
+  await blocker.query('begin');
+  await blocker.query("select * from billing.accounts where account = 'r2' for update");
+  const jobId = await submitAs(client, 'credit', { id: 'r-stuck', account: 'r2', amount: '1' });
+  let lastError: string | null = null;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && !lastError) {
+    const { rows } = await database.query<{ last_error: string | null }>('select last_error from graphile_worker.jobs where id = $1', [jobId]);
+    lastError = rows[0]?.last_error ?? null;
+    if (!lastError) await sleep(50);
+  }
+  t.match(lastError, /lock timeout/, 'the worker gave up waiting for the lock');
+  // Meanwhile the worker still applies commands that do not need the locked row.
+  await submitAs(client, 'credit', { id: 'r-free', account: 'r1', amount: '1' });
+  t.equal((await resultOf(database, 'r-free')).code, 'ok');
+  await blocker.query('commit');
+  blocker.release();
+  t.equal((await resultOf(database, 'r-stuck', 20_000)).code, 'ok', 'the retry applied it once the lock was gone');
+  t.equal((await balanceOf(database, 'r2'))!.balance, 121n);
+});
+
+t.test("graphile-worker's queue connections run with the same lock_timeout", async (t) => {
+  const blocker = await database.pool.connect();
+  const before = logLines.length;
+  await blocker.query('begin');
+  await blocker.query('lock table graphile_worker._private_jobs in access exclusive mode');
+  // The queue polls every second and the reaper every two: both must give up, not hang.
+  await sleep(2500);
+  await blocker.query('commit');
+  blocker.release();
+  const timedOut = logLines.slice(before).filter((line) => line.includes('lock timeout'));
+  t.ok(timedOut.length > 0, `queue statements hit lock_timeout (${timedOut.length} log lines)`);
+  await submitAs(client, 'credit', { id: 'r-after-lock', account: 'r1', amount: '1' });
+  t.equal((await resultOf(database, 'r-after-lock')).code, 'ok', 'the worker carries on');
+});
+
+t.test('role names are configurable and the migration is idempotent about existing roles', async (t) => {
+  const serverUrl = await resolveServerUrl();
+  const name = `pgbilling_t_roles_custom_${process.pid}`;
+  const custom = { owner: `pgb_own_${process.pid}`, worker: `pgb_wrk_${process.pid}`, client: `pgb_cli_${process.pid}`, reader: `pgb_rdr_${process.pid}` };
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.query(`create database ${name}`);
+    // The worker role exists already (an operator made it): the migration must take it as it is.
+    await admin.query(`drop role if exists ${custom.worker}`);
+    await admin.query(`create role ${custom.worker} nologin`);
+    const url = withDatabase(serverUrl, name);
+    await migrate({ connectionString: url, roles: custom });
+    const check = new pg.Client({ connectionString: url });
+    await check.connect();
+    const { rows } = await check.query<Record<string, boolean | string>>(`
+      select pg_get_userbyid((select proowner from pg_proc where oid = 'billing.submit(text, json)'::regprocedure)) as submit_owner,
+             has_function_privilege($1, 'billing.submit(text, json)', 'execute') as client_submits,
+             has_table_privilege($2, 'billing.accounts', 'update') as worker_updates,
+             has_table_privilege($3, 'billing.entries', 'select') as reader_reads,
+             has_table_privilege($3, 'billing.entries', 'insert') as reader_writes,
+             has_schema_privilege($1, 'graphile_worker', 'usage') as client_sees_queue`,
+      [custom.client, custom.worker, custom.reader]);
+    await check.end();
+    t.same(rows[0], { submit_owner: custom.owner, client_submits: true, worker_updates: true, reader_reads: true, reader_writes: false, client_sees_queue: false });
+  } finally {
+    await admin.query(`drop database if exists ${name} with (force)`);
+    for (const role of Object.values(custom)) await admin.query(`drop role if exists ${role}`);
+    await admin.end();
+  }
+});
+
+t.test('BILLING_ROLE_* name the roles', async (t) => {
+  t.same(roleNamesFromEnv({ BILLING_ROLE_OWNER: 'o', BILLING_ROLE_WORKER: 'w', BILLING_ROLE_CLIENT: 'c', BILLING_ROLE_READER: 'r' }),
+    { owner: 'o', worker: 'w', client: 'c', reader: 'r' });
+  t.same(roleNamesFromEnv({}), { owner: 'billing_owner', worker: 'billing_worker', client: 'billing_client', reader: 'billing_reader' });
+});
