@@ -29,5 +29,8 @@ export function createPool(settings: PoolSettings): pg.Pool {
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
   // would crash the process. The next query simply gets a fresh connection.
   pool.on('error', () => {});
+  // A checked-out client gets no pool listener: a backend terminated between two of its queries
+  // (pg_terminate_backend, a restart) would crash the process. Its next query fails and is retried.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }

@@ -253,9 +253,10 @@ function ledgerWrites(client: Client, plan: BatchPlan): Statement[] {
       order by n` });
   }
   if (plan.expiries.length) {
-    // run_at is judged by the database clock; job_key keeps one expiry job per hold.
+    // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
+    // priority (lower number) puts a due expiry ahead of a backlog of commands (SPEC: within 5 s).
     statements.push({ name: 'expiries', sql: `select graphile_worker.add_job('${expireTaskName}', json_build_object('hold', v.hold),
-        run_at => v."runAt", job_key => 'expire:' || v.hold, max_attempts => 25)
+        run_at => v."runAt", job_key => 'expire:' || v.hold, max_attempts => 25, priority => -10)
       from jsonb_to_recordset(${json(client, plan.expiries)}) as v(hold text, "runAt" timestamptz)` });
   }
   if (plan.conflicts.length) {

@@ -1,0 +1,118 @@
+// The random command mix of the chaos run: every command type, few accounts (so that most commands
+// contend for the same rows), amounts that drain accounts (so that insufficient_funds is common),
+// holds that expire during the run, and some commands that must be refused.
+
+export interface PlannedCommand {
+  id: string;
+  /** Task name without the `billing/` prefix. */
+  type: string;
+  payload: Record<string, unknown> & { id: string };
+}
+
+/** A small seeded PRNG (mulberry32), so a run's command mix can be repeated. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const foreignAccount = 'eur-0';
+
+export function accountNames(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `acc-${i}`);
+}
+
+/** The commands that set the scene: the accounts, one in another currency, and their first money. */
+export function openingCommands(accounts: string[], runTag: string): PlannedCommand[] {
+  const opens = [...accounts, foreignAccount].map((account) => ({
+    id: `${runTag}-open-${account}`,
+    type: 'open_account',
+    payload: { id: `${runTag}-open-${account}`, account, ...(account === foreignAccount ? { currency: 'EUR' } : {}) },
+  }));
+  const credits = [...accounts, foreignAccount].map((account) => ({
+    id: `${runTag}-seed-${account}`,
+    type: 'credit',
+    payload: { id: `${runTag}-seed-${account}`, account, amount: '5000' },
+  }));
+  return [...opens, ...credits];
+}
+
+export class CommandMix {
+  readonly #random: () => number;
+  readonly #accounts: string[];
+  readonly #prefix: string;
+  readonly #recentHolds: string[] = [];
+  #counter = 0;
+
+  constructor(random: () => number, accounts: string[], prefix: string) {
+    this.#random = random;
+    this.#accounts = accounts;
+    this.#prefix = prefix;
+  }
+
+  next(): PlannedCommand {
+    const id = `${this.#prefix}-${this.#counter++}`;
+    const r = this.#random();
+    const command = (type: string, fields: Record<string, unknown>): PlannedCommand => ({ id, type, payload: { id, ...fields } });
+    if (r < 0.03) {
+      // Mostly account_exists; now and then a new account that later commands may name.
+      const account = this.#random() < 0.5 ? this.#account() : `late-${this.#prefix}-${this.#counter}`;
+      return command('open_account', { account });
+    }
+    if (r < 0.18) return command('credit', { account: this.#accountOrGhost(), amount: this.#amount(400) });
+    if (r < 0.33) return command('debit', { account: this.#accountOrGhost(), amount: this.#amount(500) });
+    if (r < 0.60) {
+      const from = this.#accountOrGhost();
+      const roll = this.#random();
+      const to = roll < 0.03 ? from : roll < 0.06 ? foreignAccount : this.#account();
+      return command('transfer', { from, to, amount: this.#amount(400) });
+    }
+    if (r < 0.77) {
+      const fields: Record<string, unknown> = { account: this.#accountOrGhost(), amount: this.#amount(300) };
+      const expiry = this.#random();
+      if (expiry < 0.35) fields.ttl_seconds = 1 + Math.floor(this.#random() * 4);
+      else if (expiry < 0.40) fields.expires_at = new Date(Date.now() + 3000 + Math.floor(this.#random() * 3000)).toISOString();
+      if (this.#random() < 0.03 && this.#recentHolds.length) fields.hold = this.#pick(this.#recentHolds);
+      const holdId = String(fields.hold ?? id);
+      if (!this.#recentHolds.includes(holdId)) this.#recentHolds.push(holdId);
+      if (this.#recentHolds.length > 60) this.#recentHolds.shift();
+      return command('hold', fields);
+    }
+    if (r < 0.91) {
+      const fields: Record<string, unknown> = { hold: this.#holdOrGhost() };
+      if (this.#random() < 0.5) fields.amount = this.#amount(320);
+      const to = this.#random();
+      if (to < 0.35) fields.to = this.#account();
+      else if (to < 0.38) fields.to = foreignAccount;
+      return command('capture', fields);
+    }
+    return command('release', { hold: this.#holdOrGhost() });
+  }
+
+  #pick<T>(list: T[]): T {
+    return list[Math.floor(this.#random() * list.length)]!;
+  }
+
+  #account(): string {
+    return this.#pick(this.#accounts);
+  }
+
+  #accountOrGhost(): string {
+    return this.#random() < 0.02 ? 'ghost' : this.#account();
+  }
+
+  #holdOrGhost(): string {
+    return this.#random() < 0.05 || this.#recentHolds.length === 0 ? `no-such-hold-${this.#counter}` : this.#pick(this.#recentHolds);
+  }
+
+  /** Digits as a string mostly, a JSON integer sometimes: both are valid amounts. */
+  #amount(max: number): string | number {
+    const value = 1 + Math.floor(this.#random() * max);
+    return this.#random() < 0.8 ? String(value) : value;
+  }
+}

@@ -1,0 +1,231 @@
+// The fault schedule of a chaos run. Kills and terminated backends come on their own timers; the
+// larger faults (PostgreSQL crash restart, paused worker, network partition) come one at a time,
+// spread evenly over the run, so that each can be measured on its own.
+import pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
+import { localPortsOf, type WorkerProcess, type WorkerSupervisor } from './workers.ts';
+
+export interface FaultPlan {
+  seconds: number;
+  killEveryMs: number;
+  terminateEveryMs: number;
+  pgRestarts: number;
+  pauses: number;
+  pauseMs: number;
+  partitions: number;
+  /** How long the partition (blackhole) and the slow link (latency) each last. */
+  partitionMs: number;
+}
+
+export interface FaultStats {
+  kills: number;
+  killsMidTransaction: number;
+  /** Of those, kills while the worker's final round trip (writes and COMMIT) was running. */
+  killsAtCommit: number;
+  pgRestarts: number;
+  pgDowntimeMs: number[];
+  backendsTerminated: Record<string, number>;
+  pauses: { worker: number; jobsHeld: number; handedOut: number; finishedDuringPause: number; failedDuringPause: number }[];
+  partitions: { blackholes: number; resets: number; latencies: number };
+  log: string[];
+}
+
+export interface FaultContext {
+  plan: FaultPlan;
+  cluster: PostgresCluster;
+  databaseUrl: string;
+  databaseName: string;
+  supervisor: WorkerSupervisor;
+  proxy: TcpProxy | undefined;
+  random: () => number;
+  /** Called right before PostgreSQL is crashed: its statistics (deadlocks) do not survive a crash. */
+  beforeCrash: () => Promise<void>;
+  note: (line: string) => void;
+}
+
+export function emptyFaultStats(): FaultStats {
+  return {
+    kills: 0, killsMidTransaction: 0, killsAtCommit: 0, pgRestarts: 0, pgDowntimeMs: [], backendsTerminated: {}, pauses: [],
+    partitions: { blackholes: 0, resets: 0, latencies: 0 }, log: [],
+  };
+}
+
+async function query<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000, application_name: 'chaos-faults' });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Runs the schedule until `plan.seconds` have passed; resolves when every fault has been undone. */
+export async function runFaults(context: FaultContext, stats: FaultStats): Promise<void> {
+  const { plan, supervisor, random } = context;
+  const started = Date.now();
+  const deadline = started + plan.seconds * 1000;
+  let pausedWorker: WorkerProcess | undefined;
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+  const note = (line: string) => {
+    stats.log.push(`${elapsed()} ${line}`);
+    context.note(`${elapsed()} ${line}`);
+  };
+
+  /** Workers with a ledger transaction open now; `writing`: in its last round trip, the one ending in COMMIT. */
+  const busyWorkers = async (candidates: WorkerProcess[], writing: boolean): Promise<WorkerProcess[]> => {
+    const rows = await query<{ client_port: number }>(context.databaseUrl,
+      `select client_port from pg_stat_activity where datname = $1 and application_name = 'pg-billing-worker'
+       and backend_xid is not null ${writing ? "and state = 'active' and query not like 'begin%'" : ''}`,
+      [context.databaseName]).catch(() => []);
+    if (!rows.length) return [];
+    const ports = new Set(rows.map((r) => r.client_port));
+    return candidates.filter((w) => [...localPortsOf(w.pid)].some((port) => ports.has(port)));
+  };
+
+  const killLoop = async () => {
+    let kills = 0;
+    while (Date.now() + plan.killEveryMs < deadline) {
+      await sleep(plan.killEveryMs * (0.6 + 0.8 * random()));
+      const candidates = () => supervisor.workers.filter((w) => w !== pausedWorker);
+      if (!candidates().length) continue;
+      // Every other kill waits (up to 2.5 s, or the kill interval) for a worker whose COMMIT is on its way: the server
+      // may commit (then the job is never marked done and its re-run must be absorbed) or not (then it rolls back whole). The others land
+      // on any open transaction.
+      let busy: WorkerProcess[] = [];
+      let atCommit = false;
+      if (kills % 2 === 0) {
+        for (let poll = 0; poll < Math.min(2500, plan.killEveryMs) / 25 && !busy.length; poll++) {
+          busy = await busyWorkers(candidates(), true);
+          if (!busy.length) await sleep(25);
+        }
+        atCommit = busy.length > 0;
+      }
+      if (!busy.length) busy = await busyWorkers(candidates(), false);
+      const pool = busy.length ? busy : candidates();
+      if (!pool.length) continue;
+      const victim = pool[Math.floor(random() * pool.length)]!;
+      supervisor.kill(victim);
+      kills += 1;
+      stats.kills += 1;
+      if (busy.length) stats.killsMidTransaction += 1;
+      if (atCommit) stats.killsAtCommit += 1;
+      note(`SIGKILL worker ${victim.slot} (${victim.kind}, pid ${victim.pid})${atCommit ? ' during its last round trip (writes and COMMIT)' : busy.length ? ' mid-transaction' : ''}`);
+    }
+  };
+
+  const terminateLoop = async () => {
+    while (Date.now() + plan.terminateEveryMs < deadline) {
+      await sleep(plan.terminateEveryMs * (0.6 + 0.8 * random()));
+      if (pausedWorker) continue;
+      const rows = await query<{ application_name: string }>(context.databaseUrl,
+        `select application_name, pg_terminate_backend(pid) from (
+           select pid, application_name from pg_stat_activity
+           where datname = $1 and application_name like 'pg-billing%' and pid <> pg_backend_pid()
+           order by random() limit 2) as victims`, [context.databaseName]).catch(() => []);
+      for (const row of rows) stats.backendsTerminated[row.application_name] = (stats.backendsTerminated[row.application_name] ?? 0) + 1;
+      if (rows.length) note(`pg_terminate_backend: ${rows.map((r) => r.application_name).join(', ')}`);
+    }
+  };
+
+  const crashRestart = async () => {
+    await context.beforeCrash().catch(() => {});
+    const down = Date.now();
+    note('PostgreSQL: immediate (crash) stop');
+    await context.cluster.stop('immediate');
+    await sleep(500);
+    await context.cluster.start();
+    stats.pgRestarts += 1;
+    stats.pgDowntimeMs.push(Date.now() - down);
+    note(`PostgreSQL: back after ${Date.now() - down} ms (crash recovery)`);
+  };
+
+  const pause = async () => {
+    // Live workers holding jobs; right after a kill or a restart there may be none for a moment.
+    let candidates: WorkerProcess[] = [];
+    let byPid = new Map<number, { os_pid: number; ids: string[]; jobs: string[]; errors: string[] }>();
+    for (let attempt = 0; attempt < 20 && !candidates.length; attempt++) {
+      if (attempt) await sleep(250);
+      const holders = await query<{ os_pid: number; ids: string[]; jobs: string[]; errors: string[] }>(context.databaseUrl,
+        `select r.os_pid, array_agg(distinct r.id) as ids, array_agg(j.id::text order by j.id) as jobs,
+                array_agg(coalesce(j.last_error, '') order by j.id) as errors
+         from graphile_worker.jobs j join billing.worker_liveness r on r.id = j.locked_by group by r.os_pid`).catch(() => []);
+      byPid = new Map(holders.map((h) => [h.os_pid, h]));
+      candidates = supervisor.workers.filter((w) => byPid.has(w.pid));
+    }
+    if (!candidates.length) {
+      note('pause: no live worker held jobs for 5 s; skipped');
+      return;
+    }
+    const worker = candidates[Math.floor(random() * candidates.length)]!;
+    const held = byPid.get(worker.pid)!;
+    pausedWorker = worker;
+    supervisor.pause(worker);
+    note(`SIGSTOP worker ${worker.slot} (pid ${worker.pid}) holding ${held.jobs.length} jobs`);
+    await sleep(plan.pauseMs);
+    const after = await query<{ id: string; locked_by: string | null; last_error: string }>(context.databaseUrl,
+      `select id::text, locked_by, coalesce(last_error, '') as last_error from graphile_worker.jobs
+       where id = any($1::bigint[])`, [held.jobs]).catch(() => undefined);
+    if (worker.child.exitCode === null && worker.child.signalCode === null) supervisor.resume(worker);
+    pausedWorker = undefined;
+    if (!after) {
+      note('pause: could not read the jobs afterwards');
+      return;
+    }
+    // A completion or a failure the worker sent before it stopped may still land; a job unlocked
+    // with its last error unchanged, or locked by another worker, was handed out.
+    const errorBefore = new Map(held.jobs.map((id, i) => [id, held.errors[i] ?? '']));
+    const failedByItself = after.filter((j) => j.locked_by === null && j.last_error !== errorBefore.get(j.id)).length;
+    const handedOut = after.filter((j) => (j.locked_by === null && j.last_error === errorBefore.get(j.id))
+      || (j.locked_by !== null && !held.ids.includes(j.locked_by))).length;
+    const finished = held.jobs.length - after.length;
+    stats.pauses.push({ worker: worker.slot, jobsHeld: held.jobs.length, handedOut, finishedDuringPause: finished, failedDuringPause: failedByItself });
+    note(`SIGCONT worker ${worker.slot} after ${plan.pauseMs} ms: ${handedOut} of its ${held.jobs.length} jobs handed out ` +
+      `(${finished} completed and ${failedByItself} failed by requests it sent before it stopped)`);
+  };
+
+  const partition = async () => {
+    const proxy = context.proxy;
+    if (!proxy) {
+      note('partition: no proxied worker; skipped');
+      return;
+    }
+    // The proxied worker may be restarting (killed, or PostgreSQL just came back): wait for its sessions.
+    for (let i = 0; i < 30 && proxy.connections === 0; i++) await sleep(100);
+    note(`partition: blackhole (${proxy.connections} connections through the proxy)`);
+    proxy.setMode({ kind: 'blackhole' });
+    stats.partitions.blackholes += 1;
+    await sleep(plan.partitionMs);
+    proxy.setMode({ kind: 'pass' });
+    note('partition healed: swallowed connections reset');
+    await sleep(1000);
+    proxy.setMode({ kind: 'reset' });
+    stats.partitions.resets += 1;
+    note('proxy: reset every connection');
+    await sleep(300);
+    proxy.setMode({ kind: 'latency', ms: 200 });
+    stats.partitions.latencies += 1;
+    note('proxy: 200 ms latency');
+    await sleep(plan.partitionMs);
+    proxy.setMode({ kind: 'pass' });
+    note('proxy: pass');
+  };
+
+  const events: { at: number; run: () => Promise<void> }[] = [];
+  for (let i = 0; i < plan.pgRestarts; i++) events.push({ at: (plan.seconds * (i + 1)) / (plan.pgRestarts + 1), run: crashRestart });
+  for (let i = 0; i < plan.pauses; i++) events.push({ at: (plan.seconds * (i + 0.3)) / plan.pauses, run: pause });
+  for (let i = 0; i < plan.partitions; i++) events.push({ at: (plan.seconds * (i + 0.6)) / plan.partitions, run: partition });
+  events.sort((a, b) => a.at - b.at);
+  const majorLoop = async () => {
+    for (const event of events) {
+      const wait = started + event.at * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+      await event.run().catch((error: Error) => note(`fault failed: ${error.message}`));
+    }
+  };
+
+  await Promise.all([killLoop(), terminateLoop(), majorLoop()]);
+}

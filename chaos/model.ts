@@ -1,0 +1,230 @@
+/**
+ * The rules of SPEC section 2 written a second time, plainly, for replaying a finished chaos run:
+ * results are fed in seq order (which is commit order) and every code and every balance must come
+ * out the same. It shares no code with src/ledger, so a wrong rule there is not echoed here.
+ *
+ * Two things a replay cannot know exactly, and how they are bounded rather than ignored:
+ * - When a command was decided: between its transaction's start (operations.created_at) and its
+ *   commit (pg_xact_commit_timestamp). A hold expiry inside that window may go either way.
+ * - What a command could see: a row created by a transaction that committed after this command's
+ *   transaction started may have been invisible to it (READ COMMITTED), so `*_not_found` is allowed
+ *   for such a row, and only for such a row.
+ */
+
+export interface ReplayOp {
+  id: string;
+  seq: bigint;
+  type: string;
+  code: string;
+  /** The command as the producer sent it (expire: the hold's id). */
+  payload: Record<string, unknown>;
+  /** The balances the result row says it left. */
+  balances: { account: string; balance: bigint; held: bigint }[];
+  startedAt: Date;
+  committedAt: Date;
+  /** holds.expires_at of the hold this command created, if any. */
+  storedExpiry: Date | null | undefined;
+}
+
+export interface Posting {
+  account: string;
+  balanceDelta: bigint;
+  heldDelta: bigint;
+}
+
+interface Account { currency: string; balance: bigint; held: bigint; createdCommit: Date }
+interface Hold {
+  account: string;
+  amount: bigint;
+  status: 'active' | 'captured' | 'released' | 'expired';
+  expiresAt: Date | null;
+  createdCommit: Date;
+}
+
+interface Verdict {
+  code: string;
+  postings: Posting[];
+  apply?: () => void;
+}
+
+export interface ReplayOutcome {
+  /** What the op was expected to post (empty unless applied). */
+  postings: Posting[];
+  problems: string[];
+  /** The op was decided at a moment the replay could only bound (see the file comment). */
+  ambiguousClock: boolean;
+  ambiguousVisibility: boolean;
+}
+
+const maxInt64 = 2n ** 63n - 1n;
+const maxHoldMs = 30 * 24 * 3600 * 1000;
+
+export class LedgerModel {
+  readonly accounts = new Map<string, Account>();
+  readonly holds = new Map<string, Hold>();
+  readonly #defaultCurrency: string;
+
+  constructor(defaultCurrency = 'USD') {
+    this.#defaultCurrency = defaultCurrency;
+  }
+
+  replay(op: ReplayOp): ReplayOutcome {
+    // Try the strict reading first; the bounded alternatives only when it disagrees.
+    const readings: { late: boolean; hideUncommitted: boolean }[] = [
+      { late: false, hideUncommitted: false },
+      { late: true, hideUncommitted: false },
+      { late: false, hideUncommitted: true },
+      { late: true, hideUncommitted: true },
+    ];
+    let first: Verdict | undefined;
+    for (const reading of readings) {
+      const verdict = this.#decide(op, reading.late ? op.committedAt : op.startedAt, reading.hideUncommitted ? op.startedAt : null);
+      first ??= verdict;
+      if (verdict.code !== op.code) continue;
+      const problems = this.#compareBalances(op, verdict);
+      verdict.apply?.();
+      return {
+        postings: verdict.postings,
+        problems,
+        ambiguousClock: reading.late && this.#decide(op, op.startedAt, reading.hideUncommitted ? op.startedAt : null).code !== op.code,
+        ambiguousVisibility: reading.hideUncommitted,
+      };
+    }
+    return {
+      postings: [],
+      problems: [`${op.type} ${op.id} (seq ${op.seq}): stored code ${op.code}, the rules give ${first!.code}`],
+      ambiguousClock: false,
+      ambiguousVisibility: false,
+    };
+  }
+
+  #compareBalances(op: ReplayOp, verdict: Verdict): string[] {
+    if (op.code !== 'ok') return op.balances.length ? [`${op.id}: a rejection reports balances`] : [];
+    const expected = new Map<string, { balance: bigint; held: bigint }>();
+    for (const p of verdict.postings) {
+      const before = expected.get(p.account) ?? { ...this.accounts.get(p.account)! };
+      expected.set(p.account, { balance: before.balance + p.balanceDelta, held: before.held + p.heldDelta });
+    }
+    if (op.type === 'open_account') expected.set(String(op.payload.account), { balance: 0n, held: 0n });
+    const problems: string[] = [];
+    if (op.balances.length !== expected.size) problems.push(`${op.id}: reports ${op.balances.length} balances, expected ${expected.size}`);
+    for (const b of op.balances) {
+      const want = expected.get(b.account);
+      if (!want || want.balance !== b.balance || want.held !== b.held) {
+        problems.push(`${op.id}: reports ${b.account} at ${b.balance}/${b.held}, the replay gives ${want ? `${want.balance}/${want.held}` : 'no change'}`);
+      }
+    }
+    return problems;
+  }
+
+  #decide(op: ReplayOp, now: Date, hideCommittedAfter: Date | null): Verdict {
+    const p = op.payload;
+    const visible = <T extends { createdCommit: Date }>(row: T | undefined): T | undefined =>
+      row && hideCommittedAfter && row.createdCommit > hideCommittedAfter ? undefined : row;
+    const account = (id: unknown) => visible(this.accounts.get(String(id)));
+    const hold = (id: unknown) => visible(this.holds.get(String(id)));
+    const reject = (code: string): Verdict => ({ code, postings: [] });
+    const post = (postings: Posting[], after?: () => void): Verdict => ({
+      code: 'ok',
+      postings,
+      apply: () => {
+        for (const x of postings) {
+          const a = this.accounts.get(x.account)!;
+          a.balance += x.balanceDelta;
+          a.held += x.heldDelta;
+        }
+        after?.();
+      },
+    });
+    const avail = (a: Account) => a.balance - a.held;
+    const amount = (value: unknown) => BigInt(value as string | number);
+    switch (op.type) {
+      case 'open_account': {
+        if (account(p.account)) return reject('account_exists');
+        return post([], () => {
+          this.accounts.set(String(p.account), {
+            currency: typeof p.currency === 'string' ? p.currency : this.#defaultCurrency,
+            balance: 0n, held: 0n, createdCommit: op.committedAt,
+          });
+        });
+      }
+      case 'credit': {
+        const a = account(p.account);
+        if (!a) return reject('account_not_found');
+        if (a.balance + amount(p.amount) > maxInt64) return reject('overflow');
+        return post([{ account: String(p.account), balanceDelta: amount(p.amount), heldDelta: 0n }]);
+      }
+      case 'debit': {
+        const a = account(p.account);
+        if (!a) return reject('account_not_found');
+        if (avail(a) < amount(p.amount)) return reject('insufficient_funds');
+        return post([{ account: String(p.account), balanceDelta: -amount(p.amount), heldDelta: 0n }]);
+      }
+      case 'transfer': {
+        if (p.from === p.to) return reject('same_account');
+        const from = account(p.from);
+        if (!from) return reject('account_not_found');
+        const to = account(p.to);
+        if (!to) return reject('account_not_found');
+        if (from.currency !== to.currency) return reject('currency_mismatch');
+        const x = amount(p.amount);
+        if (avail(from) < x) return reject('insufficient_funds');
+        if (to.balance + x > maxInt64) return reject('overflow');
+        return post([
+          { account: String(p.from), balanceDelta: -x, heldDelta: 0n },
+          { account: String(p.to), balanceDelta: x, heldDelta: 0n },
+        ]);
+      }
+      case 'hold': {
+        const a = account(p.account);
+        if (!a) return reject('account_not_found');
+        const holdId = String(p.hold ?? p.id);
+        // A hold id is taken under its key lock, so an existing one is always seen.
+        if (this.holds.has(holdId)) return reject('hold_exists');
+        let expiresAt: Date | null = null;
+        if (typeof p.expires_at === 'string') expiresAt = new Date(p.expires_at);
+        else if (p.ttl_seconds !== undefined) expiresAt = op.storedExpiry ?? new Date(now.getTime() + Number(p.ttl_seconds) * 1000);
+        if (typeof p.expires_at === 'string' && expiresAt) {
+          if (expiresAt.getTime() <= now.getTime()) return reject('invalid_command');
+          if (expiresAt.getTime() - now.getTime() > maxHoldMs) return reject('invalid_command');
+        }
+        const x = amount(p.amount);
+        if (avail(a) < x) return reject('insufficient_funds');
+        return post([{ account: String(p.account), balanceDelta: 0n, heldDelta: x }], () => {
+          this.holds.set(holdId, { account: String(p.account), amount: x, status: 'active', expiresAt, createdCommit: op.committedAt });
+        });
+      }
+      case 'capture': {
+        const h = hold(p.hold);
+        if (!h) return reject('hold_not_found');
+        if (h.status !== 'active' || (h.expiresAt && h.expiresAt.getTime() <= now.getTime())) return reject('hold_closed');
+        const x = p.amount === undefined ? h.amount : amount(p.amount);
+        if (x > h.amount) return reject('amount_exceeds_hold');
+        const source = this.accounts.get(h.account);
+        if (!source) return reject('account_not_found');
+        const release: Posting = { account: h.account, balanceDelta: -x, heldDelta: -h.amount };
+        const close = () => { h.status = 'captured'; };
+        if (p.to === undefined) return post([release], close);
+        const to = account(p.to);
+        if (!to) return reject('account_not_found');
+        if (to.currency !== source.currency) return reject('currency_mismatch');
+        if (to.balance + x > maxInt64) return reject('overflow');
+        return post([release, { account: String(p.to), balanceDelta: x, heldDelta: 0n }], close);
+      }
+      case 'release': {
+        const h = hold(p.hold);
+        if (!h) return reject('hold_not_found');
+        if (h.status !== 'active' || (h.expiresAt && h.expiresAt.getTime() <= now.getTime())) return reject('hold_closed');
+        return post([{ account: h.account, balanceDelta: 0n, heldDelta: -h.amount }], () => { h.status = 'released'; });
+      }
+      case 'expire': {
+        const h = this.holds.get(String(p.hold));
+        // An expiry that is not due writes no row: a row means it was due and active.
+        if (!h || h.status !== 'active' || !h.expiresAt || h.expiresAt.getTime() > now.getTime()) return reject('(no expiry due)');
+        return post([{ account: h.account, balanceDelta: 0n, heldDelta: -h.amount }], () => { h.status = 'expired'; });
+      }
+      default:
+        return reject(`(unknown type ${op.type})`);
+    }
+  }
+}

@@ -1,0 +1,360 @@
+// One chaos run, end to end: a throwaway PostgreSQL cluster, worker processes, producers, the fault
+// schedule, the drain, and the checks. chaos/chaos.ts is its command line; test/chaos.test.ts runs
+// a short one.
+import { mkdtempSync, readFileSync, rmSync, mkdirSync, statSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { migrate } from '../src/db/migrate.ts';
+import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
+import { runChecks, readSnapshot, type Check } from './checks.ts';
+import { accountNames, CommandMix, openingCommands, seededRandom, type PlannedCommand } from './commands.ts';
+import { findFaketime, type Faketime } from './faketime.ts';
+import { emptyFaultStats, runFaults, type FaultPlan, type FaultStats } from './faults.ts';
+import { enqueueUntilDone, producerPool, runProducer, type ProducerStats } from './producer.ts';
+import { TcpProxy } from './tcp-proxy.ts';
+import { WorkerSupervisor, type SlotKind } from './workers.ts';
+
+export interface ChaosOptions {
+  seconds: number;
+  workers: number;
+  accounts: number;
+  clients: number;
+  seed: number;
+  /** Worker processes' BILLING_CONCURRENCY. */
+  concurrency: number;
+  duplicateShare: number;
+  maxBacklog: number;
+  drainSeconds: number;
+  faults: Omit<FaultPlan, 'seconds'>;
+  /** Run one worker with its clock this far off (libfaketime), e.g. '+3h'; '' for none. */
+  faketimeOffset: string;
+  keep: boolean;
+  /** Progress lines (faults, phases). */
+  log: (line: string) => void;
+}
+
+export function defaultOptions(seconds: number): Omit<ChaosOptions, 'log'> {
+  return {
+    seconds,
+    workers: 4,
+    accounts: 6,
+    clients: 3,
+    seed: Date.now() % 2 ** 31,
+    concurrency: 100,
+    duplicateShare: 0.15,
+    maxBacklog: 1500,
+    drainSeconds: 90,
+    faults: {
+      killEveryMs: seconds >= 120 ? 7000 : 3000,
+      terminateEveryMs: 4000,
+      pgRestarts: Math.max(1, Math.round(seconds / 75)),
+      pauses: Math.max(1, Math.floor(seconds / 60)),
+      pauseMs: 4000,
+      partitions: Math.max(1, Math.floor(seconds / 60)),
+      partitionMs: seconds >= 60 ? 4000 : 2500,
+    },
+    faketimeOffset: '+3h',
+    keep: false,
+  };
+}
+
+export interface ChaosReport {
+  checks: Check[];
+  summary: string;
+  violations: number;
+  commands: number;
+  lost: number;
+  duplicatesApplied: number;
+  deadlocks: number;
+  duplicateExecutionsAbsorbed: number;
+  duplicateEnqueuesAbsorbed: number;
+  faults: FaultStats;
+  producer: ProducerStats;
+  faketime: { used: boolean; reason: string; measuredOffsetMs?: number; commandsDecided: number };
+  workerExits: { killedByUs: number; fatal70: number; other: number };
+  retriesLogged: number;
+  unexpectedErrors: Record<string, number>;
+  drainMs: number;
+  workDir: string;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const { log } = options;
+  const workDir = mkdtempSync(path.join(tmpdir(), 'pg-billing-chaos-'));
+  const logDir = path.join(workDir, 'logs');
+  mkdirSync(logDir);
+  const port = await freePort();
+  const cluster = new PostgresCluster({
+    dataDir: path.join(workDir, 'pgdata'),
+    port,
+    initdbSync: false,
+    settings: {
+      max_connections: 300,
+      // Commit times bound when each result was decided (chaos/model.ts).
+      track_commit_timestamp: true,
+      // Throwaway data: a crash of PostgreSQL (not of the OS) loses nothing without fsync.
+      fsync: false,
+      log_min_messages: 'warning',
+    },
+  });
+  const databaseName = 'billing_chaos';
+  const random = seededRandom(options.seed);
+  const faults = emptyFaultStats();
+  const producer: ProducerStats = { enqueued: 0, duplicatesSent: 0, enqueueRetries: 0 };
+  let supervisor: WorkerSupervisor | undefined;
+  let proxy: TcpProxy | undefined;
+  try {
+    log(`work folder ${workDir}; PostgreSQL on 127.0.0.1:${port}; seed ${options.seed}`);
+    await cluster.start();
+    const admin = new pg.Client({ connectionString: cluster.databaseUrl() });
+    await admin.connect();
+    await admin.query(`create database ${databaseName}`);
+    await admin.end();
+    const databaseUrl = cluster.databaseUrl(databaseName);
+    await migrate({ connectionString: databaseUrl });
+    const startedAt = (await queryOnce<{ now: Date }>(databaseUrl, 'select now() as now'))[0]!.now;
+
+    const faketime: Faketime = options.faketimeOffset ? await findFaketime(options.faketimeOffset) : { available: false, reason: 'not asked for' };
+    if (!faketime.available) log(`faketime worker skipped: ${faketime.reason}`);
+    const kinds: SlotKind[] = Array.from({ length: options.workers }, (_, i) =>
+      i === 0 && faketime.available ? 'faketime' : i === 1 || (i === 0 && options.workers === 1) ? 'proxied' : 'plain');
+    let proxyUrl = databaseUrl;
+    if (kinds.includes('proxied')) {
+      proxy = new TcpProxy('127.0.0.1', port);
+      const proxyPort = await proxy.listen();
+      proxyUrl = databaseUrl.replace(`:${port}/`, `:${proxyPort}/`);
+      log(`proxy on 127.0.0.1:${proxyPort} for worker slot ${kinds.indexOf('proxied')}`);
+    }
+    supervisor = new WorkerSupervisor({
+      kinds,
+      logDir,
+      databaseUrl: (kind) => (kind === 'proxied' ? proxyUrl : databaseUrl),
+      env: {
+        LOG_LEVEL: 'info',
+        BILLING_HTTP_PORT: '0',
+        BILLING_CONCURRENCY: String(options.concurrency),
+        BILLING_RECOVERY_INTERVAL_MS: '1000',
+      },
+      ...(faketime.available ? { faketimeEnv: faketime.env } : {}),
+      note: log,
+    });
+    supervisor.start();
+
+    // The scene: accounts and their first money, before any fault.
+    const commands = new Map<string, PlannedCommand>();
+    const accounts = accountNames(options.accounts);
+    const opening = openingCommands(accounts, `r${options.seed}`);
+    for (const command of opening) commands.set(command.id, command);
+    const setup = producerPool(databaseUrl);
+    await enqueueUntilDone(setup, opening, producer);
+    await setup.end();
+    await waitFor(databaseUrl, opening.map((c) => c.id), 60_000);
+    log(`${opening.length} opening commands done; load and faults for ${options.seconds} s`);
+
+    // Backlog and deadlock statistics, sampled (PostgreSQL's statistics are lost in a crash).
+    const monitor = startMonitor(databaseUrl, databaseName);
+    let stopProducers = false;
+    const producers = Array.from({ length: options.clients }, (_, i) => runProducer({
+      databaseUrl, commands, stats: producer, duplicateShare: options.duplicateShare, batchSize: 20,
+      maxBacklog: options.maxBacklog, backlog: () => monitor.backlog,
+    }, new CommandMix(seededRandom(options.seed + i + 1), accounts, `r${options.seed}-c${i}`), seededRandom(options.seed * 7 + i), () => stopProducers));
+    const loadEnds = sleep(options.seconds * 1000).then(() => { stopProducers = true; });
+    await runFaults({
+      plan: { seconds: options.seconds, ...options.faults },
+      cluster, databaseUrl, databaseName, supervisor, proxy, random,
+      beforeCrash: () => monitor.sample(),
+      note: log,
+    }, faults);
+    await loadEnds;
+    await Promise.all(producers);
+    log(`load over: ${commands.size} commands (${producer.enqueued} jobs enqueued); draining`);
+
+    const drainStarted = Date.now();
+    const drained = await drain(databaseUrl, [...commands.keys()], options.drainSeconds * 1000);
+    const drainMs = Date.now() - drainStarted;
+    log(drained ? `drained in ${drainMs} ms` : `NOT drained after ${drainMs} ms`);
+    await monitor.sample();
+    monitor.stop();
+
+    const snapshot = await readSnapshot(databaseUrl);
+    const result = runChecks({ snapshot, commands, startedAt });
+    const logs = scanWorkerLogs(supervisor.logFiles, new Map(snapshot.ops.map((op) => [op.id, op.job_id === null ? null : String(op.job_id)])));
+
+    const serverLogDeadlocks = (readFileSync(cluster.logFile, 'utf8').match(/deadlock detected/g) ?? []).length;
+    const deadlocks = Math.max(monitor.deadlocks, serverLogDeadlocks);
+    const checks = [...result.checks];
+    checks.push({
+      name: 'no deadlocks (pg_stat_database, summed over crash restarts; server log)',
+      figure: `pg_stat_database ${monitor.deadlocks}, server log ${serverLogDeadlocks}`,
+      violations: deadlocks, examples: [],
+    });
+    const replayProof = logs.absorbedAfterCommit > 0;
+    checks.push({
+      name: 'faults hit the window between commit and job completion (a job ran again after its command committed)',
+      figure: `${logs.absorbedAfterCommit} re-executions absorbed, ${logs.absorbedDuplicateEnqueue} duplicate enqueues absorbed`,
+      violations: replayProof ? 0 : 1,
+      examples: replayProof ? [] : ['no job re-ran after its commit: the run proves nothing about that window'],
+    });
+    for (const pause of faults.pauses) {
+      if (pause.handedOut > 0) {
+        checks.push({ name: 'a paused worker keeps its jobs', figure: `${pause.handedOut} of ${pause.jobsHeld} handed out`, violations: pause.handedOut, examples: [] });
+      }
+    }
+    const faketimeInfo = {
+      used: faketime.available,
+      reason: faketime.available ? `LD_PRELOAD ${faketime.library}, FAKETIME=${options.faketimeOffset}` : faketime.reason,
+      ...(logs.faketimeOffsetMs !== undefined ? { measuredOffsetMs: logs.faketimeOffsetMs } : {}),
+      commandsDecided: logs.faketimeCommands,
+    };
+    if (faketime.available && logs.faketimeCommands === 0) {
+      checks.push({ name: 'the faketime worker decided commands', figure: '0', violations: 1, examples: ['the wrong-clock worker did no work: its check proves nothing'] });
+    }
+    const violations = checks.reduce((sum, c) => sum + c.violations, 0);
+    const summary = `commands ${commands.size}, kills ${faults.kills}, pg restarts ${faults.pgRestarts}, violations ${violations}, ` +
+      `lost ${result.lost}, duplicates applied ${result.duplicatesApplied}, deadlocks ${deadlocks}, ` +
+      `duplicate executions absorbed ${logs.absorbedAfterCommit}`;
+    return {
+      checks, summary, violations, commands: commands.size, lost: result.lost, duplicatesApplied: result.duplicatesApplied,
+      deadlocks, duplicateExecutionsAbsorbed: logs.absorbedAfterCommit, duplicateEnqueuesAbsorbed: logs.absorbedDuplicateEnqueue,
+      faults, producer, faketime: faketimeInfo, workerExits: { ...supervisor.exits }, retriesLogged: logs.retries,
+      unexpectedErrors: logs.unexpected, drainMs, workDir,
+    };
+  } finally {
+    await supervisor?.stop().catch(() => {});
+    await proxy?.close().catch(() => {});
+    await cluster.stop('fast').catch(() => {});
+    if (!options.keep) rmSync(workDir, { recursive: true, force: true });
+    else log(`kept ${workDir} (worker logs in logs/, server log in pgdata/postgresql.log)`);
+  }
+}
+
+async function queryOnce<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000, application_name: 'chaos-monitor' });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function waitFor(url: string, ids: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await queryOnce<{ n: string }>(url, 'select count(*) as n from billing.operations where id = any($1)', [ids]).catch(() => [{ n: '0' }]);
+    if (Number(rows[0]!.n) === ids.length) return;
+    if (Date.now() > deadline) throw new Error(`opening commands not done after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Until every command has its result and no billing job is locked, waiting for a retry, or due
+ * within the longest hold expiry the mix asks for (so that the checks see every expiry applied).
+ */
+async function drain(url: string, ids: string[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await queryOnce<{ missing: string; busy: string }>(url, `select
+        (select count(*) from unnest($1::text[]) as i(id) where not exists (select 1 from billing.operations o where o.id = i.id)) as missing,
+        (select count(*) from graphile_worker.jobs where task_identifier like 'billing/%'
+           and attempts < max_attempts
+           and (locked_at is not null or attempts > 0 or run_at <= now() + interval '10 seconds')) as busy`, [ids]).catch(() => undefined);
+    if (rows && rows[0]!.missing === '0' && rows[0]!.busy === '0') return true;
+    if (Date.now() > deadline) return false;
+    await sleep(250);
+  }
+}
+
+function startMonitor(url: string, databaseName: string) {
+  let backlog = 0;
+  let deadlocksBefore = 0; // summed over crash epochs
+  let deadlocksNow = 0;
+  let stopped = false;
+  const sample = async () => {
+    const rows = await queryOnce<{ backlog: string; deadlocks: string }>(url, `select
+        (select count(*) from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now()) as backlog,
+        (select deadlocks from pg_stat_database where datname = $1) as deadlocks`, [databaseName]);
+    backlog = Number(rows[0]!.backlog);
+    const deadlocks = Number(rows[0]!.deadlocks ?? 0);
+    // A crash resets the counter: what it showed before is carried over.
+    if (deadlocks < deadlocksNow) deadlocksBefore += deadlocksNow;
+    deadlocksNow = deadlocks;
+  };
+  void (async () => {
+    while (!stopped) {
+      await sample().catch(() => {});
+      await sleep(250);
+    }
+  })();
+  return {
+    get backlog() { return backlog; },
+    get deadlocks() { return deadlocksBefore + deadlocksNow; },
+    sample,
+    stop() { stopped = true; },
+  };
+}
+
+interface LogScan {
+  absorbedAfterCommit: number;
+  absorbedDuplicateEnqueue: number;
+  retries: number;
+  unexpected: Record<string, number>;
+  faketimeCommands: number;
+  faketimeOffsetMs: number | undefined;
+}
+
+/**
+ * Reads the workers' JSON logs. A 'repeated command' line whose job id is the job id stored with the
+ * result is a job that ran again after its command had committed: the window between a commit and
+ * graphile-worker's completion of the job, hit by a fault.
+ */
+function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: Map<string, string | null>): LogScan {
+  const scan: LogScan = { absorbedAfterCommit: 0, absorbedDuplicateEnqueue: 0, retries: 0, unexpected: {}, faketimeCommands: 0, faketimeOffsetMs: undefined };
+  for (const { file, kind } of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    let lastTime: number | undefined;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      let entry: { msg?: string; command_id?: string; job_id?: string | number; time?: number; transient?: boolean; err?: { code?: string; message?: string }; seq?: string };
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        continue; // the last line of a killed worker may be cut short
+      }
+      if (typeof entry.time === 'number') lastTime = entry.time;
+      if (entry.msg === 'repeated command: the first result stands' && entry.command_id) {
+        if (String(entry.job_id) === jobOfResult.get(entry.command_id)) scan.absorbedAfterCommit += 1;
+        else scan.absorbedDuplicateEnqueue += 1;
+      }
+      if (entry.msg === 'command failed, will retry') scan.retries += 1;
+      if (entry.msg === 'command failed with an unexpected error, will retry') {
+        const key = `${entry.err?.code ?? 'no code'}: ${(entry.err?.message ?? '').slice(0, 80)}`;
+        scan.unexpected[key] = (scan.unexpected[key] ?? 0) + 1;
+      }
+      if (kind === 'faketime' && entry.seq !== undefined) scan.faketimeCommands += 1;
+    }
+    if (kind === 'faketime' && lastTime !== undefined) {
+      // The file's modification time is the kernel's (real) clock at the last write.
+      scan.faketimeOffsetMs ??= lastTime - statSync(file).mtimeMs;
+    }
+  }
+  return scan;
+}

@@ -1,0 +1,114 @@
+// A TCP proxy between one worker and PostgreSQL that the chaos run steers, to fake network faults
+// that signals cannot: a partition (blackhole), a reset, and a slow link (added latency).
+import net from 'node:net';
+
+export type ProxyMode =
+  /** Bytes flow both ways. */
+  | { kind: 'pass' }
+  /**
+   * Bytes are dropped both ways and new connections hang: what a partition looks like to both
+   * ends (neither sees a FIN or a RST). Leaving it resets the connections it swallowed bytes of,
+   * since their protocol streams are broken, as TCP would after its retransmissions gave up.
+   */
+  | { kind: 'blackhole' }
+  /** Every current and new connection is reset at once. */
+  | { kind: 'reset' }
+  /** Each chunk is delivered `ms` later, in order. */
+  | { kind: 'latency'; ms: number };
+
+interface Link {
+  client: net.Socket;
+  server: net.Socket;
+  damaged: boolean;
+}
+
+export class TcpProxy {
+  readonly #upstreamHost: string;
+  readonly #upstreamPort: number;
+  readonly #server: net.Server;
+  readonly #links = new Set<Link>();
+  #mode: ProxyMode = { kind: 'pass' };
+
+  constructor(upstreamHost: string, upstreamPort: number) {
+    this.#upstreamHost = upstreamHost;
+    this.#upstreamPort = upstreamPort;
+    this.#server = net.createServer((client) => this.#accept(client));
+  }
+
+  get mode(): ProxyMode {
+    return this.#mode;
+  }
+
+  get connections(): number {
+    return this.#links.size;
+  }
+
+  /** Listens on 127.0.0.1 at a free port; resolves with the port. */
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  setMode(mode: ProxyMode): void {
+    const leavingBlackhole = this.#mode.kind === 'blackhole' && mode.kind !== 'blackhole';
+    this.#mode = mode;
+    if (mode.kind === 'reset') {
+      for (const link of this.#links) this.#reset(link);
+    } else if (leavingBlackhole) {
+      for (const link of this.#links) if (link.damaged) this.#reset(link);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const link of this.#links) this.#reset(link);
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(client: net.Socket): void {
+    client.on('error', () => {});
+    if (this.#mode.kind === 'reset') {
+      client.resetAndDestroy();
+      return;
+    }
+    const server = net.connect(this.#upstreamPort, this.#upstreamHost);
+    server.on('error', () => {});
+    const link: Link = { client, server, damaged: false };
+    this.#links.add(link);
+    const end = () => {
+      if (!this.#links.delete(link)) return;
+      // Half-open links would keep the server's session (and its locks) alive: close both sides.
+      client.destroy();
+      server.destroy();
+    };
+    client.on('close', end);
+    server.on('close', end);
+    this.#pipe(link, client, server);
+    this.#pipe(link, server, client);
+  }
+
+  #pipe(link: Link, from: net.Socket, to: net.Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      const mode = this.#mode;
+      if (mode.kind === 'blackhole') {
+        link.damaged = true;
+        return;
+      }
+      if (mode.kind === 'latency') {
+        // Pause so that later chunks cannot overtake this one.
+        from.pause();
+        setTimeout(() => {
+          if (!to.destroyed) to.write(chunk);
+          from.resume();
+        }, mode.ms);
+        return;
+      }
+      if (!to.destroyed) to.write(chunk);
+    });
+  }
+
+  #reset(link: Link): void {
+    this.#links.delete(link);
+    link.client.resetAndDestroy();
+    link.server.resetAndDestroy();
+  }
+}

@@ -1,0 +1,37 @@
+// The bank test at CI size (SPEC section 4): real worker processes on a throwaway PostgreSQL cluster
+// of its own (own port, own data folder; never the machine's server), an at-least-once producer,
+// and every fault of the schedule once or more; then the checks of chaos/checks.ts. The long run is
+// `npm run chaos -- --seconds 300 --workers 4` (README: Guarantees and how we test them).
+import t from 'tap';
+import { defaultOptions, runChaos } from '../chaos/run.ts';
+
+const seconds = 15;
+const base = defaultOptions(seconds);
+
+t.test('bank under faults: nothing lost, nothing applied twice, the ledger replays', async (t) => {
+  const lines: string[] = [];
+  const report = await runChaos({
+    ...base,
+    workers: 3,
+    accounts: 5,
+    drainSeconds: 30,
+    faults: { ...base.faults, killEveryMs: 2000, pgRestarts: 1, pauses: 1, partitions: 1 },
+    log: (line) => lines.push(line),
+  });
+  for (const check of report.checks) {
+    t.comment(`${check.violations ? 'FAIL' : 'ok'} ${check.name}: ${check.figure}`);
+    for (const example of check.examples) t.comment(`   ${example}`);
+  }
+  if (!report.faketime.used) t.comment(`faketime fault skipped: ${report.faketime.reason}`);
+  t.comment(report.summary);
+  t.comment(`faults:\n${lines.join('\n')}`);
+
+  t.equal(report.lost, 0, 'every enqueued command has a result');
+  t.equal(report.duplicatesApplied, 0, 'no command took effect twice');
+  t.equal(report.deadlocks, 0, 'no deadlock');
+  t.ok(report.duplicateExecutionsAbsorbed > 0, 'a job re-ran after its command committed, and was absorbed');
+  t.ok(report.faults.kills >= 3, `workers were SIGKILLed (${report.faults.kills})`);
+  t.equal(report.faults.pgRestarts, 1, 'PostgreSQL was crash-restarted');
+  t.ok(report.faults.partitions.blackholes >= 1, 'a worker was partitioned from PostgreSQL');
+  for (const check of report.checks) t.equal(check.violations, 0, check.name);
+});
