@@ -20,6 +20,8 @@ export interface Config {
   idleInTransactionTimeoutMs: number;
   /** How often a worker looks for jobs locked by dead workers. */
   recoveryIntervalMs: number;
+  /** Folder of the embedded PostgreSQL that `billing start` runs without DATABASE_URL (BILLING_DATA_DIR). */
+  dataDir?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -37,6 +39,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lockTimeoutMs: integer(env, 'BILLING_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
     idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 0, 3_600_000),
     recoveryIntervalMs: integer(env, 'BILLING_RECOVERY_INTERVAL_MS', 2_000, 100, 60_000),
+    dataDir: env.BILLING_DATA_DIR || undefined,
   };
 }
 

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// `billing`: the command line of pg-billing. One file per subcommand; this one wires them up and
+// turns errors into the documented exit codes.
+import { Command, CommanderError } from 'commander';
+import { balanceCommand } from './balance.ts';
+import { benchCommand } from './bench.ts';
+import { captureCommand } from './capture.ts';
+import { chaosCommand } from './chaos.ts';
+import { CliError } from './context.ts';
+import { creditCommand } from './credit.ts';
+import { debitCommand } from './debit.ts';
+import { demoCommand } from './demo.ts';
+import { exitCodes, exitCodesHelp } from './exit-codes.ts';
+import { holdCommand } from './hold.ts';
+import { migrateCommand } from './migrate.ts';
+import { openAccountCommand } from './open-account.ts';
+import { releaseCommand } from './release.ts';
+import { startCommand } from './start.ts';
+import { transferCommand } from './transfer.ts';
+import { verifyCommand } from './verify.ts';
+import { watchCommand } from './watch.ts';
+import { workerCommand } from './worker.ts';
+
+const program = new Command('billing')
+  .description('pg-billing: balances in PostgreSQL, commands through a graphile-worker queue in the same database.')
+  .showHelpAfterError('(add --help for usage)')
+  .configureHelp({ sortSubcommands: false })
+  .addHelpText('after', `
+Examples:
+  $ npm start                      # embedded PostgreSQL + migrations + a worker, in one terminal
+  $ billing demo                   # in another: the original task, balances 666 and 111
+  $ billing transfer 1 2 111 --json
+  $ billing watch --after 0
+  $ DATABASE_URL=postgres://billing@db:5432/billing billing worker
+
+Environment:
+  DATABASE_URL        the billing database (postgres://user:password@host:5432/db). When unset, the
+                      CLI uses the embedded PostgreSQL that \`npm start\` runs from this folder.
+  BILLING_DATA_DIR    folder of that embedded PostgreSQL (default <project>/.data/postgres)
+  BILLING_HTTP_PORT   worker's /healthz /readyz /metrics port (default 9090; 0: any free port)
+  LOG_LEVEL           worker log level (default info); more BILLING_* settings in the README
+
+${exitCodesHelp}
+`);
+
+for (const command of [
+  startCommand(), migrateCommand(), workerCommand(),
+  openAccountCommand(), creditCommand(), debitCommand(), transferCommand(), holdCommand(), captureCommand(), releaseCommand(),
+  balanceCommand(), watchCommand(), verifyCommand(), demoCommand(), benchCommand(), chaosCommand(),
+]) {
+  program.addCommand(command);
+}
+
+// Usage errors exit 1 (commander's default), as documented; --help exits 0.
+for (const command of [program, ...program.commands]) command.exitOverride();
+
+let exitCode: number;
+try {
+  await program.parseAsync(process.argv);
+  exitCode = typeof process.exitCode === 'number' ? process.exitCode : exitCodes.ok;
+} catch (error) {
+  if (error instanceof CommanderError) {
+    exitCode = error.exitCode === 0 ? exitCodes.ok : exitCodes.error;
+  } else if (error instanceof CliError) {
+    console.error(`billing: ${error.message}`);
+    exitCode = error.exitCode;
+  } else {
+    console.error(`billing: ${describe(error)}`);
+    exitCode = exitCodes.error;
+  }
+}
+// Leftover sockets or timers must not keep a finished command alive.
+process.exit(exitCode);
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ECONNREFUSED') return `cannot reach PostgreSQL (${error.message}): is it running, and is DATABASE_URL right?`;
+  if (code === '42P01' || code === '3F000') return `${error.message}: is the database migrated? run \`billing migrate\``;
+  return process.env.LOG_LEVEL === 'debug' ? (error.stack ?? error.message) : error.message;
+}

@@ -1,0 +1,32 @@
+import { Command } from 'commander';
+import { findDatabase, loadCliConfig } from './context.ts';
+import { exitCodes } from './exit-codes.ts';
+import { withExamples } from './help.ts';
+import { untilStopped } from './signals.ts';
+
+export function workerCommand(): Command {
+  const command = new Command('worker')
+    .summary('run a worker process (health and metrics on BILLING_HTTP_PORT)')
+    .description('Run a worker: takes billing jobs from the queue and applies them (run as many as you like, anywhere). ' +
+      'Serves /healthz, /readyz and /metrics on BILLING_HTTP_PORT (default 9090; 0 picks a free port, logged as http_port). ' +
+      'SIGTERM/SIGINT: in-flight commands finish, the rest go back to the queue, exit 0; a second signal forces exit 1. ' +
+      'Exits 70 if it stops working by itself, so that its supervisor restarts it.')
+    .action(async () => {
+      const config = loadCliConfig();
+      const { url } = await findDatabase(config);
+      const [{ createLogger }, { startWorker }] = await Promise.all([import('../logger.ts'), import('../worker/run-worker.ts')]);
+      const logger = createLogger(config.logLevel);
+      const worker = await startWorker({ ...config, databaseUrl: url }, logger, (error) => {
+        logger.fatal({ err: error }, 'worker stopped working: exiting so that a fresh one takes over');
+        process.exit(exitCodes.workerFatal);
+      });
+      process.exitCode = await untilStopped(async () => {
+        await worker.stop();
+        logger.info('worker stopped');
+      }, (message) => logger.info(message));
+    });
+  return withExamples(command, [
+    'DATABASE_URL=postgres://billing@db:5432/billing billing worker',
+    'BILLING_HTTP_PORT=9091 BILLING_CONCURRENCY=100 billing worker',
+  ]);
+}

@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { commandTypes, type CommandType } from '../commands/codes.ts';
+import { parseCommand } from '../commands/parse.ts';
+import { createPool } from '../db/pool.ts';
+import { isTransientError } from '../worker/errors.ts';
+import { ClientClosedError } from './errors.ts';
+import { ResultListener } from './listener.ts';
+import { fallbackCheckMs, PendingResults } from './pending.ts';
+import { toPayload } from './payload.ts';
+import { accountColumns, resultColumns, toAccount, toStoredResult, type AccountRow, type ResultRow } from './rows.ts';
+import type { Account, CommandInputs, CommandResult, StoredResult } from './types.ts';
+
+export interface BillingClientOptions {
+  /** The billing database, e.g. process.env.DATABASE_URL. */
+  connectionString: string;
+  /** How long a command call waits for its result after enqueueing; 0 waits forever. Default 30 s. */
+  timeoutMs?: number;
+  /** Connections for enqueueing and reading (the listener has one more of its own). Default 4. */
+  poolSize?: number;
+  /** application_name of the connections; the listener's gets `-listener` appended. */
+  applicationName?: string;
+  /** Told when the listener loses its connection or fails to reconnect (it keeps trying). */
+  onListenerError?: (error: Error) => void;
+}
+
+export interface ResultsOptions {
+  /** Results with a seq above this one; 0n (the default) is from the very first. */
+  after?: bigint;
+  /** Rows per read. Default 500. */
+  batchSize?: number;
+  /** Stops the iteration (it then returns normally). */
+  signal?: AbortSignal;
+}
+
+export interface CallOptions {
+  /** Overrides the client's timeoutMs for this call. */
+  timeoutMs?: number;
+}
+
+export interface BillingClient {
+  openAccount(input: CommandInputs['open_account'], options?: CallOptions): Promise<CommandResult>;
+  credit(input: CommandInputs['credit'], options?: CallOptions): Promise<CommandResult>;
+  debit(input: CommandInputs['debit'], options?: CallOptions): Promise<CommandResult>;
+  transfer(input: CommandInputs['transfer'], options?: CallOptions): Promise<CommandResult>;
+  hold(input: CommandInputs['hold'], options?: CallOptions): Promise<CommandResult>;
+  capture(input: CommandInputs['capture'], options?: CallOptions): Promise<CommandResult>;
+  release(input: CommandInputs['release'], options?: CallOptions): Promise<CommandResult>;
+  /** Enqueues a command through billing.submit and resolves with its result (applied or rejected). */
+  submit<T extends CommandType>(type: T, input: CommandInputs[T], options?: CallOptions): Promise<CommandResult>;
+  /** Every result in seq order, from `after` on, waiting for new ones; survives reconnects without loss. */
+  results(options?: ResultsOptions): AsyncGenerator<StoredResult, void, undefined>;
+  /** The stored result of a command id, if it has one. */
+  result(id: string): Promise<StoredResult | undefined>;
+  /** The highest seq written so far (0n when none): `results({ after: await lastSeq() })` tails new ones. */
+  lastSeq(): Promise<bigint>;
+  balance(account: string): Promise<Account | undefined>;
+  /** The accounts that exist, by id. */
+  balances(accounts: string[]): Promise<Map<string, Account>>;
+  /** Commands waiting for their result right now. */
+  readonly pendingCount: number;
+  /** Stops listening, rejects pending calls with ClientClosedError, ends iterators, closes connections. */
+  close(): Promise<void>;
+}
+
+/** The channel src/ledger/apply.ts notifies on (not imported: it would load the whole ledger). */
+const resultsChannel = 'billing_results';
+const defaultTimeoutMs = 30_000;
+const maxRetryMs = 5_000;
+
+export function createBillingClient(options: BillingClientOptions): BillingClient {
+  const applicationName = options.applicationName ?? 'pg-billing-client';
+  const pool: pg.Pool = createPool({ connectionString: options.connectionString, max: options.poolSize ?? 4, applicationName });
+  const listener = new ResultListener({
+    connectionString: options.connectionString,
+    channel: resultsChannel,
+    applicationName: `${applicationName}-listener`,
+    ...(options.onListenerError ? { onError: options.onListenerError } : {}),
+  });
+  const pending = new PendingResults(pool, listener);
+  let closed = false;
+
+  async function submit<T extends CommandType>(type: T, input: CommandInputs[T], call: CallOptions = {}): Promise<CommandResult> {
+    if (closed) throw new ClientClosedError();
+    if (!commandTypes.includes(type)) throw new TypeError(`unknown command type: ${String(type)}`);
+    const id = input.id ?? randomUUID();
+    const payload = toPayload(type, id, input);
+    const text = JSON.stringify(payload);
+    // The same parser the worker runs gives the same fingerprint, and the id it would file the result under.
+    const parsed = parseCommand({ task: type, payload: JSON.parse(text), defaultId: '', defaultCurrency: 'XXX' });
+    const filedUnder = parsed.ok ? parsed.command.id : parsed.id;
+    if (filedUnder !== id) throw new TypeError(`id must be 1 to 128 characters of well-formed text, got ${JSON.stringify(id)}`);
+    // Registered before the enqueue, so a result that commits at once is not missed.
+    const call$ = pending.add(id, type, parsed.fingerprint);
+    listener.start();
+    let jobId: bigint;
+    try {
+      const { rows } = await pool.query<{ job_id: bigint }>('select billing.submit($1, $2::json) as job_id', [type, text]);
+      jobId = rows[0]!.job_id;
+    } catch (error) {
+      call$.abandon();
+      throw error;
+    }
+    call$.enqueued(jobId, call.timeoutMs ?? options.timeoutMs ?? defaultTimeoutMs);
+    return call$.promise;
+  }
+
+  async function* results(resultsOptions: ResultsOptions = {}): AsyncGenerator<StoredResult, void, undefined> {
+    if (closed) throw new ClientClosedError();
+    let cursor = resultsOptions.after ?? 0n;
+    const batchSize = resultsOptions.batchSize ?? 500;
+    const signal = resultsOptions.signal;
+    // Subscribed before the first read: a notification between a read and the wait is kept.
+    const wakeup = listener.subscribe();
+    const onAbort = () => wakeup.signal();
+    signal?.addEventListener('abort', onAbort);
+    let retryMs = 100;
+    try {
+      while (!closed && !signal?.aborted) {
+        let rows: ResultRow[];
+        try {
+          ({ rows } = await pool.query<ResultRow>(
+            `select ${resultColumns} from billing.operations where seq > $1 order by seq limit $2`, [cursor, batchSize]));
+          retryMs = 100;
+        } catch (error) {
+          if (closed || signal?.aborted) return;
+          if (!isTransientError(error)) throw error;
+          await wakeup.wait(retryMs); // the listener's reconnect wakes this as soon as the server is back
+          retryMs = Math.min(retryMs * 2, maxRetryMs);
+          continue;
+        }
+        for (const row of rows) {
+          cursor = row.seq;
+          yield toStoredResult(row);
+          if (closed || signal?.aborted) return;
+        }
+        if (rows.length < batchSize) await wakeup.wait(fallbackCheckMs);
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      wakeup.dispose();
+    }
+  }
+
+  async function balances(accounts: string[]): Promise<Map<string, Account>> {
+    const { rows } = await pool.query<AccountRow>(
+      `select ${accountColumns} from billing.accounts where account = any($1::text[])`, [accounts]);
+    return new Map(rows.map((row) => [row.account, toAccount(row)]));
+  }
+
+  const command = <T extends CommandType>(type: T) => (input: CommandInputs[T], call?: CallOptions) => submit(type, input, call);
+
+  return {
+    openAccount: command('open_account'),
+    credit: command('credit'),
+    debit: command('debit'),
+    transfer: command('transfer'),
+    hold: command('hold'),
+    capture: command('capture'),
+    release: command('release'),
+    submit,
+    results,
+    async result(id) {
+      const { rows } = await pool.query<ResultRow>(`select ${resultColumns} from billing.operations where id = $1`, [id]);
+      return rows[0] ? toStoredResult(rows[0]) : undefined;
+    },
+    async lastSeq() {
+      const { rows } = await pool.query<{ seq: bigint }>('select coalesce(max(seq), 0)::int8 as seq from billing.operations');
+      return rows[0]!.seq;
+    },
+    async balance(account) {
+      return (await balances([account])).get(account);
+    },
+    balances,
+    get pendingCount() {
+      return pending.size;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      pending.closeAll();
+      await listener.close();
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import type pg from 'pg';
+import type { CommandType } from '../commands/codes.ts';
+import { ClientClosedError, ResultTimeoutError } from './errors.ts';
+import type { ResultListener } from './listener.ts';
+import { resultColumns, toStoredResult, type ResultRow } from './rows.ts';
+import type { CommandResult, IdConflictResult, StoredResult } from './types.ts';
+
+interface Waiter {
+  id: string;
+  type: CommandType;
+  /** The worker's fingerprint of this command: the stored row's tells a replay from an id reuse. */
+  fingerprint: string;
+  jobId: bigint | null;
+  resolve(result: CommandResult): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface PendingCall {
+  promise: Promise<CommandResult>;
+  /** Called once the command is enqueued: starts the timeout and looks for a result at once. */
+  enqueued(jobId: bigint, timeoutMs: number): void;
+  /** The enqueue failed: forget the call. */
+  abandon(): void;
+}
+
+/** How long a pending call goes without a look at the table when no notification comes. */
+export const fallbackCheckMs = 1_000;
+
+/**
+ * Every caller waiting for a result, checked together with one query by id: on each notification,
+ * after each reconnect of the listener and on a timer, so a lost notification only delays a result.
+ */
+export class PendingResults {
+  readonly #pool: pg.Pool;
+  readonly #listener: ResultListener;
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  #stopWaking: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #checking = false;
+  #checkAgain = false;
+  #closed = false;
+
+  constructor(pool: pg.Pool, listener: ResultListener) {
+    this.#pool = pool;
+    this.#listener = listener;
+  }
+
+  get size(): number {
+    let count = 0;
+    for (const waiters of this.#waiters.values()) count += waiters.size;
+    return count;
+  }
+
+  add(id: string, type: CommandType, fingerprint: string): PendingCall {
+    if (this.#closed) throw new ClientClosedError();
+    let waiter!: Waiter;
+    const promise = new Promise<CommandResult>((resolve, reject) => {
+      waiter = { id, type, fingerprint, jobId: null, resolve, reject, timer: undefined };
+    });
+    let set = this.#waiters.get(id);
+    if (!set) this.#waiters.set(id, (set = new Set()));
+    set.add(waiter);
+    this.#stopWaking ??= this.#listener.onWake(() => void this.check());
+    this.#timer ??= setInterval(() => void this.check(), fallbackCheckMs);
+    return {
+      promise,
+      enqueued: (jobId, timeoutMs) => {
+        waiter.jobId = jobId;
+        if (!this.#waiters.get(id)?.has(waiter)) return; // settled meanwhile (the client was closed)
+        if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+          waiter.timer = setTimeout(() => this.#settle(waiter, () => waiter.reject(new ResultTimeoutError(id, jobId, timeoutMs))), timeoutMs);
+        }
+        void this.check();
+      },
+      abandon: () => this.#remove(waiter),
+    };
+  }
+
+  /** Looks up every pending id; concurrent requests collapse into one more round. */
+  async check(): Promise<void> {
+    if (this.#checking) {
+      this.#checkAgain = true;
+      return;
+    }
+    this.#checking = true;
+    try {
+      do {
+        this.#checkAgain = false;
+        if (this.#waiters.size === 0) return;
+        const ids = [...this.#waiters.keys()];
+        const { rows } = await this.#pool.query<ResultRow & { fingerprint: string }>(
+          `select ${resultColumns}, fingerprint from billing.operations where id = any($1::text[])`, [ids]);
+        for (const row of rows) this.#deliver(row);
+      } while (this.#checkAgain);
+    } catch {
+      // The database is unreachable for now; the timer and the listener's reconnect try again.
+    } finally {
+      this.#checking = false;
+    }
+  }
+
+  closeAll(): void {
+    this.#closed = true;
+    for (const set of [...this.#waiters.values()]) {
+      for (const waiter of set) this.#settle(waiter, () => waiter.reject(new ClientClosedError('the billing client was closed before the result came (the command may still be applied)')));
+    }
+  }
+
+  #deliver(row: ResultRow & { fingerprint: string }): void {
+    const set = this.#waiters.get(row.id);
+    if (!set) return;
+    const stored = toStoredResult(row);
+    for (const waiter of [...set]) {
+      if (waiter.jobId === null) continue; // still enqueueing: its own look after the enqueue finds this row
+      // The worker compares the same fingerprints: a differing one can only end as id_conflict.
+      const result = waiter.fingerprint === row.fingerprint ? stored : idConflict(waiter, stored);
+      this.#settle(waiter, () => waiter.resolve(result));
+    }
+  }
+
+  #settle(waiter: Waiter, outcome: () => void): void {
+    if (!this.#remove(waiter)) return;
+    outcome();
+  }
+
+  #remove(waiter: Waiter): boolean {
+    const set = this.#waiters.get(waiter.id);
+    if (!set?.delete(waiter)) return false;
+    clearTimeout(waiter.timer);
+    if (set.size === 0) this.#waiters.delete(waiter.id);
+    if (this.#waiters.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      this.#stopWaking?.();
+      this.#stopWaking = undefined;
+    }
+    return true;
+  }
+}
+
+function idConflict(waiter: Waiter, original: StoredResult): IdConflictResult {
+  return {
+    id: waiter.id,
+    seq: null,
+    type: waiter.type,
+    status: 'rejected',
+    code: 'id_conflict',
+    message: `id ${waiter.id} was already used by another ${original.type} command (result #${original.seq}, ${original.code}); this one had no effect`,
+    balances: [],
+    jobId: waiter.jobId,
+    original,
+  };
+}

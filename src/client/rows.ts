@@ -1,0 +1,54 @@
+import type { OperationType, ResultStatus } from '../commands/codes.ts';
+import type { Account, ResultBalance, StoredResult } from './types.ts';
+
+export const resultColumns = 'id, seq, type, status, code, message, balances, job_id, created_at';
+export const accountColumns = 'account, currency, balance, held, available, created_at, updated_at';
+
+/** billing.operations as node-pg returns it from a pool with int8 -> bigint. */
+export interface ResultRow {
+  id: string;
+  seq: bigint;
+  type: string;
+  status: string;
+  code: string;
+  message: string | null;
+  balances: { account: string; balance: string; held: string }[] | null;
+  job_id: bigint | null;
+  created_at: Date;
+}
+
+export interface AccountRow {
+  account: string;
+  currency: string;
+  balance: bigint;
+  held: bigint;
+  available: bigint;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export function toStoredResult(row: ResultRow): StoredResult {
+  return {
+    id: row.id,
+    seq: row.seq,
+    type: row.type as OperationType,
+    status: row.status as ResultStatus,
+    code: row.code as StoredResult['code'],
+    message: row.message,
+    balances: (row.balances ?? []).map((b): ResultBalance => ({ account: b.account, balance: BigInt(b.balance), held: BigInt(b.held) })),
+    jobId: row.job_id,
+    createdAt: row.created_at,
+  };
+}
+
+export function toAccount(row: AccountRow): Account {
+  return {
+    account: row.account,
+    currency: row.currency,
+    balance: row.balance,
+    held: row.held,
+    available: row.available,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,87 @@
+import type { OperationType, ResultCode, ResultStatus } from '../commands/codes.ts';
+import type { Metadata } from '../commands/command.ts';
+
+/** Fields every command takes. `id` is the idempotency key: the same id and payload apply once. */
+export interface CommandOptions {
+  /** 1 to 128 characters; a random one is made when absent. */
+  id?: string;
+  /** Stored with the result; at most 4 KiB serialized. */
+  metadata?: Metadata;
+}
+
+export interface OpenAccountInput extends CommandOptions { account: string; currency?: string }
+export interface CreditInput extends CommandOptions { account: string; amount: bigint }
+export interface DebitInput extends CommandOptions { account: string; amount: bigint }
+export interface TransferInput extends CommandOptions { from: string; to: string; amount: bigint }
+export interface HoldInput extends CommandOptions {
+  account: string;
+  amount: bigint;
+  /** Hold id; the command id when absent. */
+  hold?: string;
+  expiresAt?: Date;
+  ttlSeconds?: number;
+}
+export interface CaptureInput extends CommandOptions { hold: string; amount?: bigint; to?: string }
+export interface ReleaseInput extends CommandOptions { hold: string }
+
+export interface CommandInputs {
+  open_account: OpenAccountInput;
+  credit: CreditInput;
+  debit: DebitInput;
+  transfer: TransferInput;
+  hold: HoldInput;
+  capture: CaptureInput;
+  release: ReleaseInput;
+}
+
+/** What an account was left with by a command. */
+export interface ResultBalance {
+  account: string;
+  balance: bigint;
+  held: bigint;
+}
+
+/** A row of billing.operations: the one durable result of a command id. */
+export interface StoredResult {
+  id: string;
+  /** The results cursor: `results({ after: seq })` continues after this one. */
+  seq: bigint;
+  type: OperationType;
+  status: ResultStatus;
+  /** Never `id_conflict`: a reused id writes no row of its own (see IdConflictResult). */
+  code: Exclude<ResultCode, 'id_conflict'>;
+  message: string | null;
+  /** The balances of the accounts the command touched, right after it. */
+  balances: ResultBalance[];
+  jobId: bigint | null;
+  createdAt: Date;
+}
+
+/**
+ * The command's id was already taken by another command (another payload or type). The first
+ * command's result stays as it is (`original`); this command had no effect and has no row of its own.
+ */
+export interface IdConflictResult {
+  id: string;
+  seq: null;
+  type: OperationType;
+  status: 'rejected';
+  code: 'id_conflict';
+  message: string;
+  balances: [];
+  jobId: bigint | null;
+  original: StoredResult;
+}
+
+/** What a command call resolves with. `status` is `applied` or `rejected`; rejections are data, not errors. */
+export type CommandResult = StoredResult | IdConflictResult;
+
+export interface Account {
+  account: string;
+  currency: string;
+  balance: bigint;
+  held: bigint;
+  available: bigint;
+  createdAt: Date;
+  updatedAt: Date;
+}

@@ -1,0 +1,175 @@
+// The `billing` CLI end to end: spawned processes, a real `billing worker` process, real exit codes.
+import pg from 'pg';
+import t from 'tap';
+import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
+import { runCli, startWorkerProcess } from './helpers/cli.ts';
+import { createTestDatabase } from './helpers/database.ts';
+
+const database = await createTestDatabase('cli');
+const env = { DATABASE_URL: database.url };
+const { worker } = await startWorkerProcess(database.url);
+t.teardown(async () => {
+  await worker.stop();
+  await database.drop();
+});
+
+const billing = (...args: string[]) => runCli(args, env);
+const balanceOf = async (account: string) =>
+  (await database.query<{ balance: bigint }>('select balance from billing.accounts where account = $1', [account])).rows[0]?.balance;
+
+t.test('migrate: applies every migration to an empty database, then has nothing to do', async (t) => {
+  const serverUrl = await resolveServerUrl();
+  const name = `pgbilling_t_cli_migrate_${process.pid}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${name} with (force)`);
+  await admin.query(`create database ${name}`);
+  t.teardown(async () => {
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  });
+  const url = withDatabase(serverUrl, name);
+  const first = await runCli(['migrate'], { DATABASE_URL: url });
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stdout, /applied 0001_ledger/);
+  t.match(first.stdout, /applied 0003_submit/);
+  const again = await runCli(['migrate'], { DATABASE_URL: url });
+  t.equal(again.code, 0);
+  t.match(again.stdout, /up to date/);
+
+  // No worker runs on this database: a command times out, says it may still apply, exits 1.
+  const late = await runCli(['credit', 'lonely', '5', '--timeout', '300'], { DATABASE_URL: url });
+  t.equal(late.code, 1);
+  t.match(late.stderr, /no result for command .* after 300 ms: it is enqueued and may still be applied later/);
+});
+
+t.test('demo: the original task, four results and balances 666 and 111; a second run uses fresh accounts', async (t) => {
+  const first = await billing('demo');
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stdout, /accounts 1 and 2\n/);
+  const resultLines = first.stdout.split('\n').filter((line) => /^\d\. /.test(line));
+  t.equal(resultLines.length, 4);
+  t.ok(resultLines.every((line) => line.includes('applied ok')), resultLines.join('\n'));
+  t.match(first.stdout, /1=666 2=111/);
+  t.match(first.stdout, /balances: 1 = 666, 2 = 111/);
+  t.equal(await balanceOf('1'), 666n);
+  t.equal(await balanceOf('2'), 111n);
+
+  const second = await billing('demo', '--json');
+  t.equal(second.code, 0, second.stderr);
+  const report = JSON.parse(second.stdout) as { accounts: string[]; results: { status: string }[]; balances: Record<string, string> };
+  t.same(report.accounts, ['3', '4'], 'accounts 1 and 2 exist: the next free pair');
+  t.same(report.results.map((r) => r.status), ['applied', 'applied', 'applied', 'applied']);
+  t.same(report.balances, { 3: '666', 4: '111' });
+  t.equal(await balanceOf('1'), 666n, 'the first run is left alone');
+
+  const third = await billing('demo');
+  t.match(third.stdout, /accounts 1 and 2 exist already .* uses accounts 5 and 6/);
+});
+
+t.test('each command: exit 0 when applied, 2 when rejected, --json parses', async (t) => {
+  // Rounds of commands whose outcome does not depend on their order within the round.
+  const rounds: [string[], number, string][][] = [
+    [[['open-account', 'cli-a'], 0, 'ok'], [['open-account', 'cli-b', '--currency', 'USD'], 0, 'ok']],
+    [
+      [['open-account', 'cli-a'], 2, 'account_exists'],
+      [['credit', 'cli-a', '100', '--metadata', '{"source":"test"}'], 0, 'ok'],
+    ],
+    [
+      [['debit', 'cli-a', '1000'], 2, 'insufficient_funds'],
+      [['debit', 'cli-a', '10'], 0, 'ok'],
+      [['transfer', 'cli-a', 'cli-b', '20'], 0, 'ok'],
+      [['hold', 'cli-a', '30', '--hold', 'cli-h1'], 0, 'ok'],
+    ],
+    [[['capture', 'cli-h1', '5', '--to', 'cli-b'], 0, 'ok'], [['hold', 'cli-a', '10', '--hold', 'cli-h2', '--ttl', '600'], 0, 'ok']],
+    [[['release', 'cli-h1'], 2, 'hold_closed'], [['release', 'cli-h2'], 0, 'ok']],
+  ];
+  for (const round of rounds) {
+    const runs = await Promise.all(round.map(([args]) => billing(...args, '--json')));
+    for (const [index, [args, expectedCode, expectedResult]] of round.entries()) {
+      const run = runs[index]!;
+      t.equal(run.code, expectedCode, `${args.join(' ')}: exit ${expectedCode} ${run.stderr}`);
+      const result = JSON.parse(run.stdout) as { code: string; status: string; seq: string };
+      t.equal(result.code, expectedResult, args.join(' '));
+      t.equal(result.status, expectedCode === 0 ? 'applied' : 'rejected');
+      t.match(result.seq, /^\d+$/, 'seq is a string of digits');
+    }
+  }
+  t.equal(await balanceOf('cli-a'), 65n, '100 - 10 - 20 - 5 captured');
+  t.equal(await balanceOf('cli-b'), 25n);
+
+  const human = await billing('credit', 'cli-a', '1');
+  t.equal(human.code, 0);
+  t.match(human.stdout, /^#\d+ {2}credit {2}\S+ {2}applied ok {2}cli-a=66\n$/);
+});
+
+t.test('the same id: a replay reports the first result again, another payload is id_conflict', async (t) => {
+  const first = JSON.parse((await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json')).stdout) as { seq: string };
+  const replay = await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json');
+  t.equal(replay.code, 0);
+  t.equal((JSON.parse(replay.stdout) as { seq: string }).seq, first.seq, 'the original result, not a new one');
+  const conflict = await billing('credit', 'cli-b', '8', '--id', 'cli-once', '--json');
+  t.equal(conflict.code, 2);
+  t.equal((JSON.parse(conflict.stdout) as { code: string }).code, 'id_conflict');
+  t.equal(await balanceOf('cli-b'), 32n, 'applied once');
+});
+
+t.test('bad usage exits 1 before anything is enqueued', async (t) => {
+  for (const args of [['credit', 'cli-a', '1.5'], ['credit', 'cli-a', '-3'], ['credit', 'cli-a', '5', '--metadata', '[1]'], ['transfer', 'x'], ['nonsense']]) {
+    const run = await billing(...args);
+    t.equal(run.code, 1, args.join(' '));
+    t.not(run.stderr, '', 'says why');
+  }
+});
+
+t.test('balance: 0 when all exist, 2 when one is missing; --json', async (t) => {
+  const both = await billing('balance', '1', '2');
+  t.equal(both.code, 0);
+  t.match(both.stdout, /^1\s+USD\s+666\s+0\s+666$/m);
+  const missing = await billing('balance', '1', 'nobody', '--json');
+  t.equal(missing.code, 2);
+  const lines = missing.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.same(lines.map((l) => [l.account, l.exists, l.balance]), [['1', true, '666'], ['nobody', false, undefined]]);
+});
+
+t.test('watch: results in seq order from a cursor, as JSON lines', async (t) => {
+  const run = await billing('watch', '--after', '0', '--count', '6', '--json');
+  t.equal(run.code, 0, run.stderr);
+  const results = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { seq: string; type: string });
+  t.same(results.map((r) => r.seq), ['1', '2', '3', '4', '5', '6']);
+  t.same(results.slice(0, 4).map((r) => r.type), ['open_account', 'open_account', 'credit', 'transfer']);
+  const later = await billing('watch', '--after', '2', '--count', '1', '--json');
+  t.equal((JSON.parse(later.stdout) as { seq: string }).seq, '3');
+});
+
+t.test('verify: exit 0 on a clean ledger, 1 after a balance is changed behind the journal', async (t) => {
+  const clean = await billing('verify');
+  t.equal(clean.code, 0, clean.stdout);
+  t.match(clean.stdout, /verify: ok/);
+  t.notMatch(clean.stdout, /BREACH/);
+  await database.query("update billing.accounts set balance = balance + 1 where account = '2'");
+  const tampered = await billing('verify');
+  t.equal(tampered.code, 1);
+  t.match(tampered.stdout, /BREACH\s+journal ends at the account row \(1\)/);
+  t.match(tampered.stdout, /2: row 112\/0, journal 111\/0/);
+  const json = await billing('verify', '--json');
+  t.equal(json.code, 1);
+  t.equal((JSON.parse(json.stdout) as { ok: boolean }).ok, false);
+  await database.query("update billing.accounts set balance = balance - 1 where account = '2'");
+  t.equal((await billing('verify')).code, 0);
+});
+
+t.test('--help answers on every command, with examples; the top level documents exit codes and DATABASE_URL', async (t) => {
+  const top = await billing('--help');
+  t.equal(top.code, 0);
+  for (const text of ['Exit codes:', 'DATABASE_URL', 'BILLING_DATA_DIR', 'demo', 'watch', 'verify', 'bench', 'chaos']) t.match(top.stdout, text);
+  const subcommands = ['start', 'migrate', 'worker', 'open-account', 'credit', 'debit', 'transfer', 'hold', 'capture', 'release',
+    'balance', 'watch', 'verify', 'demo'];
+  const helps = await Promise.all(subcommands.map((name) => billing(name, '--help')));
+  for (const [index, help] of helps.entries()) {
+    t.equal(help.code, 0, `${subcommands[index]} --help`);
+    t.match(help.stdout, new RegExp(`^Usage: billing ${subcommands[index]}`));
+    t.match(help.stdout, /Examples:\n {2}\$ /);
+    t.match(help.stdout, /DATABASE_URL/);
+  }
+});

@@ -1,0 +1,243 @@
+// The TypeScript client against a real worker: one shared listener, results by cursor, and no
+// result missed or delivered twice when its LISTEN connection is killed mid-stream; timeouts.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import t from 'tap';
+import { loadConfig } from '../src/config.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { freePort } from '../src/embedded/embedded-default.ts';
+import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
+import { createLogger } from '../src/logger.ts';
+import { startWorker } from '../src/worker/run-worker.ts';
+import { createBillingClient, ResultTimeoutError, type StoredResult } from '../src/index.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { startTestWorker } from './helpers/worker.ts';
+
+const database = await createTestDatabase('client');
+const worker = await startTestWorker(database);
+const appName = `client-test-${process.pid}`;
+const client = createBillingClient({ connectionString: database.url, applicationName: appName });
+t.teardown(async () => {
+  await client.close();
+  await worker.stop();
+  await database.drop();
+});
+
+async function listenerPids(db: TestDatabase, name: string): Promise<number[]> {
+  const { rows } = await db.query<{ pid: number }>(
+    'select pid from pg_stat_activity where datname = current_database() and application_name = $1 order by pid', [`${name}-listener`]);
+  return rows.map((r) => r.pid);
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+t.test('typed results: applied and rejected, bigint money, replay and id_conflict', async (t) => {
+  const opened = await client.openAccount({ account: 'c-1' });
+  t.equal(opened.status, 'applied');
+  t.equal(opened.code, 'ok');
+  t.type(opened.seq, 'bigint');
+  const big = 9_007_199_254_740_993n; // above 2^53: exact only as a bigint
+  const credited = await client.credit({ id: 'c-credit-1', account: 'c-1', amount: big, metadata: { why: 'test' } });
+  t.same(credited.balances, [{ account: 'c-1', balance: big, held: 0n }]);
+  const rejected = await client.debit({ account: 'c-1', amount: big + 1n });
+  t.equal(rejected.status, 'rejected');
+  t.equal(rejected.code, 'insufficient_funds');
+  t.match(rejected.message, /available/);
+
+  const replay = await client.credit({ id: 'c-credit-1', account: 'c-1', amount: big, metadata: { why: 'test' } });
+  t.equal(replay.seq, credited.seq, 'a replay resolves with the original result');
+  const conflict = await client.credit({ id: 'c-credit-1', account: 'c-1', amount: 1n });
+  t.equal(conflict.code, 'id_conflict');
+  t.equal(conflict.seq, null);
+  t.equal(conflict.code === 'id_conflict' && conflict.original.seq, credited.seq);
+  t.type(conflict.jobId, 'bigint');
+  t.equal((await client.balance('c-1'))!.balance, big, 'one effect');
+  t.equal(await client.balance('c-nobody'), undefined);
+
+  const hold = await client.hold({ account: 'c-1', amount: 5n, hold: 'c-hold', ttlSeconds: 600 });
+  t.equal(hold.code, 'ok');
+  t.equal((await client.capture({ hold: 'c-hold', amount: 2n })).code, 'ok');
+  t.equal((await client.release({ hold: 'c-hold' })).code, 'hold_closed');
+  t.equal((await client.submit('transfer', { from: 'c-1', to: 'c-1', amount: 1n })).code, 'same_account');
+  await t.rejects(client.credit({ id: 'x'.repeat(129), account: 'c-1', amount: 1n }), TypeError, 'an id the worker would not file the result under');
+  await t.rejects(client.credit({ account: 'c-1', amount: 1 as unknown as bigint }), /amount must be a bigint/);
+});
+
+t.test('many concurrent callers share one LISTEN connection', async (t) => {
+  await client.openAccount({ account: 'c-many' });
+  const results = await Promise.all(Array.from({ length: 300 }, (_, i) =>
+    client.credit({ id: `c-many-${i}`, account: 'c-many', amount: BigInt(i + 1) })));
+  t.equal(results.length, 300);
+  t.ok(results.every((r, i) => r.id === `c-many-${i}` && r.code === 'ok'), 'each caller got its own result');
+  t.equal(new Set(results.map((r) => r.seq)).size, 300);
+  t.equal((await client.balance('c-many'))!.balance, (300n * 301n) / 2n);
+  t.same((await listenerPids(database, appName)).length, 1, 'one listener connection for all of them');
+  t.equal(client.pendingCount, 0);
+});
+
+t.test('the LISTEN backend is terminated mid-stream: pending calls resolve, the iterator misses nothing and repeats nothing', async (t) => {
+  const streamClient = createBillingClient({ connectionString: database.url, applicationName: `${appName}-stream` });
+  t.teardown(() => streamClient.close());
+  await streamClient.openAccount({ account: 'c-stream' });
+  const start = await streamClient.lastSeq();
+  const seen: StoredResult[] = [];
+  const stop = new AbortController();
+  const iterating = (async () => {
+    for await (const result of streamClient.results({ after: start, signal: stop.signal, batchSize: 50 })) seen.push(result);
+  })();
+
+  const total = 600;
+  const killed: number[] = [];
+  const killer = (async () => {
+    for (let round = 0; round < 4; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const pids = await listenerPids(database, `${appName}-stream`);
+      for (const pid of pids) {
+        await database.query('select pg_terminate_backend($1)', [pid]);
+        killed.push(pid);
+      }
+    }
+  })();
+  const calls: Promise<unknown>[] = [];
+  for (let i = 0; i < total; i++) {
+    calls.push(streamClient.credit({ id: `c-stream-${i}`, account: 'c-stream', amount: 1n }));
+    if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 40));
+  }
+  const results = await Promise.all(calls);
+  await killer;
+  t.equal(results.length, total, 'every pending call resolved');
+  t.ok(killed.length >= 2, `listener backends terminated: ${killed.length}`);
+  const pidsNow = await waitFor('a listener again', async () => {
+    const pids = await listenerPids(database, `${appName}-stream`);
+    return pids.length === 1 ? pids : undefined;
+  });
+  t.notOk(killed.includes(pidsNow[0]!), 'the listener reconnected with a new backend');
+
+  const { rows } = await database.query<{ seq: bigint }>('select seq from billing.operations where seq > $1 order by seq', [start]);
+  await waitFor('the iterator to catch up', async () => (seen.length >= rows.length ? true : undefined));
+  stop.abort();
+  await iterating;
+  t.same(seen.map((r) => r.seq), rows.map((r) => r.seq), 'the iterator yielded every committed result once, in seq order');
+  const streamIds = seen.filter((r) => r.id.startsWith('c-stream-')).map((r) => r.id);
+  t.equal(new Set(streamIds).size, total, 'each command once');
+  t.equal(streamIds.length, total, 'and no duplicates');
+});
+
+t.test('results(): a second iterator from an old cursor replays the same sequence', async (t) => {
+  const first: bigint[] = [];
+  for await (const result of client.results({ after: 0n, batchSize: 7 })) {
+    first.push(result.seq);
+    if (first.length === 20) break;
+  }
+  t.same(first, Array.from({ length: 20 }, (_, i) => BigInt(i + 1)));
+});
+
+t.test('timeout: no worker, the call rejects with a clear error; the command is still enqueued', async (t) => {
+  const idle = await createTestDatabase('client_idle');
+  const idleClient = createBillingClient({ connectionString: idle.url, timeoutMs: 400 });
+  t.teardown(async () => {
+    await idleClient.close();
+    await idle.drop();
+  });
+  const error = await idleClient.credit({ id: 'c-late', account: 'c-1', amount: 1n }).then(() => undefined, (e: unknown) => e);
+  t.type(error, ResultTimeoutError);
+  t.match((error as Error).message, /no result for command c-late \(job \d+\) after 400 ms: it is enqueued and may still be applied later/);
+  const { rows } = await idle.query("select 1 from graphile_worker.jobs where task_identifier = 'billing/credit'");
+  t.equal(rows.length, 1, 'the job waits for a worker');
+  t.equal(idleClient.pendingCount, 0);
+  const perCall = await idleClient.debit({ account: 'x', amount: 1n }, { timeoutMs: 50 }).then(() => 'resolved', (e: unknown) => e);
+  t.type(perCall, ResultTimeoutError);
+});
+
+t.test('close(): pending calls reject, iterators end', async (t) => {
+  const idle = await createTestDatabase('client_close');
+  t.teardown(() => idle.drop());
+  const closing = createBillingClient({ connectionString: idle.url, timeoutMs: 0 });
+  const pending = closing.credit({ account: 'a', amount: 1n }).then(() => 'resolved', (e: unknown) => e);
+  const iterating = (async () => {
+    let count = 0;
+    for await (const _ of closing.results()) count++;
+    return count;
+  })();
+  await waitFor('the call to be enqueued', async () => ((await idle.query('select 1 from graphile_worker.jobs')).rows.length ? true : undefined));
+  await closing.close();
+  t.match(await pending, { name: 'ClientClosedError', message: /closed before the result came/ });
+  t.equal(await iterating, 0);
+});
+
+t.test('a PostgreSQL restart (graphile-worker issue 541): LISTEN comes back, a pending call resolves, the iterator continues', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-client-restart-'));
+  const cluster = new PostgresCluster({ dataDir: path.join(dir, 'pgdata'), port: await freePort(), initdbSync: false });
+  t.teardown(async () => {
+    await cluster.stop('immediate').catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await cluster.start();
+  const url = cluster.databaseUrl('postgres');
+  await migrate({ connectionString: url });
+  // A worker that loses its server exits in production (a supervisor restarts it); here it is replaced by hand.
+  const startClusterWorker = () => startWorker({ ...loadConfig({}), databaseUrl: url, httpPort: -1, concurrency: 10 },
+    createLogger('silent'), () => {});
+  const firstWorker = await startClusterWorker();
+
+  const name = `${appName}-restart`;
+  const restartClient = createBillingClient({ connectionString: url, applicationName: name, timeoutMs: 60_000 });
+  t.teardown(() => restartClient.close());
+  const seen: StoredResult[] = [];
+  const stop = new AbortController();
+  const iterating = (async () => {
+    for await (const result of restartClient.results({ after: 0n, signal: stop.signal })) seen.push(result);
+  })();
+  t.equal((await restartClient.openAccount({ account: 'r-1' })).code, 'ok');
+  t.equal((await restartClient.credit({ id: 'r-before', account: 'r-1', amount: 10n })).code, 'ok');
+  const listenerBefore = await waitFor('the listener', async () => (await listenerBackends(url, name))[0]);
+
+  // No worker while the server restarts: this call is pending across the restart.
+  await firstWorker.stop();
+  const pending = restartClient.credit({ id: 'r-across', account: 'r-1', amount: 5n });
+  await waitFor('the job', async () => ((await sqlRows(url, "select 1 from graphile_worker.jobs where task_identifier = 'billing/credit'")).length ? true : undefined));
+  await cluster.restart({ mode: 'immediate' });
+  const secondWorker = await startClusterWorker();
+  t.teardown(() => secondWorker.stop());
+
+  const across = await pending;
+  t.equal(across.code, 'ok', 'the call pending across the restart resolved');
+  t.same(across.balances, [{ account: 'r-1', balance: 15n, held: 0n }]);
+  const listenerAfter = await waitFor('LISTEN again', async () => (await listenerBackends(url, name))[0]);
+  t.not(listenerAfter.pid, listenerBefore.pid, 'a new LISTEN connection');
+  t.match(listenerAfter.query, /^listen "billing_results"$/i, 'it listens again');
+  t.equal((await restartClient.credit({ id: 'r-after', account: 'r-1', amount: 1n })).code, 'ok', 'new calls work after the restart');
+
+  await waitFor('the iterator', async () => (seen.length >= 4 ? true : undefined));
+  stop.abort();
+  await iterating;
+  t.same(seen.map((r) => r.id), ['open_account', 'r-before', 'r-across', 'r-after'].map((id, i) => (i === 0 ? seen[0]!.id : id)),
+    'the iterator continued after the restart, each result once');
+  // An immediate stop loses the sequence's cached values, so seq jumps: gaps, never a skipped row.
+  const stored = await sqlRows<{ seq: string }>(url, 'select seq from billing.operations order by seq');
+  t.same(seen.map((r) => String(r.seq)), stored.map((r) => r.seq), 'every stored result, in seq order');
+});
+
+async function sqlRows<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
+  const connection = new pg.Client({ connectionString: url });
+  await connection.connect();
+  try {
+    return (await connection.query<R>(text, values)).rows;
+  } finally {
+    await connection.end();
+  }
+}
+
+function listenerBackends(url: string, name: string): Promise<{ pid: number; query: string }[]> {
+  return sqlRows(url, 'select pid, query from pg_stat_activity where application_name = $1', [`${name}-listener`]);
+}
