@@ -16,6 +16,13 @@ export function workerCommand(): Command {
       const { url } = await findDatabase(config);
       const [{ createLogger }, { startWorker }] = await Promise.all([import('../logger.ts'), import('../worker/run-worker.ts')]);
       const logger = createLogger(config.logLevel);
+      // graphile-worker 0.18 can throw out of its local queue when its connection dies during a
+      // shutdown (seen in the chaos suite). Nothing is lost (the reaper hands the jobs on), but the
+      // process must go, with the code that tells a supervisor to start a fresh one.
+      process.on('uncaughtException', (error) => {
+        logger.fatal({ err: error }, 'uncaught exception: exiting so that a fresh worker takes over');
+        process.exit(exitCodes.workerFatal);
+      });
       const worker = await startWorker({ ...config, databaseUrl: url }, logger, (error) => {
         logger.fatal({ err: error }, 'worker stopped working: exiting so that a fresh one takes over');
         process.exit(exitCodes.workerFatal);
