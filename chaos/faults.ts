@@ -1,11 +1,15 @@
 // The fault schedule of a chaos run. Kills and terminated backends come on their own timers; the
 // larger faults (PostgreSQL crash restart, paused worker, network partition) come one at a time,
 // spread evenly over the run, so that each can be measured on its own.
-import pg from 'pg';
+import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import type { TcpProxy } from './tcp-proxy.ts';
 import { localPortsOf, type WorkerProcess, type WorkerSupervisor } from './workers.ts';
+import { queryOnce } from './query-once.ts';
+
+const query = <R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) =>
+  queryOnce<R>(url, text, values, 'chaos-faults');
 
 export interface FaultPlan {
   seconds: number;
@@ -52,16 +56,6 @@ export function emptyFaultStats(): FaultStats {
   };
 }
 
-async function query<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000, application_name: 'chaos-faults' });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
 /** Runs the schedule until `plan.seconds` have passed; resolves when every fault has been undone. */
 export async function runFaults(context: FaultContext, stats: FaultStats): Promise<void> {

@@ -16,6 +16,7 @@ import { emptyFaultStats, runFaults, type FaultPlan, type FaultStats } from './f
 import { enqueueUntilDone, producerPool, runProducer, type ProducerStats } from './producer.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { WorkerSupervisor, type SlotKind } from './workers.ts';
+import { queryOnce } from './query-once.ts';
 
 export interface ChaosOptions {
   seconds: number;
@@ -239,16 +240,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-async function queryOnce<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000, application_name: 'chaos-monitor' });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
 async function waitFor(url: string, ids: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
