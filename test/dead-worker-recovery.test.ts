@@ -184,7 +184,9 @@ t.test('jobs of a SIGKILLed worker are run by another worker within 10 s', async
 
 t.test('a paused (SIGSTOP) worker keeps its jobs; they run exactly once', async (t) => {
   const c = await startWorker();
-  const ids = await enqueue(3, { firstMs: 3_000, laterMs: 0 });
+  // Long enough that the jobs are still running after a slow start of D and the 6 s pause, even on
+  // a loaded machine: a job that finished before the pause would prove nothing.
+  const ids = await enqueue(3, { firstMs: 15_000, laterMs: 0 });
   await waitFor('worker C to start all jobs', async () => (await runsOf(ids)).length === 3 || false, 10_000);
   const d = await startWorker();
   t.same(await lockersOf(ids), [c.poolId]);
@@ -205,7 +207,7 @@ t.test('a paused (SIGSTOP) worker keeps its jobs; they run exactly once', async 
   t.same(await lockersOf(ids), [c.poolId], 'still locked by the paused worker');
   c.child.kill('SIGCONT');
 
-  await waitFor('the jobs to complete', async () => (await remaining(ids)) === 0 || false, 10_000);
+  await waitFor('the jobs to complete', async () => (await remaining(ids)) === 0 || false, 30_000);
   const runs = await runsOf(ids);
   t.equal(runs.length, ids.length, 'each job ran exactly once');
   t.ok(runs.every((r) => r.pid === c.pid && r.attempt === 1), 'all on the paused-then-resumed worker');
