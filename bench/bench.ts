@@ -13,7 +13,7 @@ import { latencyAt } from './latency.ts';
 import { rawCeiling } from './raw-ceiling.ts';
 import { formatNumber, table, type Row, type Target } from './report.ts';
 import { drain, endToEnd, queueCeiling, type Phase } from './throughput.ts';
-import { startWorkers } from './workers.ts';
+import { deployedNodeOptions, startWorkers } from './workers.ts';
 import { enqueueTransfers, hot, uniform } from './workload.ts';
 
 const help = `Usage: node bench/bench.ts [options]   (or: billing bench [options])
@@ -38,8 +38,8 @@ Options:
   --backlog <n>          with --scaling, also measure with <n> jobs queued before the workers
                          start (e.g. 1000000: takes minutes)
   --worker-node-options <flags>
-                         NODE_OPTIONS for the worker processes only, e.g.
-                         "--max-old-space-size=128 --max-semi-space-size=4"
+                         NODE_OPTIONS for the worker processes only (default: the Dockerfile's,
+                         "${deployedNodeOptions}"; "" for Node's own limits)
   --keep-database        do not drop the bench database (its name is printed)
   -h, --help             this text
 
@@ -89,7 +89,7 @@ const options = {
   workerNodeOptions: values['worker-node-options'] ?? null,
 };
 const phase: Phase = { seconds: options.seconds, warmupSeconds: options.warmup, chunk: options.chunk };
-const workerEnv: Record<string, string> = values['worker-node-options'] ? { NODE_OPTIONS: values['worker-node-options'] } : {};
+const workerEnv: Record<string, string> = { NODE_OPTIONS: values['worker-node-options'] ?? deployedNodeOptions };
 const log = (message: string) => { if (!values.json) process.stderr.write(`${message}\n`); };
 const serverUrl = values['database-url'] ?? (await resolveServerUrl());
 
@@ -169,7 +169,7 @@ async function mainRun(): Promise<boolean> {
       { key: 'queue', label: 'queue ceiling', value: queue.rate, unit: 'jobs/s', note: `no-op jobs, ${options.workers} worker processes, service settings` },
       { key: 'uniform', label: 'end to end, uniform', value: uniformRate, unit: 'commands/s', note: `add_jobs -> committed result, ${options.workers} workers, ${options.accounts} accounts` },
       { key: 'hot', label: 'end to end, hot account', value: hotRate, unit: 'commands/s', note: '90% of transfers touch one account' },
-      { key: 'p50', label: 'latency p50', value: latency.p50Ms, unit: 'ms', note: `single add_job at ${formatNumber(latency.achievedRate)}/s (target ${formatNumber(latency.targetRate)}/s${latency.achievedRate < 0.9 * latency.targetRate ? ', enqueue-bound' : ''}), ${latency.samples} samples; queue share p50 ${formatNumber(latency.pickupP50Ms)} ms` },
+      { key: 'p50', label: 'latency p50', value: latency.p50Ms, unit: 'ms', note: `at ${formatNumber(latency.achievedRate)}/s (asked ${formatNumber(latency.targetRate)}/s${latency.achievedRate < 0.9 * latency.targetRate ? ', enqueue-bound' : ''}), one add_jobs every 10 ms (${latency.calls} calls, lag max ${formatNumber(latency.maxSendLagMs)} ms), ${latency.samples} samples; queue share p50 ${formatNumber(latency.pickupP50Ms)} ms` },
       { key: 'p99', label: 'latency p99', value: latency.p99Ms, unit: 'ms', note: `max ${formatNumber(latency.maxMs)} ms; queue share p99 ${formatNumber(latency.pickupP99Ms)} ms` },
       { key: 'rss', label: 'worker RSS, peak', value: peakRss / 2 ** 20, unit: 'MB', note: `VmHWM per process: ${rss.map((b) => formatNumber(b / 2 ** 20)).join(', ')}` },
     ];

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
@@ -47,4 +48,10 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
   t.equal(report.verify.ledger_ok, true, 'verify found no breach');
   t.equal(report.verify.lost, 0, 'every enqueued command has its result');
   t.equal(report.verify.ok, true);
+});
+
+t.test('the bench runs its workers with the NODE_OPTIONS the Dockerfile deploys', async (t) => {
+  const { deployedNodeOptions } = await import('../bench/workers.ts');
+  const dockerfile = await readFile(fileURLToPath(new URL('../Dockerfile', import.meta.url)), 'utf8');
+  t.equal(/^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile)?.[1], deployedNodeOptions);
 });
