@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { runMigrations } from 'graphile-worker';
+import { migrate } from '../src/db/migrate.ts';
 import { pickDeadIds, livenessLockKey } from '../src/worker/dead-worker-recovery.ts';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -78,7 +78,8 @@ t.before(async () => {
   await admin.connect();
   await admin.query(`create database ${dbName}`);
   await admin.end();
-  await runMigrations({ connectionString: dbUrl, logger: undefined });
+  // graphile-worker's schema and ours, billing.worker_liveness included (sql/0002).
+  await migrate({ connectionString: dbUrl });
   await db.connect();
   await db.query(`create table recovery_runs (
     job_id bigint not null, pid int not null, attempt int not null, at timestamptz not null default clock_timestamp())`);

@@ -1,5 +1,6 @@
 import type { OperationType, ResultStatus } from '../commands/codes.ts';
-import type { Account, ResultBalance, StoredResult } from './types.ts';
+import type { Account, StoredResult } from './types.ts';
+import { balancesFromJson, type BalanceJson } from '../commands/balances-json.ts';
 
 export const resultColumns = 'id, seq, type, status, code, message, balances, job_id, created_at';
 export const accountColumns = 'account, currency, balance, held, available, created_at, updated_at';
@@ -12,7 +13,7 @@ export interface ResultRow {
   status: string;
   code: string;
   message: string | null;
-  balances: { account: string; balance: string; held: string }[] | null;
+  balances: BalanceJson[] | null;
   job_id: bigint | null;
   created_at: Date;
 }
@@ -35,7 +36,7 @@ export function toStoredResult(row: ResultRow): StoredResult {
     status: row.status as ResultStatus,
     code: row.code as StoredResult['code'],
     message: row.message,
-    balances: (row.balances ?? []).map((b): ResultBalance => ({ account: b.account, balance: BigInt(b.balance), held: BigInt(b.held) })),
+    balances: balancesFromJson(row.balances),
     jobId: row.job_id,
     createdAt: row.created_at,
   };

@@ -1,6 +1,7 @@
 import type pg from 'pg';
+import { balancesFromJson, balancesToJson } from '../commands/balances-json.ts';
 import { expireTaskName, type OperationType, type ResultCode, type ResultStatus } from '../commands/codes.ts';
-import { type AccountBalance, type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
+import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
 import type { AccountState, HoldState, LedgerView } from './state.ts';
 
 /** Advisory lock classes (first int of the two-int form) that belong to pg-billing. */
@@ -265,15 +266,4 @@ function ledgerWrites(client: Client, plan: BatchPlan): Statement[] {
       from jsonb_array_elements(${json(client, plan.conflicts)}) as e(v)` });
   }
   return statements;
-}
-
-export function balancesToJson(balances: AccountBalance[]): { account: string; balance: string; held: string }[] {
-  return balances.map((b) => ({ account: b.account, balance: String(b.balance), held: String(b.held) }));
-}
-
-export function balancesFromJson(json: unknown): AccountBalance[] {
-  if (!Array.isArray(json)) return [];
-  return json.map((b: { account: string; balance: string; held: string }) => ({
-    account: b.account, balance: BigInt(b.balance), held: BigInt(b.held),
-  }));
 }

@@ -76,38 +76,6 @@ function quoteQualified(name: string): string {
   return parts.map((p) => `"${p}"`).join('.');
 }
 
-/**
- * DDL of the registry (for the migrations; `registerWorkerLiveness` also creates it if missing).
- * The worker role needs select, insert, update and delete on it.
- */
-export function livenessTableSql(table: string = DEFAULT_LIVENESS_TABLE): string {
-  const t = quoteQualified(table);
-  const schema = table.includes('.') ? `create schema if not exists "${table.split('.')[0]}";\n` : '';
-  return `${schema}create table if not exists ${t} (
-  id text primary key,            -- a graphile-worker locked_by value (pool-... or worker-...)
-  lock_key int4 not null,         -- livenessLockKey(id), under class ${LIVENESS_LOCK_CLASS}
-  backend_pid int4 not null,      -- the registration session (for humans: pg_stat_activity)
-  os_pid int4 not null,
-  host text not null,
-  registered_at timestamptz not null default now()
-);`;
-}
-
-async function ensureLivenessTable(client: pg.ClientBase, table: string): Promise<void> {
-  const { rows } = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [table]);
-  if (rows[0]?.t) return;
-  // Two processes creating it at once would race on the catalog; serialise them.
-  await client.query('begin');
-  try {
-    await client.query('select pg_advisory_xact_lock($1, 0)', [LIVENESS_LOCK_CLASS]);
-    await client.query(livenessTableSql(table));
-    await client.query('commit');
-  } catch (err) {
-    await client.query('rollback').catch(() => {});
-    throw err;
-  }
-}
-
 export interface LivenessRegistration {
   /** Ids registered so far. */
   readonly ids: readonly string[];
@@ -230,7 +198,6 @@ export async function registerWorkerLiveness(options: RegisterWorkerLivenessOpti
       logger.info({ ids: fresh }, 'liveness registered');
     });
 
-  await ensureLivenessTable(client, table);
   if (options.ids && options.ids.length > 0) await add(options.ids);
 
   return {
