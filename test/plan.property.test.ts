@@ -1,11 +1,15 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { type CommandType, resultCodes } from '../src/commands/codes.ts';
+import { resultCodes } from '../src/commands/codes.ts';
 import type { Command } from '../src/commands/command.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { decide } from '../src/ledger/decide.ts';
 import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type StoredResult } from '../src/ledger/plan.ts';
 import type { AccountState, HoldState, LedgerView } from '../src/ledger/state.ts';
+import {
+  account, type CommandSpec, invalidCommands, opening, type Payload, samePayload, spec, type Step, step, stringify, type Task,
+  validCommand,
+} from './support/command-arbitraries.ts';
 import { ReferenceLedger, type Prediction } from './support/reference-model.ts';
 
 // planBatch as pure code, against the reference model: runs of random batches (hold expiry with
@@ -24,32 +28,8 @@ const second = 1000;
 const day = 24 * 60 * 60 * second;
 const maxInt64 = 2n ** 63n - 1n;
 
-type Payload = Record<string, unknown>;
-type Task = CommandType | 'expire_hold';
-/** `holdRef` points a capture, release or expiry at the hold of an earlier hold command. */
-interface Spec { task: Task; fields: Payload; holdRef?: number; withoutId?: boolean }
-type Step =
-  | { kind: 'new'; spec: Spec }
-  /** an earlier command again, the same payload (keys in reverse order when `reorder`) */
-  | { kind: 'repeat'; of: number; reorder: boolean }
-  /** an earlier command's id with another payload */
-  | { kind: 'reuse'; of: number; spec: Spec }
-  /** the expiry jobs that the plans so far scheduled and that are due by the batch's clock */
-  | { kind: 'due' };
-interface BatchSpec { advanceMs: number; steps: Step[]; lockAll: boolean }
-
-// Few accounts and holds, so that commands collide; `z` is never opened.
-const openable = fc.constantFrom('a', 'b', 'c');
-const account = fc.constantFrom('a', 'b', 'c', 'a', 'b', 'c', 'z');
-const holdId = fc.constantFrom('h1', 'h2', 'h3');
-const amount = fc.oneof(
-  { weight: 6, arbitrary: fc.bigInt({ min: 1n, max: 120n }).map(String) },
-  { weight: 3, arbitrary: fc.integer({ min: 1, max: 120 }) },
-  { weight: 1, arbitrary: fc.constantFrom('9223372036854775807', '9223372036854775000') },
-);
-const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined, freq: 2 });
-const withoutUndefined = (fields: Payload): Payload => Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-const spec = (task: Task) => (fields: Payload): Spec => ({ task, fields: withoutUndefined(fields) });
+type PlanStep = Step | { kind: 'due' };
+interface BatchSpec { advanceMs: number; steps: PlanStep[]; lockAll: boolean }
 
 /** The instant `ms` written in another zone: the same instant, another text. */
 function timestampAt(ms: number, zone: 'Z' | '+02:00' | '-05:30'): string {
@@ -69,53 +49,20 @@ const expiry: fc.Arbitrary<Payload> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ ttl_seconds: 30 * 24 * 60 * 60 }) },
 );
 
-// Weighted so that holds meet captures, releases and expiries of the same hold id, more than once.
-const validCommand: fc.Arbitrary<Spec> = fc.oneof(
-  { weight: 1, arbitrary: fc.record({ account: openable, currency: fc.constantFrom(undefined, undefined, 'USD', 'EUR') }).map(spec('open_account')) },
-  { weight: 3, arbitrary: fc.record({ account, amount }).map(spec('credit')) },
-  { weight: 2, arbitrary: fc.record({ account, amount }).map(spec('debit')) },
-  { weight: 3, arbitrary: fc.record({ from: account, to: account, amount }).map(spec('transfer')) },
-  { weight: 5, arbitrary: fc.tuple(fc.record({ account, amount, hold: fc.option(holdId, { nil: undefined, freq: 4 }) }), expiry)
-    .map(([fields, expiresIn]) => spec('hold')({ ...fields, ...expiresIn })) },
-  { weight: 4, arbitrary: fc.tuple(fc.nat(), fc.record({ amount: optional(fc.bigInt({ min: 1n, max: 130n }).map(String)), to: optional(account) }))
-    .map(([holdRef, fields]) => ({ ...spec('capture')(fields), holdRef })) },
-  { weight: 2, arbitrary: fc.nat().map((holdRef): Spec => ({ task: 'release', fields: {}, holdRef })) },
-  { weight: 1, arbitrary: fc.record({ hold: fc.constantFrom('h1', 'h9') }).map(spec('capture')) },
-  // The service's own expiry of a hold, due or not (an expiry job may run early, or twice).
-  { weight: 2, arbitrary: fc.nat().map((holdRef): Spec => ({ task: 'expire_hold', fields: {}, holdRef })) },
+// Besides the commands of a client: the service's own expiry of a hold, due or not (an expiry job
+// may run early, or twice), and commands without an id (the service gives them the job's).
+const valid = validCommand(expiry, [
+  { weight: 2, arbitrary: fc.nat().map((holdRef): CommandSpec => ({ task: 'expire_hold', fields: {}, holdRef })) },
   { weight: 1, arbitrary: fc.record({ account, amount: fc.integer({ min: 1, max: 50 }) })
-    .map((fields): Spec => ({ ...spec('credit')(fields), withoutId: true })) },
-);
+    .map((fields): CommandSpec => ({ ...spec('credit')(fields), withoutId: true })) },
+]);
 
-const invalidCommand: fc.Arbitrary<Spec> = fc.constantFrom<Spec>(
-  { task: 'credit', fields: { account: 'a', amount: '-1' } },
-  { task: 'credit', fields: { account: 'a', amount: '1e3' } },
-  { task: 'credit', fields: { account: 'a', amount: 0 } },
-  { task: 'debit', fields: { account: 'a' } },
-  { task: 'debit', fields: { account: 'a b', amount: '1' } },
-  { task: 'transfer', fields: { from: 'a', to: 'b', amount: 1.5 } },
-  { task: 'transfer', fields: { from: 'a', to: 'b', amount: '9223372036854775808' } },
-  { task: 'hold', fields: { account: 'a', amount: ' 5' } },
-  { task: 'hold', fields: { account: 'a', amount: '5', ttl_seconds: 0 } },
-  { task: 'hold', fields: { account: 'a', amount: '5', ttl_seconds: 1.5 } },
-  { task: 'hold', fields: { account: 'a', amount: '5', ttl_seconds: 30 * 24 * 60 * 60 + 1 } },
-  { task: 'hold', fields: { account: 'a', amount: '5', expires_at: 'soon' } },
-  { task: 'hold', fields: { account: 'a', amount: '5', expires_at: timestampAt(start + day, 'Z'), ttl_seconds: 5 } },
-  { task: 'capture', fields: { hold: 'h1', amount: '0x10' } },
-  { task: 'release', fields: { hold: 'h1', amount: '5' } },
-  { task: 'open_account', fields: { account: 'a', currency: 'usd' } },
-  { task: 'credit', fields: { account: 'a', amount: '5', metadata: 'note' } },
+const invalid = fc.constantFrom<CommandSpec>(
+  ...invalidCommands,
+  { task: 'hold', fields: { account: 'a', amount: '5', expires_at: timestampAt(start - second, '+02:00') } },
   // An id that cannot be one: the answer goes under the job's id.
   { task: 'credit', fields: { id: 7, account: 'a', amount: '5' } },
   { task: 'credit', fields: { id: 'x'.repeat(129), account: 'a', amount: '5' } },
-);
-
-const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 12, arbitrary: validCommand.map((s): Step => ({ kind: 'new', spec: s })) },
-  { weight: 2, arbitrary: invalidCommand.map((s): Step => ({ kind: 'new', spec: s })) },
-  { weight: 2, arbitrary: fc.tuple(fc.nat(), fc.boolean()).map(([of, reorder]): Step => ({ kind: 'repeat', of, reorder })) },
-  { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.oneof(validCommand, invalidCommand)).map(([of, s]): Step => ({ kind: 'reuse', of, spec: s })) },
-  { weight: 1, arbitrary: fc.constant<Step>({ kind: 'due' }) },
 );
 
 // The clock stands still, moves by whole seconds (so that ttl_seconds expiries fall exactly on it)
@@ -123,24 +70,13 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 const advance = fc.oneof(fc.constantFrom(0, second, 2 * second), fc.integer({ min: 1, max: 9 * second }));
 const batch: fc.Arbitrary<BatchSpec> = fc.record({
   advanceMs: advance,
-  steps: fc.array(step, { minLength: 1, maxLength: 12 }),
+  steps: fc.array(fc.oneof({ weight: 17, arbitrary: step(valid, invalid) }, { weight: 1, arbitrary: fc.constant<PlanStep>({ kind: 'due' }) }),
+    { minLength: 1, maxLength: 12 }),
   lockAll: fc.boolean(),
 });
 
-/** Every run starts with a, b and c open (c in a random currency) and some money on them. */
-const opening: fc.Arbitrary<Step[]> = fc.tuple(
-  fc.constantFrom('USD', 'USD', 'EUR'),
-  fc.array(fc.record({ account: openable, amount: fc.bigInt({ min: 100n, max: 1000n }).map(String) }), { minLength: 3, maxLength: 6 }),
-).map(([currencyOfC, credits]) => [
-  { kind: 'new', spec: { task: 'open_account', fields: { account: 'a' } } },
-  { kind: 'new', spec: { task: 'open_account', fields: { account: 'b', currency: 'USD' } } },
-  { kind: 'new', spec: { task: 'open_account', fields: { account: 'c', currency: currencyOfC } } },
-  ...credits.map((fields): Step => ({ kind: 'new', spec: { task: 'credit', fields } })),
-]);
-
 interface Job { task: Task; payload: Payload; jobId: bigint }
 
-const stringify = (value: unknown) => JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
 const byAccount = <T extends { account: string }>(list: T[]) => [...list].sort((x, y) => (x.account < y.account ? -1 : x.account > y.account ? 1 : 0));
 /** Rows as one line of text, to compare (faster than JSON, which cannot take a bigint anyway). */
 const rowsText = (rows: { account: string }[]) => byAccount(rows).map((row) => Object.values(row).map(String).join('/')).join(' ');
@@ -238,7 +174,7 @@ class Run {
   #nextJobId = 1n;
 
   /** Gives each step a concrete job: new commands a fresh id, repeats and reuses an earlier one. */
-  jobsFor(steps: Step[]): Job[] {
+  jobsFor(steps: PlanStep[]): Job[] {
     const jobs: Job[] = [];
     const add = (task: Task, payload: Payload) => {
       const job = { task, payload, jobId: this.#nextJobId++ };
@@ -246,7 +182,7 @@ class Run {
       if (task !== 'expire_hold') this.jobs.push(job);
       if (task === 'hold') this.holdIds.push(typeof payload.hold === 'string' ? payload.hold : `${typeof payload.id === 'string' ? payload.id : `job:${job.jobId}`}`);
     };
-    const fields = (s: Spec): Payload =>
+    const fields = (s: CommandSpec): Payload =>
       s.holdRef === undefined ? s.fields : { hold: this.holdIds[s.holdRef % Math.max(1, this.holdIds.length)] ?? 'h9', ...s.fields };
     for (const s of steps) {
       if (s.kind === 'due') {
@@ -257,8 +193,7 @@ class Run {
         add(task, task === 'expire_hold' || withoutId || 'id' in payload ? payload : { id: `c${this.jobs.length + 1}`, ...payload });
       } else if (s.kind === 'repeat') {
         const earlier = this.jobs[s.of % this.jobs.length]!;
-        const entries = Object.entries(earlier.payload);
-        add(earlier.task, Object.fromEntries(s.reorder ? entries.reverse() : entries));
+        add(earlier.task, samePayload(earlier.payload, s.reorder));
       } else {
         // Only an id the client chose: a job's own id (`job:...`) is the service's, never a client's.
         const earlier = this.jobs[s.of % this.jobs.length]!;
