@@ -180,7 +180,9 @@ class Run {
       const job = { task, payload, jobId: this.#nextJobId++ };
       jobs.push(job);
       if (task !== 'expire_hold') this.jobs.push(job);
-      if (task === 'hold') this.holdIds.push(typeof payload.hold === 'string' ? payload.hold : `${typeof payload.id === 'string' ? payload.id : `job:${job.jobId}`}`);
+      // The hold id the service gives it: `hold`, else the command's id, else (none, or unusable) the job's.
+      const usableId = typeof payload.id === 'string' && payload.id.length >= 1 && payload.id.length <= 128;
+      if (task === 'hold') this.holdIds.push(typeof payload.hold === 'string' ? payload.hold : usableId ? payload.id as string : `job:${job.jobId}`);
     };
     const fields = (s: CommandSpec): Payload =>
       s.holdRef === undefined ? s.fields : { hold: this.holdIds[s.holdRef % Math.max(1, this.holdIds.length)] ?? 'h9', ...s.fields };
