@@ -3,7 +3,8 @@
 // the end), so a fresh machine with only Node.js runs the same suite. Extra arguments go to tap.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { findServerUrl } from '../src/db/connection.ts';
+import { checkDatabaseUrl, redactUrl } from '../src/config.ts';
+import { findServerUrl, localServerUrl } from '../src/db/connection.ts';
 import { startEmbeddedDatabase } from '../src/embedded/embedded-default.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -21,13 +22,24 @@ function step(title: string, command: string, args: string[], env: NodeJS.Proces
 
 if (!step('type check', bin('tsc'), ['--noEmit', '-p', '.'])) process.exit();
 
+try {
+  if (process.env.DATABASE_URL) checkDatabaseUrl('DATABASE_URL', process.env.DATABASE_URL);
+} catch (error) {
+  console.error(`npm test: ${(error as Error).message}`);
+  process.exit(1);
+}
 let databaseUrl = await findServerUrl();
 let embedded: Awaited<ReturnType<typeof startEmbeddedDatabase>> | undefined;
-if (!databaseUrl) {
-  console.log('# no DATABASE_URL and nothing on 127.0.0.1:5432: starting an embedded PostgreSQL');
+if (process.env.DATABASE_URL) {
+  console.log(`# tests run on DATABASE_URL: ${redactUrl(process.env.DATABASE_URL)} (each test file makes a database of its own there)`);
+} else if (databaseUrl) {
+  console.log(`# tests run on the local PostgreSQL at ${localServerUrl} (DATABASE_URL is unset; each test file makes a database of its own)`);
+} else {
+  console.log('# no DATABASE_URL and nothing on 127.0.0.1:5432: starting an embedded PostgreSQL for the tests');
   const quiet = { info: () => {}, warn: (_: object, message?: string) => console.warn(message ?? '') };
   embedded = await startEmbeddedDatabase({ dataDir: `${root}.data/test-postgres`, database: 'postgres', log: quiet });
   databaseUrl = embedded.databaseUrl;
+  console.log(`# tests run on that embedded PostgreSQL at ${databaseUrl} (data in .data/test-postgres, stopped at the end)`);
 }
 const env = { ...process.env, DATABASE_URL: databaseUrl };
 try {
