@@ -1,7 +1,10 @@
 // A real `billing worker` process: health endpoints, Prometheus counters that move while commands
-// run, and a graceful SIGTERM with jobs in flight (exit 0, nothing left locked, nothing lost).
+// run, a graceful SIGTERM with jobs in flight (exit 0, nothing left locked, nothing lost), several
+// workers on one host, a fresh runner after a lost liveness session, the metrics and the logs.
 import t from 'tap';
-import { startWorkerProcess, type CliProcess } from './helpers/cli.ts';
+import { createServer } from 'node:net';
+import { defaultHttpPort } from '../src/config.ts';
+import { CliProcess, startWorkerProcess } from './helpers/cli.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { livenessLockKey } from '../src/worker/dead-worker-recovery.ts';
 import { resultOf } from './helpers/ledger.ts';
@@ -96,6 +99,35 @@ t.test('SIGTERM with jobs in flight: exit 0, no job left locked, every command g
   t.equal(await count("select count(*) as n from billing.entries where operation_id like 's-credit-%'"), total, 'one entry per command');
   t.equal((await database.query<{ balance: bigint }>("select balance from billing.accounts where account = 's-1'")).rows[0]!.balance, BigInt(total));
   t.same(await second.stop('SIGINT'), { code: 0, signal: null }, 'SIGINT: exit 0 as well');
+});
+
+t.test('metrics port: the default is a preference (several workers on one host), an explicit one is exact', async (t) => {
+  // Hold the default port (if nobody else does already): a worker with nothing set still starts.
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.once('error', () => resolve()).listen({ port: defaultHttpPort, host: '0.0.0.0', exclusive: true }, resolve));
+  t.teardown(() => blocker.close());
+  const first = new CliProcess(['worker'], { DATABASE_URL: database.url, BILLING_HTTP_PORT: undefined, BILLING_CONCURRENCY: '10' });
+  const second = new CliProcess(['worker'], { DATABASE_URL: database.url, BILLING_HTTP_PORT: undefined, BILLING_CONCURRENCY: '10' });
+  running.push(first, second);
+  const started = /"http_port":(\d+),"http_host":"([^"]+)"[^\n]*"msg":"worker started"/;
+  const [a, b] = await Promise.all([first.waitFor(started), second.waitFor(started)]);
+  const ports = [Number(a[1]), Number(b[1])];
+  t.not(ports[0], ports[1], 'two workers, two ports');
+  t.notOk(ports.includes(defaultHttpPort), 'neither took the port that was taken');
+  t.same([a[2], b[2]], ['0.0.0.0', '0.0.0.0'], 'bound where the log says');
+  for (const port of ports) t.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, `serves on ${port}`);
+  t.match(first.output + second.output, /"msg":"default metrics port taken \(another worker on this host\?\): using the next free one"/);
+  await Promise.all([first.stop('SIGTERM'), second.stop('SIGTERM')]);
+
+  // Asked for explicitly and taken: one line naming the setting, exit 1.
+  const taken = ports[0]!;
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen({ port: taken, host: '0.0.0.0' }, resolve));
+  t.teardown(() => holder.close());
+  const explicit = new CliProcess(['worker'], { DATABASE_URL: database.url, BILLING_HTTP_PORT: String(taken) });
+  running.push(explicit);
+  t.same(await explicit.exited, { code: 1, signal: null });
+  t.equal(explicit.output, `billing: BILLING_HTTP_PORT=${taken}: cannot listen on 0.0.0.0:${taken} (in use); choose another port, or unset it to take a free one\n`);
 });
 
 t.test('a worker that loses its liveness session stops that runner and starts a fresh one by itself', async (t) => {

@@ -1,0 +1,36 @@
+// Every setting is checked when it is read, and refused with a message that names it.
+import t from 'tap';
+import { ConfigError, defaultHttpPort, loadConfig } from '../src/config.ts';
+
+t.test('defaults: nothing set but DATABASE_URL', async (t) => {
+  const config = loadConfig({ DATABASE_URL: 'postgres://billing@db:5432/billing' });
+  t.match(config, { databaseUrl: 'postgres://billing@db:5432/billing', httpPort: defaultHttpPort, httpPortExplicit: false, httpHost: '0.0.0.0', logLevel: 'info' });
+  t.not(defaultHttpPort, 9090, "not the Prometheus server's own port");
+  t.ok(defaultHttpPort >= 9100 && defaultHttpPort <= 9999, "in the exporters' range");
+  t.match(loadConfig({ BILLING_HTTP_PORT: '9500' }), { httpPort: 9500, httpPortExplicit: true });
+  t.match(loadConfig({ DATABASE_URL: 'postgresql:///billing?host=/var/run/postgresql' }), { databaseUrl: 'postgresql:///billing?host=/var/run/postgresql' });
+});
+
+t.test('each bad setting is refused by name', async (t) => {
+  const bad: [string, string, RegExp][] = [
+    ['DATABASE_URL', 'not a url', /^DATABASE_URL must be a URL like postgres:\/\/user:password@host:5432\/database, got "not a url"$/],
+    ['DATABASE_URL', 'mysql://root:secret@db/x', /^DATABASE_URL must be a URL like .*got "mysql:\/\/root:\*\*\*@db\/x"$/],
+    ['LOG_LEVEL', 'verbose', /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/],
+    ['BILLING_HTTP_PORT', '70000', /^BILLING_HTTP_PORT must be a whole number from 0 to 65535, got "70000"$/],
+    ['BILLING_HTTP_HOST', 'a b', /^BILLING_HTTP_HOST must be an address to listen on/],
+    ['BILLING_CONCURRENCY', '1.5', /^BILLING_CONCURRENCY must be a whole number from 1 to 10000/],
+    ['BILLING_BATCH_SIZE', '0', /^BILLING_BATCH_SIZE /],
+    ['BILLING_BATCHES_IN_FLIGHT', 'x', /^BILLING_BATCHES_IN_FLIGHT /],
+    ['BILLING_BATCH_WAIT_MS', '-1', /^BILLING_BATCH_WAIT_MS /],
+    ['BILLING_POOL_SIZE', '1', /^BILLING_POOL_SIZE /],
+    ['BILLING_DEFAULT_CURRENCY', 'usd', /^BILLING_DEFAULT_CURRENCY must be three capital letters, got "usd"$/],
+    ['BILLING_STATEMENT_TIMEOUT_MS', 'soon', /^BILLING_STATEMENT_TIMEOUT_MS /],
+    ['BILLING_LOCK_TIMEOUT_MS', '1e3', /^BILLING_LOCK_TIMEOUT_MS /],
+    ['BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', ' 5', /^BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS /],
+    ['BILLING_RECOVERY_INTERVAL_MS', '10', /^BILLING_RECOVERY_INTERVAL_MS must be a whole number from 100 to 60000/],
+  ];
+  for (const [name, value, message] of bad) {
+    t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message }, `${name}=${value}`);
+  }
+  t.ok(new ConfigError('x') instanceof Error);
+});
