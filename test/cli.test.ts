@@ -63,29 +63,6 @@ t.test('migrate: applies every migration to an empty database, then has nothing 
   t.equal(none.code, 3, 'no result stored: exit 3');
   t.match(none.stderr, /no result for command late-1: not applied yet/);
 });
-  t.equal(late.code, 1);
-  t.match(late.stderr, /no result for command .* after 300 ms: it is enqueued and may still be applied later .*billing result \S+\n$/);
-  const lateJson = await runCli(['credit', 'lonely', '5', '--timeout', '300', '--id', 'late-1', '--json'], { DATABASE_URL: url });
-  t.equal(lateJson.code, 1);
-  t.equal(lateJson.stdout, '');
-  t.match(JSON.parse(lateJson.stderr), { error: /no result for command late-1/, exit_code: 1, id: 'late-1', job_id: /^\d+$/ }, 'with --json the error is JSON');
-  // Looking the result up enqueues nothing: exit 3 while there is none.
-  const countJobs = async () => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      return Number((await client.query<{ n: string }>('select count(*) as n from graphile_worker.jobs')).rows[0]!.n);
-    } finally {
-      await client.end();
-    }
-  };
-  const before = await countJobs();
-  const none = await runCli(['result', 'late-1'], { DATABASE_URL: url });
-  t.equal(none.code, 3, 'no result stored: exit 3');
-  t.match(none.stderr, /no result for command late-1: not applied yet/);
-  t.same(JSON.parse((await runCli(['result', 'late-1', '--json'], { DATABASE_URL: url })).stdout), { id: 'late-1', found: false });
-  t.equal(await countJobs(), before, 'billing result enqueued nothing');
-});
 
 t.test('demo: the original task, four results and balances 666 and 111; a second run uses fresh accounts', async (t) => {
   const first = await billing('demo');
