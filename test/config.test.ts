@@ -1,4 +1,6 @@
 // Every setting is checked when it is read, and refused with a message that names it.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ConfigError, defaultHttpPort, loadConfig } from '../src/config.ts';
 
@@ -33,4 +35,19 @@ t.test('each bad setting is refused by name', async (t) => {
     t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message }, `${name}=${value}`);
   }
   t.ok(new ConfigError('x') instanceof Error);
+});
+
+t.test('npm test says which server it chose', async (t) => {
+  const script = fileURLToPath(new URL('../scripts/test.ts', import.meta.url));
+  const { DATABASE_URL: _unused, ...rest } = process.env;
+  const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [script, '--which-server'], { env, encoding: 'utf8' });
+  const named = run({ ...rest, DATABASE_URL: 'postgres://tester:secret@db.example:5432/x' });
+  t.equal(named.status, 0);
+  t.equal(named.stdout, '# tests run on DATABASE_URL: postgres://tester:***@db.example:5432/x (each test file makes a database of its own there)\n');
+  const refused = run({ ...rest, DATABASE_URL: 'not a url' });
+  t.equal(refused.status, 1);
+  t.match(refused.stderr, /^npm test: DATABASE_URL must be a URL like postgres:/);
+  const unset = run(rest);
+  t.equal(unset.status, 0);
+  t.match(unset.stdout, /^# tests run on (the local PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:5432\/postgres|an embedded PostgreSQL started for them)/);
 });
