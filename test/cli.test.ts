@@ -5,6 +5,9 @@ import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
 import { runCli, startWorkerProcess } from './helpers/cli.ts';
 import { createTestDatabase } from './helpers/database.ts';
 
+// About 60 CLI processes, each a Node start: minutes on a loaded 2-core machine, so more than the
+// default per-file limit (.taprc). The tests themselves wait on exits and output, never on time.
+t.setTimeout(600_000);
 const database = await createTestDatabase('cli');
 const env = { DATABASE_URL: database.url };
 const { worker } = await startWorkerProcess(database.url);
@@ -195,7 +198,7 @@ t.test('--help answers on every command, with examples; the top level documents 
     t.match(help.stdout, /Examples:\n {2}\$ /);
     t.match(help.stdout, /DATABASE_URL/);
   }
-  const hold = helps[subcommands.indexOf('hold')]!.stdout;
+  const hold = helps[subcommands.indexOf('hold')]!.stdout.replace(/\s+/g, ' ');
   t.match(hold, /--ttl <seconds> .*at most 30 days/);
   t.match(hold, /--expires-at <timestamp> .*with a zone, at most 30 days ahead/);
 });
