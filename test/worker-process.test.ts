@@ -9,6 +9,9 @@ import { createTestDatabase } from './helpers/database.ts';
 import { livenessLockKey } from '../src/worker/dead-worker-recovery.ts';
 import { resultOf } from './helpers/ledger.ts';
 
+// Eleven worker processes, each a Node start and a graphile-worker runner: minutes on a loaded
+// 2-core machine, more than the default per-file limit (.taprc). Every wait is on state or output.
+t.setTimeout(600_000);
 const database = await createTestDatabase('worker_process');
 const running: CliProcess[] = [];
 t.teardown(async () => {
