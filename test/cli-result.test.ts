@@ -5,18 +5,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { runCli, startWorkerProcess } from './helpers/cli.ts';
-import { createTestDatabase } from './helpers/database.ts';
+import { cliOnWorkerDatabase, runCli } from './helpers/cli.ts';
 
-const database = await createTestDatabase('cli_result');
-const env = { DATABASE_URL: database.url };
-const { worker } = await startWorkerProcess(database.url);
-t.teardown(async () => {
-  await worker.stop();
-  await database.drop();
-});
-
-const billing = (...args: string[]) => runCli(args, env);
+// Some 30 CLI processes and a worker: minutes on a loaded 2-core machine (see cli.test.ts).
+t.setTimeout(600_000);
+const { database, env, billing } = await cliOnWorkerDatabase(t, 'cli_result');
 
 t.test('a replay is marked as one; billing result looks a result up: exit 0 applied, 2 rejected, 3 none', async (t) => {
   t.equal((await billing('open-account', 'r-a')).code, 0);

@@ -2,21 +2,12 @@
 import pg from 'pg';
 import t from 'tap';
 import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
-import { runCli, startWorkerProcess } from './helpers/cli.ts';
-import { createTestDatabase } from './helpers/database.ts';
+import { cliOnWorkerDatabase, runCli } from './helpers/cli.ts';
 
 // About 60 CLI processes, each a Node start: minutes on a loaded 2-core machine, so more than the
 // default per-file limit (.taprc). The tests themselves wait on exits and output, never on time.
 t.setTimeout(600_000);
-const database = await createTestDatabase('cli');
-const env = { DATABASE_URL: database.url };
-const { worker } = await startWorkerProcess(database.url);
-t.teardown(async () => {
-  await worker.stop();
-  await database.drop();
-});
-
-const billing = (...args: string[]) => runCli(args, env);
+const { database, env, billing } = await cliOnWorkerDatabase(t, 'cli');
 const balanceOf = async (account: string) =>
   (await database.query<{ balance: bigint }>('select balance from billing.accounts where account = $1', [account])).rows[0]?.balance;
 

@@ -10,6 +10,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { freePort } from '../src/embedded/embedded-default.ts';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
+import { queryOnce } from './helpers/query-once.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-restart-'));
 const cluster = new PostgresCluster({ dataDir: path.join(dir, 'pgdata'), port: await freePort(), initdbSync: false });
@@ -23,15 +24,7 @@ await cluster.start();
 const url = cluster.databaseUrl('postgres');
 await migrate({ connectionString: url });
 
-async function sql<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => queryOnce<R>(url, text, values);
 
 /** Polls until `probe` returns a value (a state, never a duration, decides when to go on). */
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
