@@ -9,10 +9,10 @@ export function formatResult(result: CommandResult | StoredResult): string {
   return [seq, result.type, result.id, outcome, balances].filter(Boolean).join('  ');
 }
 
-/** A result as scripts read it: money as strings of digits. */
-export function resultJson(result: CommandResult | StoredResult): string {
+/** A result as scripts read it: money as strings of digits; `replayed` when it was stored before this call. */
+export function resultJson(result: CommandResult | StoredResult, extra: { replayed?: boolean } = {}): string {
   const { balances, ...rest } = result;
-  return toJson({ ...rest, balances });
+  return toJson({ ...rest, balances, ...extra });
 }
 
 export function formatAccounts(accounts: (Account | { account: string; missing: true })[]): string {

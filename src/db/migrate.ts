@@ -7,6 +7,7 @@ export const sqlDirectory = fileURLToPath(new URL('../../sql', import.meta.url))
 
 export interface MigrateOptions {
   connectionString: string;
+  /** node-pg-migrate's warnings and errors. */
   log?: (message: string) => void;
   /** Names of the four group roles; defaults from BILLING_ROLE_* and then billing_owner etc. */
   roles?: Partial<RoleNames>;
@@ -60,7 +61,7 @@ export async function migrate(options: MigrateOptions): Promise<string[]> {
   } finally {
     await client.end().catch(() => {});
   }
-  for (const migration of applied) log(`applied ${migration.name}`);
+  // The names are returned, not logged: the caller prints them (once).
   return applied.map((migration) => migration.name);
 }
 
