@@ -64,7 +64,7 @@ t.test('typed results: applied and rejected, bigint money, replay and id_conflic
   t.equal((await client.balance('c-1'))!.balance, big, 'one effect');
   t.equal(await client.balance('c-nobody'), undefined);
 
-  const hold = await client.hold({ account: 'c-1', amount: 5n, hold: 'c-hold', ttlSeconds: 600 });
+  const hold = await client.hold({ account: 'c-1', amount: 5n, hold: 'c-hold', ttl_seconds: 600 });
   t.equal(hold.code, 'ok');
   t.equal((await client.capture({ hold: 'c-hold', amount: 2n })).code, 'ok');
   t.equal((await client.release({ hold: 'c-hold' })).code, 'hold_closed');
