@@ -42,7 +42,9 @@ async function runSqlExample(query: (text: string) => Promise<pg.QueryResult>, s
   for (const statement of sqlStatements(script)) {
     const result = await query(statement);
     out.push(`> ${statement.split('\n')[0]}`);
-    out.push(result.fields.length > 0 ? formatRows(result.fields.map((f) => f.name), result.rows) : result.command);
+    // billing.submit returns the job id: masked, like every job id.
+    const rows = result.rows.map((row: Record<string, unknown>) => ('submit' in row ? { ...row, submit: '<job>' } : row));
+    out.push(result.fields.length > 0 ? formatRows(result.fields.map((f) => f.name), rows) : result.command);
   }
   return `${out.join('\n')}\n`;
 }
