@@ -35,8 +35,8 @@ export function holdCommand(): Command {
     process.exitCode = await submitAndPrint('hold', {
       account, amount,
       ...(options.hold === undefined ? {} : { hold: options.hold }),
-      ...(options.ttl === undefined ? {} : { ttlSeconds: options.ttl }),
-      ...(options.expiresAt === undefined ? {} : { expiresAt: options.expiresAt }),
+      ...(options.ttl === undefined ? {} : { ttl_seconds: options.ttl }),
+      ...(options.expiresAt === undefined ? {} : { expires_at: options.expiresAt }),
     }, options);
   });
   return withExamples(command, ['billing hold 1 50 --hold order-7', 'billing hold 1 50 --hold order-8 --ttl 600',

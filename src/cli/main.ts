@@ -11,6 +11,7 @@ import { creditCommand } from './credit.ts';
 import { debitCommand } from './debit.ts';
 import { demoCommand } from './demo.ts';
 import { exitCodes, exitCodesHelp } from './exit-codes.ts';
+import { historyCommand } from './history.ts';
 import { holdCommand } from './hold.ts';
 import { migrateCommand } from './migrate.ts';
 import { openAccountCommand } from './open-account.ts';
@@ -55,7 +56,8 @@ ${exitCodesHelp}
 for (const command of [
   startCommand(), migrateCommand(), workerCommand(),
   openAccountCommand(), creditCommand(), debitCommand(), transferCommand(), holdCommand(), captureCommand(), releaseCommand(),
-  resultCommand(), balanceCommand(), watchCommand(), verifyCommand(), demoCommand(), benchCommand(), chaosCommand(),
+  resultCommand(), balanceCommand(), historyCommand(), watchCommand(), verifyCommand(), demoCommand(), benchCommand(),
+  chaosCommand(),
 ]) {
   program.addCommand(command);
 }
