@@ -12,6 +12,7 @@ import { graphileLogger } from './graphile-logger.ts';
 import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
 import { queueSettings } from './queue-settings.ts';
+import { queuePoolTypes } from './queue-pool-types.ts';
 
 export const taskDirectory = fileURLToPath(new URL('../../tasks', import.meta.url));
 
@@ -47,6 +48,8 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
   const maxPoolSize = settings.maxPoolSize;
   const queuePool = new pg.Pool({
     connectionString, max: maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
+    // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
+    types: queuePoolTypes,
   });
   // graphile-worker installs handlers of its own unless the pool it is given has both.
   queuePool.on('error', (error) => logger.warn({ err: error }, 'idle queue connection lost'));
