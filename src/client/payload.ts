@@ -1,4 +1,5 @@
 import type { CommandType } from '../commands/codes.ts';
+import { commandIdProblem } from '../commands/parse.ts';
 import type { CommandInputs } from './types.ts';
 
 /**
@@ -6,6 +7,10 @@ import type { CommandInputs } from './types.ts';
  * size), timestamps as ISO 8601, field names as in the SQL interface.
  */
 export function toPayload<T extends CommandType>(type: T, id: string, input: CommandInputs[T]): Record<string, unknown> {
+  // The worker would refuse this id and file the refusal under job:<n>: a caller waiting on the id
+  // would wait in vain. Refused here, before anything is enqueued.
+  const idProblem = commandIdProblem(id);
+  if (idProblem !== undefined) throw new TypeError(`id ${idProblem}, got ${JSON.stringify(id).slice(0, 140)}`);
   const payload: Record<string, unknown> = { id };
   const set = (key: string, value: unknown) => {
     if (value !== undefined) payload[key] = value;
