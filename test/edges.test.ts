@@ -152,7 +152,7 @@ t.test('3. ids the service derives belong to the service', async (t) => {
   await t.test('an expire: id sent to the queue does not block the hold\'s expiry', async (t) => {
     const jobId = await addJob('release', '{"id":"expire:sq-h1","hold":"sq-h1"}');
     const [refused] = await resultsOfJob(jobId);
-    t.match(refused, { id: `job:${jobId}`, code: 'invalid_command', message: /^id: must not start with job: or expire:/ });
+    t.match(refused, { id: `job:${jobId}`, code: 'invalid_command', message: /^id: must not start with "job:" or "expire:" \(ids the service derives\)$/ });
     await submit('hold', '{"id":"sq-h1","account":"edge-a","amount":"10","ttl_seconds":1}');
     t.equal((await resultOf(database, 'sq-h1')).code, 'ok');
     const expired = await resultOf(database, 'expire:sq-h1', 30_000);

@@ -249,7 +249,7 @@ t.test('wrong types are named as wrong, not as missing', async (t) => {
 
 t.test('ids the service derives are refused from clients; derived ids of any length are the service\'s', async (t) => {
   for (const id of ['job:1', 'job:', 'expire:h', 'expire:']) {
-    t.match(commandIdProblem(id), /derived by the service/);
+    t.match(commandIdProblem(id), /ids the service derives/);
     const parsed = fromText('credit', `{"id":${JSON.stringify(id)},"account":"a","amount":"1"}`);
     t.match(parsed.ok ? '' : [parsed.id, parsed.message], ['job:7', /^id: /]);
   }

@@ -38,7 +38,7 @@ export function commandIdProblem(id: unknown): string | undefined {
   if (id.length > maxCommandIdLength) return `must be at most ${maxCommandIdLength} characters`;
   if (!isWellFormed(id)) return 'contains a NUL character or a lone surrogate, which PostgreSQL cannot store';
   if (derivedIdPrefixes.some((prefix) => id.startsWith(prefix))) {
-    return `must not start with ${derivedIdPrefixes.join(' or ')}: those ids are derived by the service`;
+    return `must not start with ${derivedIdPrefixes.map((prefix) => `"${prefix}"`).join(' or ')} (ids the service derives)`;
   }
   return undefined;
 }
