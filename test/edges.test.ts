@@ -1,23 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import t from 'tap';
 import { createBillingClient } from '../src/client/client.ts';
-import { roleNamesFromEnv } from '../src/db/migrate.ts';
 import { verifyLedger } from '../src/ledger/verify.ts';
 import { runCli } from './helpers/cli.ts';
+import { connectAsClientRole } from './helpers/client-role.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, drained, resultOf, run, type ResultRow } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
+import { wrongTypeCases } from './support/wrong-types.ts';
 
 // Issue 9: each edge a hostile client found, driven through a real worker from SQL, as the client
 // role (billing.submit) and as the owner (graphile_worker.add_job). Each test here failed on 8bf903f.
 const database = await createTestDatabase('edges');
 const worker = await startTestWorker(database);
 
-// A session in the client role: what an application login can do, and nothing more.
-const client = new pg.Client({ connectionString: database.url });
-await client.connect();
-await client.query(`set role ${roleNamesFromEnv().client}`);
+const client = await connectAsClientRole(database);
 
 t.teardown(async () => {
   await client.end();
@@ -186,19 +183,7 @@ t.test('3. ids the service derives belong to the service', async (t) => {
 });
 
 t.test('5. wrong types are named as wrong, not as missing', async (t) => {
-  const cases: [string, string, RegExp][] = [
-    ['credit', '{"account":5,"amount":"1"}', /^account: must be a string, not a number$/],
-    ['credit', '{"account":["x"],"amount":"1"}', /^account: must be a string, not an array$/],
-    ['credit', '{"account":{},"amount":"1"}', /^account: must be a string, not an object$/],
-    ['credit', '{"id":5,"account":"edge-a","amount":"1"}', /^id: must be a string, not a number$/],
-    ['credit', '{"id":null,"account":"edge-a","amount":"1"}', /^id: must be a string, not null$/],
-    ['open_account', '{"account":"edge-z","currency":5}', /^currency: must be a string, not a number$/],
-    ['hold', '{"account":"edge-a","amount":"1","ttl_seconds":"60"}', /^ttl_seconds: must be a JSON number of seconds, not a string$/],
-    ['hold', '{"account":"edge-a","amount":"1","ttl_seconds":1.5}', /^ttl_seconds: must be a positive whole number/],
-    ['hold', '{"account":"edge-a","amount":"1","ttl_seconds":true}', /^ttl_seconds: must be a JSON number of seconds, not true$/],
-    ['hold', '{"account":"edge-a","amount":"1","expires_at":1893456000}', /^expires_at: must be an ISO 8601 timestamp string, not a number$/],
-    ['release', '{"hold":5}', /^hold: must be a string, not a number$/],
-  ];
+  const cases = wrongTypeCases('edge-a');
   for (const [type, json, message] of cases) {
     const [result] = await resultsOfJob(await submit(type, json));
     t.match(result, { code: 'invalid_command', message }, `${type} ${json}`);

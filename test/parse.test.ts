@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { CommandType } from '../src/commands/codes.ts';
 import { readPayloadJson } from '../src/commands/json-text.ts';
+import { wrongTypeCases } from './support/wrong-types.ts';
 import { canonicalJson, commandIdProblem, fingerprintOf, maxPayloadBytes, parseCommand } from '../src/commands/parse.ts';
 
 type Task = CommandType | 'expire_hold';
@@ -227,20 +228,7 @@ t.test('metadata is kept digit for digit, and strings exactly', async (t) => {
 });
 
 t.test('wrong types are named as wrong, not as missing', async (t) => {
-  const cases: [Task, string, RegExp][] = [
-    ['credit', '{"account":5,"amount":"1"}', /^account: must be a string, not a number$/],
-    ['credit', '{"account":["x"],"amount":"1"}', /^account: must be a string, not an array$/],
-    ['credit', '{"account":{},"amount":"1"}', /^account: must be a string, not an object$/],
-    ['credit', '{"id":5,"account":"a","amount":"1"}', /^id: must be a string, not a number$/],
-    ['credit', '{"id":null,"account":"a","amount":"1"}', /^id: must be a string, not null$/],
-    ['open_account', '{"account":"a","currency":5}', /^currency: must be a string, not a number$/],
-    ['hold', '{"account":"a","amount":"1","ttl_seconds":"60"}', /^ttl_seconds: must be a JSON number of seconds, not a string$/],
-    ['hold', '{"account":"a","amount":"1","ttl_seconds":1.5}', /^ttl_seconds: must be a positive whole number/],
-    ['hold', '{"account":"a","amount":"1","ttl_seconds":true}', /^ttl_seconds: must be a JSON number of seconds, not true$/],
-    ['hold', '{"account":"a","amount":"1","expires_at":1893456000}', /^expires_at: must be an ISO 8601 timestamp string, not a number$/],
-    ['release', '{"hold":5}', /^hold: must be a string, not a number$/],
-    ['credit', '{"amount":"1"}', /^account: is required$/],
-  ];
+  const cases = wrongTypeCases('a') as [Task, string, RegExp][];
   for (const [task, text, message] of cases) {
     const parsed = fromText(task, text);
     t.match(parsed.ok ? 'accepted' : parsed.message, message, text);

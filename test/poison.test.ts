@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import t from 'tap';
-import { roleNamesFromEnv } from '../src/db/migrate.ts';
 import { startWorkerProcess } from './helpers/cli.ts';
+import { connectAsClientRole } from './helpers/client-role.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, resultOf, run } from './helpers/ledger.ts';
 
@@ -14,9 +13,7 @@ const database = await createTestDatabase('poison');
 const { worker } = await startWorkerProcess(database.url, { NODE_OPTIONS: deployedNodeOptions, BILLING_CONCURRENCY: '10' });
 const workerPid = worker.child.pid!;
 
-const client = new pg.Client({ connectionString: database.url });
-await client.connect();
-await client.query(`set role ${roleNamesFromEnv().client}`);
+const client = await connectAsClientRole(database);
 
 t.teardown(async () => {
   await client.end();
