@@ -261,8 +261,12 @@ t.test('a payload over 64 KiB or too deep is refused before it is parsed', async
   t.match(fromText('credit', empties), { ok: false, id: 'job:7', message: /^payload: is \d+ bytes/ });
   const deepText = `{"id":"deep-1","account":"a","metadata":${'['.repeat(20_000)}${']'.repeat(20_000)},"amount":"1"}`;
   t.match(fromText('credit', deepText), { ok: false, id: 'deep-1', message: /^metadata: must be nested at most 8/ });
+  t.match(fromText('credit', `{"metadata":${'['.repeat(40)}${']'.repeat(40)},"id":"after-deep"}`), { id: 'after-deep' }, 'an id after the deep field');
   const deepTop = `${'['.repeat(40)}${']'.repeat(40)}`;
   t.match(fromText('credit', deepTop), { ok: false, message: /^payload: is nested more than 32/ });
   t.match(fromText('credit', '{"a\\"id":"x","id":"real","n":{"id":"inner"},"account":"a","amount":"1","deep":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}'),
     { ok: false, id: 'real', message: /^deep: is nested more than 32/ }, 'the scan finds the top-level id, not a look-alike');
+  const twice = `{"id":"first","id":"last","account":"a","amount":"1","pad":"${'x'.repeat(maxPayloadBytes)}"}`;
+  t.match(fromText('credit', twice), { id: 'last' }, 'the last id wins, as in JSON.parse');
+  t.match(fromText('credit', twice.replace('"last"', '5')), { id: 'job:7' }, 'a last id that is not a string is no id');
 });

@@ -54,7 +54,7 @@ export class UnreadablePayload {
 /** Parses a job payload's JSON text, keeping numbers' source text. Never throws for JSON text. */
 export function readPayloadJson(text: string): unknown {
   const bytes = Buffer.byteLength(text);
-  const scan = scanJson(text, bytes > maxPayloadBytes);
+  const scan = scanJson(text);
   if (bytes > maxPayloadBytes) return new UnreadablePayload('too_large', bytes, digestOf(text), undefined, scan.claimedId);
   if (scan.tooDeepField !== undefined) return new UnreadablePayload('too_deep', bytes, digestOf(text), scan.tooDeepField, scan.claimedId);
   return parseKeepingNumbers(text);
@@ -77,10 +77,10 @@ interface Scan {
 
 /**
  * One pass over the text without building anything: the first top-level field nested deeper than
- * maxPayloadDepth, and the top-level `"id"` if it is a plain string. `wholeText` scans to the end
- * (for the id of an oversized payload); otherwise the scan stops at the first too-deep field.
+ * maxPayloadDepth, and the top-level `"id"` if it is a plain string (the last one, as in JSON.parse),
+ * wherever it stands: the refusal is filed under the id its sender waits on.
  */
-function scanJson(text: string, wholeText: boolean): Scan {
+function scanJson(text: string): Scan {
   let depth = 0;
   let topIsObject = false;
   let expectKey = false;
@@ -100,26 +100,30 @@ function scanJson(text: string, wholeText: boolean): Scan {
         if (expectKey) {
           currentKey = literal;
           expectKey = false;
-        } else if (valueOfId && claimedId === undefined && literal.length <= maxClaimedIdText) {
-          claimedId = decodeString(literal);
+        } else if (valueOfId) {
+          // The last "id" wins, as in JSON.parse.
+          claimedId = literal.length <= maxClaimedIdText ? decodeString(literal) : undefined;
         }
         valueOfId = false;
       }
     } else if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
       if (depth === 0) topIsObject = char === 0x7b;
+      if (valueOfId) claimedId = undefined;
       depth++;
       if (depth === 1) expectKey = topIsObject;
       valueOfId = false;
       if (depth > maxPayloadDepth && tooDeepField === undefined) {
         tooDeepField = topIsObject && currentKey !== undefined ? (decodeString(currentKey) ?? 'payload') : 'payload';
-        if (!wholeText) break;
       }
     } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
       depth--;
     } else if (depth === 1 && topIsObject) {
       if (char === 0x2c /* , */) expectKey = true;
       else if (char === 0x3a /* : */) valueOfId = currentKey === '"id"';
-      else if (char > 0x20) valueOfId = false;
+      else if (char > 0x20) {
+        if (valueOfId) claimedId = undefined;
+        valueOfId = false;
+      }
     }
   }
   return { tooDeepField, claimedId };
