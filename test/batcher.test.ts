@@ -11,7 +11,7 @@ import { type BatchOutcome, CommandBatcher } from '../src/worker/batcher.ts';
 
 const command = (n: number): BatchItem => ({
   jobId: BigInt(n),
-  parsed: { ok: true, command: { id: `c${n}`, type: 'credit', account: 'a', amount: 1n }, request: { id: `c${n}` }, fingerprint: `f${n}` },
+  parsed: { ok: true, command: { id: `c${n}`, type: 'credit', account: 'a', amount: 1n }, request: JSON.stringify({ id: `c${n}` }), fingerprint: `f${n}` },
 });
 const idOf = (item: BatchItem) => (item.parsed.ok ? item.parsed.command.id : item.parsed.id);
 const appliedTo = (items: BatchItem[]): AppliedBatch => ({

@@ -1,4 +1,5 @@
 import type { CommandType } from '../commands/codes.ts';
+import { commandIdProblem } from '../commands/parse.ts';
 import type { CommandInputs } from './types.ts';
 
 /** The fields each command takes: the payload names of the SQL interface and the README, nothing else. */
@@ -26,6 +27,10 @@ export function toPayload<T extends CommandType>(type: T, id: string, input: Com
     throw new TypeError(`${type}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => JSON.stringify(key)).join(', ')}; ` +
       `it takes ${known.join(', ')}`);
   }
+  // The worker would refuse this id and file the refusal under job:<n>: a caller waiting on the id
+  // would wait in vain. Refused here, before anything is enqueued.
+  const idProblem = commandIdProblem(id);
+  if (idProblem !== undefined) throw new TypeError(`id ${idProblem}, got ${JSON.stringify(id).slice(0, 140)}`);
   const payload: Record<string, unknown> = { id };
   const set = (key: string, value: unknown) => {
     if (value !== undefined) payload[key] = value;

@@ -197,7 +197,7 @@ async function writePhase(client: Client, plan: BatchPlan): Promise<Map<string, 
       { name: 'seq_lock', sql: `select pg_advisory_xact_lock(${lockClass.seq}, 0)` },
       { name: 'results', sql: `with inserted as (
           insert into billing.operations (id, type, status, code, message, request, fingerprint, job_id, balances)
-          select v->>'id', v->>'type', v->>'status', v->>'code', v->>'message', v->'request', v->>'fingerprint',
+          select v->>'id', v->>'type', v->>'status', v->>'code', v->>'message', (v->>'request')::json, v->>'fingerprint',
                  (v->>'job_id')::int8, v->'balances'
           from jsonb_array_elements(${json(client, plan.operations.map((op) => ({
             id: op.id, type: op.type, status: op.status, code: op.code, message: op.message, request: op.request,
@@ -262,7 +262,7 @@ function ledgerWrites(client: Client, plan: BatchPlan): Statement[] {
   }
   if (plan.conflicts.length) {
     statements.push({ name: 'conflicts', sql: `insert into billing.id_conflicts (id, type, request, job_id)
-      select v->>'id', v->>'type', v->'request', (v->>'jobId')::int8
+      select v->>'id', v->>'type', (v->>'request')::json, (v->>'jobId')::int8
       from jsonb_array_elements(${json(client, plan.conflicts)}) as e(v)` });
   }
   return statements;

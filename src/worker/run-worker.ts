@@ -15,6 +15,7 @@ import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
 import { queueSettings } from './queue-settings.ts';
 import { assertMigrated } from './schema-check.ts';
+import { queuePoolTypes } from './queue-pool-types.ts';
 
 export const taskDirectory = fileURLToPath(new URL('../../tasks', import.meta.url));
 
@@ -162,6 +163,8 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
   const maxPoolSize = settings.maxPoolSize;
   const queuePool = new pg.Pool({
     connectionString, max: maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
+    // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
+    types: queuePoolTypes,
   });
   // graphile-worker installs handlers of its own unless the pool it is given has both. The error
   // is summarised: node-pg attaches the whole client to it (its secretKey, its config).
