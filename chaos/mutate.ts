@@ -32,10 +32,7 @@ export const mutations: Record<string, Mutation> = {
   'no-recovery': {
     what: 'the dead-worker reaper is not started',
     file: 'src/worker/run-worker.ts',
-    replace: [[
-      'const reaper = startDeadWorkerReaper({ pgPool: queuePool, logger, intervalMs: config.recoveryIntervalMs });',
-      'const reaper = { stop: async () => {} }; void startDeadWorkerReaper;',
-    ]],
+    replace: [['reaperIntervalMs: config.recoveryIntervalMs,', "reaperIntervalMs: 'off',"]],
   },
   'worker-clock': {
     what: "the rules use the worker's clock instead of the database's",

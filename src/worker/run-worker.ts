@@ -1,13 +1,11 @@
-import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { taskPrefix } from '../commands/codes.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { attachLivenessToRunner, registerWorkerLiveness, startDeadWorkerReaper } from './dead-worker-recovery.ts';
+import { RegistrationGatedPool, startRecovery } from './recovery/recovery.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
@@ -35,29 +33,25 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
   const runtime = createRuntime(config, logger);
   setRuntime(runtime);
   const connectionString = config.databaseUrl!;
-  const registration = await registerWorkerLiveness({
-    connectionString,
-    logger,
-    onLost: (error) => {
-      logger.error({ err: error }, 'liveness registration lost: this worker must stop');
-      onFatal(error);
-    },
-  });
   const settings = queueSettings(config);
   const maxPoolSize = settings.maxPoolSize;
-  const queuePool = new pg.Pool({
+  const queuePool = new RegistrationGatedPool({
     connectionString, max: maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
   });
   // graphile-worker installs handlers of its own unless the pool it is given has both.
   queuePool.on('error', (error) => logger.warn({ err: error }, 'idle queue connection lost'));
   queuePool.on('connect', (client) => client.on('error', () => {}));
-  const events = new EventEmitter();
   // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
-  attachLivenessToRunner({ events, pgPool: queuePool, registration, logger });
-  const reaper = startDeadWorkerReaper({ pgPool: queuePool, logger, intervalMs: config.recoveryIntervalMs });
+  const recovery = await startRecovery({
+    connectionString,
+    queuePool,
+    logger,
+    onLost: onFatal,
+    reaperIntervalMs: config.recoveryIntervalMs,
+  });
   const runner = await run({
     pgPool: queuePool,
-    events,
+    events: recovery.events,
     concurrency: settings.concurrency,
     taskDirectory,
     noHandleSignals: true,
@@ -101,8 +95,7 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
       await runner.stop('shutdown requested');
       await done.catch(() => {});
       server?.close();
-      await reaper.stop();
-      await registration.release();
+      await recovery.stop();
       await queuePool.end();
       await runtime.close();
       setRuntime(undefined);
