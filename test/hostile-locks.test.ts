@@ -136,11 +136,14 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   }
   const baseline = await flow('base', 10);
 
-  // The hostile sessions. Both hold every key shared: two sessions cannot both hold one key
-  // exclusively, and a shared hold blocks every exclusive taker just as an exclusive one would.
+  // The hostile sessions. Both take every key shared: two sessions cannot both hold one key
+  // exclusively, and a shared hold blocks every exclusive taker just as an exclusive one would. A
+  // key someone holds now is waited for, so it is taken the moment it is free (issue 10's attack on
+  // the liveness keys); worker A's keys come first.
   const flowIds = ['f1', 'f2', 'f3', 'f4'].flatMap((account) => Array.from({ length: 10 }, (_, i) => `hostile-${account}-${i}`));
   const stuckIds = ['stuck-1', 'stuck-2', 'stuck-3'];
-  const { rows: registered } = await database.query<{ id: string }>('select id from billing.worker_liveness');
+  const { rows: registered } = await database.query<{ id: string }>(
+    'select id from billing.worker_liveness order by os_pid <> $1, id not like $2, id', [a.pid, 'pool-%']);
   const locks: [number, number][] = registered.map((r) => [LIVENESS_CLASS, livenessKey(r.id)]);
   if (!applyUsesAdvisoryLocks) {
     locks.push([SEQ_CLASS, 0]);
@@ -150,14 +153,21 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   } else {
     t.comment('apply.ts still takes advisory locks: holding the liveness class only (merge `ledger` for the full test)');
   }
+  const hostilePids: number[] = [];
   for (const user of [users.client, users.reader]) {
     const hostile = await connectAs(user);
-    for (const [classId, key] of locks) await hostile.query('select pg_advisory_lock_shared($1, $2)', [classId, key]);
+    hostilePids.push((await hostile.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid);
+    void (async () => {
+      for (const [classId, key] of locks) await hostile.query('select pg_advisory_lock_shared($1, $2)', [classId, key]);
+    })().catch(() => {}); // ends with the session at teardown
   }
-  const { rows: held } = await database.query<{ n: number }>(
-    `select count(*)::int as n from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
-     and database = (select oid from pg_database where datname = current_database())`);
-  t.equal(held[0]!.n, 2 * locks.length, `the client and the reader each hold ${locks.length} advisory locks`);
+  const advisoryLocksOf = async (granted: boolean) => (await database.query<{ n: number }>(
+    "select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = any($1) and granted = $2",
+    [hostilePids, granted])).rows[0]!.n;
+  // Every key taken, or one being waited for (then the rest follow as keys come free).
+  await waitFor('the hostile sessions to take or wait for the keys', async () =>
+    (await advisoryLocksOf(true)) === 2 * locks.length || (await advisoryLocksOf(false)) > 0 ? true : undefined, 15_000);
+  t.comment(`the client and the reader take ${locks.length} advisory locks each; ${await advisoryLocksOf(true)} held now`);
 
   // Worker A takes three jobs and blocks on a row lock, so that it dies holding them.
   const rowLock = await database.pool.connect();
@@ -173,6 +183,7 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   b.child.kill('SIGCONT');
 
   const hostileFlow = flow('hostile', 10);
+  hostileFlow.catch(() => {}); // awaited below; not an unhandled rejection if recovery fails first
   a.child.kill('SIGKILL');
   const killedAt = performance.now();
   await a.exited;
@@ -184,6 +195,7 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   const { rows: balance } = await database.query<{ balance: bigint }>("select balance from billing.accounts where account = 'stuck'");
   t.equal(balance[0]!.balance, 15n, 'each stuck credit applied once');
 
+  t.equal(await advisoryLocksOf(true), 2 * locks.length, `the client and the reader each held all ${locks.length} advisory locks`);
   const hostile = await hostileFlow;
   const before = median(baseline);
   const during = median(hostile);
