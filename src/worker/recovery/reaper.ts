@@ -81,7 +81,7 @@ export function startDeadWorkerReaper(options: { pgPool: pg.Pool; intervalMs: nu
   const tick = () => {
     if (stopped) return;
     running = pass()
-      .catch((err: Error) => logger.error({ err: err.message }, 'dead-worker reaper pass failed'))
+      .catch((err: Error) => logger.error({ err }, 'dead-worker reaper pass failed'))
       .finally(() => {
         running = null;
         if (!stopped) {
