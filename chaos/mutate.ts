@@ -43,6 +43,28 @@ export const mutations: Record<string, Mutation> = {
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * What no longer applies, one line per search string that is not in its file: a mutation whose
+ * code changed would otherwise stop breaking anything while the suite still "catches" it.
+ * `npm test` runs this (test/mutations.test.ts).
+ */
+export function staleMutations(dir = root): string[] {
+  const problems: string[] = [];
+  for (const [name, mutation] of Object.entries(mutations)) {
+    let text: string;
+    try {
+      text = readFileSync(path.join(dir, mutation.file), 'utf8');
+    } catch {
+      problems.push(`mutation ${name}: ${mutation.file} does not exist`);
+      continue;
+    }
+    for (const [from] of mutation.replace) {
+      if (!text.includes(from)) problems.push(`mutation ${name} (${mutation.what}): "${from}" not found in ${mutation.file}; update the mutation`);
+    }
+  }
+  return problems;
+}
+
 export function mutatedCopy(name: string): string {
   const mutation = mutations[name];
   if (!mutation) throw new Error(`unknown mutation ${name}; known: ${Object.keys(mutations).join(', ')}`);
@@ -51,12 +73,11 @@ export function mutatedCopy(name: string): string {
     cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
   }
   symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+  const stale = staleMutations(dir).filter((problem) => problem.startsWith(`mutation ${name} `) || problem.startsWith(`mutation ${name}:`));
+  if (stale.length > 0) throw new Error(stale.join('\n'));
   const file = path.join(dir, mutation.file);
   let text = readFileSync(file, 'utf8');
-  for (const [from, to] of mutation.replace) {
-    if (!text.includes(from)) throw new Error(`mutation ${name}: "${from}" not found in ${mutation.file} (the code changed; update the mutation)`);
-    text = text.replaceAll(from, to);
-  }
+  for (const [from, to] of mutation.replace) text = text.replaceAll(from, to);
   writeFileSync(file, text);
   return dir;
 }
