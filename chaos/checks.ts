@@ -289,7 +289,8 @@ export function runChecks(input: CheckInput): CheckReport {
     if (!expiresAt) continue;
     const late = (op.committed_at ?? op.created_at).getTime() - expiresAt.getTime();
     latestExpiryLatenessMs = Math.max(latestExpiryLatenessMs, late);
-    if (late > EXPIRY_BOUND_MS) onTime.fail(`${op.id} committed ${late} ms after due`);
+    const dueInRun = ((expiresAt.getTime() - input.startedAt.getTime()) / 1000).toFixed(1);
+    if (late > EXPIRY_BOUND_MS) onTime.fail(`${op.id} committed ${late} ms after due (due ${dueInRun} s into the run)`);
   }
   checks.push(onTime.done(`${expiries} expiries; latest committed ${latestExpiryLatenessMs} ms after due (bound ${EXPIRY_BOUND_MS} ms)`));
 
