@@ -7,32 +7,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import t from 'tap';
-import { resolveServerUrl } from '../src/db/connection.ts';
 import { roleNamesFromEnv } from '../src/db/migrate.ts';
 import { createTestDatabase } from './helpers/database.ts';
+import { createLogins } from './helpers/logins.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const RECOVERY_LIMIT_MS = 10_000;
 const database = await createTestDatabase('hostile');
 const roles = roleNamesFromEnv();
-const users = {
-  workerA: `pgb_hw_a_${process.pid}`,
-  workerB: `pgb_hw_b_${process.pid}`,
-  client: `pgb_hc_${process.pid}`,
-  reader: `pgb_hr_${process.pid}`,
-};
-const roleOf = { workerA: roles.worker, workerB: roles.worker, client: roles.client, reader: roles.reader };
-for (const [key, user] of Object.entries(users)) {
-  await database.query(`drop user if exists ${user}`);
-  await database.query(`create user ${user} in role ${roleOf[key as keyof typeof users]}`);
-}
-const urlAs = (user: string) => {
-  const url = new URL(database.url);
-  url.username = user;
-  return url.toString();
-};
+const logins = await createLogins(database, 'h', {
+  workerA: roles.worker, workerB: roles.worker, client: roles.client, reader: roles.reader,
+});
+const { users, urlAs, connectAs } = logins;
 
 // Every advisory lock class pg-billing ever used: apply.ts's command/hold keys ('bill', by
 // hashtext of the id) and its seq lock ('bils', 0), and the liveness keys ('bilv', the first four
@@ -48,33 +35,10 @@ const applyUsesAdvisoryLocks = readFileSync(fileURLToPath(new URL('../src/ledger
   .includes('pg_advisory');
 
 const children: ChildProcess[] = [];
-const sessions: pg.Client[] = [];
 t.teardown(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  await Promise.all(sessions.map((session) => session.end().catch(() => {})));
-  await database.drop();
-  const admin = new pg.Client({ connectionString: await resolveServerUrl() });
-  await admin.connect();
-  for (const user of Object.values(users)) await admin.query(`drop user if exists ${user}`);
-  await admin.end();
+  await logins.drop(() => database.drop());
 });
-
-async function connectAs(user: string): Promise<pg.Client> {
-  const session = new pg.Client({ connectionString: urlAs(user) });
-  await session.connect();
-  sessions.push(session);
-  return session;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 interface WorkerProcess { child: ChildProcess; pid: number; exited: Promise<void>; poolId: string }
 

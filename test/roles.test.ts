@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
@@ -10,32 +9,16 @@ import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
 import { migrate, roleNamesFromEnv } from '../src/db/migrate.ts';
 import { startWorker } from '../src/worker/run-worker.ts';
 import { createTestDatabase } from './helpers/database.ts';
+import { createLogins } from './helpers/logins.ts';
+import { waitFor } from './helpers/wait.ts';
 import { balanceOf, resultOf } from './helpers/ledger.ts';
 
 // Roles are cluster-wide and test files run in parallel on one server: the group roles are created
 // (idempotently) by the migration, the login users here are unique to this process and dropped after.
 const database = await createTestDatabase('roles');
 const roles = roleNamesFromEnv();
-const userOf = (kind: string) => `pgb_${kind}_${process.pid}`;
-const users = { worker: userOf('worker'), client: userOf('client'), reader: userOf('reader') };
-for (const kind of ['worker', 'client', 'reader'] as const) {
-  await database.query(`drop user if exists ${users[kind]}`);
-  await database.query(`create user ${users[kind]} in role ${roles[kind]}`);
-}
-const urlAs = (user: string) => {
-  const url = new URL(database.url);
-  url.username = user;
-  url.password = '';
-  return url.toString();
-};
-
-const sessions: pg.Client[] = [];
-async function connectAs(user: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: urlAs(user) });
-  await client.connect();
-  sessions.push(client);
-  return client;
-}
+const logins = await createLogins(database, 'r', { worker: roles.worker, client: roles.client, reader: roles.reader });
+const { users, urlAs, connectAs } = logins;
 
 // The worker connects as a member of the worker role only: everything it does in this file proves
 // that the role is enough to run the service.
@@ -60,12 +43,7 @@ const workerSession = await connectAs(users.worker);
 
 t.teardown(async () => {
   await worker.stop();
-  await Promise.all(sessions.map((session) => session.end().catch(() => {})));
-  await database.drop();
-  const admin = new pg.Client({ connectionString: await resolveServerUrl() });
-  await admin.connect();
-  for (const user of Object.values(users)) await admin.query(`drop user if exists ${user}`);
-  await admin.end();
+  await logins.drop(() => database.drop());
 });
 
 /** Runs a statement that must be refused for lack of privilege (SQLSTATE 42501). */
@@ -217,17 +195,6 @@ t.test('worker connections run with statement_timeout, lock_timeout and idle_in_
 function lockTimeouts(from: number): { msg: string; component?: string; command_id?: string }[] {
   return logLines.slice(from).map((line) => JSON.parse(line) as { msg: string; component?: string; command_id?: string; err?: { code?: string }; error?: { code?: string } })
     .filter((entry) => (entry.err?.code ?? entry.error?.code) === '55P03');
-}
-
-/** Polls `probe` until it returns a value (state, not time), failing after `timeoutMs`. */
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 t.test('a command stuck behind a row lock times out and is retried, instead of stalling the worker', async (t) => {
