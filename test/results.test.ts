@@ -1,6 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
-import { applyBatch, lockClass } from '../src/ledger/apply.ts';
+import { applyBatch } from '../src/ledger/apply.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, drained, enqueue, resultOf, run } from './helpers/ledger.ts';
@@ -49,7 +49,7 @@ t.test('the service: seqs are handed out under a lock held to commit, so the cur
   // Transaction A has taken its seq (holding the seq lock) and has not committed yet.
   const a = await session();
   await a.query('begin');
-  await a.query('select pg_advisory_xact_lock($1::int4, 0)', [lockClass.seq]);
+  await a.query('select from billing.result_seq_lock for update');
   await insertResult(a, 'cursor-a');
   // Batch B, through the real apply path, starts later and must not commit a higher seq first.
   const parsed = parseCommand({ task: 'credit', payload: { id: 'cursor-b', account, amount: '5' }, defaultId: 'x', defaultCurrency: 'USD' });
