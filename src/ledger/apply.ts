@@ -1,13 +1,11 @@
-import type { Kysely } from 'kysely';
+import { type Compilable, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { commandTypes, holdStatuses, resultCodes, resultStatuses } from '../commands/codes.ts';
-import { createKysely } from '../db/kysely.ts';
 import type { DB } from '../db/schema.ts';
 import { lockAccounts, lockHolds, lockSlots, selectEarlierResults, writeBatch } from './batch-sql.ts';
 import { accountsNamedBy, holdNamedBy, lockSlotsOf } from './lock-slots.ts';
 import { type BatchItem, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
-import type { LedgerView } from './state.ts';
 
 export { resultsChannel } from './batch-sql.ts';
 
@@ -16,9 +14,24 @@ export interface AppliedBatch {
   highestSeq: bigint | null;
 }
 
-const operationTypes = [...commandTypes, 'expire'] as const;
+/**
+ * Builds and compiles the batch's queries; they run on one pg connection of the caller's pool, so
+ * that several can be on the wire at once (Kysely's own executor sends one, then waits).
+ */
+const builder = new Kysely<DB>({
+  dialect: {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  },
+});
 
-const kyselyOfPool = new WeakMap<pg.Pool, Kysely<DB>>();
+/** Sends one compiled query; its rows are the query's own row type (int8 arrives as bigint: src/db/pool.ts). */
+function send<O extends pg.QueryResultRow>(client: pg.PoolClient, query: Compilable<O>): Promise<O[]> {
+  const compiled = query.compile();
+  return client.query<O>(compiled.sql, [...compiled.parameters]).then((result) => result.rows);
+}
 
 /**
  * Applies a batch of commands in one transaction: lock, decide in arrival order, write entries,
@@ -35,42 +48,67 @@ const kyselyOfPool = new WeakMap<pg.Pool, Kysely<DB>>();
  * statement whose snapshot comes after that wait (READ COMMITTED: each statement its own), so it
  * sees the earlier one's rows; and it takes the seq lock only after all that, so its seq is higher.
  *
- * Round trips: begin, slots, earlier results, holds (if any), accounts, the writes (one statement),
- * commit. The seq lock is held from inside the writes statement to the commit.
+ * Two round trips on a pipelining pool (src/db/pool.ts `pipeline`), each a run of statements sent
+ * together, every value a bound parameter: begin, the slot locks and the reads; then the writes
+ * (one statement, ending with the seq lock and the result rows) and commit. The seq lock is held
+ * from the server's work on the writes to its commit, with no client round trip in between. On a
+ * pool that does not pipeline, pg sends each queued statement as the previous one completes.
  */
 export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<AppliedBatch> {
-  let db = kyselyOfPool.get(pool);
-  if (!db) kyselyOfPool.set(pool, db = createKysely(pool));
-  return db.transaction().execute(async (trx) => {
-    const { existing, view } = await readLocked(trx, items);
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    const { existing, view } = await readLocked(client, items);
     const plan = planBatch(items, existing, view);
-    const rows = await writeBatch(trx, plan).execute();
-    const written = rows[0];
-    if (written === undefined) throw new Error('the batch statement returned no row');
-    if (Number(written.expiries) !== plan.expiries.length) throw new Error(`scheduled ${written.expiries} of ${plan.expiries.length} expiries`);
+    const write = send(client, writeBatch(builder, plan));
+    const commit = client.query('commit');
+    await Promise.allSettled([write, commit]);
+    const rows = await write;
+    if ((await commit).command !== 'COMMIT') throw new Error('the batch transaction did not commit');
+    // Checked after the commit (checking before would cost a round trip under the seq lock): a
+    // failure here is a fault to look at, not a state to roll back.
     const seqs = new Map<string, bigint>();
     for (const row of rows) if (row.id !== null && row.seq !== null) seqs.set(row.id, row.seq);
     if (seqs.size !== plan.operations.length) throw new Error(`wrote ${seqs.size} of ${plan.operations.length} results`);
+    if (Number(rows[0]?.expiries) !== plan.expiries.length) throw new Error(`scheduled ${rows[0]?.expiries} of ${plan.expiries.length} expiries`);
     const outcomes = plan.outcomes.map((outcome) =>
       outcome.kind === 'recorded' ? { ...outcome, seq: seqs.get(outcome.result.id) } : outcome);
     const highestSeq = seqs.size ? [...seqs.values()].reduce((a, b) => (a > b ? a : b)) : null;
     return { outcomes, highestSeq };
-  });
+  } catch (error) {
+    // The transaction may be open (a failed statement aborts it) or already ended by a failed commit;
+    // rollback covers both. A connection that cannot even roll back is not given back to the pool.
+    await client.query('rollback').catch((rollbackError: Error) => { broken = rollbackError; });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
 }
 
-interface LockedReads {
-  existing: Map<string, StoredResult>;
-  view: LedgerView;
-}
-
-async function readLocked(db: Kysely<DB>, items: BatchItem[]): Promise<LockedReads> {
+async function readLocked(client: pg.PoolClient, items: BatchItem[]) {
   const slots = lockSlotsOf(items);
-  const locked = await lockSlots(db, slots).execute();
+  const holdIds = new Set<string>();
+  const accountIds = new Set<string>();
+  for (const { parsed } of items) {
+    if (!parsed.ok) continue;
+    const hold = holdNamedBy(parsed.command);
+    if (hold !== undefined) holdIds.add(hold);
+    for (const account of accountsNamedBy(parsed.command)) accountIds.add(account);
+  }
+  const reads = [
+    client.query('begin'),
+    send(client, lockSlots(builder, slots)),
+    send(client, selectEarlierResults(builder, items.map(idOf))),
+    send(client, lockHolds(builder, [...holdIds])),
+    send(client, lockAccounts(builder, [...accountIds], [...holdIds])),
+  ] as const;
+  // Every statement answers (a later one fails once an earlier one aborted the transaction); the
+  // first failure in order is the one to report.
+  await Promise.allSettled(reads);
+  const [, locked, earlier, holdRows, accountRows] = await Promise.all(reads);
   // A missing slot row would be a lock silently not taken.
   if (locked.length !== slots.length) throw new Error(`locked ${locked.length} of ${slots.length} lock slots`);
-  const now = locked[locked.length - 1]!.now;
 
-  const earlier = await selectEarlierResults(db, items.map(idOf)).execute();
   const existing = new Map(earlier.map((row) => [row.id, {
     id: row.id,
     seq: row.seq,
@@ -82,16 +120,6 @@ async function readLocked(db: Kysely<DB>, items: BatchItem[]): Promise<LockedRea
     fingerprint: row.fingerprint,
     jobId: row.job_id,
   } satisfies StoredResult]));
-
-  const holdIds = new Set<string>();
-  const accountIds = new Set<string>();
-  for (const { parsed } of items) {
-    if (!parsed.ok) continue;
-    const hold = holdNamedBy(parsed.command);
-    if (hold !== undefined) holdIds.add(hold);
-    for (const account of accountsNamedBy(parsed.command)) accountIds.add(account);
-  }
-  const holdRows = holdIds.size ? await lockHolds(db, [...holdIds]).execute() : [];
   const holds = new Map(holdRows.map((row) => [row.hold, {
     hold: row.hold,
     account: row.account,
@@ -99,12 +127,13 @@ async function readLocked(db: Kysely<DB>, items: BatchItem[]): Promise<LockedRea
     status: oneOf(holdStatuses, row.status, 'hold status'),
     expiresAt: row.expires_at,
   }]));
-  // A hold's account is locked with the rest: a hold's account never changes.
-  for (const hold of holdRows) accountIds.add(hold.account);
-  const accountRows = accountIds.size ? await lockAccounts(db, [...accountIds]).execute() : [];
   const accounts = new Map(accountRows.map((row) => [row.account, { ...row }]));
+  // The clock after the last slot lock was granted: the database's, never the worker's.
+  const now = locked[locked.length - 1]!.now;
   return { existing, view: { accounts, holds, now } };
 }
+
+const operationTypes = [...commandTypes, 'expire'] as const;
 
 function idOf(item: BatchItem): string {
   return item.parsed.ok ? item.parsed.command.id : item.parsed.id;

@@ -40,7 +40,8 @@ export function lockSlots(db: Db, slots: readonly number[]) {
 }
 
 // The reads that decide. Each is a statement after lockSlots, so its snapshot is taken after the
-// slot locks were granted: a creator that held one of them has committed and is seen.
+// slot locks were granted: a creator that held one of them has committed and is seen. None needs
+// another's rows, so all of them can be sent at once (pipelined) behind lockSlots.
 
 export function selectEarlierResults(db: Db, ids: readonly string[]) {
   return db.selectFrom('billing.operations')
@@ -56,10 +57,14 @@ export function lockHolds(db: Db, holds: readonly string[]) {
     .forUpdate();
 }
 
-export function lockAccounts(db: Db, accounts: readonly string[]) {
+/** The accounts the commands name, and the accounts of the holds they name (a hold's account never changes). */
+export function lockAccounts(db: Db, accounts: readonly string[], holds: readonly string[]) {
   return db.selectFrom('billing.accounts')
     .select(['account', 'currency', 'balance', 'held'])
-    .where('account', '=', (eb) => eb.fn.any(array(accounts, 'text')))
+    .where((eb) => eb.or([
+      eb('account', '=', eb.fn.any(array(accounts, 'text'))),
+      eb('account', 'in', eb.selectFrom('billing.holds as h').select('h.account').where('h.hold', '=', eb.fn.any(array(holds, 'text')))),
+    ]))
     .orderBy('account')
     .forUpdate();
 }
