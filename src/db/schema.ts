@@ -66,6 +66,10 @@ export interface BillingIdConflicts {
   type: string;
 }
 
+export interface BillingLockSlots {
+  slot: number;
+}
+
 export interface BillingOperations {
   balances: Generated<Json>;
   code: string;
@@ -78,6 +82,10 @@ export interface BillingOperations {
   seq: Generated<bigint>;
   status: string;
   type: string;
+}
+
+export interface BillingResultSeqLock {
+  only_row: Generated<boolean>;
 }
 
 export interface BillingWorkerLiveness {
@@ -94,6 +102,8 @@ export interface DB {
   "billing.entries": BillingEntries;
   "billing.holds": BillingHolds;
   "billing.id_conflicts": BillingIdConflicts;
+  "billing.lock_slots": BillingLockSlots;
   "billing.operations": BillingOperations;
+  "billing.result_seq_lock": BillingResultSeqLock;
   "billing.worker_liveness": BillingWorkerLiveness;
 }
