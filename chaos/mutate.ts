@@ -22,12 +22,9 @@ export const mutations: Record<string, Mutation> = {
     replace: [['const earlier = seen.get(id);', 'const earlier = undefined as ReturnType<typeof seen.get>;']],
   },
   'no-lock-order': {
-    what: 'hold and account rows are locked in random order instead of one global order',
-    file: 'src/ledger/apply.ts',
-    replace: [
-      ['order by account for update', 'order by random() for update'],
-      ['order by hold for update', 'order by random() for update'],
-    ],
+    what: 'lock slots are locked in random order instead of one global (ascending) order',
+    file: 'src/ledger/batch-sql.ts',
+    replace: [[".orderBy('slot')\n      .forUpdate()", ".orderBy(sql`random()`)\n      .forUpdate()"]],
   },
   'no-recovery': {
     what: 'the dead-worker reaper is not started',
@@ -37,7 +34,7 @@ export const mutations: Record<string, Mutation> = {
   'worker-clock': {
     what: "the rules use the worker's clock instead of the database's",
     file: 'src/ledger/apply.ts',
-    replace: [["const now = rows.get('now')![0]!.now as Date;", 'const now = new Date();']],
+    replace: [['const now = locked[locked.length - 1]!.now;', 'const now = new Date();']],
   },
 };
 
