@@ -95,7 +95,7 @@ begin
   execute format('revoke all on all tables in schema graphile_worker from %I', worker_role);
   execute format('revoke all on all sequences in schema graphile_worker from %I', worker_role);
   for object in
-    select format('%I.%I', n.nspname, c.relname) as name, c.relname, c.relkind, c.relrowsecurity
+    select format('%I.%I', n.nspname, c.relname) as name, c.oid, c.relname, c.relkind, c.relrowsecurity
     from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
     where n.nspname = 'graphile_worker' and c.relkind in ('r', 'p', 'v')
   loop
@@ -108,10 +108,11 @@ begin
       object.name, worker_role);
     execute format('grant select on %s to %I', object.name, reader_role);
     -- graphile-worker enables row-level security with no policy: only the owner would see a row.
-    if object.relrowsecurity then
-      execute format('drop policy if exists billing_worker_all on %s', object.name);
-      execute format('drop policy if exists billing_reader_select on %s', object.name);
+    -- Created only where missing: CREATE POLICY locks the table against running workers.
+    if object.relrowsecurity and not exists (select from pg_policy where polrelid = object.oid and polname = 'billing_worker_all') then
       execute format('create policy billing_worker_all on %s for all to %I using (true) with check (true)', object.name, worker_role);
+    end if;
+    if object.relrowsecurity and not exists (select from pg_policy where polrelid = object.oid and polname = 'billing_reader_select') then
       execute format('create policy billing_reader_select on %s for select to %I using (true)', object.name, reader_role);
     end if;
   end loop;
