@@ -188,9 +188,10 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       note('partition: no proxied worker; skipped');
       return;
     }
-    // The proxied worker may be restarting (killed, or PostgreSQL just came back): wait for its sessions.
+    // The proxied worker may be restarting (killed, or PostgreSQL just came back): wait for its
+    // sessions. A restart took over 25 s at a load average of 30 on this 2-core machine.
     const connected = async () => {
-      for (let i = 0; i < 150 && proxy.connections === 0; i++) await sleep(100);
+      for (let i = 0; i < 600 && proxy.connections === 0; i++) await sleep(100);
       return proxy.connections;
     };
     // A fault counts only when it cut connections: a partition of nothing proves nothing.
