@@ -5,7 +5,6 @@
 // each logged in as a different member of the worker role, real PostgreSQL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { roleNamesFromEnv } from '../src/db/migrate.ts';
@@ -28,12 +27,6 @@ const KEY_CLASS = 0x62696c6c;
 const SEQ_CLASS = 0x62696c73;
 const LIVENESS_CLASS = 0x62696c76;
 const livenessKey = (id: string) => createHash('sha256').update(id, 'utf8').digest().readInt32BE(0);
-// Until the ledger's locks are row locks (helper `ledger`'s change), apply.ts still serializes on
-// its own advisory locks: holding those classes would stall every command, as issue 10 found. This
-// file then holds the liveness class only, and holds them all once apply.ts takes no advisory lock.
-const applyUsesAdvisoryLocks = readFileSync(fileURLToPath(new URL('../src/ledger/apply.ts', import.meta.url)), 'utf8')
-  .includes('pg_advisory');
-
 const children: ChildProcess[] = [];
 t.teardown(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -109,14 +102,10 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   const { rows: registered } = await database.query<{ id: string }>(
     'select id from billing.worker_liveness order by os_pid <> $1, id not like $2, id', [a.pid, 'pool-%']);
   const locks: [number, number][] = registered.map((r) => [LIVENESS_CLASS, livenessKey(r.id)]);
-  if (!applyUsesAdvisoryLocks) {
-    locks.push([SEQ_CLASS, 0]);
-    const { rows } = await database.query<{ h: number }>('select hashtext(id) as h from unnest($1::text[]) as id',
-      [[...flowIds, ...stuckIds, 'stuck']]);
-    for (const row of rows) locks.push([KEY_CLASS, row.h]);
-  } else {
-    t.comment('apply.ts still takes advisory locks: holding the liveness class only (merge `ledger` for the full test)');
-  }
+  locks.push([SEQ_CLASS, 0]);
+  const { rows: keys } = await database.query<{ h: number }>('select hashtext(id) as h from unnest($1::text[]) as id',
+    [[...flowIds, ...stuckIds, 'stuck']]);
+  for (const row of keys) locks.push([KEY_CLASS, row.h]);
   const hostilePids: number[] = [];
   for (const user of [users.client, users.reader]) {
     const hostile = await connectAs(user);
