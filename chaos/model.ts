@@ -3,12 +3,11 @@
  * results are fed in seq order (which is commit order) and every code and every balance must come
  * out the same. It shares no code with src/ledger, so a wrong rule there is not echoed here.
  *
- * Two things a replay cannot know exactly, and how they are bounded rather than ignored:
- * - When a command was decided: between its transaction's start (operations.created_at) and its
- *   commit (pg_xact_commit_timestamp). A hold expiry inside that window may go either way.
- * - What a command could see: a row created by a transaction that committed after this command's
- *   transaction started may have been invisible to it (READ COMMITTED), so `*_not_found` is allowed
- *   for such a row, and only for such a row.
+ * One thing a replay cannot know exactly, and how it is bounded rather than ignored: when a command
+ * was decided, between its transaction's start (operations.created_at) and its commit
+ * (pg_xact_commit_timestamp). A hold expiry inside that window may go either way.
+ * What a command could see is not in doubt: seq order is a serial order (SPEC 4.6), so every row
+ * created by a lower seq was visible to it, and a `*_not_found` for such a row is a failure.
  */
 
 export interface ReplayOp {
@@ -32,13 +31,12 @@ export interface Posting {
   heldDelta: bigint;
 }
 
-interface Account { currency: string; balance: bigint; held: bigint; createdCommit: Date }
+interface Account { currency: string; balance: bigint; held: bigint }
 interface Hold {
   account: string;
   amount: bigint;
   status: 'active' | 'captured' | 'released' | 'expired';
   expiresAt: Date | null;
-  createdCommit: Date;
 }
 
 interface Verdict {
@@ -53,7 +51,6 @@ export interface ReplayOutcome {
   problems: string[];
   /** The op was decided at a moment the replay could only bound (see the file comment). */
   ambiguousClock: boolean;
-  ambiguousVisibility: boolean;
 }
 
 const maxInt64 = 2n ** 63n - 1n;
@@ -69,33 +66,19 @@ export class LedgerModel {
   }
 
   replay(op: ReplayOp): ReplayOutcome {
-    // Try the strict reading first; the bounded alternatives only when it disagrees.
-    const readings: { late: boolean; hideUncommitted: boolean }[] = [
-      { late: false, hideUncommitted: false },
-      { late: true, hideUncommitted: false },
-      { late: false, hideUncommitted: true },
-      { late: true, hideUncommitted: true },
-    ];
-    let first: Verdict | undefined;
-    for (const reading of readings) {
-      const verdict = this.#decide(op, reading.late ? op.committedAt : op.startedAt, reading.hideUncommitted ? op.startedAt : null);
-      first ??= verdict;
-      if (verdict.code !== op.code) continue;
-      const problems = this.#compareBalances(op, verdict);
-      verdict.apply?.();
+    // Decided at the transaction's start; if the rules disagree there, at its commit.
+    const early = this.#decide(op, op.startedAt);
+    const verdict = early.code === op.code ? early : this.#decide(op, op.committedAt);
+    if (verdict.code !== op.code) {
       return {
-        postings: verdict.postings,
-        problems,
-        ambiguousClock: reading.late && this.#decide(op, op.startedAt, reading.hideUncommitted ? op.startedAt : null).code !== op.code,
-        ambiguousVisibility: reading.hideUncommitted,
+        postings: [],
+        problems: [`${op.type} ${op.id} (seq ${op.seq}): stored code ${op.code}, the rules give ${early.code}`],
+        ambiguousClock: false,
       };
     }
-    return {
-      postings: [],
-      problems: [`${op.type} ${op.id} (seq ${op.seq}): stored code ${op.code}, the rules give ${first!.code}`],
-      ambiguousClock: false,
-      ambiguousVisibility: false,
-    };
+    const problems = this.#compareBalances(op, verdict);
+    verdict.apply?.();
+    return { postings: verdict.postings, problems, ambiguousClock: verdict !== early };
   }
 
   #compareBalances(op: ReplayOp, verdict: Verdict): string[] {
@@ -117,12 +100,10 @@ export class LedgerModel {
     return problems;
   }
 
-  #decide(op: ReplayOp, now: Date, hideCommittedAfter: Date | null): Verdict {
+  #decide(op: ReplayOp, now: Date): Verdict {
     const p = op.payload;
-    const visible = <T extends { createdCommit: Date }>(row: T | undefined): T | undefined =>
-      row && hideCommittedAfter && row.createdCommit > hideCommittedAfter ? undefined : row;
-    const account = (id: unknown) => visible(this.accounts.get(String(id)));
-    const hold = (id: unknown) => visible(this.holds.get(String(id)));
+    const account = (id: unknown) => this.accounts.get(String(id));
+    const hold = (id: unknown) => this.holds.get(String(id));
     const reject = (code: string): Verdict => ({ code, postings: [] });
     const post = (postings: Posting[], after?: () => void): Verdict => ({
       code: 'ok',
@@ -144,7 +125,7 @@ export class LedgerModel {
         return post([], () => {
           this.accounts.set(String(p.account), {
             currency: typeof p.currency === 'string' ? p.currency : this.#defaultCurrency,
-            balance: 0n, held: 0n, createdCommit: op.committedAt,
+            balance: 0n, held: 0n,
           });
         });
       }
@@ -191,7 +172,7 @@ export class LedgerModel {
         const x = amount(p.amount);
         if (avail(a) < x) return reject('insufficient_funds');
         return post([{ account: String(p.account), balanceDelta: 0n, heldDelta: x }], () => {
-          this.holds.set(holdId, { account: String(p.account), amount: x, status: 'active', expiresAt, createdCommit: op.committedAt });
+          this.holds.set(holdId, { account: String(p.account), amount: x, status: 'active', expiresAt });
         });
       }
       case 'capture': {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
-import { applyBatch, lockClass } from '../src/ledger/apply.ts';
+import { applyBatch } from '../src/ledger/apply.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, drained, enqueue, resultOf, run } from './helpers/ledger.ts';
@@ -20,6 +20,17 @@ async function readAfter(cursor: bigint): Promise<{ ids: string[]; cursor: bigin
   const { rows } = await database.query<{ id: string; seq: bigint }>(
     'select id, seq from billing.operations where seq > $1 order by seq', [cursor]);
   return { ids: rows.map((r) => r.id), cursor: rows.length ? rows[rows.length - 1]!.seq : cursor };
+}
+
+/** Waits until some backend of the test database waits for a lock that `holder` holds. */
+async function waitUntilWaitingOn(holder: pg.Client): Promise<void> {
+  const { rows: [me] } = await holder.query<{ pid: number }>('select pg_backend_pid() as pid');
+  for (let i = 0; ; i++) {
+    const { rows } = await database.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [me!.pid]);
+    if (rows.length) return;
+    if (i > 1000) throw new Error('nothing waits on the seq lock');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 const insertResult = (client: pg.Client, id: string) => client.query(
@@ -49,12 +60,12 @@ t.test('the service: seqs are handed out under a lock held to commit, so the cur
   // Transaction A has taken its seq (holding the seq lock) and has not committed yet.
   const a = await session();
   await a.query('begin');
-  await a.query('select pg_advisory_xact_lock($1::int4, 0)', [lockClass.seq]);
+  await a.query('select from billing.result_seq_lock for update');
   await insertResult(a, 'cursor-a');
   // Batch B, through the real apply path, starts later and must not commit a higher seq first.
   const parsed = parseCommand({ task: 'credit', payload: { id: 'cursor-b', account, amount: '5' }, defaultId: 'x', defaultCurrency: 'USD' });
   const b = applyBatch(database.pool, [{ parsed, jobId: null }]);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await waitUntilWaitingOn(a);
   const during = await readAfter(start);
   t.same(during.ids, [], 'nothing is readable while A is open: B waits for the seq lock');
   await a.query('commit');
@@ -62,6 +73,64 @@ t.test('the service: seqs are handed out under a lock held to commit, so the cur
   const after = await readAfter(during.cursor);
   t.same(after.ids, ['cursor-a', 'cursor-b'], 'both, in commit order, none skipped');
   await a.end();
+});
+
+t.test('no lock a client or reader session can take stalls a batch', async (t) => {
+  const account = 'trust-acct';
+  await database.query("insert into billing.accounts (account, currency) values ($1, 'USD')", [account]);
+  const client = await session();
+  const reader = await session();
+  t.teardown(() => Promise.all([client.end(), reader.end()]));
+  await client.query('set role billing_client');
+  await reader.query('set role billing_reader');
+  // Every advisory lock the ledger ever used (8bf903f: class 'bill' per hashtext('id:'/'hold:' key),
+  // class 'bils' for the seq), held by both; they no longer protect anything, so they stall nothing.
+  const keys = ['id:trust-1', 'hold:trust-1', 'id:trust-2'];
+  for (const s of [client, reader]) {
+    await s.query('begin');
+    await s.query('select pg_advisory_xact_lock_shared(1651076204, hashtext(k)) from unnest($1::text[]) as k', [keys]);
+    await s.query('select pg_advisory_xact_lock_shared(1651076211, 0)');
+  }
+  // The reader may read the lock tables, which blocks no row lock; it holds that in a transaction.
+  await reader.query('lock table billing.lock_slots, billing.result_seq_lock in access share mode');
+  // Neither can lock a ledger row: FOR UPDATE/SHARE and stronger LOCK TABLE modes need UPDATE.
+  const refused = async (s: pg.Client, statement: string): Promise<string | undefined> => {
+    await s.query('savepoint attempt');
+    try {
+      await s.query(statement);
+      return 'granted';
+    } catch (error) {
+      return (error as { code?: string }).code;
+    } finally {
+      await s.query('rollback to savepoint attempt');
+    }
+  };
+  for (const [name, s] of [['client', client], ['reader', reader]] as const) {
+    for (const statement of [
+      'select from billing.lock_slots for key share',
+      'select from billing.result_seq_lock for key share',
+      'select from billing.accounts for key share',
+      'select from billing.holds for key share',
+      'select from billing.operations for key share',
+      'lock table billing.lock_slots in row share mode',
+      'lock table billing.result_seq_lock in row share mode',
+      'lock table billing.accounts in row share mode',
+    ]) t.equal(await refused(s, statement), '42501', `${name}: ${statement} is refused`);
+  }
+  const credit = (id: string) => parseCommand({ task: 'credit', payload: { id, account, amount: '5' }, defaultId: id, defaultCurrency: 'USD' });
+  const hold = parseCommand({ task: 'hold', payload: { id: 'trust-1', account, amount: '2' }, defaultId: 'trust-1', defaultCurrency: 'USD' });
+  // With lock_timeout set, a batch that had to wait for either session would fail, not hang.
+  const { rows: [setting] } = await database.query<{ lock_timeout: string }>('show lock_timeout');
+  t.equal(setting!.lock_timeout, '0', 'the test pool waits for locks: a stalled batch would hang the test, so it is timed below');
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const applied = await Promise.race([
+    applyBatch(database.pool, [{ parsed: credit('trust-2'), jobId: null }, { parsed: hold, jobId: null }]),
+    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('the batch waited on a client or reader lock')), 10_000); }),
+  ]).finally(() => clearTimeout(timer));
+  t.same(applied.outcomes.map((o) => (o.kind === 'recorded' ? o.result.code : o.kind)), ['ok', 'ok']);
+  t.comment(`batch applied in ${Math.round(performance.now() - started)} ms while both sessions held their locks`);
+  await Promise.all([client.query('rollback'), reader.query('rollback')]);
 });
 
 t.test('through the queue', async (t) => {

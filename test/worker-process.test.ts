@@ -6,7 +6,6 @@ import { createServer } from 'node:net';
 import { defaultHttpPort } from '../src/config.ts';
 import { CliProcess, startWorkerProcess } from './helpers/cli.ts';
 import { createTestDatabase } from './helpers/database.ts';
-import { livenessLockKey } from '../src/worker/dead-worker-recovery.ts';
 import { resultOf } from './helpers/ledger.ts';
 
 // Eleven worker processes, each a Node start and a graphile-worker runner: minutes on a loaded
@@ -193,10 +192,10 @@ t.test('metrics from the start: every known series at 0, build_info, reclaimed, 
   await waitFor('billing_jobs_failed_total', async () => (value(await scrape(), 'billing_jobs_failed_total{task="billing/credit"}') === 1 ? true : undefined));
   t.pass('a job that failed for good is counted');
 
-  // Reclaimed: a job locked by a registered worker id whose session is gone (its lock is free).
+  // Reclaimed: a job locked by a registered worker id whose session is gone (no such backend).
   const deadId = 'pool-deadbeefdeadbeef00';
-  await database.query('insert into billing.worker_liveness (id, lock_key, backend_pid, os_pid, host) values ($1, $2, 0, 0, $3)',
-    [deadId, livenessLockKey(deadId), 'gone']);
+  await database.query(`insert into billing.worker_liveness (id, backend_pid, backend_start, os_pid, host)
+    values ($1, 0, '-infinity', 0, 'gone')`, [deadId]);
   const { rows: [job] } = await database.query<{ id: string }>(
     `select (graphile_worker.add_job('billing/open_account', '{"id":"r-open","account":"r-1"}'::json, run_at => now() + interval '1 hour')).id`);
   await database.query('update graphile_worker._private_jobs set locked_by = $1, locked_at = now(), run_at = now() where id = $2', [deadId, job!.id]);

@@ -16,6 +16,11 @@ export interface PoolSettings {
   applicationName?: string;
   /** Extra `options` for the backend, e.g. `-c statement_timeout=5s`. */
   sessionOptions?: string;
+  /**
+   * Send a client's queued queries without waiting for each answer (pg's pipeline mode): the
+   * ledger's batch sends its statements in two runs, two round trips a batch (src/ledger/apply.ts).
+   */
+  pipeline?: boolean;
 }
 
 export function createPool(settings: PoolSettings): pg.Pool {
@@ -24,6 +29,7 @@ export function createPool(settings: PoolSettings): pg.Pool {
     max: settings.max ?? 10,
     application_name: settings.applicationName ?? 'pg-billing',
     types: bigintTypes,
+    pipeline: settings.pipeline ?? false,
     ...(settings.sessionOptions ? { options: settings.sessionOptions } : {}),
   });
   // An idle client that loses its connection emits 'error' on the pool; without a listener that

@@ -1,15 +1,13 @@
-import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { taskPrefix } from '../commands/codes.ts';
 import type { Config } from '../config.ts';
 import { answers } from '../db/connection.ts';
 import type { Logger } from '../logger.ts';
-import { attachLivenessToRunner, registerWorkerLiveness, startDeadWorkerReaper, type RecoveryLogger } from './dead-worker-recovery.ts';
 import { describeError } from './describe-error.ts';
+import { RegistrationGatedPool, startRecovery, type Recovery, type RecoveryLogger } from './recovery/recovery.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
@@ -158,11 +156,9 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
     lost = true;
     onLost(reason);
   };
-  const registration = await registerWorkerLiveness({ connectionString, logger: recoveryLogger, onLost: lose });
   const settings = queueSettings(config);
-  const maxPoolSize = settings.maxPoolSize;
-  const queuePool = new pg.Pool({
-    connectionString, max: maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
+  const queuePool = new RegistrationGatedPool({
+    connectionString, max: settings.maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
     // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
     types: queuePoolTypes,
   });
@@ -172,17 +168,25 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
     if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
   });
   queuePool.on('connect', (client) => client.on('error', () => {}));
-  const events = new EventEmitter();
   // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
-  attachLivenessToRunner({ events, pgPool: queuePool, registration, logger: recoveryLogger });
+  let recovery: Recovery;
+  try {
+    recovery = await startRecovery({
+      connectionString,
+      queuePool,
+      logger: recoveryLogger,
+      onLost: lose,
+      reaperIntervalMs: config.recoveryIntervalMs,
+      onRecovered: (result) => runtime.metrics.jobsReclaimed.inc(result.unlockedJobs),
+    });
+  } catch (error) {
+    await queuePool.end().catch(() => {});
+    throw error;
+  }
+  const events = recovery.events;
   events.on('job:failed', ({ job }: { job: { task_identifier: string } }) => runtime.metrics.jobsFailed.inc({ task: job.task_identifier }));
-  const reaper = startDeadWorkerReaper({
-    pgPool: queuePool, logger: recoveryLogger, intervalMs: config.recoveryIntervalMs,
-    onRecovered: (result) => runtime.metrics.jobsReclaimed.inc(result.unlockedJobs),
-  });
   const cleanUp = async () => {
-    await reaper.stop();
-    await registration.release();
+    await recovery.stop();
     await queuePool.end().catch(() => {});
   };
   let runner: Runner;

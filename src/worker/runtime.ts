@@ -27,6 +27,7 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
     max: config.poolSize,
     applicationName: 'pg-billing-worker',
     sessionOptions: workerSessionOptions(config),
+    pipeline: true,
   });
   const db = createKysely(pool);
   const metrics = createMetrics();

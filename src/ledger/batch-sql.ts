@@ -1,0 +1,216 @@
+// The batch transaction's SQL, in typed Kysely over the generated schema (src/db/schema.ts). Every
+// value travels as a bound parameter; a list travels as one array parameter that `unnest` turns
+// into rows, so a batch of any size is the same few statements.
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { balancesToJson } from '../commands/balances-json.ts';
+import { expireTaskName } from '../commands/codes.ts';
+import type { DB } from '../db/schema.ts';
+import type { BatchPlan } from './plan.ts';
+
+type Db = Kysely<DB>;
+
+export const resultsChannel = 'billing_results';
+
+type ElementType = 'int4' | 'int8' | 'text' | 'jsonb' | 'timestamptz';
+
+/** A list as one bound parameter, typed for the server: `$1::int8[]`. */
+function array<T>(values: readonly T[], type: ElementType): RawBuilder<T[]> {
+  return sql<T[]>`${values}::${sql.raw(type)}[]`;
+}
+
+/** JSON text of a value whose money is bigint; bigint becomes a string of digits, as stored everywhere. */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+}
+
+/**
+ * Locks the batch's slots in ascending order, in one statement, and holds them to commit. Returns
+ * one row per slot locked, each with the clock read after its lock was granted: the batch's "now"
+ * is the last one. The caller checks that every slot was there to lock.
+ */
+export function lockSlots(db: Db, slots: readonly number[]) {
+  return db
+    .selectFrom((qc) => qc.selectFrom('billing.lock_slots')
+      .select('slot')
+      .where('slot', '=', (eb) => eb.fn.any(array(slots, 'int4')))
+      .orderBy('slot')
+      .forUpdate()
+      .as('locked'))
+    .select(['locked.slot', sql<Date>`clock_timestamp()`.as('now')]);
+}
+
+// The reads that decide. Each is a statement after lockSlots, so its snapshot is taken after the
+// slot locks were granted: a creator that held one of them has committed and is seen. None needs
+// another's rows, so all of them can be sent at once (pipelined) behind lockSlots.
+
+export function selectEarlierResults(db: Db, ids: readonly string[]) {
+  return db.selectFrom('billing.operations')
+    .select(['id', 'seq', 'type', 'status', 'code', 'message', 'balances', 'fingerprint', 'job_id'])
+    .where('id', '=', (eb) => eb.fn.any(array(ids, 'text')));
+}
+
+export function lockHolds(db: Db, holds: readonly string[]) {
+  return db.selectFrom('billing.holds')
+    .select(['hold', 'account', 'amount', 'status', 'expires_at'])
+    .where('hold', '=', (eb) => eb.fn.any(array(holds, 'text')))
+    .orderBy('hold')
+    .forUpdate();
+}
+
+/** The accounts the commands name, and the accounts of the holds they name (a hold's account never changes). */
+export function lockAccounts(db: Db, accounts: readonly string[], holds: readonly string[]) {
+  return db.selectFrom('billing.accounts')
+    .select(['account', 'currency', 'balance', 'held'])
+    .where((eb) => eb.or([
+      eb('account', '=', eb.fn.any(array(accounts, 'text'))),
+      eb('account', 'in', eb.selectFrom('billing.holds as h').select('h.account').where('h.hold', '=', eb.fn.any(array(holds, 'text')))),
+    ]))
+    .orderBy('account')
+    .forUpdate();
+}
+
+/**
+ * Every write of a planned batch in ONE statement of data-modifying CTEs. PostgreSQL runs sibling
+ * CTEs in no defined order and all of them see the statement's snapshot, so:
+ * - an account or hold created by this batch is inserted with its final state (a sibling UPDATE
+ *   could not see it); only rows that existed before are updated;
+ * - the seq lock is taken after every ledger write (its CTE reads their counts), and the result rows
+ *   after the seq lock (they are gated on its row): the lock is held from there to commit, so seqs
+ *   are handed out in commit order and its hold time is the result insert and the commit;
+ * - the notification reads the inserted results (one per transaction, with the highest seq);
+ * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them.
+ * Foreign keys are checked at the end of the statement (entries to operations at commit).
+ */
+export function writeBatch(db: Db, plan: BatchPlan) {
+  const openedIds = new Set(plan.openedAccounts.map((a) => a.account));
+  const opened = plan.openedAccounts.map((a) => ({ ...a, ...(plan.changedAccounts.get(a.account) ?? { balance: 0n, held: 0n }) }));
+  const changed = [...plan.changedAccounts.values()].filter((a) => !openedIds.has(a.account));
+  const closedById = new Map(plan.closedHolds.map((c) => [c.hold, c]));
+  const createdIds = new Set(plan.createdHolds.map((h) => h.hold));
+  const created = plan.createdHolds.map((h) => ({ ...h, closed: closedById.get(h.hold) }));
+  const closed = plan.closedHolds.filter((c) => !createdIds.has(c.hold));
+  const ops = plan.operations;
+
+  const openedRows = sql<{ account: string; currency: string; balance: bigint; held: bigint }>`unnest(
+    ${array(opened.map((a) => a.account), 'text')}, ${array(opened.map((a) => a.currency), 'text')},
+    ${array(opened.map((a) => a.balance), 'int8')}, ${array(opened.map((a) => a.held), 'int8')})`
+    .as<'v'>(sql`v(account, currency, balance, held)`);
+  const changedRows = sql<{ account: string; balance: bigint; held: bigint }>`unnest(
+    ${array(changed.map((a) => a.account), 'text')}, ${array(changed.map((a) => a.balance), 'int8')},
+    ${array(changed.map((a) => a.held), 'int8')})`
+    .as<'v'>(sql`v(account, balance, held)`);
+  const createdRows = sql<{
+    hold: string; account: string; amount: bigint; expires_at: Date | null; operation_id: string;
+    status: string; captured: bigint; captured_to: string | null; closed_by: string | null;
+  }>`unnest(
+    ${array(created.map((h) => h.hold), 'text')}, ${array(created.map((h) => h.account), 'text')},
+    ${array(created.map((h) => h.amount), 'int8')}, ${array(created.map((h) => h.expiresAt), 'timestamptz')},
+    ${array(created.map((h) => h.operationId), 'text')}, ${array(created.map((h) => h.closed?.status ?? h.status), 'text')},
+    ${array(created.map((h) => h.closed?.captured ?? 0n), 'int8')}, ${array(created.map((h) => h.closed?.capturedTo ?? null), 'text')},
+    ${array(created.map((h) => h.closed?.operationId ?? null), 'text')})`
+    .as<'v'>(sql`v(hold, account, amount, expires_at, operation_id, status, captured, captured_to, closed_by)`);
+  const closedRows = sql<{ hold: string; status: string; captured: bigint; captured_to: string | null; closed_by: string }>`unnest(
+    ${array(closed.map((c) => c.hold), 'text')}, ${array(closed.map((c) => c.status), 'text')},
+    ${array(closed.map((c) => c.captured), 'int8')}, ${array(closed.map((c) => c.capturedTo), 'text')},
+    ${array(closed.map((c) => c.operationId), 'text')})`
+    .as<'v'>(sql`v(hold, status, captured, captured_to, closed_by)`);
+  const entryRows = sql<{
+    operation_id: string; account: string; balance_delta: bigint; held_delta: bigint; balance_after: bigint; held_after: bigint; n: bigint;
+  }>`unnest(
+    ${array(plan.entries.map((e) => e.operationId), 'text')}, ${array(plan.entries.map((e) => e.account), 'text')},
+    ${array(plan.entries.map((e) => e.balanceDelta), 'int8')}, ${array(plan.entries.map((e) => e.heldDelta), 'int8')},
+    ${array(plan.entries.map((e) => e.balanceAfter), 'int8')}, ${array(plan.entries.map((e) => e.heldAfter), 'int8')})
+    with ordinality`
+    .as<'v'>(sql`v(operation_id, account, balance_delta, held_delta, balance_after, held_after, n)`);
+  const expiryRows = sql<{ hold: string; run_at: Date }>`unnest(
+    ${array(plan.expiries.map((e) => e.hold), 'text')}, ${array(plan.expiries.map((e) => e.runAt), 'timestamptz')})`
+    .as<'v'>(sql`v(hold, run_at)`);
+  const conflictRows = sql<{ id: string; type: string; request: string; job_id: bigint | null; notice: string }>`unnest(
+    ${array(plan.conflicts.map((c) => c.id), 'text')}, ${array(plan.conflicts.map((c) => c.type), 'text')},
+    ${array(plan.conflicts.map((c) => jsonText(c.request)), 'jsonb')}, ${array(plan.conflicts.map((c) => c.jobId), 'int8')},
+    ${array(plan.conflicts.map((c) => jsonText({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId })), 'text')})`
+    .as<'v'>(sql`v(id, type, request, job_id, notice)`);
+  const resultRows = sql<{
+    id: string; type: string; status: string; code: string; message: string | null; request: string;
+    fingerprint: string; job_id: bigint | null; balances: string; n: bigint;
+  }>`unnest(
+    ${array(ops.map((o) => o.id), 'text')}, ${array(ops.map((o) => o.type), 'text')},
+    ${array(ops.map((o) => o.status), 'text')}, ${array(ops.map((o) => o.code), 'text')},
+    ${array(ops.map((o) => o.message), 'text')}, ${array(ops.map((o) => jsonText(o.request)), 'jsonb')},
+    ${array(ops.map((o) => o.fingerprint), 'text')}, ${array(ops.map((o) => o.jobId), 'int8')},
+    ${array(ops.map((o) => jsonText(balancesToJson(o.balances))), 'jsonb')})
+    with ordinality`
+    .as<'v'>(sql`v(id, type, status, code, message, request, fingerprint, job_id, balances, n)`);
+
+  return db
+    .with('opened', (qc) => qc.insertInto('billing.accounts')
+      .columns(['account', 'currency', 'balance', 'held'])
+      .expression(qc.selectFrom(openedRows).select(['v.account', 'v.currency', 'v.balance', 'v.held']))
+      .returning('account'))
+    // The limit tells the planner how few rows come (it guesses 100 for a function): index
+    // lookups, not a hash join over the whole accounts table.
+    .with('rebalanced', (qc) => qc.updateTable('billing.accounts as a')
+      .from(qc.selectFrom(changedRows).selectAll().limit(changed.length).as('c'))
+      .set((eb) => ({ balance: eb.ref('c.balance'), held: eb.ref('c.held'), updated_at: sql<Date>`now()` }))
+      .whereRef('a.account', '=', 'c.account')
+      .returning('a.account'))
+    .with('new_holds', (qc) => qc.insertInto('billing.holds')
+      .columns(['hold', 'account', 'amount', 'expires_at', 'operation_id', 'status', 'captured', 'captured_to', 'closed_by', 'closed_at'])
+      .expression(qc.selectFrom(createdRows).select((eb) => [
+        'v.hold', 'v.account', 'v.amount', 'v.expires_at', 'v.operation_id', 'v.status', 'v.captured', 'v.captured_to', 'v.closed_by',
+        eb.case().when('v.closed_by', 'is not', null).then(sql<Date>`now()`).else(null).end().as('closed_at'),
+      ]))
+      .returning('hold'))
+    .with('closed_holds', (qc) => qc.updateTable('billing.holds as h')
+      .from(qc.selectFrom(closedRows).selectAll().limit(closed.length).as('c'))
+      .set((eb) => ({
+        status: eb.ref('c.status'), captured: eb.ref('c.captured'), captured_to: eb.ref('c.captured_to'),
+        closed_by: eb.ref('c.closed_by'), closed_at: sql<Date>`now()`,
+      }))
+      .whereRef('h.hold', '=', 'c.hold')
+      .returning('h.hold'))
+    // In plan order: entry ids increase per account in the order the changes were applied.
+    .with('new_entries', (qc) => qc.insertInto('billing.entries')
+      .columns(['operation_id', 'account', 'balance_delta', 'held_delta', 'balance_after', 'held_after'])
+      .expression(qc.selectFrom(entryRows)
+        .select(['v.operation_id', 'v.account', 'v.balance_delta', 'v.held_delta', 'v.balance_after', 'v.held_after'])
+        .orderBy('v.n'))
+      .returning('id'))
+    .with('new_conflicts', (qc) => qc.insertInto('billing.id_conflicts')
+      .columns(['id', 'type', 'request', 'job_id'])
+      .expression(qc.selectFrom(conflictRows).select(['v.id', 'v.type', 'v.request', 'v.job_id']))
+      .returning('conflict_id'))
+    // An id conflict writes no result row; its notification is its own (small) payload.
+    .with('conflicts_notified', (qc) => qc.selectFrom(conflictRows)
+      .select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent')))
+    // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
+    // priority (lower number) puts a due expiry ahead of a backlog of commands (SPEC: within 5 s).
+    .with('expiries', (qc) => qc.selectFrom(expiryRows)
+      .select(sql<string>`graphile_worker.add_job(${expireTaskName}, json_build_object('hold', v.hold),
+        run_at => v.run_at, job_key => ${'expire:'} || v.hold, max_attempts => ${25}, priority => ${-10})`.as('job')))
+    .with('seq_locked', (qc) => qc.selectFrom('billing.result_seq_lock')
+      .select('only_row')
+      .where(sql<boolean>`${ops.length > 0} and (select count(*) from opened) + (select count(*) from rebalanced)
+        + (select count(*) from new_holds) + (select count(*) from closed_holds) + (select count(*) from new_entries)
+        + (select count(*) from new_conflicts) >= 0`)
+      .forUpdate())
+    .with('results', (qc) => qc.insertInto('billing.operations')
+      .columns(['id', 'type', 'status', 'code', 'message', 'request', 'fingerprint', 'job_id', 'balances'])
+      .expression(qc.selectFrom(resultRows)
+        .select(['v.id', 'v.type', 'v.status', 'v.code', 'v.message', 'v.request', 'v.fingerprint', 'v.job_id', 'v.balances'])
+        .where(({ exists, selectFrom }) => exists(selectFrom('seq_locked').select('only_row')))
+        .orderBy('v.n'))
+      .returning(['id', 'seq']))
+    .with('notified', (qc) => qc.selectFrom('results')
+      .select(sql<string>`pg_notify(${resultsChannel}, json_build_object('seq', max(seq)::text, 'count', count(*))::text)`.as('sent'))
+      .having(({ fn, eb }) => eb(fn.countAll(), '>', eb.val(0))))
+    // One driving row, so that the effects above are read (and so run) even when no result is written.
+    .with('effects', (qc) => qc.selectNoFrom(({ selectFrom, fn }) => [
+      selectFrom('expiries').select(fn.countAll<bigint>().as('n')).as('expiries'),
+      selectFrom('conflicts_notified').select(fn.countAll<bigint>().as('n')).as('conflict_notices'),
+      selectFrom('notified').select(fn.countAll<bigint>().as('n')).as('notices'),
+    ]))
+    .selectFrom('effects')
+    .leftJoin('results', (join) => join.onTrue())
+    .select(['results.id', 'results.seq', 'effects.expiries', 'effects.conflict_notices', 'effects.notices']);
+}
