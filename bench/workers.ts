@@ -17,6 +17,8 @@ const benchWorker = fileURLToPath(new URL('./worker-process.ts', import.meta.url
 export const deployedNodeOptions = '--max-old-space-size=128 --max-semi-space-size=2';
 
 export interface WorkerFleet {
+  /** The worker processes (the CLI's own pid; bench/cpu.ts adds its children). */
+  pids(): number[];
   /** Peak resident set (VmHWM) of each worker process and its children, in bytes. */
   peakRss(): number[];
   stop(): Promise<void>;
@@ -68,6 +70,7 @@ export async function startWorkers(bench: BenchDatabase, count: number, mode: 'r
     throw new Error(`workers did not start: ${failures.join('\n') || 'timeout'}`);
   }
   return {
+    pids: () => children.map((child) => child.pid!),
     peakRss: () => children.map((child) => treePeakRss(child.pid!)),
     async stop() {
       stopping = true;
