@@ -30,10 +30,11 @@ bench/anchor/plain-transfer.sql writes them, 8 connections, 10,000 accounts, one
 transfer, run in the same database before and after the worker phases (the ratio uses their mean).
 Then: the SPEC targets with pass/MISSED, where the CPU goes per command, and the ledger check.
 
-Phases (--phases): anchor, apply (the service's own apply path, one transfer per transaction, no
-queue), queue (no-op jobs: the queue ceiling), uniform and hot (end to end, one command per job,
-add_jobs), batch (producer sends batch jobs of --batch-job-size commands), latency (at half the
-uniform rate, enqueue to the result seen by a LISTENing reader that reads by cursor).
+Phases (--phases), in this order: anchor, apply (the service's own apply path, one transfer per
+transaction, no queue), queue (no-op jobs: the queue ceiling), uniform and hot (end to end, one
+command per job, add_jobs), latency (at half the uniform rate, enqueue to the result seen by a
+LISTENing reader that reads by cursor), batch (a producer sends batch jobs of --batch-job-size
+commands; its worker RSS is shown apart: the RSS target is for one command per job), anchor again.
 
 Exit codes: 0 done (targets missed are reported); 1 verify failed, a command lost, or (with
 --check) a SPEC target missed or not measured; 2 bad options.
@@ -216,11 +217,6 @@ async function mainRun(): Promise<boolean> {
           enqueued += m.hot.enqueued;
           log(`  hot account ${formatNumber(m.hot.rate)}/s`);
         }
-        if (runs('batch')) {
-          m.batch = await endToEnd(bench, phase, uniform, 'b:', probe(), options.batchJobSize);
-          enqueued += m.batch.enqueued;
-          log(`  batch jobs of ${options.batchJobSize} ${formatNumber(m.batch.rate)}/s`);
-        }
         if (runs('latency')) {
           // Half the measured maximum; without a uniform phase, half of 4x the anchor (the target's own rate).
           const rate = m.uniform ? m.uniform.rate / 2 : m.anchors[0] ? 2 * m.anchors[0].rate : 1_000;
@@ -229,7 +225,14 @@ async function mainRun(): Promise<boolean> {
           enqueued += m.latency.enqueued;
           log(`  p50 ${formatNumber(m.latency.p50Ms)} ms, p99 ${formatNumber(m.latency.p99Ms)} ms`);
         }
+        // The RSS target is for commands one per job: read the peak before the batch-job phase.
         m.rss = workers.peakRss();
+        if (runs('batch')) {
+          m.batch = await endToEnd(bench, phase, uniform, 'b:', probe(), options.batchJobSize);
+          enqueued += m.batch.enqueued;
+          m.batchRss = workers.peakRss();
+          log(`  batch jobs of ${options.batchJobSize} ${formatNumber(m.batch.rate)}/s`);
+        }
       } finally {
         await workers.stop();
       }

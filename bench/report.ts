@@ -32,8 +32,10 @@ export interface Measurements {
   hot?: Measured;
   batch?: Measured;
   latency?: LatencyFigures;
-  /** Peak RSS per worker process, bytes. */
+  /** Peak RSS per worker process, bytes, with commands one per job. */
   rss?: number[];
+  /** The same after the batch-job phase too. */
+  batchRss?: number[];
 }
 
 interface ReportOptions {
@@ -83,7 +85,11 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
   }
   const peakRss = m.rss?.length ? Math.max(...m.rss) / 2 ** 20 : undefined;
   if (peakRss !== undefined) {
-    rows.push({ key: 'rss', label: 'worker RSS, peak', value: peakRss, unit: 'MB', note: `VmHWM per process: ${m.rss!.map((b) => formatNumber(b / 2 ** 20)).join(', ')}` });
+    rows.push({ key: 'rss', label: 'worker RSS, peak', value: peakRss, unit: 'MB', note: `VmHWM per process, commands one per job: ${m.rss!.map((b) => formatNumber(b / 2 ** 20)).join(', ')}` });
+  }
+  if (m.batchRss?.length) {
+    rows.push({ key: 'batch_rss', label: 'worker RSS, peak incl. batch jobs', value: Math.max(...m.batchRss) / 2 ** 20, unit: 'MB',
+      note: `after the batch-job phase: ${m.batchRss.map((b) => formatNumber(b / 2 ** 20)).join(', ')} (commands in flight = BILLING_CONCURRENCY jobs x ${o.batchJobSize})` });
   }
 
   const e2eRatio = (m.uniform?.rate ?? NaN) / anchorRate;
@@ -104,6 +110,8 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
     costs.push(['anchor', formatNumber(a.rate), us(a.pgCpuUsPerTransfer), '', '', '', '', us(a.pgCpuUsPerTransfer), '1', '1']);
   }
   const measured: [string, Measured | undefined][] = [['uniform', m.uniform], ['hot account', m.hot], [`batch jobs of ${o.batchJobSize}`, m.batch]];
+  // PG enqueue is the load generator's connections (add_jobs, counting): lumpy, since one add_jobs of
+  // --chunk commands lands in whichever window it runs.
   for (const [label, x] of measured) {
     const c = x?.costs;
     if (!x || !c) continue;
