@@ -43,6 +43,7 @@ interface ReportOptions {
   accounts: number;
   rawConnections: number;
   batchJobSize: number;
+  batchConcurrency: number;
 }
 
 export const costHeaders = ['scenario', 'commands/s', 'PG ledger us', 'PG queue us', 'PG enqueue us', 'PG other us', 'worker us', 'CPU total us', 'cmds/batch', 'commits/cmd'];
@@ -72,7 +73,7 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
   rate('queue', 'queue ceiling', m.queue, 'jobs/s', `no-op jobs, ${o.workers} worker processes, service settings`);
   rate('uniform', 'end to end, uniform', m.uniform?.rate, 'commands/s', `one command per job, add_jobs -> committed result, ${o.workers} workers, ${o.accounts} accounts`);
   rate('hot', 'end to end, hot account', m.hot?.rate, 'commands/s', '90% of transfers touch one account');
-  rate('batch', `end to end, batch jobs of ${o.batchJobSize}`, m.batch?.rate, 'commands/s', `the producer sends ${o.batchJobSize} commands per job`);
+  rate('batch', `end to end, batch jobs of ${o.batchJobSize}`, m.batch?.rate, 'commands/s', `the producer sends ${o.batchJobSize} commands per job; workers with BILLING_CONCURRENCY=${o.batchConcurrency}`);
   const l = m.latency;
   if (l) {
     const bound = l.achievedRate < 0.9 * l.targetRate ? ', enqueue-bound' : '';
@@ -88,8 +89,8 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
     rows.push({ key: 'rss', label: 'worker RSS, peak', value: peakRss, unit: 'MB', note: `VmHWM per process, commands one per job: ${m.rss!.map((b) => formatNumber(b / 2 ** 20)).join(', ')}` });
   }
   if (m.batchRss?.length) {
-    rows.push({ key: 'batch_rss', label: 'worker RSS, peak incl. batch jobs', value: Math.max(...m.batchRss) / 2 ** 20, unit: 'MB',
-      note: `after the batch-job phase: ${m.batchRss.map((b) => formatNumber(b / 2 ** 20)).join(', ')} (commands in flight = BILLING_CONCURRENCY jobs x ${o.batchJobSize})` });
+    rows.push({ key: 'batch_rss', label: 'worker RSS, peak with batch jobs', value: Math.max(...m.batchRss) / 2 ** 20, unit: 'MB',
+      note: `the batch phase's workers: ${m.batchRss.map((b) => formatNumber(b / 2 ** 20)).join(', ')} (${o.batchConcurrency} jobs x ${o.batchJobSize} commands in flight each)` });
   }
 
   const e2eRatio = (m.uniform?.rate ?? NaN) / anchorRate;

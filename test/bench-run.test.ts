@@ -1,21 +1,5 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
-
-const benchScript = fileURLToPath(new URL('../bench/bench.ts', import.meta.url));
-
-/** Runs the bench CLI to the end; resolves with its exit code and output. */
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [benchScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runBench } from './helpers/bench.ts';
 
 // A file of its own: every phase with real worker processes takes a while on a loaded machine.
 // Figures are not asserted (no timing assertions): the run must print every row and a clean verify.

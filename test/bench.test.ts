@@ -1,31 +1,16 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { runBench } from './helpers/bench.ts';
 import { anchorFile, bindTransfer, loadAnchor, runAnchor, setUpAnchor } from '../bench/anchor.ts';
 import { buildReport } from '../bench/report.ts';
 import { createTestDatabase } from './helpers/database.ts';
 
-const benchScript = fileURLToPath(new URL('../bench/bench.ts', import.meta.url));
-
-/** Runs the bench CLI to the end; resolves with its exit code and output. */
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [benchScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 t.test('--help names every option', async (t) => {
   const { code, stdout } = await runBench(['--help']);
   t.equal(code, 0);
-  for (const option of ['--check', '--phases', '--batch-job-size', '--seconds', '--accounts', '--workers', '--database-url', '--json', '--scaling', '--backlog']) {
+  for (const option of ['--check', '--phases', '--batch-job-size', '--batch-concurrency', '--seconds', '--accounts', '--workers', '--database-url', '--json', '--scaling', '--backlog']) {
     t.match(stdout, option, `documents ${option}`);
   }
 });
@@ -76,7 +61,7 @@ t.test('the targets table says which target is missed, and an unmeasured one nev
     hot: { rate: 4_000, enqueued: 1 },
     latency: { targetRate: 2_250, achievedRate: 2_250, samples: 1, enqueued: 1, calls: 1, maxSendLagMs: 0, p50Ms: 12, p99Ms: 60, maxMs: 70,
       parts: { pickup: { p50Ms: 5, p99Ms: 30 }, batch: { p50Ms: 6, p99Ms: 25 }, read: { p50Ms: 1, p99Ms: 5 } } },
-  }, { workers: 2, accounts: 10, rawConnections: 8, batchJobSize: 100 });
+  }, { workers: 2, accounts: 10, rawConnections: 8, batchJobSize: 100, batchConcurrency: 4 });
   const byKey = Object.fromEntries(report.targets.map((x) => [x.key, x]));
   t.equal(report.rows.find((r) => r.key === 'anchor')?.value, 1_100, 'the anchor is the mean of its two runs');
   t.equal(byKey.e2e_vs_anchor?.value, 4_500 / 1_100);
