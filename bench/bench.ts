@@ -10,50 +10,80 @@ import { createPool } from '../src/db/pool.ts';
 import { verifyLedger, type VerifyReport } from '../src/ledger/verify.ts';
 import { createBenchDatabase, databaseSeconds, highestSeq, resultsAfter, type BenchDatabase } from './database.ts';
 import { latencyAt } from './latency.ts';
-import { rawCeiling } from './raw-ceiling.ts';
-import { formatNumber, table, type Row, type Target } from './report.ts';
+import { loadavg, availableParallelism } from 'node:os';
+import { anchorConnections, loadAnchor, runAnchor, setUpAnchor } from './anchor.ts';
+import { applyPathOneByOne } from './apply-path.ts';
+import { costProbe } from './costs.ts';
+import { buildReport, costHeaders, formatNumber, table, type Measurements } from './report.ts';
 import { drain, endToEnd, queueCeiling, type Phase } from './throughput.ts';
 import { deployedNodeOptions, startWorkers } from './workers.ts';
 import { enqueueTransfers, hot, uniform } from './workload.ts';
 
+const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'batch', 'latency'] as const;
+type PhaseName = typeof phaseNames[number];
+
 const help = `Usage: node bench/bench.ts [options]   (or: billing bench [options])
 
-Measures pg-billing on a fresh database of its own (created, then dropped) and prints:
-raw ceiling, queue ceiling, end to end (uniform and hot account), latency at half load,
-worker RSS, the SPEC targets with pass/fail, and the ledger check. Exits 1 if verify fails
-or a command is lost; targets that are missed are reported, not an error.
+Measures pg-billing on a fresh database of its own (created, then dropped) and prints one table
+with every figure also as a ratio to the anchor (SPEC 7): plain-SQL transfers exactly as
+bench/anchor/plain-transfer.sql writes them, 8 connections, 10,000 accounts, one transaction per
+transfer, run in the same database before and after the worker phases (the ratio uses their mean).
+Then: the SPEC targets with pass/MISSED, where the CPU goes per command, and the ledger check.
+
+Phases (--phases), in this order: anchor, apply (the service's own apply path, one transfer per
+transaction, no queue), queue (no-op jobs: the queue ceiling), uniform and hot (end to end, one
+command per job, add_jobs), latency (at half the uniform rate, enqueue to the result seen by a
+LISTENing reader that reads by cursor), batch (a producer sends batch jobs of --batch-job-size
+commands, to workers of their own; their RSS is shown apart: the RSS target is for one command
+per job), anchor again.
+
+Exit codes: 0 done (targets missed are reported); 1 verify failed, a command lost, or (with
+--check) a SPEC target missed or not measured; 2 bad options.
 
 Options:
-  --seconds <n>          measuring window of each throughput run (default 10)
-  --warmup <n>           seconds before each window (default 2)
-  --accounts <n>         funded accounts (default 10000; at least 3)
+  --check                exit 1 when a SPEC target is missed (the table says which)
+  --seconds <n>          measuring window of each phase (default 10)
+  --warmup <n>           seconds before each throughput window (default 2)
+  --accounts <n>         funded accounts of the service (default 10000; at least 3; the anchor
+                         always has its own 10,000)
   --workers <n>          worker processes (default 2)
-  --raw-connections <n>  connections of the raw ceiling (default 8)
-  --chunk <n>            jobs per add_jobs call of the load generator (default 10000)
+  --raw-connections <n>  connections of the apply-path phase (default 8)
+  --batch-job-size <n>   commands per batch job in the batch phase (default 100)
+  --batch-concurrency <n>
+                         BILLING_CONCURRENCY of the batch phase's workers (default 4, i.e. 400
+                         commands in flight per worker; the service's 200 would be 20,000)
+  --chunk <n>            commands per add_jobs call of the load generator (default 10000)
+  --phases <list>        comma-separated subset of: ${phaseNames.join(',')} (default: all)
   --database-url <url>   server to create the bench database on (default DATABASE_URL, else
                          postgres://postgres@127.0.0.1:5432/postgres)
-  --json                 print one JSON document instead of the table
+  --json                 print one JSON document instead of the tables
   --scaling              the cost table instead: commands/s with 1, 2 and 4 worker processes,
                          and with 1,000 and 1,000,000 accounts
   --backlog <n>          with --scaling, also measure with <n> jobs queued before the workers
                          start (e.g. 1000000: takes minutes)
-  --worker-node-options <flags>
+  --worker-node-options=<flags>
                          NODE_OPTIONS for the worker processes only (default: the Dockerfile's,
                          "${deployedNodeOptions}"; "" for Node's own limits)
   --keep-database        do not drop the bench database (its name is printed)
   -h, --help             this text
 
 Worker settings come from the environment as for the service (BILLING_BATCH_SIZE,
-BILLING_CONCURRENCY, LOG_LEVEL, ...).`;
+BILLING_CONCURRENCY, LOG_LEVEL, ...); the ones set are printed with the table.
+The machine's load average is printed before and after: figures from a busy machine are low,
+the ratios within one run much less so.`;
 
-const { values } = parseArgs({
+const { values } = (() => { try { return parseArgs({
   options: {
+    check: { type: 'boolean', default: false },
     seconds: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     accounts: { type: 'string', default: '10000' },
     workers: { type: 'string', default: '2' },
     'raw-connections': { type: 'string', default: '8' },
+    'batch-job-size': { type: 'string', default: '100' },
+    'batch-concurrency': { type: 'string', default: '4' },
     chunk: { type: 'string', default: '10000' },
+    phases: { type: 'string', default: phaseNames.join(',') },
     'database-url': { type: 'string' },
     json: { type: 'boolean', default: false },
     scaling: { type: 'boolean', default: false },
@@ -63,7 +93,10 @@ const { values } = parseArgs({
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
-});
+}); } catch (error) {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n(see --help)\n`);
+  process.exit(2);
+} })();
 
 if (values.help) {
   process.stdout.write(`${help}\n`);
@@ -78,14 +111,25 @@ const positive = (name: string, raw: string, min = 1): number => {
   }
   return n;
 };
+const phases = new Set(values.phases.split(',').map((p) => p.trim()).filter(Boolean));
+for (const p of phases) {
+  if (!(phaseNames as readonly string[]).includes(p)) {
+    process.stderr.write(`--phases: unknown phase "${p}" (known: ${phaseNames.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const runs = (p: PhaseName) => phases.has(p);
 const options = {
   seconds: positive('seconds', values.seconds, 0.5),
   warmup: positive('warmup', values.warmup, 0),
   accounts: Math.floor(positive('accounts', values.accounts, 3)),
   workers: Math.floor(positive('workers', values.workers)),
   rawConnections: Math.floor(positive('raw-connections', values['raw-connections'])),
+  batchJobSize: Math.floor(positive('batch-job-size', values['batch-job-size'], 2)),
+  batchConcurrency: Math.floor(positive('batch-concurrency', values['batch-concurrency'])),
   chunk: Math.floor(positive('chunk', values.chunk)),
   backlog: Math.floor(positive('backlog', values.backlog, 0)),
+  phases: [...phases],
   workerNodeOptions: values['worker-node-options'] ?? null,
 };
 const phase: Phase = { seconds: options.seconds, warmupSeconds: options.warmup, chunk: options.chunk };
@@ -125,71 +169,114 @@ function printCheck(check: LedgerCheck): void {
   process.stdout.write(`  ${check.lost === 0 ? 'ok  ' : 'FAIL'} every enqueued command has its result, no job left${check.lost ? `: ${check.lost} missing` : ''}\n`);
 }
 
+/** The machine as the run saw it: figures from a loaded machine are low, so every report says how loaded. */
+function machine(): { loadAverage: string; cores: number } {
+  return { loadAverage: loadavg().map((x) => x.toFixed(2)).join(' '), cores: availableParallelism() };
+}
+
+function workerSettings(): string {
+  const set = Object.entries(process.env).filter(([k]) => k.startsWith('BILLING_') || k === 'LOG_LEVEL').map(([k, v]) => `${k}=${v}`);
+  return set.length ? set.join(' ') : 'defaults';
+}
+
 async function mainRun(): Promise<boolean> {
-  log(`creating the bench database with ${options.accounts} accounts`);
+  const before = machine();
+  log(`load average ${before.loadAverage} on ${before.cores} cores; creating the bench database with ${options.accounts} accounts`);
   const bench = await createBenchDatabase(serverUrl, options.accounts, 'run');
+  const m: Measurements = { anchors: [] };
+  let enqueued = 0;
   try {
-    log(`raw ceiling: ${options.rawConnections} connections, ${options.seconds} s`);
-    const raw = await rawCeiling(bench, options.seconds, options.rawConnections);
-    // The raw transfers are results like any other: count them as enqueued for the lost check.
-    const rawCount = await resultsAfter(bench.pool, 0) - options.accounts;
-
-    log(`queue ceiling: ${options.workers} no-op worker processes`);
-    const noop = await startWorkers(bench, options.workers, 'noop', workerEnv);
-    const queue = await queueCeiling(bench, phase);
-    await noop.stop();
-
-    log(`end to end: ${options.workers} worker processes`);
-    const workers = await startWorkers(bench, options.workers, 'real', workerEnv);
-    let enqueued = rawCount;
-    let uniformRate: number;
-    let hotRate: number;
-    let latency: Awaited<ReturnType<typeof latencyAt>>;
-    let rss: number[];
-    try {
-      const u = await endToEnd(bench, phase, uniform, 'u:');
-      enqueued += u.enqueued;
-      uniformRate = u.rate;
-      log(`  uniform ${formatNumber(u.rate)}/s; hot account next`);
-      const h = await endToEnd(bench, phase, hot, 'h:');
-      enqueued += h.enqueued;
-      hotRate = h.rate;
-      log(`  hot ${formatNumber(h.rate)}/s; latency at ${formatNumber(u.rate / 2)}/s next`);
-      latency = await latencyAt(bench, uniformRate / 2, options.seconds, 'l:');
-      enqueued += latency.enqueued;
-      rss = workers.peakRss();
-    } finally {
-      await workers.stop();
+    const anchorScript = loadAnchor();
+    if (runs('anchor')) {
+      await setUpAnchor(bench, anchorScript);
+      log(`anchor (first): ${anchorConnections} connections, ${options.seconds} s`);
+      m.anchors.push(await runAnchor(bench, options.seconds, anchorScript));
+      log(`  ${formatNumber(m.anchors[0]!.rate)} transfers/s`);
+    }
+    if (runs('apply')) {
+      log(`service apply path, one transfer per transaction: ${options.rawConnections} connections, ${options.seconds} s`);
+      m.applyPath = await applyPathOneByOne(bench, options.seconds, options.rawConnections);
+      // Its transfers are results like any other: count them as enqueued for the lost check.
+      enqueued += await resultsAfter(bench.pool, 0) - options.accounts;
+    }
+    if (runs('queue')) {
+      log(`queue ceiling: ${options.workers} no-op worker processes`);
+      const noop = await startWorkers(bench, options.workers, 'noop', workerEnv);
+      try {
+        m.queue = (await queueCeiling(bench, phase)).rate;
+      } finally {
+        await noop.stop();
+      }
+    }
+    if (runs('uniform') || runs('hot') || runs('latency')) {
+      log(`end to end: ${options.workers} worker processes`);
+      const workers = await startWorkers(bench, options.workers, 'real', workerEnv);
+      const probe = () => costProbe(bench, () => workers.pids());
+      try {
+        if (runs('uniform')) {
+          m.uniform = await endToEnd(bench, phase, uniform, 'u:', probe());
+          enqueued += m.uniform.enqueued;
+          log(`  uniform ${formatNumber(m.uniform.rate)}/s`);
+        }
+        if (runs('hot')) {
+          m.hot = await endToEnd(bench, phase, hot, 'h:', probe());
+          enqueued += m.hot.enqueued;
+          log(`  hot account ${formatNumber(m.hot.rate)}/s`);
+        }
+        if (runs('latency')) {
+          // Half the measured maximum; without a uniform phase, half of 4x the anchor (the target's own rate).
+          const rate = m.uniform ? m.uniform.rate / 2 : m.anchors[0] ? 2 * m.anchors[0].rate : 1_000;
+          log(`  latency at ${formatNumber(rate)}/s`);
+          m.latency = await latencyAt(bench, rate, options.seconds, 'l:');
+          enqueued += m.latency.enqueued;
+          log(`  p50 ${formatNumber(m.latency.p50Ms)} ms, p99 ${formatNumber(m.latency.p99Ms)} ms`);
+        }
+        m.rss = workers.peakRss();
+      } finally {
+        await workers.stop();
+      }
+    }
+    if (runs('batch')) {
+      // Workers of their own: graphile-worker counts a batch job as one job, so BILLING_CONCURRENCY
+      // batch jobs of 100 put 100x as many commands in flight (README: Performance).
+      log(`batch jobs of ${options.batchJobSize}: ${options.workers} worker processes with BILLING_CONCURRENCY=${options.batchConcurrency}`);
+      const workers = await startWorkers(bench, options.workers, 'real', { ...workerEnv, BILLING_CONCURRENCY: String(options.batchConcurrency) });
+      try {
+        m.batch = await endToEnd(bench, phase, uniform, 'b:', costProbe(bench, () => workers.pids()), options.batchJobSize);
+        enqueued += m.batch.enqueued;
+        m.batchRss = workers.peakRss();
+        log(`  ${formatNumber(m.batch.rate)}/s`);
+      } finally {
+        await workers.stop();
+      }
+    }
+    if (runs('anchor')) {
+      log(`anchor (second): ${anchorConnections} connections, ${options.seconds} s`);
+      m.anchors.push(await runAnchor(bench, options.seconds, anchorScript));
+      log(`  ${formatNumber(m.anchors[1]!.rate)} transfers/s`);
     }
     const check = await checkLedger(bench, enqueued);
-
-    const peakRss = Math.max(...rss);
-    const rows: Row[] = [
-      { key: 'raw', label: 'raw ceiling', value: raw, unit: 'transfers/s', note: `no queue, 1 transfer a transaction, ${options.rawConnections} connections` },
-      { key: 'queue', label: 'queue ceiling', value: queue.rate, unit: 'jobs/s', note: `no-op jobs, ${options.workers} worker processes, service settings` },
-      { key: 'uniform', label: 'end to end, uniform', value: uniformRate, unit: 'commands/s', note: `add_jobs -> committed result, ${options.workers} workers, ${options.accounts} accounts` },
-      { key: 'hot', label: 'end to end, hot account', value: hotRate, unit: 'commands/s', note: '90% of transfers touch one account' },
-      { key: 'p50', label: 'latency p50', value: latency.p50Ms, unit: 'ms', note: `at ${formatNumber(latency.achievedRate)}/s (asked ${formatNumber(latency.targetRate)}/s${latency.achievedRate < 0.9 * latency.targetRate ? ', enqueue-bound' : ''}), one add_jobs every 10 ms (${latency.calls} calls, lag max ${formatNumber(latency.maxSendLagMs)} ms), ${latency.samples} samples; queue share p50 ${formatNumber(latency.pickupP50Ms)} ms` },
-      { key: 'p99', label: 'latency p99', value: latency.p99Ms, unit: 'ms', note: `max ${formatNumber(latency.maxMs)} ms; queue share p99 ${formatNumber(latency.pickupP99Ms)} ms` },
-      { key: 'rss', label: 'worker RSS, peak', value: peakRss / 2 ** 20, unit: 'MB', note: `VmHWM per process: ${rss.map((b) => formatNumber(b / 2 ** 20)).join(', ')}` },
-    ];
-    const targets: Target[] = [
-      { key: 'e2e_vs_raw', label: 'end to end / raw ceiling', value: uniformRate / raw, target: '>= 4', pass: uniformRate / raw >= 4 },
-      { key: 'hot_vs_uniform', label: 'hot / uniform', value: hotRate / uniformRate, target: '>= 0.9', pass: hotRate / uniformRate >= 0.9 },
-      { key: 'p99', label: 'p99 at half load (ms)', value: latency.p99Ms, target: '<= 50', pass: latency.p99Ms <= 50 },
-      { key: 'rss', label: 'worker RSS (MB)', value: peakRss / 2 ** 20, target: '<= 150', pass: peakRss <= 150 * 2 ** 20 },
-    ];
+    const after = machine();
+    const report = buildReport(m, options);
+    const missed = report.targets.filter((t) => !t.pass);
     if (values.json) {
       process.stdout.write(`${JSON.stringify({
-        options, rows, targets, latency,
+        options, machine: { before, after }, workerSettings: workerSettings(), ...report, measurements: m,
         verify: { ok: check.ok, ledger_ok: check.report.ok, lost: check.lost, checks: check.report.checks },
-      }, null, 2)}\n`);
+      }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
     } else {
-      process.stdout.write(`${table(['figure', 'value', 'unit', 'how'], rows.map((r) => [r.label, formatNumber(r.value), r.unit, r.note]))}\n\n`);
-      process.stdout.write(`${table(['SPEC target', 'measured', 'target', 'result'], targets.map((t) => [t.label, formatNumber(t.value), t.target, t.pass ? 'pass' : 'FAIL']))}\n`);
+      process.stdout.write(`pg-billing bench, ${new Date().toISOString()}: ${options.workers} worker processes (${workerSettings()}), ` +
+        `${options.accounts} accounts, ${options.seconds} s windows; load average ${before.loadAverage} before, ${after.loadAverage} after, ${before.cores} cores\n\n`);
+      process.stdout.write(`${table(['figure', 'value', 'unit', 'x anchor', 'how'], report.rows.map((r) => [r.label, formatNumber(r.value), r.unit, r.ratio === undefined ? '' : formatNumber(r.ratio), r.note]))}\n\n`);
+      process.stdout.write(`${table(['SPEC 7 target', 'measured', 'target', 'result'], report.targets.map((t) => [t.label, formatNumber(t.value), t.target, t.pass ? 'pass' : Number.isFinite(t.value) ? 'MISSED' : 'not measured']))}\n`);
+      process.stdout.write(`${missed.length ? `missed: ${missed.map((t) => t.label).join('; ')}` : 'every target met'}\n\n`);
+      if (report.costs.length) {
+        process.stdout.write(`Where the time goes (per command, inside each window; CPU from /proc/<pid>/stat of the bench database's backends by application_name, and of the worker processes):\n`);
+        process.stdout.write(`${table(costHeaders, report.costs)}\n`);
+      }
       printCheck(check);
     }
-    return check.ok;
+    return check.ok && (!values.check || missed.length === 0);
   } finally {
     if (values['keep-database']) log(`kept database ${bench.name}`);
     else await bench.drop();

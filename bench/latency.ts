@@ -17,9 +17,13 @@ export interface LatencyFigures {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** Enqueue to the start of the applying transaction (operations.created_at): the queue's share. */
-  pickupP50Ms: number;
-  pickupP99Ms: number;
+  /**
+   * The three parts of each command's latency, p50 and p99 of each, in ms: `pickup` enqueue ->
+   * start of the batch transaction that applied it (the enqueue's commit, jobs:insert NOTIFY, the
+   * fetch, the wait in the batcher); `batch` -> the reader gets the batch's notification (the
+   * transaction, its lock waits and its commit); `read` -> the reader has the row (its query).
+   */
+  parts: Record<'pickup' | 'batch' | 'read', { p50Ms: number; p99Ms: number }>;
 }
 
 const tickMs = 10;
@@ -40,11 +44,13 @@ export async function latencyAt(bench: BenchDatabase, rate: number, seconds: num
   const enqueuedAt = new Map<string, number>();
   const seenAt = new Map<string, number>();
   const startedAt = new Map<string, number>();
+  const seqOf = new Map<string, number>();
   const seq0 = await highestSeq(bench.pool);
-  const observer = await observe(bench, seq0, (id, at, transactionStart) => {
+  const observer = await observe(bench, seq0, (id, seq, at, transactionStart) => {
     if (!id.startsWith(prefix)) return;
     seenAt.set(id, at);
     startedAt.set(id, transactionStart);
+    seqOf.set(id, seq);
   });
   const senders = new pg.Pool({ connectionString: bench.url, max: senderConnections, application_name: 'pg-billing-bench-enqueue' });
   senders.on('error', () => {});
@@ -90,11 +96,36 @@ export async function latencyAt(bench: BenchDatabase, rate: number, seconds: num
     return seen === undefined ? [] : [(seen - at) * 1000];
   }).sort((a, b) => a - b);
   const pick = (q: number, sorted = latencies) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  const pickups = [...enqueuedAt].flatMap(([id, at]) => {
+  // Each result's batch notification is the first one whose highest seq is at or above its seq.
+  const notified = observer.notifications().sort((a, b) => a.seq - b.seq);
+  const notifiedAt = (seq: number): number | undefined => {
+    let lo = 0;
+    let hi = notified.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (notified[mid]!.seq < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return notified[lo]?.at;
+  };
+  const pickup: number[] = [];
+  const batch: number[] = [];
+  const read: number[] = [];
+  for (const [id, at] of enqueuedAt) {
     const started = startedAt.get(id);
-    return started === undefined ? [] : [(started - at) * 1000];
-  }).sort((a, b) => a - b);
+    const seen = seenAt.get(id);
+    const notice = notifiedAt(seqOf.get(id) ?? Infinity);
+    if (started === undefined || seen === undefined || notice === undefined || notice > seen) continue;
+    pickup.push((started - at) * 1000);
+    batch.push((notice - started) * 1000);
+    read.push((seen - notice) * 1000);
+  }
+  const part = (xs: number[]) => {
+    xs.sort((a, b) => a - b);
+    return { p50Ms: pick(0.5, xs), p99Ms: pick(0.99, xs) };
+  };
   return {
+    parts: { pickup: part(pickup), batch: part(batch), read: part(read) },
     targetRate: rate,
     achievedRate: sent / (dbEnded - dbStarted),
     samples: latencies.length,
@@ -104,20 +135,25 @@ export async function latencyAt(bench: BenchDatabase, rate: number, seconds: num
     p50Ms: pick(0.5),
     p99Ms: pick(0.99),
     maxMs: latencies.at(-1) ?? NaN,
-    pickupP50Ms: pick(0.5, pickups),
-    pickupP99Ms: pick(0.99, pickups),
   };
 }
 
 interface Observer {
   catchUp(): Promise<void>;
   close(): Promise<void>;
+  /** Each notification that carried a highest seq, with its arrival on the database clock. */
+  notifications(): { seq: number; at: number }[];
 }
 
 /** A results reader as the client runs one: LISTEN for the wake-up, then read by cursor. */
-async function observe(bench: BenchDatabase, seq0: number, onResult: (id: string, at: number, transactionStart: number) => void): Promise<Observer> {
+async function observe(bench: BenchDatabase, seq0: number, onResult: (id: string, seq: number, at: number, transactionStart: number) => void): Promise<Observer> {
   const client = new pg.Client({ connectionString: bench.url, application_name: 'pg-billing-bench-observer' });
   await client.connect();
+  // This process's clock mapped onto the database's (same machine: only the round trip blurs it).
+  const before = performance.now();
+  const { rows: [clock] } = await client.query<{ t: number }>('select extract(epoch from clock_timestamp())::float8 as t');
+  const offset = clock!.t - (before + performance.now()) / 2000;
+  const notifications: { seq: number; at: number }[] = [];
   let cursor = String(seq0);
   let reading: Promise<void> | undefined;
   let again = false;
@@ -127,7 +163,7 @@ async function observe(bench: BenchDatabase, seq0: number, onResult: (id: string
       const { rows } = await client.query<{ id: string; seq: string; t: number; c: number }>(
         `select id, seq::text, extract(epoch from clock_timestamp())::float8 as t, extract(epoch from created_at)::float8 as c
          from billing.operations where seq > $1 order by seq`, [cursor]);
-      for (const row of rows) onResult(row.id, row.t, row.c);
+      for (const row of rows) onResult(row.id, Number(row.seq), row.t, row.c);
       if (rows.length) cursor = rows.at(-1)!.seq;
     } while (again);
   };
@@ -135,11 +171,21 @@ async function observe(bench: BenchDatabase, seq0: number, onResult: (id: string
     if (reading) { again = true; return; }
     reading = read().finally(() => { reading = undefined; });
   };
-  client.on('notification', wake);
+  client.on('notification', (message) => {
+    const at = offset + performance.now() / 1000;
+    try {
+      const seq = Number((JSON.parse(message.payload ?? '') as { seq?: unknown }).seq);
+      if (Number.isFinite(seq)) notifications.push({ seq, at });
+    } catch {
+      // A payload without a seq is a wake-up all the same.
+    }
+    wake();
+  });
   await client.query(`listen ${resultsChannel}`);
   // A notification is a hint; a slow poll makes sure nothing waits on a missed one.
   const poll = setInterval(wake, 250);
   return {
+    notifications: () => notifications,
     async catchUp() {
       wake();
       while (reading) await reading;

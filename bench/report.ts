@@ -1,8 +1,15 @@
+import type { AnchorFigures } from './anchor.ts';
+import type { Costs } from './costs.ts';
+import type { LatencyFigures } from './latency.ts';
+import type { Measured } from './throughput.ts';
+
 export interface Row {
   key: string;
   label: string;
   value: number;
   unit: string;
+  /** The figure divided by the anchor's (rates by its rate, latencies by its transaction time). */
+  ratio?: number;
   note: string;
 }
 
@@ -11,7 +18,112 @@ export interface Target {
   label: string;
   value: number;
   target: string;
+  /** False also when the figure was not measured: --check cannot vouch for it. */
   pass: boolean;
+}
+
+/** What one run measured; a phase that did not run leaves its figure out. */
+export interface Measurements {
+  /** The anchor before and after the worker phases; ratios use their mean. */
+  anchors: AnchorFigures[];
+  applyPath?: number;
+  queue?: number;
+  uniform?: Measured;
+  hot?: Measured;
+  batch?: Measured;
+  latency?: LatencyFigures;
+  /** Peak RSS per worker process, bytes, with commands one per job. */
+  rss?: number[];
+  /** The same after the batch-job phase too. */
+  batchRss?: number[];
+}
+
+interface ReportOptions {
+  workers: number;
+  accounts: number;
+  rawConnections: number;
+  batchJobSize: number;
+  batchConcurrency: number;
+}
+
+export const costHeaders = ['scenario', 'commands/s', 'PG ledger us', 'PG queue us', 'PG enqueue us', 'PG other us', 'worker us', 'CPU total us', 'cmds/batch', 'commits/cmd'];
+
+/** The latency's parts at one percentile (each part's own: they do not add up exactly). */
+const parts = (l: LatencyFigures, at: 'p50Ms' | 'p99Ms') =>
+  `parts: pickup ${formatNumber(l.parts.pickup[at])}, batch ${formatNumber(l.parts.batch[at])}, read ${formatNumber(l.parts.read[at])} ms`;
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+
+/** The SPEC 7 table: figures with their ratio to the anchor, the targets, and the CPU per command. */
+export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; targets: Target[]; costs: string[][] } {
+  const anchorRate = mean(m.anchors.map((a) => a.rate));
+  const anchorP50 = mean(m.anchors.map((a) => a.p50Ms));
+  const anchorP99 = mean(m.anchors.map((a) => a.p99Ms));
+  const rows: Row[] = [];
+  const rate = (key: string, label: string, value: number | undefined, unit: string, note: string) => {
+    if (value !== undefined) rows.push({ key, label, value, unit, ratio: value / anchorRate, note });
+  };
+  if (m.anchors.length) {
+    rows.push({
+      key: 'anchor', label: 'anchor: plain SQL transfer', value: anchorRate, unit: 'transfers/s', ratio: 1,
+      note: `bench/anchor/plain-transfer.sql, 8 connections, 10,000 accounts, 1 transfer a transaction; runs: ${m.anchors.map((a) => formatNumber(a.rate)).join(' and ')}/s (before and after the workers), mean used`,
+    });
+  }
+  rate('apply_one', 'service apply path, 1 transfer/txn', m.applyPath, 'transfers/s', `src/ledger/apply.ts for one transfer per transaction, no queue, ${o.rawConnections} connections (not the anchor: what grouping buys)`);
+  rate('queue', 'queue ceiling', m.queue, 'jobs/s', `no-op jobs, ${o.workers} worker processes, service settings`);
+  rate('uniform', 'end to end, uniform', m.uniform?.rate, 'commands/s', `one command per job, add_jobs -> committed result, ${o.workers} workers, ${o.accounts} accounts`);
+  rate('hot', 'end to end, hot account', m.hot?.rate, 'commands/s', '90% of transfers touch one account');
+  rate('batch', `end to end, batch jobs of ${o.batchJobSize}`, m.batch?.rate, 'commands/s', `the producer sends ${o.batchJobSize} commands per job; workers with BILLING_CONCURRENCY=${o.batchConcurrency}`);
+  const l = m.latency;
+  if (l) {
+    const bound = l.achievedRate < 0.9 * l.targetRate ? ', enqueue-bound' : '';
+    rows.push(
+      { key: 'p50', label: 'latency p50 at half load', value: l.p50Ms, unit: 'ms', ratio: l.p50Ms / anchorP50,
+        note: `at ${formatNumber(l.achievedRate)}/s (asked ${formatNumber(l.targetRate)}/s${bound}), enqueue -> result read by a LISTENing cursor reader; ${l.samples} samples; ${parts(l, 'p50Ms')} (x anchor: its transaction, p50 ${formatNumber(anchorP50)} ms)` },
+      { key: 'p99', label: 'latency p99 at half load', value: l.p99Ms, unit: 'ms', ratio: l.p99Ms / anchorP99,
+        note: `max ${formatNumber(l.maxMs)} ms; ${parts(l, 'p99Ms')}; ${l.calls} add_jobs calls, generator lag max ${formatNumber(l.maxSendLagMs)} ms (anchor's transaction p99 ${formatNumber(anchorP99)} ms)` },
+    );
+  }
+  const peakRss = m.rss?.length ? Math.max(...m.rss) / 2 ** 20 : undefined;
+  if (peakRss !== undefined) {
+    rows.push({ key: 'rss', label: 'worker RSS, peak', value: peakRss, unit: 'MB', note: `VmHWM per process, commands one per job: ${m.rss!.map((b) => formatNumber(b / 2 ** 20)).join(', ')}` });
+  }
+  if (m.batchRss?.length) {
+    rows.push({ key: 'batch_rss', label: 'worker RSS, peak with batch jobs', value: Math.max(...m.batchRss) / 2 ** 20, unit: 'MB',
+      note: `the batch phase's workers: ${m.batchRss.map((b) => formatNumber(b / 2 ** 20)).join(', ')} (${o.batchConcurrency} jobs x ${o.batchJobSize} commands in flight each)` });
+  }
+
+  const e2eRatio = (m.uniform?.rate ?? NaN) / anchorRate;
+  const hotRatio = (m.hot?.rate ?? NaN) / (m.uniform?.rate ?? NaN);
+  const target = (key: string, label: string, value: number, text: string, ok: (v: number) => boolean): Target =>
+    ({ key, label, value, target: text, pass: Number.isFinite(value) && ok(value) });
+  const targets: Target[] = [
+    target('e2e_vs_anchor', 'end to end / anchor', e2eRatio, '>= 4', (v) => v >= 4),
+    target('hot_vs_uniform', 'hot account / uniform', hotRatio, '>= 0.9', (v) => v >= 0.9),
+    target('p50', 'p50 at half load (ms)', l?.p50Ms ?? NaN, '<= 15', (v) => v <= 15),
+    target('p99', 'p99 at half load (ms)', l?.p99Ms ?? NaN, '<= 50', (v) => v <= 50),
+    target('rss', 'worker RSS (MB)', peakRss ?? NaN, '<= 150', (v) => v <= 150),
+  ];
+
+  const costs: string[][] = [];
+  const us = (x: number | undefined) => (x === undefined ? '' : formatNumber(x));
+  for (const a of m.anchors) {
+    costs.push(['anchor', formatNumber(a.rate), us(a.pgCpuUsPerTransfer), '', '', '', '', us(a.pgCpuUsPerTransfer), '1', '1']);
+  }
+  const measured: [string, Measured | undefined][] = [['uniform', m.uniform], ['hot account', m.hot], [`batch jobs of ${o.batchJobSize}`, m.batch]];
+  // PG enqueue is the load generator's connections (add_jobs, counting): lumpy, since one add_jobs of
+  // --chunk commands lands in whichever window it runs.
+  for (const [label, x] of measured) {
+    const c = x?.costs;
+    if (!x || !c) continue;
+    const cpu = c.cpuUsPerCommand;
+    const known = ['pg:pg-billing-worker', 'pg:pg-billing-queue', 'pg:pg-billing-bench', 'worker'];
+    const other = Object.entries(cpu).filter(([g]) => !known.includes(g)).reduce((s, [, v]) => s + v, 0);
+    const total = Object.values(cpu).reduce((s, v) => s + v, 0);
+    costs.push([label, formatNumber(x.rate), us(cpu['pg:pg-billing-worker'] ?? 0), us(cpu['pg:pg-billing-queue'] ?? 0), us(cpu['pg:pg-billing-bench'] ?? 0),
+      us(other), us(cpu.worker ?? 0), us(total), formatNumber(c.commandsPerBatch), formatNumber(c.commitsPerCommand)]);
+  }
+  return { rows, targets, costs };
 }
 
 export function formatNumber(value: number): string {
@@ -22,6 +134,8 @@ export function formatNumber(value: number): string {
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  // Text (the first column and a last 'how') reads left-aligned, numbers right-aligned.
+  const left = (i: number) => i === 0 || (i === headers.length - 1 && headers[i] === 'how');
+  const line = (cells: string[]) => cells.map((c, i) => (left(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { databaseSeconds, highestSeq, resultsAfter, type BenchDatabase } from './database.ts';
+import type { CostProbe, Costs } from './costs.ts';
 import { enqueueTransfers, type Mix } from './workload.ts';
 
 export interface Phase {
@@ -20,6 +21,8 @@ interface Counter {
 export interface Measured {
   rate: number;
   enqueued: number;
+  /** Set when a cost probe watched the window. */
+  costs?: Costs;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface Measured {
  * during the run) and counts the jobs done between two readings of the database clock after a warm-up.
  * Leaves the feeding stopped; the caller waits for the drain.
  */
-async function measure(bench: BenchDatabase, phase: Phase, counter: Counter): Promise<Measured> {
+async function measure(bench: BenchDatabase, phase: Phase, counter: Counter, probe?: CostProbe): Promise<Measured> {
   let enqueued = 0;
   let rate = 5_000;
   const enqueue = async () => {
@@ -53,18 +56,24 @@ async function measure(bench: BenchDatabase, phase: Phase, counter: Counter): Pr
   })();
   await sleep(phase.warmupSeconds * 1000);
   const exactly = counter.exactlyDone ?? counter.done;
+  await probe?.start();
   const started = await databaseSeconds(bench.pool);
   const startDone = await exactly();
   await sleep(phase.seconds * 1000);
   const ended = await databaseSeconds(bench.pool);
   const endDone = await exactly();
+  const costs = await probe?.stop();
   feeding = false;
   await feeder;
-  return { rate: (endDone - startDone) / (ended - started), enqueued };
+  return { rate: (endDone - startDone) / (ended - started), enqueued, ...(costs ? { costs } : {}) };
 }
 
-/** End to end: transfer jobs from add_jobs to committed result rows, with the workers running. */
-export async function endToEnd(bench: BenchDatabase, phase: Phase, mix: Mix, prefix: string): Promise<Measured> {
+/**
+ * End to end: transfer commands from add_jobs to committed result rows, with the workers running.
+ * `perJob` 1 enqueues one command per job; more makes graphile-worker batch jobs (an array payload
+ * of that many commands each), as a producer that sends its commands in bulk would.
+ */
+export async function endToEnd(bench: BenchDatabase, phase: Phase, mix: Mix, prefix: string, probe?: CostProbe, perJob = 1): Promise<Measured> {
   const seq0 = await highestSeq(bench.pool);
   let next = 0;
   const counter: Counter = {
@@ -73,11 +82,11 @@ export async function endToEnd(bench: BenchDatabase, phase: Phase, mix: Mix, pre
     done: async () => (await highestSeq(bench.pool)) - seq0,
     exactlyDone: () => resultsAfter(bench.pool, seq0),
     enqueue: async (count) => {
-      await enqueueTransfers(bench.pool, prefix, next, count, bench.accounts, mix);
+      await enqueueTransfers(bench.pool, prefix, next, count, bench.accounts, mix, perJob);
       next += count;
     },
   };
-  const measured = await measure(bench, phase, counter);
+  const measured = await measure(bench, phase, counter, probe);
   await drain(bench, seq0, measured.enqueued);
   return measured;
 }
@@ -100,17 +109,25 @@ export async function drain(bench: BenchDatabase, seq0: number, expected: number
 /** Queue ceiling: no-op jobs per second through graphile-worker with the service's settings. */
 export async function queueCeiling(bench: BenchDatabase, phase: Phase): Promise<Measured> {
   let enqueued = 0;
+  // Counting and enqueueing take turns: a count that ran while an add_jobs committed would see jobs
+  // that `enqueued` does not hold yet, and count them as not done.
+  let turn: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = turn.then(work);
+    turn = next.catch(() => {});
+    return next;
+  };
   const counter: Counter = {
-    done: async () => {
+    done: () => inTurn(async () => {
       const { rows } = await bench.pool.query<{ n: number }>('select count(*)::int as n from graphile_worker._private_jobs');
       return enqueued - rows[0]!.n;
-    },
-    enqueue: async (count) => {
+    }),
+    enqueue: (count) => inTurn(async () => {
       await bench.pool.query(`select count(*) from graphile_worker.add_jobs(array(
         select row('noop', '{}'::json, null, null, null, null, null, null)::graphile_worker.job_spec
         from generate_series(1, $1::int)))`, [count]);
       enqueued += count;
-    },
+    }),
   };
   const measured = await measure(bench, phase, counter);
   for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {

@@ -1,27 +1,16 @@
-import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-
-const benchScript = fileURLToPath(new URL('../bench/bench.ts', import.meta.url));
-
-/** Runs the bench CLI to the end; resolves with its exit code and output. */
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [benchScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runBench } from './helpers/bench.ts';
+import { anchorFile, bindTransfer, loadAnchor, runAnchor, setUpAnchor } from '../bench/anchor.ts';
+import { buildReport } from '../bench/report.ts';
+import { createTestDatabase } from './helpers/database.ts';
 
 t.test('--help names every option', async (t) => {
   const { code, stdout } = await runBench(['--help']);
   t.equal(code, 0);
-  for (const option of ['--seconds', '--accounts', '--workers', '--database-url', '--json', '--scaling', '--backlog']) {
+  for (const option of ['--check', '--phases', '--batch-job-size', '--batch-concurrency', '--seconds', '--accounts', '--workers', '--database-url', '--json', '--scaling', '--backlog']) {
     t.match(stdout, option, `documents ${option}`);
   }
 });
@@ -30,24 +19,68 @@ t.test('a bad option value is refused with exit code 2', async (t) => {
   const { code, stderr } = await runBench(['--workers', 'zero']);
   t.equal(code, 2);
   t.match(stderr, '--workers');
+  const phase = await runBench(['--phases', 'uniform,nonsense']);
+  t.equal(phase.code, 2);
+  t.match(phase.stderr, 'nonsense');
 });
 
-// Figures are not asserted (no timing assertions): the run must print every row and a clean verify.
-t.test('a tiny run prints every figure and every target, and verify passes', async (t) => {
-  const { code, stdout, stderr } = await runBench(['--json', '--seconds', '1', '--warmup', '0.5', '--accounts', '200', '--workers', '1', '--chunk', '2000', '--raw-connections', '2']);
-  t.equal(code, 0, stderr);
-  const report = JSON.parse(stdout) as {
-    rows: { key: string; value: number }[];
-    targets: { key: string; pass: boolean; value: number }[];
-    verify: { ok: boolean; ledger_ok: boolean; lost: number };
-  };
-  t.same(report.rows.map((r) => r.key), ['raw', 'queue', 'uniform', 'hot', 'p50', 'p99', 'rss']);
-  for (const row of report.rows) t.ok(Number.isFinite(row.value) && row.value > 0, `${row.key} was measured: ${row.value}`);
-  t.same(report.targets.map((x) => x.key), ['e2e_vs_raw', 'hot_vs_uniform', 'p99', 'rss']);
-  for (const target of report.targets) t.type(target.pass, 'boolean');
-  t.equal(report.verify.ledger_ok, true, 'verify found no breach');
-  t.equal(report.verify.lost, 0, 'every enqueued command has its result');
-  t.equal(report.verify.ok, true);
+t.test('the anchor is the shared anchor file, split into its setup and its transfer', async (t) => {
+  // The project's anchor lives next to the repository (../shared/anchors); the bench carries a copy.
+  const shared = fileURLToPath(new URL('../../shared/anchors/plain-transfer.sql', import.meta.url));
+  if (existsSync(shared)) t.equal(await readFile(anchorFile, 'utf8'), await readFile(shared, 'utf8'), 'bench/anchor/plain-transfer.sql is a verbatim copy');
+  const script = loadAnchor();
+  t.equal(script.setup.length, 5, 'schema, three tables, the accounts');
+  t.match(script.setup[0], /^create schema anchor$/);
+  t.match(script.setup.at(-1), /generate_series\(1, 10000\)/);
+  t.equal(script.transfer[0], 'begin');
+  t.equal(script.transfer.at(-1), 'commit');
+  t.ok(script.transfer.some((s) => s.startsWith("select pg_notify('anchor_results'")), 'the notification is part of the transfer');
+  const bound = bindTransfer(script.transfer, 17, 4242);
+  t.notOk(bound.some((s) => /:[ab]\b/.test(s)), 'no placeholder is left');
+  t.match(bound[1], 'where id in (17, 4242) order by id for update');
+});
+
+t.test('the anchor runs as written: money is conserved and every transfer journals two entries', async (t) => {
+  const database = await createTestDatabase('bench-anchor');
+  t.teardown(() => database.drop());
+  const bench = { url: database.url, name: database.name, pool: database.pool, accounts: 0, drop: async () => {} };
+  await setUpAnchor(bench);
+  const figures = await runAnchor(bench, 0.5, loadAnchor(), 2);
+  t.ok(figures.transfers > 0 && figures.rate > 0, `ran ${figures.transfers} transfers`);
+  const { rows } = await database.query<{ total: string; ops: number; entries: number; accounts: number }>(`
+    select (select sum(balance)::text from anchor.accounts) as total, (select count(*)::int from anchor.ops) as ops,
+           (select count(*)::int from anchor.entries) as entries, (select count(*)::int from anchor.accounts) as accounts`);
+  t.same(rows[0], { total: String(10_000n * 1_000_000_000n), ops: figures.transfers, entries: 2 * figures.transfers, accounts: 10_000 });
+});
+
+t.test('the targets table says which target is missed, and an unmeasured one never passes', async (t) => {
+  const anchor = { rate: 1_000, transfers: 1, p50Ms: 5, p99Ms: 10, pgCpuUsPerTransfer: 100 };
+  const report = buildReport({
+    anchors: [anchor, { ...anchor, rate: 1_200 }],
+    uniform: { rate: 4_500, enqueued: 1 },
+    hot: { rate: 4_000, enqueued: 1 },
+    latency: { targetRate: 2_250, achievedRate: 2_250, samples: 1, enqueued: 1, calls: 1, maxSendLagMs: 0, p50Ms: 12, p99Ms: 60, maxMs: 70,
+      parts: { pickup: { p50Ms: 5, p99Ms: 30 }, batch: { p50Ms: 6, p99Ms: 25 }, read: { p50Ms: 1, p99Ms: 5 } } },
+  }, { workers: 2, accounts: 10, rawConnections: 8, batchJobSize: 100, batchConcurrency: 4 });
+  const byKey = Object.fromEntries(report.targets.map((x) => [x.key, x]));
+  t.equal(report.rows.find((r) => r.key === 'anchor')?.value, 1_100, 'the anchor is the mean of its two runs');
+  t.equal(byKey.e2e_vs_anchor?.value, 4_500 / 1_100);
+  t.equal(byKey.e2e_vs_anchor?.pass, true);
+  t.equal(byKey.hot_vs_uniform?.pass, false, '0.89 misses 0.9');
+  t.equal(byKey.p50?.pass, true);
+  t.equal(byKey.p99?.pass, false);
+  t.equal(byKey.rss?.pass, false, 'RSS was not measured');
+  t.equal(report.rows.find((r) => r.key === 'uniform')?.ratio, 4_500 / 1_100);
+});
+
+t.test('--check exits 1 when a target is missed or not measured, and the table names it', async (t) => {
+  const args = ['--phases', 'anchor', '--seconds', '0.5', '--accounts', '10'];
+  const plain = await runBench(args);
+  t.equal(plain.code, 0, 'without --check a missed target is reported, not an error');
+  t.match(plain.stdout, /end to end \/ anchor\s+n\/a\s+>= 4\s+not measured/);
+  t.match(plain.stdout, 'missed: end to end / anchor; hot account / uniform');
+  const checked = await runBench(['--check', ...args]);
+  t.equal(checked.code, 1, checked.stderr);
 });
 
 t.test('the bench runs its workers with the NODE_OPTIONS the Dockerfile deploys', async (t) => {

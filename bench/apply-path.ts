@@ -5,13 +5,13 @@ import { databaseSeconds, type BenchDatabase } from './database.ts';
 import { randomTransfer } from './workload.ts';
 
 /**
- * The raw ceiling: one transfer per transaction, no queue, `connections` clients in parallel. Each
- * transaction is src/ledger/apply.ts's own, for a batch of one transfer, so the SQL is the worker's
- * to the byte and cannot drift from it: begin, command key lock, earlier result, accounts locked in
- * id order, database clock; then balances, journal, seq lock, result row, pg_notify, commit.
+ * The service's own apply path with one transfer per transaction, no queue, `connections` clients
+ * in parallel: src/ledger/apply.ts's transaction for a batch of one transfer, so the SQL is the
+ * worker's to the byte. It is NOT the anchor (bench/anchor.ts is): it shows what the ledger's
+ * transaction costs when nothing is grouped, i.e. what group commit buys.
  */
-export async function rawCeiling(bench: BenchDatabase, seconds: number, connections: number): Promise<number> {
-  const pool = createPool({ connectionString: bench.url, max: connections, applicationName: 'pg-billing-bench-raw' });
+export async function applyPathOneByOne(bench: BenchDatabase, seconds: number, connections: number): Promise<number> {
+  const pool = createPool({ connectionString: bench.url, max: connections, applicationName: 'pg-billing-bench-apply' });
   let committed = 0;
   let n = 0;
   const started = await databaseSeconds(bench.pool);
@@ -19,10 +19,10 @@ export async function rawCeiling(bench: BenchDatabase, seconds: number, connecti
   try {
     await Promise.all(Array.from({ length: connections }, async () => {
       while (Date.now() < deadline) {
-        const id = `raw:${n++}`;
+        const id = `apply:${n++}`;
         const parsed = parseCommand({ task: 'transfer', payload: { id, ...randomTransfer(bench.accounts) }, defaultId: id, defaultCurrency: 'USD' });
         const applied = await applyBatch(pool, [{ parsed, jobId: null }]);
-        if (applied.outcomes[0]?.kind !== 'recorded') throw new Error(`raw transfer ${id} was not recorded`);
+        if (applied.outcomes[0]?.kind !== 'recorded') throw new Error(`transfer ${id} was not recorded`);
         committed += 1;
       }
     }));
