@@ -4,7 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { resolveServerUrl } from '../src/db/connection.ts';
+import { loadConfig } from '../src/config.ts';
+import { findDatabase } from '../src/db/find-database.ts';
 import { createKysely } from '../src/db/kysely.ts';
 import { createPool } from '../src/db/pool.ts';
 import { verifyLedger, type VerifyReport } from '../src/ledger/verify.ts';
@@ -55,7 +56,7 @@ Options:
   --chunk <n>            commands per add_jobs call of the load generator (default 10000)
   --phases <list>        comma-separated subset of: ${phaseNames.join(',')} (default: all)
   --database-url <url>   server to create the bench database on (default DATABASE_URL, else
-                         postgres://postgres@127.0.0.1:5432/postgres)
+                         the embedded server that \`npm start\` runs from this folder)
   --json                 print one JSON document instead of the tables
   --scaling              the cost table instead: commands/s with 1, 2 and 4 worker processes,
                          and with 1,000 and 1,000,000 accounts
@@ -135,7 +136,11 @@ const options = {
 const phase: Phase = { seconds: options.seconds, warmupSeconds: options.warmup, chunk: options.chunk };
 const workerEnv: Record<string, string> = { NODE_OPTIONS: values['worker-node-options'] ?? deployedNodeOptions };
 const log = (message: string) => { if (!values.json) process.stderr.write(`${message}\n`); };
-const serverUrl = values['database-url'] ?? (await resolveServerUrl());
+// The same rule as every other subcommand: DATABASE_URL, else the embedded server `npm start` runs.
+const serverUrl = values['database-url'] ?? (await findDatabase(loadConfig()).then((target) => target.url, (error: Error) => {
+  console.error(`billing bench: ${error.message}`);
+  process.exit(1);
+}));
 
 interface LedgerCheck {
   ok: boolean;
