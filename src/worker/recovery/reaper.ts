@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { pickDeadIds, UNREGISTERED_GRACE_MS, type DeadIdDecision, type RegistrationState } from './dead-ids.ts';
+import { retryFailedExpiriesNow } from './expiry-retries.ts';
 import type { RecoveryLogger } from './registration.ts';
 
 export interface ReapResult extends DeadIdDecision {
@@ -63,6 +64,8 @@ export function startDeadWorkerReaper(options: {
           throw err;
         }
       }
+      const expiriesRetried = await retryFailedExpiriesNow(client);
+      if (expiriesRetried > 0) logger.info({ jobs: expiriesRetried }, 'failed hold expiries retried now, not after the backoff');
       const newUnknown = decision.unknown.filter((id) => !reported.has(id));
       if (newUnknown.length > 0) {
         for (const id of newUnknown) reported.add(id);
