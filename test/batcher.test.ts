@@ -73,13 +73,17 @@ class HandDrivenApply {
   }
 }
 
-function batcherOver(apply: HandDrivenApply['apply'], options: { maxBatchSize?: number; maxConcurrentBatches?: number; maxWaitMs?: number } = {}) {
+function batcherOver(
+  apply: HandDrivenApply['apply'],
+  options: { maxBatchSize?: number; maxConcurrentBatches?: number; maxWaitMs?: number; maxPending?: number } = {},
+) {
   const batches: { size: number; error?: unknown }[] = [];
   const batcher = new CommandBatcher({
     apply,
     maxBatchSize: options.maxBatchSize ?? 10,
     maxConcurrentBatches: options.maxConcurrentBatches ?? 1,
     maxWaitMs: options.maxWaitMs ?? 0,
+    ...(options.maxPending === undefined ? {} : { maxPending: options.maxPending }),
     onBatch: (size, _ms, error) => batches.push({ size, ...(error === undefined ? {} : { error }) }),
   });
   return { batcher, batches };
@@ -237,4 +241,22 @@ t.test('maxWaitMs: a batch waits to fill only while another is in flight, and ne
   fake.calls[2]!.succeed();
   t.same([...await within(settled, 5000, 'c0'), ...await within(more, 5000, 'c1 to c3')], ['c0', 'c1', 'c2', 'c3']);
   t.equal(fake.mostInFlight, 2);
+});
+
+t.test('maxPending: commands beyond it wait for room, in order, and all are applied', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 3, maxConcurrentBatches: 1, maxPending: 4 });
+  // Ten commands at once, as one batch job of ten would hand them over.
+  const settled = settle(Array.from({ length: 10 }, (_, n) => batcher.submit(command(n))));
+  const seen: string[] = [];
+  for (let n = 0; seen.length < 10; n++) {
+    const call = await fake.call(n);
+    t.ok(batcher.pending <= 4, `call ${n}: at most maxPending commands held (${batcher.pending}), the rest wait outside`);
+    t.ok(call.ids.length <= 3, `call ${n}: at most maxBatchSize commands`);
+    seen.push(...call.ids);
+    call.succeed();
+  }
+  t.same(seen, Array.from({ length: 10 }, (_, n) => `c${n}`), 'each command once, in the order submitted');
+  t.same(await within(settled, 5000, 'the answers'), Array.from({ length: 10 }, (_, n) => `c${n}`), 'every command applied');
+  t.equal(batcher.pending, 0);
 });

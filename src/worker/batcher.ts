@@ -13,6 +13,12 @@ export interface BatcherOptions {
   maxConcurrentBatches: number;
   /** How long a batch may wait to fill while another is in flight; 0 starts at once. */
   maxWaitMs: number;
+  /**
+   * Most commands waiting or in flight in this process; a submit beyond it waits for room. A job's
+   * concurrency slot can carry a batch job of many commands: 200 batch jobs of 100 would otherwise
+   * hold 20,000 commands in memory at once. Unlimited when absent.
+   */
+  maxPending?: number;
   onBatch?: (size: number, durationMs: number, error?: unknown) => void;
 }
 
@@ -32,6 +38,9 @@ export class CommandBatcher {
   #queue: Waiting[] = [];
   #inFlight = 0;
   #timer: NodeJS.Timeout | undefined;
+  #pending = 0;
+  /** Submitters waiting for room under maxPending, first come first served. */
+  #waitingForRoom: (() => void)[] = [];
 
   constructor(options: BatcherOptions) {
     this.#options = options;
@@ -45,11 +54,26 @@ export class CommandBatcher {
     return this.#inFlight;
   }
 
-  submit(item: BatchItem): Promise<BatchOutcome> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
-      this.#pump();
-    });
+  /** Commands waiting or in flight, those waiting for room under maxPending excluded. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  async submit(item: BatchItem): Promise<BatchOutcome> {
+    const limit = this.#options.maxPending ?? Infinity;
+    if (this.#pending >= limit || this.#waitingForRoom.length > 0) {
+      await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
+    }
+    this.#pending += 1;
+    try {
+      return await new Promise<BatchOutcome>((resolve, reject) => {
+        this.#queue.push({ item, resolve, reject });
+        this.#pump();
+      });
+    } finally {
+      this.#pending -= 1;
+      this.#waitingForRoom.shift()?.();
+    }
   }
 
   #pump(): void {

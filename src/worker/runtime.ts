@@ -36,6 +36,9 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
     maxBatchSize: config.batchSize,
     maxConcurrentBatches: config.batchesInFlight,
     maxWaitMs: config.batchWaitMs,
+    // Room for every batch in flight plus one filling: enough to keep group commit busy, small
+    // enough that batch jobs of many commands cannot fill the heap.
+    maxPending: config.batchSize * (config.batchesInFlight + 1),
     onBatch: (size, durationMs, error) => metrics.observeBatch(size, durationMs, error),
   });
   return {
