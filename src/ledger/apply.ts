@@ -1,11 +1,12 @@
-import { type Compilable, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
+import { createHash } from 'node:crypto';
+import { type Compilable, type CompiledQuery, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { commandTypes, holdStatuses, resultCodes, resultStatuses } from '../commands/codes.ts';
 import type { DB } from '../db/schema.ts';
-import { lockAccounts, lockHolds, lockSlots, selectEarlierResults, writeBatch } from './batch-sql.ts';
+import { lockAccounts, lockHolds, lockSlots, selectEarlierResults, WriteParameter, writeStatement, writeValues } from './batch-sql.ts';
 import { accountsNamedBy, holdNamedBy, lockSlotsOf } from './lock-slots.ts';
-import { type BatchItem, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
+import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
 
 export { resultsChannel } from './batch-sql.ts';
 
@@ -27,10 +28,34 @@ const builder = new Kysely<DB>({
   },
 });
 
-/** Sends one compiled query; its rows are the query's own row type (int8 arrives as bigint: src/db/pool.ts). */
-function sendQuery<O extends pg.QueryResultRow>(client: pg.PoolClient, query: Compilable<O>): Promise<O[]> {
-  const compiled = query.compile();
-  return client.query<O>(compiled.sql, [...compiled.parameters]).then((result) => result.rows);
+/**
+ * Sends one compiled query as a named prepared statement: the batch's statements have a fixed text
+ * (lists travel as array parameters), so each connection parses and plans each of them once, not
+ * once a batch. Its rows are the query's own row type (int8 arrives as bigint: src/db/pool.ts).
+ */
+function sendQuery<O extends pg.QueryResultRow>(client: pg.PoolClient, query: Compilable<O> | CompiledQuery<O>): Promise<O[]> {
+  const compiled = 'compile' in query ? query.compile() : query;
+  const name = statementName(compiled.sql);
+  return client.query<O>({ name, text: compiled.sql, values: [...compiled.parameters] }).then((result) => result.rows);
+}
+
+/** The writes statement, compiled once; a batch's values fill its named parameters. */
+const compiledWrites = writeStatement(builder).compile();
+
+function writesOf(plan: BatchPlan): typeof compiledWrites {
+  const values = writeValues(plan);
+  return { ...compiledWrites, parameters: compiledWrites.parameters.map((p) => (p instanceof WriteParameter ? values[p.name] : p)) };
+}
+
+const statementNames = new Map<string, string>();
+
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `billing_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
 
 /**
@@ -76,7 +101,7 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
   try {
     const { existing, view } = await readLocked(client, send, items);
     const plan = planBatch(items, existing, view);
-    const writes = [send(() => sendQuery(client, writeBatch(builder, plan))), send(() => client.query('commit'))] as const;
+    const writes = [send(() => sendQuery(client, writesOf(plan))), send(() => client.query('commit'))] as const;
     await Promise.allSettled(writes);
     const [rows, committed] = await Promise.all(writes);
     if (committed.command !== 'COMMIT') throw new Error('the batch transaction did not commit');
