@@ -9,8 +9,8 @@ ENV NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=2"
 WORKDIR /app
 
 # Lockfile first, so code edits reuse the dependency layer.
-# --omit=optional drops embedded-postgres's per-platform PostgreSQL binaries (~60 MB, the only
-# packages with install scripts) and pg-cloudflare: the container always gets DATABASE_URL.
+# --omit=dev leaves out embedded-postgres (a dev dependency and optional peer: the container always
+# gets DATABASE_URL) and --omit=optional pg-cloudflare.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --omit=optional && npm cache clean --force
 

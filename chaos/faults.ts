@@ -32,6 +32,7 @@ export interface FaultStats {
   pgDowntimeMs: number[];
   backendsTerminated: Record<string, number>;
   pauses: { worker: number; jobsHeld: number; handedOut: number; finishedDuringPause: number; failedDuringPause: number }[];
+  /** Counted only when connections were cut (blackhole, reset) or carried the latency. */
   partitions: { blackholes: number; resets: number; latencies: number };
   log: string[];
 }
@@ -187,22 +188,30 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       note('partition: no proxied worker; skipped');
       return;
     }
-    // The proxied worker may be restarting (killed, or PostgreSQL just came back): wait for its sessions.
-    for (let i = 0; i < 30 && proxy.connections === 0; i++) await sleep(100);
-    note(`partition: blackhole (${proxy.connections} connections through the proxy)`);
+    // The proxied worker may be restarting (killed, or PostgreSQL just came back): wait for its
+    // sessions. A restart took over 25 s at a load average of 30 on this 2-core machine.
+    const connected = async () => {
+      for (let i = 0; i < 600 && proxy.connections === 0; i++) await sleep(100);
+      return proxy.connections;
+    };
+    // A fault counts only when it cut connections: a partition of nothing proves nothing.
+    note(`partition: blackhole (${await connected()} connections through the proxy)`);
     proxy.setMode({ kind: 'blackhole' });
-    stats.partitions.blackholes += 1;
     await sleep(plan.partitionMs);
-    proxy.setMode({ kind: 'pass' });
-    note('partition healed: swallowed connections reset');
+    const swallowed = proxy.setMode({ kind: 'pass' });
+    if (swallowed > 0) stats.partitions.blackholes += 1;
+    note(swallowed > 0 ? `partition healed: ${swallowed} connections whose bytes it swallowed were cut`
+      : 'partition healed: no connection sent a byte during it, so it cut nothing and is not counted');
     await sleep(1000);
-    proxy.setMode({ kind: 'reset' });
-    stats.partitions.resets += 1;
-    note('proxy: reset every connection');
+    await connected();
+    const reset = proxy.setMode({ kind: 'reset' });
+    if (reset > 0) stats.partitions.resets += 1;
+    note(`proxy: reset ${reset} connections${reset > 0 ? '' : ' (none open: not counted)'}`);
     await sleep(300);
     proxy.setMode({ kind: 'latency', ms: 200 });
-    stats.partitions.latencies += 1;
-    note('proxy: 200 ms latency');
+    const slowed = await connected();
+    if (slowed > 0) stats.partitions.latencies += 1;
+    note(`proxy: 200 ms latency on ${slowed} connections`);
     await sleep(plan.partitionMs);
     proxy.setMode({ kind: 'pass' });
     note('proxy: pass');

@@ -70,6 +70,8 @@ export interface ChaosReport {
   lost: number;
   duplicatesApplied: number;
   deadlocks: number;
+  /** How long after due the latest hold expiry committed (SPEC bound: 5 s). */
+  latestExpiryLatenessMs: number;
   duplicateExecutionsAbsorbed: number;
   duplicateEnqueuesAbsorbed: number;
   faults: FaultStats;
@@ -224,10 +226,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const violations = checks.reduce((sum, c) => sum + c.violations, 0);
     const summary = `commands ${commands.size}, kills ${faults.kills}, pg restarts ${faults.pgRestarts}, violations ${violations}, ` +
       `lost ${result.lost}, duplicates applied ${result.duplicatesApplied}, deadlocks ${deadlocks}, ` +
+      `latest expiry ${result.latestExpiryLatenessMs} ms after due, ` +
       `duplicate executions absorbed ${logs.absorbedAfterCommit}`;
     return {
       checks, summary, violations, commands: commands.size, lost: result.lost, duplicatesApplied: result.duplicatesApplied,
-      deadlocks, duplicateExecutionsAbsorbed: logs.absorbedAfterCommit, duplicateEnqueuesAbsorbed: logs.absorbedDuplicateEnqueue,
+      deadlocks, latestExpiryLatenessMs: result.latestExpiryLatenessMs, duplicateExecutionsAbsorbed: logs.absorbedAfterCommit, duplicateEnqueuesAbsorbed: logs.absorbedDuplicateEnqueue,
       faults, producer, faketime: faketimeInfo, workerExits: { ...supervisor.exits }, retriesLogged: logs.retries,
       unexpectedErrors: logs.unexpected, drainMs, workDir,
     };

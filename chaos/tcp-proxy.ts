@@ -49,14 +49,16 @@ export class TcpProxy {
     return (this.#server.address() as net.AddressInfo).port;
   }
 
-  setMode(mode: ProxyMode): void {
+  /**
+   * Switches mode; returns how many connections the switch cut (reset): every one for `reset`,
+   * and, leaving a blackhole, those whose bytes it swallowed.
+   */
+  setMode(mode: ProxyMode): number {
     const leavingBlackhole = this.#mode.kind === 'blackhole' && mode.kind !== 'blackhole';
     this.#mode = mode;
-    if (mode.kind === 'reset') {
-      for (const link of this.#links) this.#reset(link);
-    } else if (leavingBlackhole) {
-      for (const link of this.#links) if (link.damaged) this.#reset(link);
-    }
+    const cut = mode.kind === 'reset' ? [...this.#links] : leavingBlackhole ? [...this.#links].filter((link) => link.damaged) : [];
+    for (const link of cut) this.#reset(link);
+    return cut.length;
   }
 
   async close(): Promise<void> {

@@ -13,8 +13,16 @@ export interface Config {
   /** Connections of the ledger pool (graphile-worker has its own). */
   poolSize: number;
   defaultCurrency: string;
+  /** Port of /healthz, /readyz, /metrics; 0 any free port, -1 no HTTP server (tests). */
   httpPort: number;
-  logLevel: string;
+  /**
+   * True when BILLING_HTTP_PORT was set: that port or nothing (exit 1 when taken). Without it the
+   * default port is only a preference, so that several workers run on one host (README: Metrics).
+   */
+  httpPortExplicit: boolean;
+  /** Address the HTTP server binds (BILLING_HTTP_HOST): all IPv4 interfaces by default, for a scraper. */
+  httpHost: string;
+  logLevel: LogLevel;
   statementTimeoutMs: number;
   lockTimeoutMs: number;
   idleInTransactionTimeoutMs: number;
@@ -24,17 +32,28 @@ export interface Config {
   dataDir?: string | undefined;
 }
 
+/**
+ * The default metrics port: 9090 is the Prometheus server's own and exporters live in 9100-9999.
+ * When it is taken (another worker on this host) the next ones are tried (README: Metrics).
+ */
+export const defaultHttpPort = 9471;
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl: databaseUrl(env, 'DATABASE_URL'),
     concurrency: integer(env, 'BILLING_CONCURRENCY', 200, 1, 10_000),
     batchSize: integer(env, 'BILLING_BATCH_SIZE', 200, 1, 5_000),
     batchesInFlight: integer(env, 'BILLING_BATCHES_IN_FLIGHT', 2, 1, 64),
     batchWaitMs: integer(env, 'BILLING_BATCH_WAIT_MS', 0, 0, 1_000),
     poolSize: integer(env, 'BILLING_POOL_SIZE', 4, 2, 200),
     defaultCurrency: currency(env, 'BILLING_DEFAULT_CURRENCY', 'USD'),
-    httpPort: integer(env, 'BILLING_HTTP_PORT', 9090, 0, 65_535),
-    logLevel: env.LOG_LEVEL || 'info',
+    httpPort: integer(env, 'BILLING_HTTP_PORT', defaultHttpPort, 0, 65_535),
+    httpPortExplicit: Boolean(env.BILLING_HTTP_PORT),
+    httpHost: host(env, 'BILLING_HTTP_HOST', '0.0.0.0'),
+    logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
     statementTimeoutMs: integer(env, 'BILLING_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     lockTimeoutMs: integer(env, 'BILLING_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
     idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 0, 3_600_000),
@@ -43,7 +62,45 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * A postgres:// or postgresql:// URL, checked here: node-pg reads anything else as a host name
+ * (`not a url` became `getaddrinfo ENOTFOUND base`).
+ */
+export function checkDatabaseUrl(name: string, raw: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:')) {
+    throw new ConfigError(`${name} must be a URL like postgres://user:password@host:5432/database, got "${redactUrl(raw)}"`);
+  }
+  return raw;
+}
+
+function databaseUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  return raw ? checkDatabaseUrl(name, raw) : undefined;
+}
+
+/** A URL fit for logs and messages: the password replaced by ***. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ':***@');
+  }
+}
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
@@ -57,5 +114,19 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 function currency(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
   const raw = env[name] || fallback;
   if (!/^[A-Z]{3}$/.test(raw)) throw new ConfigError(`${name} must be three capital letters, got "${raw}"`);
+  return raw;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!allowed.includes(raw as T)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
+function host(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[A-Za-z0-9.:_-]+$/.test(raw)) throw new ConfigError(`${name} must be an address to listen on, like 0.0.0.0, 127.0.0.1 or ::, got "${raw}"`);
   return raw;
 }

@@ -2,18 +2,12 @@
 import pg from 'pg';
 import t from 'tap';
 import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
-import { runCli, startWorkerProcess } from './helpers/cli.ts';
-import { createTestDatabase } from './helpers/database.ts';
+import { cliOnWorkerDatabase, runCli } from './helpers/cli.ts';
 
-const database = await createTestDatabase('cli');
-const env = { DATABASE_URL: database.url };
-const { worker } = await startWorkerProcess(database.url);
-t.teardown(async () => {
-  await worker.stop();
-  await database.drop();
-});
-
-const billing = (...args: string[]) => runCli(args, env);
+// About 60 CLI processes, each a Node start: minutes on a loaded 2-core machine, so more than the
+// default per-file limit (.taprc). The tests themselves wait on exits and output, never on time.
+t.setTimeout(600_000);
+const { database, env, billing } = await cliOnWorkerDatabase(t, 'cli');
 const balanceOf = async (account: string) =>
   (await database.query<{ balance: bigint }>('select balance from billing.accounts where account = $1', [account])).rows[0]?.balance;
 
@@ -29,18 +23,39 @@ t.test('migrate: applies every migration to an empty database, then has nothing 
     await admin.end();
   });
   const url = withDatabase(serverUrl, name);
+  // A worker on a database that was never migrated: says so once, creates nothing, exit 1.
+  const unmigrated = await runCli(['worker'], { DATABASE_URL: url, BILLING_HTTP_PORT: '0' });
+  t.equal(unmigrated.code, 1);
+  t.match(unmigrated.stderr, /^billing: not migrated: run billing migrate \(no graphile_worker schema in database "[^"]+"\)\n$/);
+  t.equal(unmigrated.stdout, '', 'no "worker started", no stack');
+  const probe = new pg.Client({ connectionString: url });
+  await probe.connect();
+  const created = (await probe.query("select nspname from pg_namespace where nspname in ('graphile_worker', 'billing')")).rows;
+  await probe.end();
+  t.same(created, [], 'no schema was created');
+
   const first = await runCli(['migrate'], { DATABASE_URL: url });
   t.equal(first.code, 0, first.stderr);
   t.match(first.stdout, /applied 0001_ledger/);
   t.match(first.stdout, /applied 0003_submit/);
+  t.equal(first.stdout.split('applied 0001_ledger').length + first.stderr.split('applied 0001_ledger').length, 3, 'each migration printed once');
   const again = await runCli(['migrate'], { DATABASE_URL: url });
   t.equal(again.code, 0);
   t.match(again.stdout, /up to date/);
 
-  // No worker runs on this database: a command times out, says it may still apply, exits 1.
-  const late = await runCli(['credit', 'lonely', '5', '--timeout', '300'], { DATABASE_URL: url });
+  // No worker runs on this database: a command times out, says it may still apply and how to look
+  // it up without sending it again, exits 1; `billing result` then finds none (exit 3).
+  const [late, lateJson] = await Promise.all([
+    runCli(['credit', 'lonely', '5', '--timeout', '300'], { DATABASE_URL: url }),
+    runCli(['credit', 'lonely', '5', '--timeout', '300', '--id', 'late-1', '--json'], { DATABASE_URL: url })]);
   t.equal(late.code, 1);
-  t.match(late.stderr, /no result for command .* after 300 ms: it is enqueued and may still be applied later/);
+  t.match(late.stderr, /no result for command .* after 300 ms: it is enqueued and may still be applied later .*billing result \S+\n$/);
+  t.equal(lateJson.code, 1);
+  t.equal(lateJson.stdout, '');
+  t.match(JSON.parse(lateJson.stderr), { error: /no result for command late-1/, exit_code: 1, id: 'late-1', job_id: /^\d+$/ }, 'with --json the error is JSON');
+  const none = await runCli(['result', 'late-1'], { DATABASE_URL: url });
+  t.equal(none.code, 3, 'no result stored: exit 3');
+  t.match(none.stderr, /no result for command late-1: not applied yet/);
 });
 
 t.test('demo: the original task, four results and balances 666 and 111; a second run uses fresh accounts', async (t) => {
@@ -115,10 +130,11 @@ t.test('the same id: a replay reports the first result again, another payload is
 });
 
 t.test('bad usage exits 1 before anything is enqueued', async (t) => {
-  for (const args of [['credit', 'cli-a', '1.5'], ['credit', 'cli-a', '-3'], ['credit', 'cli-a', '5', '--metadata', '[1]'], ['transfer', 'x'], ['nonsense']]) {
-    const run = await billing(...args);
-    t.equal(run.code, 1, args.join(' '));
-    t.not(run.stderr, '', 'says why');
+  const cases = [['credit', 'cli-a', '1.5'], ['credit', 'cli-a', '-3'], ['credit', 'cli-a', '5', '--metadata', '[1]'], ['transfer', 'x'], ['nonsense']];
+  const runs = await Promise.all(cases.map((args) => billing(...args)));
+  for (const [index, args] of cases.entries()) {
+    t.equal(runs[index]!.code, 1, args.join(' '));
+    t.not(runs[index]!.stderr, '', 'says why');
   }
 });
 
@@ -162,9 +178,10 @@ t.test('verify: exit 0 on a clean ledger, 1 after a balance is changed behind th
 t.test('--help answers on every command, with examples; the top level documents exit codes and DATABASE_URL', async (t) => {
   const top = await billing('--help');
   t.equal(top.code, 0);
-  for (const text of ['Exit codes:', 'DATABASE_URL', 'BILLING_DATA_DIR', 'demo', 'watch', 'verify', 'bench', 'chaos']) t.match(top.stdout, text);
+  for (const text of ['Exit codes:', 'DATABASE_URL', 'BILLING_DATA_DIR', 'demo', 'watch', 'verify', 'bench', 'chaos', 'result', '--version']) t.match(top.stdout, text);
+  for (const code of [0, 1, 2, 3, 70]) t.match(top.stdout, new RegExp(`^  ${code} +\\S`, 'm'), `exit code ${code} is documented`);
   const subcommands = ['start', 'migrate', 'worker', 'open-account', 'credit', 'debit', 'transfer', 'hold', 'capture', 'release',
-    'balance', 'watch', 'verify', 'demo'];
+    'result', 'balance', 'watch', 'verify', 'demo'];
   const helps = await Promise.all(subcommands.map((name) => billing(name, '--help')));
   for (const [index, help] of helps.entries()) {
     t.equal(help.code, 0, `${subcommands[index]} --help`);
@@ -172,4 +189,7 @@ t.test('--help answers on every command, with examples; the top level documents 
     t.match(help.stdout, /Examples:\n {2}\$ /);
     t.match(help.stdout, /DATABASE_URL/);
   }
+  const hold = helps[subcommands.indexOf('hold')]!.stdout.replace(/\s+/g, ' ');
+  t.match(hold, /--ttl <seconds> .*at most 30 days/);
+  t.match(hold, /--expires-at <timestamp> .*with a zone, at most 30 days ahead/);
 });

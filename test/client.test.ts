@@ -64,13 +64,35 @@ t.test('typed results: applied and rejected, bigint money, replay and id_conflic
   t.equal((await client.balance('c-1'))!.balance, big, 'one effect');
   t.equal(await client.balance('c-nobody'), undefined);
 
-  const hold = await client.hold({ account: 'c-1', amount: 5n, hold: 'c-hold', ttlSeconds: 600 });
+  const hold = await client.hold({ account: 'c-1', amount: 5n, hold: 'c-hold', ttl_seconds: 600 });
   t.equal(hold.code, 'ok');
   t.equal((await client.capture({ hold: 'c-hold', amount: 2n })).code, 'ok');
   t.equal((await client.release({ hold: 'c-hold' })).code, 'hold_closed');
   t.equal((await client.submit('transfer', { from: 'c-1', to: 'c-1', amount: 1n })).code, 'same_account');
   await t.rejects(client.credit({ id: 'x'.repeat(129), account: 'c-1', amount: 1n }), TypeError, 'an id the worker would not file the result under');
   await t.rejects(client.credit({ account: 'c-1', amount: 1 as unknown as bigint }), /amount must be a bigint/);
+});
+
+t.test("payload fields are named as in SQL (ttl_seconds, expires_at); a key a command does not take is refused, nothing enqueued", async (t) => {
+  await client.openAccount({ account: 'c-names' });
+  await client.credit({ account: 'c-names', amount: 100n });
+  t.equal((await client.hold({ account: 'c-names', amount: 5n, hold: 'c-ttl', ttl_seconds: 600 })).code, 'ok');
+  const at = new Date(Date.now() + 3_600_000);
+  t.equal((await client.hold({ account: 'c-names', amount: 5n, hold: 'c-at', expires_at: at })).code, 'ok');
+  const { rows } = await database.query<{ hold: string; in_seconds: number }>(
+    `select hold, extract(epoch from expires_at - created_at)::float8 as in_seconds from billing.holds where hold in ('c-ttl', 'c-at') order by hold`);
+  const ttl = rows.find((r) => r.hold === 'c-ttl')!.in_seconds;
+  t.ok(ttl >= 600 && ttl < 660, `ttl_seconds reached the worker: the hold expires ${ttl} s after its creation`);
+  t.ok(rows.find((r) => r.hold === 'c-at')!.in_seconds > 3000, 'expires_at reached the worker');
+
+  const jobsBefore = (await database.query<{ n: bigint }>('select count(*) as n from graphile_worker.jobs')).rows[0]!.n;
+  const camel = { account: 'c-names', amount: 5n, hold: 'c-camel', ttlSeconds: 600 } as unknown as Parameters<typeof client.hold>[0];
+  await t.rejects(client.hold(camel), { name: 'TypeError', message: /hold: unknown field "ttlSeconds"; it takes .*ttl_seconds/ });
+  await t.rejects(client.credit({ account: 'c-names', amount: 1n, note: 'x' } as unknown as Parameters<typeof client.credit>[0]),
+    { name: 'TypeError', message: /credit: unknown field "note"/ });
+  t.equal(client.pendingCount, 0);
+  t.equal((await database.query<{ n: bigint }>('select count(*) as n from graphile_worker.jobs')).rows[0]!.n, jobsBefore, 'nothing enqueued');
+  t.equal((await database.query(`select from billing.holds where hold = 'c-camel'`)).rowCount, 0);
 });
 
 t.test('many concurrent callers share one LISTEN connection', async (t) => {

@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import t from 'tap';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
+import { queryOnce } from './helpers/query-once.ts';
 import { freePort, readEmbeddedDatabaseUrl, startEmbeddedDatabase, type EmbeddedLogger } from '../src/embedded/embedded-default.ts';
 
 function tempFolder(t: { teardown(fn: () => void): void }): string {
@@ -17,15 +17,7 @@ function tempFolder(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
-async function query<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = queryOnce;
 
 /** Runs a snippet in another Node process (as the CLI in another terminal would), returns its stdout. */
 async function otherProcess(code: string): Promise<string> {

@@ -1,6 +1,8 @@
 import t from 'tap';
 import type { CommandType } from '../src/commands/codes.ts';
-import { canonicalJson, fingerprintOf, maxPayloadBytes, parseCommand, storableJson } from '../src/commands/parse.ts';
+import { readPayloadJson } from '../src/commands/json-text.ts';
+import { wrongTypeCases } from './support/wrong-types.ts';
+import { canonicalJson, commandIdProblem, fingerprintOf, maxPayloadBytes, parseCommand } from '../src/commands/parse.ts';
 
 type Task = CommandType | 'expire_hold';
 const parse = (task: Task, payload: unknown, requireId = false) =>
@@ -88,8 +90,6 @@ const refusals: [Task, unknown, string][] = [
   ['credit', { account: 'a\uD800', amount: '5' }, 'account'],
   ['credit', { account: 'a', amount: '5\u0000' }, 'amount'],
   ['credit', { id: 'x\u0000', account: 'a', amount: '5' }, 'id'],
-  ['credit', { account: 'a', amount: '5', metadata: { note: 'x\uDFFF' } }, 'metadata.note'],
-  ['credit', { account: 'a', amount: '5', metadata: { 'k\u0000': 1 } }, 'metadata.k\uFFFD'],
   ['credit', { 'acc\u0000ount': 'a', amount: '5' }, 'acc\uFFFDount'],
   // not an object, too large
   ['credit', 'credit a 5', 'payload'],
@@ -119,9 +119,10 @@ t.test('every bad payload is refused with a message that names the field', async
     }
     t.ok(parsed.message.startsWith(`${field}: `), `${label} -> ${parsed.message.slice(0, 120)}`);
     t.ok(parsed.message.length < 300, 'the message stays short');
-    t.doesNotThrow(() => JSON.stringify(parsed.request));
-    t.ok(!JSON.stringify(parsed.request).includes('\\u0000'), 'the stored request has no NUL');
-    t.ok(JSON.stringify(parsed.request).isWellFormed(), 'the stored request has no lone surrogate');
+    t.doesNotThrow(() => JSON.parse(parsed.request), 'the stored request is JSON text');
+    t.ok(!parsed.request.includes('\u0000'), 'the stored request has no raw NUL (\\u0000 stays escaped)');
+    t.ok(parsed.request.isWellFormed(), 'the stored request has no raw lone surrogate');
+    t.ok(!parsed.message.includes('\u0000') && parsed.message.isWellFormed(), 'the message fits a text column');
   }
 });
 
@@ -132,7 +133,7 @@ t.test('the refusal keeps the claimed id when it is usable, else the job id', as
   t.equal(nulId.ok ? '' : nulId.id, 'job:7');
   const deep = parse('credit', { id: 'c-deep', account: 'a', amount: '1', metadata: nested(50_000) });
   t.equal(deep.ok ? '' : deep.id, 'c-deep');
-  t.same(deep.request, { id: 'c-deep', nested_too_deeply: 'metadata' }, 'a too-deep payload is not stored');
+  t.same(JSON.parse(deep.request), { id: 'c-deep', nested_too_deeply: 'metadata' }, 'a too-deep payload is not stored');
   const again = parse('credit', { id: 'c-deep', account: 'a', amount: '1', metadata: nested(50_000) });
   t.equal(again.fingerprint, deep.fingerprint, 'the same refusal sent again is a replay, not a conflict');
 });
@@ -174,7 +175,9 @@ t.test('fingerprints: key order does not matter, the amount spelling does', asyn
   t.not(fingerprintOf('credit', { account: 'a', amount: '5' }), fingerprintOf('credit', { account: 'a', amount: 5 }));
   t.not(fingerprintOf('credit', { account: 'a', amount: '5' }), fingerprintOf('debit', { account: 'a', amount: '5' }));
   t.equal(canonicalJson({ b: [1, { d: 1, c: 2 }], a: null }), '{"a":null,"b":[1,{"c":2,"d":1}]}');
-  t.same(storableJson({ 'k\u0000': 'v\uD800' }), { 'k\uFFFD': 'v\uFFFD' });
+  t.not(fingerprintOf('credit', { metadata: { n: 'a\u0000b' } }), fingerprintOf('credit', { metadata: { n: 'a\uFFFDb' } }), 'strings exactly');
+  t.not(fingerprintOf('credit', readPayloadJson('{"n":1e3}')), fingerprintOf('credit', readPayloadJson('{"n":1000}')), 'numbers by their text');
+  t.not(fingerprintOf('credit', readPayloadJson('{"n":12345678901234567890}')), fingerprintOf('credit', readPayloadJson('{"n":12345678901234567891}')));
 });
 
 t.test('parseCommand never throws, whatever it is given', async (t) => {
@@ -195,3 +198,75 @@ function describe(payload: unknown): string {
   })();
   return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 }
+
+// Payloads as the worker reads them: from JSON text, numbers kept as written (issue 9).
+const fromText = (task: Task, text: string) =>
+  parseCommand({ task, payload: readPayloadJson(text), defaultId: 'job:7', defaultCurrency: 'USD' });
+
+t.test('amounts and ttl_seconds are judged by their JSON text', async (t) => {
+  for (const amount of ['0.99999999999999999', '1.9999999999999999', '1e3', '1E2', '1.0', '-0', '1e400', '9007199254740993', '10e-1']) {
+    const parsed = fromText('credit', `{"account":"a","amount":${amount}}`);
+    t.notOk(parsed.ok, `amount ${amount} refused`);
+    t.match(parsed.ok ? '' : parsed.message, /^amount: /);
+    t.ok(parsed.request.includes(`"amount":${amount}`));
+  }
+  for (const ttl of ['1.0', '6e1', '60.5', '0', '-1', '"60"', 'true', '2592001']) {
+    const parsed = fromText('hold', `{"account":"a","amount":"5","ttl_seconds":${ttl}}`);
+    t.notOk(parsed.ok, `ttl_seconds ${ttl} refused`);
+    t.match(parsed.ok ? '' : parsed.message, /^ttl_seconds: /);
+  }
+  const ok = fromText('hold', '{"account":"a","amount":9007199254740991,"ttl_seconds":2592000}');
+  t.match(ok.ok ? ok.command : ok.message, { amount: 9007199254740991n, ttlSeconds: 2592000 });
+  t.equal(ok.request, '{"account":"a","amount":9007199254740991,"ttl_seconds":2592000}');
+});
+
+t.test('metadata is kept digit for digit, and strings exactly', async (t) => {
+  const text = '{"id":"m","account":"a","amount":"5","metadata":{"order":12345678901234567890,"big":1e400,"s":"a\\u0000b\\ud800"}}';
+  const parsed = fromText('credit', text);
+  t.ok(parsed.ok, parsed.ok ? '' : parsed.message);
+  t.equal(parsed.request, text);
+});
+
+t.test('wrong types are named as wrong, not as missing', async (t) => {
+  const cases = wrongTypeCases('a') as [Task, string, RegExp][];
+  for (const [task, text, message] of cases) {
+    const parsed = fromText(task, text);
+    t.match(parsed.ok ? 'accepted' : parsed.message, message, text);
+  }
+});
+
+t.test('ids the service derives are refused from clients; derived ids of any length are the service\'s', async (t) => {
+  for (const id of ['job:1', 'job:', 'expire:h', 'expire:']) {
+    t.match(commandIdProblem(id), /ids the service derives/);
+    const parsed = fromText('credit', `{"id":${JSON.stringify(id)},"account":"a","amount":"1"}`);
+    t.match(parsed.ok ? '' : [parsed.id, parsed.message], ['job:7', /^id: /]);
+  }
+  t.match(fromText('hold', '{"id":"h","account":"a","amount":"1","hold":"expire:x"}'), { ok: false, message: /^hold: / });
+  t.ok(fromText('release', '{"hold":"job:5"}').ok, 'a hold that took a derived id can be released');
+  const long = 'h'.repeat(128);
+  const expire = parseCommand({ task: 'expire_hold', payload: readPayloadJson(`{"hold" : "${long}"}`), defaultId: 'job:7', defaultCurrency: 'USD' });
+  t.match(expire.ok ? expire.command : expire.message, { id: `expire:${long}` });
+  t.equal(commandIdProblem(''), 'must not be empty');
+  t.equal(commandIdProblem('JOB:1'), undefined);
+});
+
+t.test('a payload over 64 KiB or too deep is refused before it is parsed', async (t) => {
+  const big = `{"pad":"${'x'.repeat(maxPayloadBytes)}","id":"big-1","account":"a","amount":"1"}`;
+  const parsed = fromText('credit', big);
+  t.match(parsed, { ok: false, id: 'big-1', message: /^payload: is \d+ bytes/ });
+  t.ok(parsed.request.length < 300, 'the request is a summary');
+  t.equal(fromText('credit', big).fingerprint, parsed.fingerprint, 'the same payload again is a replay');
+  t.not(fromText('credit', big.replace('"1"}', '"2"}')).fingerprint, parsed.fingerprint, 'another one is not');
+  const empties = `[${'{},'.repeat(700_000)}{}]`;
+  t.match(fromText('credit', empties), { ok: false, id: 'job:7', message: /^payload: is \d+ bytes/ });
+  const deepText = `{"id":"deep-1","account":"a","metadata":${'['.repeat(20_000)}${']'.repeat(20_000)},"amount":"1"}`;
+  t.match(fromText('credit', deepText), { ok: false, id: 'deep-1', message: /^metadata: must be nested at most 8/ });
+  t.match(fromText('credit', `{"metadata":${'['.repeat(40)}${']'.repeat(40)},"id":"after-deep"}`), { id: 'after-deep' }, 'an id after the deep field');
+  const deepTop = `${'['.repeat(40)}${']'.repeat(40)}`;
+  t.match(fromText('credit', deepTop), { ok: false, message: /^payload: is nested more than 32/ });
+  t.match(fromText('credit', '{"a\\"id":"x","id":"real","n":{"id":"inner"},"account":"a","amount":"1","deep":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}'),
+    { ok: false, id: 'real', message: /^deep: is nested more than 32/ }, 'the scan finds the top-level id, not a look-alike');
+  const twice = `{"id":"first","id":"last","account":"a","amount":"1","pad":"${'x'.repeat(maxPayloadBytes)}"}`;
+  t.match(fromText('credit', twice), { id: 'last' }, 'the last id wins, as in JSON.parse');
+  t.match(fromText('credit', twice.replace('"last"', '5')), { id: 'job:7' }, 'a last id that is not a string is no id');
+});

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
@@ -8,32 +9,16 @@ import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
 import { migrate, roleNamesFromEnv } from '../src/db/migrate.ts';
 import { startWorker } from '../src/worker/run-worker.ts';
 import { createTestDatabase } from './helpers/database.ts';
+import { createLogins } from './helpers/logins.ts';
+import { waitFor } from './helpers/wait.ts';
 import { balanceOf, resultOf } from './helpers/ledger.ts';
 
 // Roles are cluster-wide and test files run in parallel on one server: the group roles are created
 // (idempotently) by the migration, the login users here are unique to this process and dropped after.
 const database = await createTestDatabase('roles');
 const roles = roleNamesFromEnv();
-const userOf = (kind: string) => `pgb_${kind}_${process.pid}`;
-const users = { worker: userOf('worker'), client: userOf('client'), reader: userOf('reader') };
-for (const kind of ['worker', 'client', 'reader'] as const) {
-  await database.query(`drop user if exists ${users[kind]}`);
-  await database.query(`create user ${users[kind]} in role ${roles[kind]}`);
-}
-const urlAs = (user: string) => {
-  const url = new URL(database.url);
-  url.username = user;
-  url.password = '';
-  return url.toString();
-};
-
-const sessions: pg.Client[] = [];
-async function connectAs(user: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: urlAs(user) });
-  await client.connect();
-  sessions.push(client);
-  return client;
-}
+const logins = await createLogins(database, 'r', { worker: roles.worker, client: roles.client, reader: roles.reader });
+const { users, urlAs, connectAs } = logins;
 
 // The worker connects as a member of the worker role only: everything it does in this file proves
 // that the role is enough to run the service.
@@ -58,12 +43,7 @@ const workerSession = await connectAs(users.worker);
 
 t.teardown(async () => {
   await worker.stop();
-  await Promise.all(sessions.map((session) => session.end().catch(() => {})));
-  await database.drop();
-  const admin = new pg.Client({ connectionString: await resolveServerUrl() });
-  await admin.connect();
-  for (const user of Object.values(users)) await admin.query(`drop user if exists ${user}`);
-  await admin.end();
+  await logins.drop(() => database.drop());
 });
 
 /** Runs a statement that must be refused for lack of privilege (SQLSTATE 42501). */
@@ -211,19 +191,21 @@ t.test('worker connections run with statement_timeout, lock_timeout and idle_in_
   }
 });
 
+/** Log lines since `from` whose error carries SQLSTATE 55P03 (lock_not_available: lock_timeout). */
+function lockTimeouts(from: number): { msg: string; component?: string; command_id?: string }[] {
+  return logLines.slice(from).map((line) => JSON.parse(line) as { msg: string; component?: string; command_id?: string; err?: { code?: string }; error?: { code?: string } })
+    .filter((entry) => (entry.err?.code ?? entry.error?.code) === '55P03');
+}
+
 t.test('a command stuck behind a row lock times out and is retried, instead of stalling the worker', async (t) => {
   const blocker = await database.pool.connect();
   await blocker.query('begin');
   await blocker.query("select * from billing.accounts where account = 'r2' for update");
-  const jobId = await submitAs(client, 'credit', { id: 'r-stuck', account: 'r2', amount: '1' });
-  let lastError: string | null = null;
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && !lastError) {
-    const { rows } = await database.query<{ last_error: string | null }>('select last_error from graphile_worker.jobs where id = $1', [jobId]);
-    lastError = rows[0]?.last_error ?? null;
-    if (!lastError) await sleep(50);
-  }
-  t.match(lastError, /lock timeout/, 'the worker gave up waiting for the lock');
+  const before = logLines.length;
+  await submitAs(client, 'credit', { id: 'r-stuck', account: 'r2', amount: '1' });
+  const timedOut = await waitFor('the stuck command to hit lock_timeout',
+    () => lockTimeouts(before).find((entry) => entry.command_id === 'r-stuck'));
+  t.equal(timedOut.msg, 'command failed, will retry', 'the worker gave up waiting for the lock (55P03) and will retry');
   // Meanwhile the worker still applies commands that do not need the locked row.
   await submitAs(client, 'credit', { id: 'r-free', account: 'r1', amount: '1' });
   t.equal((await resultOf(database, 'r-free')).code, 'ok');
@@ -238,14 +220,137 @@ t.test("graphile-worker's queue connections run with the same lock_timeout", asy
   const before = logLines.length;
   await blocker.query('begin');
   await blocker.query('lock table graphile_worker._private_jobs in access exclusive mode');
-  // The queue polls every second and the reaper every two: both must give up, not hang.
-  await sleep(2500);
-  await blocker.query('commit');
-  blocker.release();
-  const timedOut = logLines.slice(before).filter((line) => line.includes('lock timeout'));
-  t.ok(timedOut.length > 0, `queue statements hit lock_timeout (${timedOut.length} log lines)`);
+  const blockerPid = (await blocker.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+  try {
+    // A queue statement (a fetch, or the reaper's pass) waits behind the lock, then gives up.
+    await waitFor('a queue connection to wait on the lock', async () => (await database.query(
+      "select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid)) and application_name = 'pg-billing-queue'",
+      [blockerPid])).rowCount ? true : undefined);
+    const timedOut = await waitFor('a queue statement to hit lock_timeout', () => {
+      const lines = lockTimeouts(before);
+      return lines.length > 0 ? lines : undefined;
+    });
+    t.ok(timedOut.length > 0, `queue statements gave up with 55P03: ${[...new Set(timedOut.map((entry) => entry.msg))].join('; ')}`);
+  } finally {
+    await blocker.query('commit');
+    blocker.release();
+  }
   await submitAs(client, 'credit', { id: 'r-after-lock', account: 'r1', amount: '1' });
   t.equal((await resultOf(database, 'r-after-lock')).code, 'ok', 'the worker carries on');
+});
+
+// The README's privileges table, as `role object: tokens` lines (tokens like SELECT or UPDATE(held)).
+function readmePrivileges(): { rows: { role: string; object: string; tokens: string[] }[] } {
+  const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+  const table = readme.slice(readme.indexOf('<!-- privileges:begin -->'), readme.indexOf('<!-- privileges:end -->'));
+  const roleName: Record<string, string> = {
+    billing_owner: roles.owner, billing_worker: roles.worker, billing_client: roles.client, billing_reader: roles.reader,
+  };
+  const rows = table.split('\n').filter((line) => line.startsWith('| `')).map((line) => {
+    const [role, object, privileges] = line.split(' | ').map((cell) => cell.replace(/^\| |\s*\|$/g, '').trim());
+    const tokens = [...privileges!.matchAll(/([A-Z]+)(?:\s*\(([^)]*)\))?/g)].flatMap(([, privilege, columns]) =>
+      columns ? columns.split(',').map((column) => `${privilege}(${column.trim()})`) : [privilege!]);
+    return { role: roleName[role!.replaceAll('`', '')]!, object: object!, tokens };
+  });
+  return { rows };
+}
+
+const objectsQuery = `
+  select case when n.nspname = 'public' then 'public.' else n.nspname || '.' end || c.relname as object, n.nspname as schema,
+         case c.relkind when 'S' then 'sequence' else 'relation' end as kind, c.relacl as acl, c.relowner as owner, c.oid
+  from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+  where (n.nspname in ('billing', 'graphile_worker') or (n.nspname = 'public' and c.relname = 'pgbilling_migrations'))
+    and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+  union all
+  select replace(p.oid::regprocedure::text, ' ', ''), n.nspname, 'function', p.proacl, p.proowner, p.oid
+  from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace where n.nspname in ('billing', 'graphile_worker')
+  union all
+  select 'schema ' || n.nspname, n.nspname, 'schema', n.nspacl, n.nspowner, n.oid
+  from pg_namespace as n where n.nspname in ('billing', 'graphile_worker')`;
+
+t.test("every role holds exactly the README's privileges, column by column; the owner role owns everything", async (t) => {
+  const objects = (await database.query<{ object: string; schema: string; kind: string; owner: number }>(objectsQuery)).rows;
+  const expected = new Map<string, Set<string>>();
+  const expect = (role: string, object: string, tokens: string[]) => {
+    const key = `${role} ${object.includes('(') ? object.replaceAll(' ', '') : object}`;
+    expected.set(key, new Set([...(expected.get(key) ?? []), ...tokens]));
+  };
+  let ownerRow = false;
+  for (const row of readmePrivileges().rows) {
+    const every = /^every (table and view|sequence|function) in `(\w+)`$/.exec(row.object);
+    if (row.tokens.includes('OWNER')) ownerRow = true;
+    else if (every) {
+      const kind = { 'table and view': 'relation', sequence: 'sequence', function: 'function' }[every[1]!]!;
+      for (const o of objects.filter((o) => o.schema === every[2] && o.kind === kind)) expect(row.role, o.object, row.tokens);
+    } else expect(row.role, row.object.replaceAll('`', ''), row.tokens);
+  }
+  t.ok(ownerRow, 'the README names what the owner role owns');
+
+  const { rows: granted } = await database.query<{ grantee: string; object: string; token: string }>(`
+    with objects as (${objectsQuery})
+    select case a.grantee when 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end as grantee, o.object, a.privilege_type as token
+    from objects as o cross join lateral aclexplode(o.acl) as a where a.grantee <> o.owner
+    union all
+    select case a.grantee when 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end, o.object,
+           a.privilege_type || '(' || att.attname || ')'
+    from objects as o join pg_attribute as att on att.attrelid = o.oid and o.kind = 'relation'
+    cross join lateral aclexplode(att.attacl) as a where att.attacl is not null and a.grantee <> o.owner
+    union all
+    select member.rolname, 'role ' || granted.rolname, 'MEMBER'
+    from pg_auth_members as m join pg_roles as member on member.oid = m.member join pg_roles as granted on granted.oid = m.roleid
+    where member.rolname = any($1)`, [Object.values(roles)]);
+  const actual = new Map<string, Set<string>>();
+  for (const g of granted.filter((g) => g.grantee === 'PUBLIC' || Object.values(roles).includes(g.grantee))) {
+    const key = `${g.grantee} ${g.object}`;
+    actual.set(key, new Set([...(actual.get(key) ?? []), g.token]));
+  }
+  const lines = (map: Map<string, Set<string>>) => [...map].map(([key, tokens]) => `${key}: ${[...tokens].sort().join(' ')}`).sort();
+  t.same(lines(actual), lines(expected), 'the catalog grants what the README says, and nothing more');
+
+  const notOwned = objects.filter((o) => o.owner !== objects.find((x) => x.object === 'schema billing')!.owner).map((o) => o.object);
+  const { rows: owner } = await database.query<{ name: string }>("select pg_get_userbyid(nspowner) as name from pg_namespace where nspname = 'billing'");
+  t.equal(owner[0]!.name, roles.owner, 'the owner role owns the billing schema');
+  t.same(notOwned, [], 'and every other object, billing.await_result and the migrations table included');
+
+  const { rows: defaults } = await database.query(`
+    select pg_get_userbyid(d.defaclrole) as creator, n.nspname, a.privilege_type, pg_get_userbyid(a.grantee) as grantee
+    from pg_default_acl as d join pg_namespace as n on n.oid = d.defaclnamespace cross join lateral aclexplode(d.defaclacl) as a
+    where n.nspname in ('billing', 'graphile_worker') or pg_get_userbyid(a.grantee) = any($1)`, [Object.values(roles)]);
+  t.same(defaults, [], 'no default privilege widens future tables');
+
+  const { rows: policies } = await database.query<{ name: string; worker: boolean; reader: boolean }>(`
+    select c.relname as name,
+           exists (select from pg_policies p where p.schemaname = 'graphile_worker' and p.tablename = c.relname and $1 = any(p.roles)) as worker,
+           exists (select from pg_policies p where p.schemaname = 'graphile_worker' and p.tablename = c.relname and $2 = any(p.roles) and p.cmd = 'SELECT') as reader
+    from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+    where n.nspname = 'graphile_worker' and c.relkind = 'r' and c.relrowsecurity`, [roles.worker, roles.reader]);
+  t.ok(policies.length >= 4, `${policies.length} graphile-worker tables with row-level security`);
+  t.same(policies.filter((p) => !p.worker || !p.reader), [], 'each has a policy for the worker and one for the reader');
+});
+
+t.test('billing migrate gives a table a graphile-worker upgrade adds its owner, grants and policies', async (t) => {
+  // What a graphile-worker release would do in its own migration, run by the migrating superuser.
+  await database.query('create table graphile_worker._private_future (id int primary key)');
+  await database.query('alter table graphile_worker._private_future enable row level security');
+  await database.query("insert into graphile_worker._private_future values (1)");
+  try {
+    await migrate({ connectionString: database.url });
+    const { rows } = await database.query<Record<string, unknown>>(`
+      select pg_get_userbyid(relowner) as owner,
+             (select array_agg(policyname::text order by policyname) from pg_policies where tablename = '_private_future') as policies,
+             has_table_privilege($1, 'graphile_worker._private_future', 'delete') as worker_deletes,
+             has_table_privilege($2, 'graphile_worker._private_future', 'select') as reader_selects,
+             has_table_privilege($2, 'graphile_worker._private_future', 'insert') as reader_inserts
+      from pg_class where oid = 'graphile_worker._private_future'::regclass`, [roles.worker, roles.reader]);
+    t.same(rows[0], { owner: roles.owner, policies: ['billing_reader_select', 'billing_worker_all'], worker_deletes: true, reader_selects: true, reader_inserts: false });
+    const { rows: seen } = await reader.query('select id from graphile_worker._private_future');
+    t.same(seen, [{ id: 1 }], 'the reader sees its rows through the policy');
+    await refused(t, workerSession, 'delete from graphile_worker.migrations', 'delete from graphile_worker.migrations');
+    await refused(t, workerSession, "update billing.accounts set currency = 'EUR' where account = 'r1'", "update an account's currency");
+    await refused(t, workerSession, 'update billing.holds set amount = 1', "update a hold's amount");
+  } finally {
+    await database.query('drop table graphile_worker._private_future');
+  }
 });
 
 t.test('role names are configurable and the migration is idempotent about existing roles', async (t) => {
@@ -267,13 +372,14 @@ t.test('role names are configurable and the migration is idempotent about existi
     const { rows } = await check.query<Record<string, boolean | string>>(`
       select pg_get_userbyid((select proowner from pg_proc where oid = 'billing.submit(text, json)'::regprocedure)) as submit_owner,
              has_function_privilege($1, 'billing.submit(text, json)', 'execute') as client_submits,
-             has_table_privilege($2, 'billing.accounts', 'update') as worker_updates,
+             has_column_privilege($2, 'billing.accounts', 'balance', 'update') as worker_updates,
+             has_column_privilege($2, 'billing.accounts', 'currency', 'update') as worker_updates_currency,
              has_table_privilege($3, 'billing.entries', 'select') as reader_reads,
              has_table_privilege($3, 'billing.entries', 'insert') as reader_writes,
              has_schema_privilege($1, 'graphile_worker', 'usage') as client_sees_queue`,
       [custom.client, custom.worker, custom.reader]);
     await check.end();
-    t.same(rows[0], { submit_owner: custom.owner, client_submits: true, worker_updates: true, reader_reads: true, reader_writes: false, client_sees_queue: false });
+    t.same(rows[0], { submit_owner: custom.owner, client_submits: true, worker_updates: true, worker_updates_currency: false, reader_reads: true, reader_writes: false, client_sees_queue: false });
   } finally {
     await admin.query(`drop database if exists ${name} with (force)`);
     for (const role of Object.values(custom)) await admin.query(`drop role if exists ${role}`);

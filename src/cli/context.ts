@@ -1,18 +1,20 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../config.ts';
+import { findDatabase as findSharedDatabase, NoDatabaseError, type DatabaseTarget } from '../db/find-database.ts';
 import { exitCodes } from './exit-codes.ts';
 
-export const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+export { embeddedDataDir, projectRoot, type DatabaseTarget } from '../db/find-database.ts';
 
 /** An error the user can act on: printed without a stack, exits with its code. */
 export class CliError extends Error {
   readonly exitCode: number;
+  /** Extra fields of the JSON form of this error (with --json). */
+  readonly details: Record<string, string>;
 
-  constructor(message: string, exitCode: number = exitCodes.error) {
+  constructor(message: string, exitCode: number = exitCodes.error, details: Record<string, string> = {}) {
     super(message);
     this.name = 'CliError';
     this.exitCode = exitCode;
+    this.details = details;
   }
 }
 
@@ -24,27 +26,14 @@ export function loadCliConfig(): Config {
   }
 }
 
-/** Where `billing start` keeps the embedded PostgreSQL: --data-dir, else BILLING_DATA_DIR, else .data/postgres. */
-export function embeddedDataDir(config: Config, override?: string): string {
-  return path.resolve(override ?? config.dataDir ?? path.join(projectRoot, '.data', 'postgres'));
-}
-
-export interface DatabaseTarget {
-  url: string;
-  /** `DATABASE_URL`, or the embedded server that `billing start` runs (found through its data folder). */
-  source: 'DATABASE_URL' | 'embedded';
-}
-
-/** DATABASE_URL, else the embedded server a `billing start` in another terminal runs. */
+/** DATABASE_URL, else the embedded server a `billing start` in another terminal runs (src/db/find-database.ts). */
 export async function findDatabase(config: Config): Promise<DatabaseTarget> {
-  if (config.databaseUrl) return { url: config.databaseUrl, source: 'DATABASE_URL' };
-  const dataDir = embeddedDataDir(config);
-  // Loaded on demand: a container (DATABASE_URL always set) installs no embedded binaries.
-  const { readEmbeddedDatabaseUrl } = await import('../embedded/embedded-default.ts');
-  const url = readEmbeddedDatabaseUrl(dataDir);
-  if (url) return { url, source: 'embedded' };
-  throw new CliError(`no database: DATABASE_URL is not set and no embedded PostgreSQL is running for ${dataDir}.\n` +
-    'Run `npm start` in another terminal (it starts one), or set DATABASE_URL=postgres://user@host:5432/db.');
+  try {
+    return await findSharedDatabase(config);
+  } catch (error) {
+    if (error instanceof NoDatabaseError) throw new CliError(error.message);
+    throw error;
+  }
 }
 
 /** JSON with bigints as strings of digits: money stays exact for scripts. */

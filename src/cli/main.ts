@@ -11,19 +11,27 @@ import { creditCommand } from './credit.ts';
 import { debitCommand } from './debit.ts';
 import { demoCommand } from './demo.ts';
 import { exitCodes, exitCodesHelp } from './exit-codes.ts';
+import { historyCommand } from './history.ts';
 import { holdCommand } from './hold.ts';
 import { migrateCommand } from './migrate.ts';
 import { openAccountCommand } from './open-account.ts';
 import { releaseCommand } from './release.ts';
+import { resultCommand } from './result.ts';
 import { startCommand } from './start.ts';
 import { transferCommand } from './transfer.ts';
 import { verifyCommand } from './verify.ts';
 import { watchCommand } from './watch.ts';
 import { workerCommand } from './worker.ts';
+import { defaultHttpPort } from '../config.ts';
+import { serviceVersion } from '../version.ts';
+
+/** With --json anywhere before `--`, errors are one JSON line on stderr too: {"error": ..., "exit_code": ...}. */
+const jsonErrors = process.argv.slice(2, (process.argv.indexOf('--') + 1 || process.argv.length + 1) - 1).includes('--json');
 
 const program = new Command('billing')
   .description('pg-billing: balances in PostgreSQL, commands through a graphile-worker queue in the same database.')
-  .showHelpAfterError('(add --help for usage)')
+  .version(serviceVersion, '-V, --version', 'print the version of pg-billing')
+  .showHelpAfterError(!jsonErrors && '(add --help for usage)')
   .configureHelp({ sortSubcommands: false })
   .addHelpText('after', `
 Examples:
@@ -37,8 +45,10 @@ Environment:
   DATABASE_URL        the billing database (postgres://user:password@host:5432/db). When unset, the
                       CLI uses the embedded PostgreSQL that \`npm start\` runs from this folder.
   BILLING_DATA_DIR    folder of that embedded PostgreSQL (default <project>/.data/postgres)
-  BILLING_HTTP_PORT   worker's /healthz /readyz /metrics port (default 9090; 0: any free port)
-  LOG_LEVEL           worker log level (default info); more BILLING_* settings in the README
+  BILLING_HTTP_PORT   worker's /healthz /readyz /metrics port. Unset: ${defaultHttpPort}, or the next free one
+                      (several workers on one host); set: exactly that one (taken: exit 1); 0: any free
+  LOG_LEVEL           fatal, error, warn, info (default), debug, trace or silent; more settings in the README
+Every setting is checked at start; a bad one is refused with a message naming it (exit 1).
 
 ${exitCodesHelp}
 `);
@@ -46,13 +56,18 @@ ${exitCodesHelp}
 for (const command of [
   startCommand(), migrateCommand(), workerCommand(),
   openAccountCommand(), creditCommand(), debitCommand(), transferCommand(), holdCommand(), captureCommand(), releaseCommand(),
-  balanceCommand(), watchCommand(), verifyCommand(), demoCommand(), benchCommand(), chaosCommand(),
+  resultCommand(), balanceCommand(), historyCommand(), watchCommand(), verifyCommand(), demoCommand(), benchCommand(),
+  chaosCommand(),
 ]) {
   program.addCommand(command);
 }
 
-// Usage errors exit 1 (commander's default), as documented; --help exits 0.
-for (const command of [program, ...program.commands]) command.exitOverride();
+// Usage errors exit 1 (commander's default), as documented; --help exits 0. With --json, commander's
+// own error text is replaced by the JSON line below.
+for (const command of [program, ...program.commands]) {
+  command.exitOverride();
+  if (jsonErrors) command.configureOutput({ outputError: () => {} });
+}
 
 let exitCode: number;
 try {
@@ -61,16 +76,22 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     exitCode = error.exitCode === 0 ? exitCodes.ok : exitCodes.error;
+    if (exitCode !== exitCodes.ok && jsonErrors) report(error.message.replace(/^error: /, ''), exitCode);
   } else if (error instanceof CliError) {
-    console.error(`billing: ${error.message}`);
     exitCode = error.exitCode;
+    report(error.message, exitCode, error.details);
   } else {
-    console.error(`billing: ${describe(error)}`);
     exitCode = exitCodes.error;
+    report(describe(error), exitCode);
   }
 }
 // Leftover sockets or timers must not keep a finished command alive.
 process.exit(exitCode);
+
+function report(message: string, exitCode: number, details: Record<string, string> = {}): void {
+  if (jsonErrors) console.error(JSON.stringify({ error: message, exit_code: exitCode, ...details }));
+  else console.error(`billing: ${message}`);
+}
 
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);

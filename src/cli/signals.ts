@@ -7,8 +7,10 @@ import { exitCodes } from './exit-codes.ts';
 const sameRequestMs = 500;
 
 /**
- * Resolves with the exit code once the process should end: after `stop()` on the first SIGINT or
- * SIGTERM (0, or 1 if stopping failed), or at once on a second signal (1: forced, nothing waited for).
+ * Resolves with the exit code once the process should end: after `stop()` on the first SIGINT,
+ * SIGTERM or SIGHUP (0, or 1 if stopping failed), or at once on a second signal (1: forced, nothing
+ * waited for). SIGHUP is the terminal closing: the same request as Ctrl-C, so that `npm start` in a
+ * closed terminal does not leave its embedded PostgreSQL running.
  */
 export function untilStopped(stop: (signal: NodeJS.Signals) => Promise<void>, log: (message: string) => void): Promise<number> {
   return new Promise((resolve) => {
@@ -29,5 +31,6 @@ export function untilStopped(stop: (signal: NodeJS.Signals) => Promise<void>, lo
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
   });
 }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Command } from 'commander';
+import { redactUrl } from '../config.ts';
 import type { EmbeddedDatabase } from '../embedded/embedded-default.ts';
 import type { RunningWorker } from '../worker/run-worker.ts';
 import { embeddedDataDir, loadCliConfig, projectRoot } from './context.ts';
@@ -16,7 +17,8 @@ export function startCommand(): Command {
     .description('What `npm start` runs: the whole service in one process. Without DATABASE_URL it starts an embedded ' +
       'PostgreSQL (data under .data/postgres, or --data-dir / BILLING_DATA_DIR), migrates, starts a worker and prints ' +
       'how to submit commands from another terminal. With DATABASE_URL it uses that server. Ctrl-C (or SIGTERM) stops ' +
-      'the worker and the embedded server cleanly.')
+      'the worker and the embedded server cleanly; so does SIGHUP (the terminal closed). It keeps running across a ' +
+      'PostgreSQL restart: the worker gets a fresh queue runner when the server answers again.')
     .option('--data-dir <path>', 'folder of the embedded PostgreSQL (default: BILLING_DATA_DIR, else <project>/.data/postgres)')
     .option('--embedded-port <port>', 'preferred port of the embedded PostgreSQL (default: the last one used, else 54329; a free one if taken)', parseWhole)
     .action(async (options: { dataDir?: string; embeddedPort?: number }) => {
@@ -48,7 +50,7 @@ export function startCommand(): Command {
         await embedded?.stop();
         throw error;
       }
-      console.log(banner({ url, embedded, dataDir, httpPort: worker.httpPort }));
+      console.log(banner({ url, embedded, dataDir, httpPort: worker.httpPort, httpHost: worker.httpHost }));
       process.exitCode = await untilStopped(async () => {
         await worker.stop();
         logger.info('worker stopped');
@@ -58,8 +60,16 @@ export function startCommand(): Command {
   return withExamples(command, ['npm start', 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing npm start', 'billing start --data-dir /tmp/billing-pg']);
 }
 
-function banner(options: { url: string; embedded: EmbeddedDatabase | undefined; dataDir: string | undefined; httpPort: number | undefined }): string {
-  const { url, embedded, dataDir, httpPort } = options;
+interface BannerOptions {
+  url: string;
+  embedded: EmbeddedDatabase | undefined;
+  dataDir: string | undefined;
+  httpPort: number | undefined;
+  httpHost: string | undefined;
+}
+
+function banner(options: BannerOptions): string {
+  const { url, embedded, dataDir, httpPort, httpHost } = options;
   const defaultDir = path.join(projectRoot, '.data', 'postgres');
   // The CLI in another terminal finds the embedded server through its data folder.
   const env = embedded
@@ -68,8 +78,12 @@ function banner(options: { url: string; embedded: EmbeddedDatabase | undefined; 
   const billing = `${env}npx billing`;
   const where = embedded
     ? `embedded PostgreSQL ${embedded.shared ? '(shared with another npm start) ' : ''}at ${url}, data in ${embedded.pgdata}`
-    : `PostgreSQL at ${redact(url)} (DATABASE_URL)`;
-  const metrics = httpPort === undefined ? 'off' : `http://127.0.0.1:${httpPort}/metrics  (also /healthz, /readyz)`;
+    : `PostgreSQL at ${redactUrl(url)} (DATABASE_URL)`;
+  // The address the server is bound to, as the OS reports it; a wildcard one is reached on 127.0.0.1 here.
+  const wildcard = httpHost === '0.0.0.0' || httpHost === '::';
+  const linkHost = wildcard ? '127.0.0.1' : httpHost?.includes(':') ? `[${httpHost}]` : httpHost;
+  const metrics = httpPort === undefined ? 'off'
+    : `http://${linkHost}:${httpPort}/metrics  (also /healthz, /readyz; listening on ${httpHost?.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort})`;
   return `
 ${readyLine}: a worker is running on ${where}.
   metrics: ${metrics}
@@ -92,14 +106,4 @@ function examples(billing: string): string {
   ];
   const width = Math.max(...lines.map(([command]) => command.length));
   return lines.map(([command, comment]) => `  ${billing} ${command.padEnd(width)}${comment ? `   # ${comment}` : ''}`.trimEnd()).join('\n');
-}
-
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }

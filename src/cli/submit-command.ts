@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ResultTimeoutError } from '../client/errors.ts';
 import type { CommandInputs } from '../client/types.ts';
@@ -48,20 +49,30 @@ export function withSubmitOptions(command: Command): Command {
 
 /**
  * Enqueues one command, waits for its result and prints it. Exit code: 0 applied, 2 rejected,
- * 1 no result in time (the command stays enqueued and may still apply: the message says so).
+ * 1 no result in time (the command stays enqueued and may still apply: the message says so, and
+ * how to look it up without sending it again). A result that was stored before this call sent the
+ * command (the same id and payload, sent earlier) is printed as a replay.
  */
 export async function submitAndPrint<T extends CommandType>(type: T, input: CommandInputs[T], options: SubmitOptions): Promise<number> {
   const config = loadCliConfig();
   const { url } = await findDatabase(config);
   const { createBillingClient } = await import('../client/client.ts');
   const client = createBillingClient({ connectionString: url, timeoutMs: options.timeout });
+  const id = options.id ?? randomUUID();
   try {
-    const full = { ...input, ...(options.id === undefined ? {} : { id: options.id }), ...(options.metadata ? { metadata: options.metadata } : {}) };
+    const earlier = options.id === undefined ? undefined : await client.result(options.id);
+    const full = { ...input, id, ...(options.metadata ? { metadata: options.metadata } : {}) };
     const result = await client.submit(type, full);
-    console.log(options.json ? resultJson(result) : formatResult(result));
+    const replayed = earlier !== undefined && result.seq === earlier.seq;
+    if (options.json) console.log(resultJson(result, { replayed }));
+    else console.log(`${formatResult(result)}${replayed ? `  (replayed: the result stored ${result.createdAt.toISOString()} for this id; nothing applied again)` : ''}`);
     return result.status === 'applied' ? exitCodes.ok : exitCodes.rejected;
   } catch (error) {
-    if (error instanceof ResultTimeoutError) throw new CliError(`${error.message}`);
+    if (error instanceof ResultTimeoutError) {
+      throw new CliError(`no result for command ${error.commandId} (job ${error.jobId}) after ${options.timeout} ms: it is enqueued and ` +
+        `may still be applied later (is a worker running?). Look its result up, without sending it again: billing result ${error.commandId}`,
+      exitCodes.error, { id: error.commandId, job_id: String(error.jobId) });
+    }
     if (error instanceof TypeError) throw new CliError(error.message);
     throw error;
   } finally {

@@ -2,12 +2,13 @@ import { Command } from 'commander';
 import { findDatabase, loadCliConfig, toJson } from './context.ts';
 import { exitCodes } from './exit-codes.ts';
 import { withExamples } from './help.ts';
+import { printable } from './output.ts';
 
 export function verifyCommand(): Command {
   const command = new Command('verify')
     .summary('check the ledger (exit 1 on any breach)')
     .description('Check the ledger in one snapshot: journal chains, balances = journal, nothing negative, holds = held, ' +
-      'constraints in place; warn about stuck jobs. Exit 1 on any breach; warnings alone exit 0.')
+      'constraints in place, no hold left active past its expiry, no expiry job failing; warn about stuck jobs. Exit 1 on any breach; warnings alone exit 0.')
     .option('--json', 'print the report as JSON')
     .action(async (options: { json?: boolean }) => {
       const { url } = await findDatabase(loadCliConfig());
@@ -23,7 +24,7 @@ export function verifyCommand(): Command {
             const mark = check.violations === 0 ? 'ok     ' : check.severity === 'breach' ? 'BREACH ' : 'warning';
             const count = check.violations === 0 ? '' : ` (${check.violations})`;
             console.log(`${mark}  ${check.name}${count}`);
-            for (const example of check.examples) console.log(`           ${example}`);
+            for (const example of check.examples) console.log(`           ${printable(example)}`);
           }
           console.log(`${report.ok ? 'verify: ok' : 'verify: BREACH'} (${report.accounts} accounts, ${report.entries} entries, ${report.operations} results)`);
         }

@@ -33,6 +33,13 @@ export interface ResultsOptions {
   signal?: AbortSignal;
 }
 
+export interface HistoryOptions {
+  /** Results with a seq above this one (the last seq of the previous page); default 0n. */
+  after?: bigint;
+  /** Most results returned. Default 100. */
+  limit?: number;
+}
+
 export interface CallOptions {
   /** Overrides the client's timeoutMs for this call. */
   timeoutMs?: number;
@@ -55,6 +62,11 @@ export interface BillingClient {
   /** The highest seq written so far (0n when none): `results({ after: await lastSeq() })` tails new ones. */
   lastSeq(): Promise<bigint>;
   balance(account: string): Promise<Account | undefined>;
+  /**
+   * One page of an account's history: the results (applied or rejected) of the commands that named
+   * it or one of its holds, in seq order (billing.account_history). Next page: `after` = the last seq.
+   */
+  history(account: string, options?: HistoryOptions): Promise<StoredResult[]>;
   /** The accounts that exist, by id. */
   balances(accounts: string[]): Promise<Map<string, Account>>;
   /** Commands waiting for their result right now. */
@@ -172,6 +184,11 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
       return (await balances([account])).get(account);
     },
     balances,
+    async history(account, { after = 0n, limit = 100 } = {}) {
+      const { rows } = await pool.query<ResultRow>(
+        `select ${resultColumns} from billing.account_history($1, $2, $3)`, [account, after, limit]);
+      return rows.map(toStoredResult);
+    },
     get pendingCount() {
       return pending.size;
     },

@@ -1,11 +1,36 @@
 import type { CommandType } from '../commands/codes.ts';
+import { commandIdProblem } from '../commands/parse.ts';
 import type { CommandInputs } from './types.ts';
+
+/** The fields each command takes: the payload names of the SQL interface and the README, nothing else. */
+export const inputFields: { readonly [T in CommandType]: readonly (keyof CommandInputs[T])[] } = {
+  open_account: ['id', 'metadata', 'account', 'currency'],
+  credit: ['id', 'metadata', 'account', 'amount'],
+  debit: ['id', 'metadata', 'account', 'amount'],
+  transfer: ['id', 'metadata', 'from', 'to', 'amount'],
+  hold: ['id', 'metadata', 'account', 'amount', 'hold', 'expires_at', 'ttl_seconds'],
+  capture: ['id', 'metadata', 'hold', 'amount', 'to'],
+  release: ['id', 'metadata', 'hold'],
+};
 
 /**
  * The JSON payload of a command as the worker reads it: amounts as strings of digits (exact at any
- * size), timestamps as ISO 8601, field names as in the SQL interface.
+ * size), timestamps as ISO 8601, field names as in the SQL interface. A key the command does not
+ * take is refused (a TypeError, nothing enqueued), never dropped: a misspelt `ttlSeconds` would
+ * otherwise make a hold that never expires.
  */
 export function toPayload<T extends CommandType>(type: T, id: string, input: CommandInputs[T]): Record<string, unknown> {
+  const known: readonly PropertyKey[] | undefined = inputFields[type];
+  if (!known) throw new TypeError(`unknown command type: ${String(type)}`);
+  const unknown = Object.keys(input).filter((key) => !known.includes(key));
+  if (unknown.length > 0) {
+    throw new TypeError(`${type}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => JSON.stringify(key)).join(', ')}; ` +
+      `it takes ${known.join(', ')}`);
+  }
+  // The worker would refuse this id and file the refusal under job:<n>: a caller waiting on the id
+  // would wait in vain. Refused here, before anything is enqueued.
+  const idProblem = commandIdProblem(id);
+  if (idProblem !== undefined) throw new TypeError(`id ${idProblem}, got ${JSON.stringify(id).slice(0, 140)}`);
   const payload: Record<string, unknown> = { id };
   const set = (key: string, value: unknown) => {
     if (value !== undefined) payload[key] = value;
@@ -30,8 +55,8 @@ export function toPayload<T extends CommandType>(type: T, id: string, input: Com
       set('account', all.account);
       set('amount', amountText(all.amount));
       set('hold', all.hold);
-      set('expires_at', all.expiresAt?.toISOString());
-      set('ttl_seconds', all.ttlSeconds);
+      set('expires_at', all.expires_at instanceof Date ? all.expires_at.toISOString() : all.expires_at);
+      set('ttl_seconds', all.ttl_seconds);
       break;
     case 'capture':
       set('hold', all.hold);

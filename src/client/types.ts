@@ -1,7 +1,11 @@
 import type { OperationType, ResultCode, ResultStatus } from '../commands/codes.ts';
 import type { Metadata } from '../commands/command.ts';
 
-/** Fields every command takes. `id` is the idempotency key: the same id and payload apply once. */
+/**
+ * Fields every command takes. `id` is the idempotency key: the same id and payload apply once.
+ * Field names are the payload's own, as in SQL (`ttl_seconds`, `expires_at`); a key a command does
+ * not take is refused with a TypeError before anything is enqueued.
+ */
 export interface CommandOptions {
   /** 1 to 128 characters; a random one is made when absent. */
   id?: string;
@@ -18,8 +22,10 @@ export interface HoldInput extends CommandOptions {
   amount: bigint;
   /** Hold id; the command id when absent. */
   hold?: string;
-  expiresAt?: Date;
-  ttlSeconds?: number;
+  /** When the service releases the hold by itself: a Date, or an ISO 8601 timestamp with a zone. */
+  expires_at?: Date | string;
+  /** Or: seconds from now (database clock), a positive whole number, at most 30 days. */
+  ttl_seconds?: number;
 }
 export interface CaptureInput extends CommandOptions { hold: string; amount?: bigint; to?: string }
 export interface ReleaseInput extends CommandOptions { hold: string }

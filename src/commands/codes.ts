@@ -7,6 +7,13 @@ export type CommandType = (typeof commandTypes)[number];
 export type OperationType = CommandType | 'expire';
 
 export const taskPrefix = 'billing/';
+
+/**
+ * Command ids the service derives: `job:<job id>` for a command sent without an id (and
+ * `job:<job id>:<index>:unidentified` for a batch element without one), `expire:<hold id>` for the
+ * release of an expired hold. They belong to the service alone: a client id may not start with them.
+ */
+export const derivedIdPrefixes = ['job:', 'expire:'] as const;
 export const expireTaskName = 'billing/expire_hold';
 
 /**

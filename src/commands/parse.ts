@@ -1,31 +1,93 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { type CommandType, commandTypes, maxHoldSeconds, maxInt64, maxMetadataBytes } from './codes.ts';
+import { type CommandType, commandTypes, derivedIdPrefixes, maxHoldSeconds, maxInt64, maxMetadataBytes } from './codes.ts';
 import type { Command } from './command.ts';
+import { isJsonNumber, maxPayloadBytes, maxPayloadDepth, UnreadablePayload } from './json-text.ts';
 
-/** A payload larger than this is refused whole, before any field is looked at. */
-export const maxPayloadBytes = 64 * 1024;
+export { maxPayloadBytes } from './json-text.ts';
 const maxMetadataDepth = 8;
-/** Deeper than this, a payload is refused before anything walks it recursively (or stores it). */
-const maxPayloadDepth = 32;
 /** Field names quoted in a message are cut to this length: a message must stay readable. */
 const maxQuotedKeyLength = 64;
+const maxCommandIdLength = 128;
 
 const accountPattern = /^[A-Za-z0-9_.:@-]{1,64}$/;
 const digitsPattern = /^[1-9][0-9]*$/;
+const maxSafeInteger = BigInt(Number.MAX_SAFE_INTEGER);
 
-const commandId = z.string({ error: 'must be a string' })
+/** What a value that was sent is, for messages: `must be a string, not a number`. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (isJsonNumber(value) || typeof value === 'number') return 'a number';
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** A type error that says what was sent, or that nothing was. */
+const wrongType = (expected: string) => (issue: { input?: unknown }) =>
+  (issue.input === undefined ? 'is required' : `must be ${expected}, not ${kindOf(issue.input)}`);
+
+/**
+ * Why a client's command id is refused, or undefined. Ids the service derives (`job:`, `expire:`)
+ * are refused: a client that took one could take a later command's id or block an expiry.
+ */
+export function commandIdProblem(id: unknown): string | undefined {
+  if (typeof id !== 'string') return id === undefined ? 'is required' : `must be a string, not ${kindOf(id)}`;
+  if (id.length === 0) return 'must not be empty';
+  if (id.length > maxCommandIdLength) return `must be at most ${maxCommandIdLength} characters`;
+  if (!isWellFormed(id)) return 'contains a NUL character or a lone surrogate, which PostgreSQL cannot store';
+  if (derivedIdPrefixes.some((prefix) => id.startsWith(prefix))) {
+    return `must not start with ${derivedIdPrefixes.map((prefix) => `"${prefix}"`).join(' or ')} (ids the service derives)`;
+  }
+  return undefined;
+}
+
+/** A client id: 1 to 128 characters, not one the service derives. */
+const clientId = z.unknown().superRefine((value, ctx) => {
+  const problem = commandIdProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+/** An id that names an existing hold: any 1 to 128 characters (a hold may carry a derived id). */
+const holdRef = z.string({ error: wrongType('a string') })
   .min(1, 'must not be empty')
-  .max(128, 'must be at most 128 characters');
-const accountId = z.string({ error: 'must be a string' })
+  .max(maxCommandIdLength, `must be at most ${maxCommandIdLength} characters`);
+const accountId = z.string({ error: wrongType('a string') })
   .regex(accountPattern, 'must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -');
-const currency = z.string({ error: 'must be a string' }).regex(/^[A-Z]{3}$/, 'must be three capital letters');
+const currency = z.string({ error: wrongType('a string') }).regex(/^[A-Z]{3}$/, 'must be three capital letters');
 
-/** Minor units as a string of digits or a safe JSON integer; parsed straight to bigint, never a float. */
+/**
+ * A positive whole number, judged by its JSON text (`source`), never by the double it parses to:
+ * digits only, no sign, fraction or exponent. Plain JS numbers (from callers that built the
+ * payload in code, not from JSON text) must be safe integers.
+ */
+function wholeNumber(value: unknown, max: bigint, fail: (message: string) => never): bigint {
+  let parsed: bigint;
+  if (isJsonNumber(value)) {
+    if (!digitsPattern.test(value.rawJSON)) {
+      return fail(`must be a positive whole number written with digits only (no sign, fraction or exponent), got ${quoteNumber(value.rawJSON)}`);
+    }
+    parsed = BigInt(value.rawJSON);
+  } else if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value <= 0) return fail(`must be a positive whole number, got ${quoteNumber(String(value))}`);
+    parsed = BigInt(value);
+  } else {
+    return fail('must be a number');
+  }
+  if (parsed > maxSafeInteger) return fail('is above 2^53-1 as a JSON number: send it as a string of digits');
+  if (parsed > max) return fail(`must be at most ${max}`);
+  return parsed;
+}
+
+function quoteNumber(source: string): string {
+  return source.length > 40 ? `${source.slice(0, 40)}...` : source;
+}
+
+/** Minor units as a string of digits or a JSON integer; parsed straight to bigint, never a float. */
 const amount = z.unknown().transform((value, ctx): bigint => {
-  const fail = (message: string) => {
+  const fail = (message: string): never => {
     ctx.addIssue({ code: 'custom', message });
-    return z.NEVER;
+    return z.NEVER as never;
   };
   if (value === undefined) return fail('is required');
   if (typeof value === 'string') {
@@ -33,17 +95,32 @@ const amount = z.unknown().transform((value, ctx): bigint => {
     const parsed = BigInt(value);
     return parsed > maxInt64 ? fail('must be at most 9223372036854775807') : parsed;
   }
-  if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value <= 0) return fail('must be a positive whole number of minor units');
-    if (!Number.isSafeInteger(value)) return fail('is above 2^53-1 as a JSON number: send it as a string of digits');
-    return BigInt(value);
-  }
-  return fail('must be a string of digits or a JSON integer');
+  if (isJsonNumber(value) || typeof value === 'number') return wholeNumber(value, maxInt64, fail);
+  return fail(`must be a string of digits or a JSON integer, not ${kindOf(value)}`);
+});
+
+/** Seconds as a JSON number written with digits only, at most 30 days. */
+const ttlSeconds = z.unknown().transform((value, ctx): number => {
+  const fail = (message: string): never => {
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER as never;
+  };
+  if (!isJsonNumber(value) && typeof value !== 'number') return fail(`must be a JSON number of seconds, not ${kindOf(value)}`);
+  const seconds = wholeNumber(value, BigInt(maxHoldSeconds), (message) =>
+    fail(message.startsWith('must be at most') ? 'must be at most 30 days' : message));
+  return Number(seconds);
+});
+
+const expiresAt = z.iso.datetime({
+  offset: true,
+  error: (issue) => (issue.code === 'invalid_type'
+    ? wrongType('an ISO 8601 timestamp string')(issue)
+    : 'must be an ISO 8601 timestamp with a time zone'),
 });
 
 const metadata = z.unknown().superRefine((value, ctx) => {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+  if (!isObject(value)) {
+    ctx.addIssue({ code: 'custom', message: `must be a JSON object, not ${kindOf(value)}` });
   } else if (Buffer.byteLength(JSON.stringify(value)) > maxMetadataBytes) {
     ctx.addIssue({ code: 'custom', message: `must be at most ${maxMetadataBytes} bytes serialized` });
   } else if (depthOf(value) > maxMetadataDepth) {
@@ -51,7 +128,7 @@ const metadata = z.unknown().superRefine((value, ctx) => {
   }
 });
 
-const common = { id: commandId.optional(), metadata: metadata.optional() };
+const common = { id: clientId.optional(), metadata: metadata.optional() };
 
 const payloadSchemas = {
   open_account: z.strictObject({ ...common, account: accountId, currency: currency.optional() }),
@@ -62,17 +139,17 @@ const payloadSchemas = {
     ...common,
     account: accountId,
     amount,
-    hold: commandId.optional(),
-    expires_at: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 timestamp with a time zone' }).optional(),
-    ttl_seconds: z.number({ error: 'must be a number' }).int('must be a whole number of seconds')
-      .positive('must be positive').max(maxHoldSeconds, 'must be at most 30 days').optional(),
+    // A new hold's id is a client id too: it defaults to the command id, and may be derived from it.
+    hold: clientId.optional(),
+    expires_at: expiresAt.optional(),
+    ttl_seconds: ttlSeconds.optional(),
   }).refine((p) => p.expires_at === undefined || p.ttl_seconds === undefined, {
     message: 'give expires_at or ttl_seconds, not both',
     path: ['ttl_seconds'],
   }),
-  capture: z.strictObject({ ...common, hold: commandId, amount: amount.optional(), to: accountId.optional() }),
-  release: z.strictObject({ ...common, hold: commandId }),
-  expire_hold: z.strictObject({ hold: commandId }),
+  capture: z.strictObject({ ...common, hold: holdRef, amount: amount.optional(), to: accountId.optional() }),
+  release: z.strictObject({ ...common, hold: holdRef }),
+  expire_hold: z.strictObject({ hold: holdRef }),
 } as const;
 
 export type ParseInput = {
@@ -86,9 +163,14 @@ export type ParseInput = {
   requireId?: boolean;
 };
 
+/**
+ * `request` is the payload as JSON text for the `json` column `billing.operations.request`: numbers
+ * as they were written, strings exactly (`\u0000` and lone surrogates escaped, which `json` keeps
+ * and `jsonb` would refuse). The ledger stores it as it is.
+ */
 export type ParsedCommand =
-  | { ok: true; command: Command; request: unknown; fingerprint: string }
-  | { ok: false; id: string; type: Command['type']; message: string; request: unknown; fingerprint: string };
+  | { ok: true; command: Command; request: string; fingerprint: string }
+  | { ok: false; id: string; type: Command['type']; message: string; request: string; fingerprint: string };
 
 /** Turns a job payload into a typed command, or into the reason it is not one. Never throws. */
 export function parseCommand(input: ParseInput): ParsedCommand {
@@ -96,28 +178,30 @@ export function parseCommand(input: ParseInput): ParsedCommand {
   try {
     return parsePayload(input, type);
   } catch (error) {
-    // Only a payload nested deep enough to exhaust the stack gets here; it is answered, not retried.
-    const message = error instanceof RangeError ? 'payload: nested too deeply' : `payload: ${String(error)}`;
-    return { ok: false, id: input.defaultId, type, message, request: { unreadable: true }, fingerprint: `unreadable:${input.defaultId}` };
+    // A payload built in code (not read from JSON text) can still get here, e.g. a cycle.
+    const message = error instanceof RangeError ? 'payload: nested too deeply' : 'payload: not JSON';
+    return { ok: false, id: input.defaultId, type, message, request: '{"unreadable":true}', fingerprint: `unreadable:${input.defaultId}` };
   }
 }
 
 function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
+  if (input.payload instanceof UnreadablePayload) return rejectUnreadable(input, type, input.payload);
   const tooDeep = findTooDeepField(input.payload);
-  if (tooDeep !== undefined) return rejectTooDeep(input, type, tooDeep);
-  const request = storableJson(input.payload);
+  if (tooDeep !== undefined) return rejectUnreadable(input, type, new UnreadablePayload('too_deep', 0, '', tooDeep, usableId(claimedIdOf(input.payload))));
+  const request = JSON.stringify(input.payload) ?? 'null';
   const fingerprint = fingerprintOf(type, input.payload);
-  const claimedId = isObject(input.payload) ? input.payload.id : undefined;
-  const id = commandId.safeParse(claimedId).success && isWellFormed(claimedId as string)
-    ? (claimedId as string)
-    : input.defaultId;
+  const claimedId = claimedIdOf(input.payload);
+  const id = commandIdProblem(claimedId) === undefined ? (claimedId as string) : input.defaultId;
   const reject = (message: string): ParsedCommand => ({ ok: false, id, type, message, request, fingerprint });
 
-  if (!isObject(input.payload)) return reject('payload: must be a JSON object');
-  const size = Buffer.byteLength(JSON.stringify(input.payload));
+  if (!isObject(input.payload)) return reject(`payload: must be a JSON object, not ${kindOf(input.payload)}`);
+  const size = Buffer.byteLength(request);
   if (size > maxPayloadBytes) return reject(`payload: is ${size} bytes, at most ${maxPayloadBytes} are accepted`);
   if (input.requireId && input.payload.id === undefined) return reject('id: is required for each element of a batch job');
-  const unstorable = findUnstorableText(input.payload, []);
+  // Metadata is stored as JSON text, which keeps any string; every other field ends up in a text
+  // column or in a message, which cannot hold a NUL or a lone surrogate.
+  const fields = Object.fromEntries(Object.entries(input.payload).filter(([key]) => key !== 'metadata'));
+  const unstorable = findUnstorableText(fields, []);
   if (unstorable) return reject(`${unstorable}: contains a NUL character or a lone surrogate, which PostgreSQL cannot store`);
 
   const parsed = payloadSchemas[input.task].safeParse(input.payload);
@@ -126,6 +210,15 @@ function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
   const base = { id, ...(p.metadata === undefined ? {} : { metadata: p.metadata as Record<string, unknown> }) };
   const command = buildCommand(input, base, p);
   return { ok: true, command, request, fingerprint };
+}
+
+function usableId(id: unknown): string | undefined {
+  return commandIdProblem(id) === undefined ? (id as string) : undefined;
+}
+
+function claimedIdOf(payload: unknown): unknown {
+  if (payload instanceof UnreadablePayload) return payload.claimedId;
+  return isObject(payload) ? payload.id : undefined;
 }
 
 function buildCommand(input: ParseInput, base: { id: string }, p: Record<string, unknown>): Command {
@@ -168,20 +261,21 @@ export function isCommandTask(name: string): name is CommandType {
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (!issue) return 'payload: invalid';
-  if (issue.code === 'unrecognized_keys') return `${issue.keys.map(quotableKey).join(', ')}: unknown field`;
-  const field = issue.path.length ? issue.path.join('.') : 'payload';
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `${field}: is required`;
+  if (issue.code === 'unrecognized_keys') return `${issue.keys.map((key) => quotableKey(storableText(key))).join(', ')}: unknown field`;
+  const field = issue.path.length ? issue.path.map((part) => storableText(String(part))).join('.') : 'payload';
   return `${field}: ${issue.message}`;
 }
 
 /**
  * The same command sent twice has the same fingerprint whatever the order of its keys; any other
- * difference (another amount, "111" against 111) makes it another command.
+ * difference makes it another command: another amount, "111" against 111, 1e3 against 1000 (numbers
+ * by their JSON text), "a\u0000b" against "a\ufffdb" (strings exactly).
  */
 export function fingerprintOf(type: string, payload: unknown): string {
-  return createHash('sha256').update(type).update('\n').update(canonicalJson(storableJson(payload))).digest('hex');
+  return createHash('sha256').update(type).update('\n').update(canonicalJson(payload)).digest('hex');
 }
 
+/** JSON with keys sorted; numbers kept as JSON text are written as they were sent. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (isObject(value)) {
@@ -191,16 +285,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** jsonb refuses NUL and lone surrogates; the stored request replaces them so the answer can be stored. */
-export function storableJson(value: unknown): unknown {
-  if (typeof value === 'string') return storableText(value);
-  if (Array.isArray(value)) return value.map(storableJson);
-  if (isObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [storableText(key), storableJson(inner)]));
-  }
-  return value;
-}
-
+/** A text that a message (a text column) can carry: NUL and lone surrogates replaced. */
 function storableText(text: string): string {
   return text.toWellFormed().replaceAll('\u0000', '\uFFFD');
 }
@@ -231,31 +316,40 @@ function quotableKey(key: string): string {
 }
 
 /**
- * A payload nested deeper than maxPayloadDepth is answered without being walked recursively (which
- * could exhaust the stack) or stored (jsonb has a depth limit of its own): the request keeps only
- * the id, and the fingerprint is the id's, so that the same refusal sent again is a replay.
+ * A payload refused before it was walked: over 64 KiB or nested too deep. The request keeps only
+ * what is known of it (not the payload: it may be megabytes, and jsonb or a walk may choke on it),
+ * and the fingerprint is that of its text (or of the refusal), so the same payload sent again is a
+ * replay and another one under the same id is a conflict.
  */
-function rejectTooDeep(input: ParseInput, type: Command['type'], field: string): ParsedCommand {
-  const claimedId = isObject(input.payload) ? input.payload.id : undefined;
-  const id = typeof claimedId === 'string' && commandId.safeParse(claimedId).success && isWellFormed(claimedId) ? claimedId : input.defaultId;
-  const message = field === 'metadata'
-    ? `metadata: must be nested at most ${maxMetadataDepth} levels deep`
-    : `${field}: is nested more than ${maxPayloadDepth} levels deep`;
-  const request = { id, nested_too_deeply: storableText(field) };
-  return { ok: false, id, type, message, request, fingerprint: fingerprintOf(type, request) };
+function rejectUnreadable(input: ParseInput, type: Command['type'], payload: UnreadablePayload): ParsedCommand {
+  const id = commandIdProblem(payload.claimedId) === undefined ? payload.claimedId! : input.defaultId;
+  let message: string;
+  let summary: Record<string, unknown>;
+  if (payload.reason === 'too_large') {
+    message = `payload: is ${payload.bytes} bytes, at most ${maxPayloadBytes} are accepted`;
+    summary = { id, payload_bytes: payload.bytes, refused: 'too large' };
+  } else {
+    const field = quotableKey(storableText(payload.field ?? 'payload'));
+    message = field === 'metadata'
+      ? `metadata: must be nested at most ${maxMetadataDepth} levels deep`
+      : `${field}: is nested more than ${maxPayloadDepth} levels deep`;
+    summary = { id, nested_too_deeply: field };
+  }
+  if (payload.digest) summary.sha256 = payload.digest;
+  return { ok: false, id, type, message, request: JSON.stringify(summary), fingerprint: fingerprintOf(type, summary) };
 }
 
 /** The top-level field (or `payload`) that nests deeper than maxPayloadDepth, found without recursion. */
 function findTooDeepField(payload: unknown): string | undefined {
   const pending: { value: unknown; depth: number; field: string }[] = [];
   if (isObject(payload)) {
-    for (const [key, value] of Object.entries(payload)) pending.push({ value, depth: 2, field: quotableKey(storableText(key)) });
+    for (const [key, value] of Object.entries(payload)) pending.push({ value, depth: 2, field: key });
   } else {
     pending.push({ value: payload, depth: 1, field: 'payload' });
   }
   while (pending.length > 0) {
     const { value, depth, field } = pending.pop()!;
-    if (typeof value !== 'object' || value === null) continue;
+    if (typeof value !== 'object' || value === null || isJsonNumber(value)) continue;
     if (depth > maxPayloadDepth) return field;
     for (const inner of Object.values(value)) pending.push({ value: inner, depth: depth + 1, field });
   }
@@ -268,6 +362,7 @@ function depthOf(value: unknown): number {
   return 0;
 }
 
+/** A JSON object: not an array, not a number kept as JSON text. */
 function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !isJsonNumber(value);
 }

@@ -7,6 +7,7 @@ export const sqlDirectory = fileURLToPath(new URL('../../sql', import.meta.url))
 
 export interface MigrateOptions {
   connectionString: string;
+  /** node-pg-migrate's warnings and errors. */
   log?: (message: string) => void;
   /** Names of the four group roles; defaults from BILLING_ROLE_* and then billing_owner etc. */
   roles?: Partial<RoleNames>;
@@ -31,7 +32,8 @@ export function roleNamesFromEnv(env: NodeJS.ProcessEnv = process.env): RoleName
 /**
  * graphile-worker installs its own schema first (our roles migration grants on it and
  * billing.submit calls graphile_worker.add_job), then node-pg-migrate applies sql/ in order,
- * under its advisory lock so that replicas started together migrate once.
+ * under its advisory lock so that replicas started together migrate once; then the owner, grants
+ * and policies are applied again to whatever the schemas hold now.
  */
 export async function migrate(options: MigrateOptions): Promise<string[]> {
   const log = options.log ?? (() => {});
@@ -57,11 +59,30 @@ export async function migrate(options: MigrateOptions): Promise<string[]> {
       log: () => {},
       logger: { debug: () => {}, info: () => {}, warn: (m: string) => log(m), error: (m: string) => log(m) },
     });
+    await applyAccess(client);
   } finally {
     await client.end().catch(() => {});
   }
-  for (const migration of applied) log(`applied ${migration.name}`);
+  // The names are returned, not logged: the caller prints them (once).
   return applied.map((migration) => migration.name);
+}
+
+/**
+ * Every run, not only when a migration was new: graphile-worker's migrations (run above, outside
+ * ours) may have added tables that need the owner, our roles' grants and row-level-security
+ * policies (sql/0009_narrow_roles.sql). Serialized on the migrations table, which only the owner
+ * can lock, so replicas started together do not grant at the same moment.
+ */
+async function applyAccess(client: pg.Client): Promise<void> {
+  await client.query('begin');
+  try {
+    await client.query('lock table public.pgbilling_migrations in exclusive mode');
+    await client.query('select billing.apply_access()');
+    await client.query('commit');
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  }
 }
 
 function quietLogger(): Logger {

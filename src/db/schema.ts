@@ -90,9 +90,9 @@ export interface BillingResultSeqLock {
 
 export interface BillingWorkerLiveness {
   backend_pid: number;
+  backend_start: Timestamp;
   host: string;
   id: string;
-  lock_key: number;
   os_pid: number;
   registered_at: Generated<Timestamp>;
 }

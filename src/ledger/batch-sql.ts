@@ -11,7 +11,7 @@ type Db = Kysely<DB>;
 
 export const resultsChannel = 'billing_results';
 
-type ElementType = 'int4' | 'int8' | 'text' | 'jsonb' | 'timestamptz';
+type ElementType = 'int4' | 'int8' | 'text' | 'json' | 'jsonb' | 'timestamptz';
 
 /** A list as one bound parameter, typed for the server: `$1::int8[]`. */
 function array<T>(values: readonly T[], type: ElementType): RawBuilder<T[]> {
@@ -99,11 +99,11 @@ export function writeValues(plan: BatchPlan) {
     entryBalanceAfter: plan.entries.map((e) => e.balanceAfter), entryHeldAfter: plan.entries.map((e) => e.heldAfter),
     expiryHold: plan.expiries.map((e) => e.hold), expiryRunAt: plan.expiries.map((e) => e.runAt),
     conflictId: plan.conflicts.map((c) => c.id), conflictType: plan.conflicts.map((c) => c.type),
-    conflictRequest: plan.conflicts.map((c) => jsonText(c.request)), conflictJob: plan.conflicts.map((c) => c.jobId),
+    conflictRequest: plan.conflicts.map((c) => c.request), conflictJob: plan.conflicts.map((c) => c.jobId),
     conflictNotice: plan.conflicts.map((c) => jsonText({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId })),
     hasResults: ops.length > 0,
     resultId: ops.map((o) => o.id), resultType: ops.map((o) => o.type), resultStatus: ops.map((o) => o.status),
-    resultCode: ops.map((o) => o.code), resultMessage: ops.map((o) => o.message), resultRequest: ops.map((o) => jsonText(o.request)),
+    resultCode: ops.map((o) => o.code), resultMessage: ops.map((o) => o.message), resultRequest: ops.map((o) => o.request),
     resultFingerprint: ops.map((o) => o.fingerprint), resultJob: ops.map((o) => o.jobId),
     resultBalances: ops.map((o) => jsonText(balancesToJson(o.balances))),
   };
@@ -172,7 +172,7 @@ export function writeStatement(db: Db) {
   const expiryRows = sql<{ hold: string; run_at: Date }>`unnest(${list('expiryHold', 'text')}, ${list('expiryRunAt', 'timestamptz')})`
     .as<'v'>(sql`v(hold, run_at)`);
   const conflictRows = sql<{ id: string; type: string; request: string; job_id: bigint | null; notice: string }>`unnest(
-    ${list('conflictId', 'text')}, ${list('conflictType', 'text')}, ${list('conflictRequest', 'jsonb')},
+    ${list('conflictId', 'text')}, ${list('conflictType', 'text')}, ${list('conflictRequest', 'json')},
     ${list('conflictJob', 'int8')}, ${list('conflictNotice', 'text')})`
     .as<'v'>(sql`v(id, type, request, job_id, notice)`);
   const resultRows = sql<{
@@ -180,7 +180,7 @@ export function writeStatement(db: Db) {
     fingerprint: string; job_id: bigint | null; balances: string; n: bigint;
   }>`unnest(
     ${list('resultId', 'text')}, ${list('resultType', 'text')}, ${list('resultStatus', 'text')}, ${list('resultCode', 'text')},
-    ${list('resultMessage', 'text')}, ${list('resultRequest', 'jsonb')}, ${list('resultFingerprint', 'text')},
+    ${list('resultMessage', 'text')}, ${list('resultRequest', 'json')}, ${list('resultFingerprint', 'text')},
     ${list('resultJob', 'int8')}, ${list('resultBalances', 'jsonb')})
     with ordinality`
     .as<'v'>(sql`v(id, type, status, code, message, request, fingerprint, job_id, balances, n)`);

@@ -47,7 +47,8 @@ export interface EntryRow extends Posting {
 }
 
 export interface NewOperation extends CommandResult {
-  request: unknown;
+  /** JSON text, stored as it is in the json column (see ParsedCommand). */
+  request: string;
   fingerprint: string;
   jobId: bigint | null;
 }
@@ -55,7 +56,7 @@ export interface NewOperation extends CommandResult {
 export interface BatchPlan {
   outcomes: ItemOutcome[];
   operations: NewOperation[];
-  conflicts: { id: string; type: OperationType; request: unknown; jobId: bigint | null }[];
+  conflicts: { id: string; type: OperationType; request: string; jobId: bigint | null }[];
   openedAccounts: { account: string; currency: string }[];
   /** Final state of every account whose balance or held changed. */
   changedAccounts: Map<string, AccountBalance>;

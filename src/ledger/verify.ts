@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { commandTypes, taskPrefix } from '../commands/codes.ts';
+import { commandTypes, expireTaskName, taskPrefix } from '../commands/codes.ts';
 import type { BillingDb } from '../db/kysely.ts';
 
 export interface VerifyCheck {
@@ -78,6 +78,17 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
       where not exists (
         select 1 from pg_constraint as c
         where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)`);
+
+    // Money held past its time is stuck money (SPEC: an expired hold is released within 5 seconds).
+    await check('no active hold more than 5 s past its expiry', 'breach', sql<{ example: string }>`
+      select format('hold %s of %s: %s held, expired %s ago', hold, account, amount, date_trunc('second', now() - expires_at)) as example
+      from billing.holds where status = 'active' and expires_at < now() - interval '5 seconds'
+      order by expires_at`);
+
+    await check('no expiry job failing or failed', 'breach', sql<{ example: string }>`
+      select format('job %s %s: attempt %s of %s: %s', id, task_identifier, attempts, max_attempts, left(coalesce(last_error, ''), 80)) as example
+      from graphile_worker.jobs
+      where task_identifier = ${expireTaskName} and (last_error is not null or attempts >= max_attempts)`);
 
     await check('billing jobs that failed for good', 'warning', sql<{ example: string }>`
       select format('job %s %s: %s', id, task_identifier, left(coalesce(last_error, ''), 80)) as example

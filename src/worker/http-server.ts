@@ -2,16 +2,41 @@ import { createServer, type Server } from 'node:http';
 import type { Metrics } from './metrics.ts';
 
 export interface HealthChecks {
-  /** Alive: the runner is running. A supervisor restarts the process when this fails. */
+  /** Alive: the process is running its runner, or getting a fresh one after losing the database. */
   live(): boolean;
-  /** Ready: alive and the database answers. */
+  /** Ready: a runner takes jobs and the database answers. */
   ready(): Promise<boolean>;
   /** Refreshes gauges read from the database (queue depth) before a scrape. */
   beforeScrape(): Promise<void>;
 }
 
-/** /healthz, /readyz and Prometheus /metrics on one small HTTP server. */
-export function startHttpServer(port: number, metrics: Metrics, checks: HealthChecks): Promise<Server> {
+export interface Listen {
+  /** The port wanted; 0 asks the OS for any free one. */
+  port: number;
+  host: string;
+  /**
+   * True when the user asked for this port: taken means an error (PortTakenError). False for the
+   * default, which is only a preference: the next `fallbackPorts` ports are tried, then any free one.
+   */
+  explicit: boolean;
+}
+
+/** How many ports after the default a worker tries before it takes any free one (README: Metrics). */
+export const fallbackPorts = 9;
+
+/** An explicitly asked-for port is in use (or not ours to bind): the message names the setting. */
+export class PortTakenError extends Error {
+  constructor(port: number, host: string, cause: string) {
+    super(`BILLING_HTTP_PORT=${port}: cannot listen on ${host}:${port} (${cause}); choose another port, or unset it to take a free one`);
+    this.name = 'PortTakenError';
+  }
+}
+
+/**
+ * /healthz, /readyz and Prometheus /metrics on one small HTTP server. Resolves with the server
+ * listening; `server.address()` is where it listens, which is what the logs and the banner show.
+ */
+export async function startHttpServer(listen: Listen, metrics: Metrics, checks: HealthChecks): Promise<Server> {
   const server = createServer((request, response) => {
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       response.writeHead(status, { 'content-type': type });
@@ -32,8 +57,32 @@ export function startHttpServer(port: number, metrics: Metrics, checks: HealthCh
     };
     route().catch((error: unknown) => reply(500, `${String(error)}\n`));
   });
+  if (listen.explicit) {
+    await bind(server, listen.port, listen.host).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'EADDRINUSE' || error.code === 'EACCES' || error.code === 'EADDRNOTAVAIL'
+        ? new PortTakenError(listen.port, listen.host, error.code === 'EADDRINUSE' ? 'in use' : error.code) : error;
+    });
+    return server;
+  }
+  const candidates = listen.port === 0 ? [0] : [...Array.from({ length: fallbackPorts + 1 }, (_, i) => listen.port + i), 0];
+  for (const port of candidates) {
+    try {
+      await bind(server, port, listen.host);
+      return server;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0) throw error;
+    }
+  }
+  throw new Error('unreachable: port 0 either binds or throws');
+}
+
+function bind(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, () => resolve(server));
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen({ port, host, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
   });
 }

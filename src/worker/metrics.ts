@@ -1,7 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { commandTypes, expireTaskName, taskPrefix, type OperationType, type ResultCode } from '../commands/codes.ts';
+import { serviceVersion } from '../version.ts';
 import { errorCode, isTransientError } from './errors.ts';
 
-/** Prometheus metrics of one worker process, served on /metrics. */
+/** Prometheus metrics of one worker process, served on /metrics (README: Metrics). */
 export interface Metrics {
   registry: Registry;
   commands: Counter<'type' | 'code'>;
@@ -12,12 +14,45 @@ export interface Metrics {
   batchSize: Histogram;
   batchSeconds: Histogram<'outcome'>;
   queueDepth: Gauge<'task'>;
+  /** Age of the oldest job that could run now and waits: the queue's backlog in time. */
+  oldestWaitingSeconds: Gauge;
+  /** Jobs handed back from dead workers by this process's reaper (they then run elsewhere or here). */
+  jobsReclaimed: Counter;
+  /** Jobs graphile-worker gave up on (max attempts reached): each needs a human. */
+  jobsFailed: Counter<'task'>;
+  /** Times this process lost the database and started a fresh queue runner. */
+  runnerRestarts: Counter;
   observeBatch(size: number, durationMs: number, error?: unknown): void;
 }
+
+/**
+ * The result codes each operation can end with (SPEC section 2), so that every series a dashboard
+ * or an alert reads exists at 0 from the start: `rate()` and `absent()` work on a fresh worker.
+ */
+const codesByType: Record<OperationType, readonly ResultCode[]> = {
+  open_account: ['account_exists'],
+  credit: ['account_not_found', 'overflow'],
+  debit: ['account_not_found', 'insufficient_funds'],
+  transfer: ['account_not_found', 'same_account', 'currency_mismatch', 'insufficient_funds', 'overflow'],
+  hold: ['account_not_found', 'insufficient_funds', 'hold_exists'],
+  capture: ['hold_not_found', 'hold_closed', 'amount_exceeds_hold', 'account_not_found', 'currency_mismatch', 'overflow'],
+  release: ['hold_not_found', 'hold_closed'],
+  expire: [],
+};
+const everyCommandCanEnd: readonly ResultCode[] = ['ok', 'invalid_command', 'id_conflict'];
+
+/** The tasks this service runs: graphile-worker task names, the label of queue and retry series. */
+export const knownTasks = [...commandTypes.map((type) => `${taskPrefix}${type}`), expireTaskName];
+
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const buildInfo = new Gauge({
+    name: 'billing_build_info', help: 'Always 1; the labels say which build runs (join on instance)',
+    labelNames: ['version', 'node_version'] as const, registers: [registry],
+  });
+  buildInfo.set({ version: serviceVersion, node_version: process.version }, 1);
   const metrics: Omit<Metrics, 'observeBatch'> = {
     registry,
     commands: new Counter({
@@ -51,10 +86,39 @@ export function createMetrics(): Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     }),
     queueDepth: new Gauge({
-      name: 'billing_queue_depth', help: 'Jobs waiting per billing task (unknown billing/ names included)',
+      name: 'billing_queue_depth',
+      help: 'Jobs waiting per billing task, in the whole database (every replica reports the same: use max(), not sum())',
       labelNames: ['task'] as const, registers: [registry],
     }),
+    oldestWaitingSeconds: new Gauge({
+      name: 'billing_oldest_waiting_job_seconds',
+      help: 'Age of the oldest billing job due and not taken, in the whole database (0 when none; use max() across replicas)',
+      registers: [registry],
+    }),
+    jobsReclaimed: new Counter({
+      name: 'billing_jobs_reclaimed_total', help: 'Jobs locked by dead workers that this worker handed back to the queue',
+      registers: [registry],
+    }),
+    jobsFailed: new Counter({
+      name: 'billing_jobs_failed_total', help: 'Jobs that failed for good (max attempts reached): they stay in graphile_worker.jobs',
+      labelNames: ['task'] as const, registers: [registry],
+    }),
+    runnerRestarts: new Counter({
+      name: 'billing_runner_restarts_total', help: 'Fresh queue runners started after losing the database (a PostgreSQL restart)',
+      registers: [registry],
+    }),
   };
+  for (const [type, codes] of Object.entries(codesByType) as [OperationType, readonly ResultCode[]][]) {
+    metrics.latency.zero({ type });
+    for (const code of type === 'expire' ? ['ok' as const] : [...everyCommandCanEnd, ...codes]) metrics.commands.inc({ type, code }, 0);
+    if (type !== 'expire') metrics.idConflicts.inc({ type }, 0);
+  }
+  for (const task of knownTasks) {
+    metrics.retries.inc({ task }, 0);
+    metrics.jobsFailed.inc({ task }, 0);
+    metrics.queueDepth.set({ task }, 0);
+  }
+  for (const outcome of ['committed', 'failed']) metrics.batchSeconds.zero({ outcome });
   return {
     ...metrics,
     observeBatch(size, durationMs, error) {

@@ -1,120 +1,269 @@
-import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { taskPrefix } from '../commands/codes.ts';
 import type { Config } from '../config.ts';
+import { answers } from '../db/connection.ts';
 import type { Logger } from '../logger.ts';
-import { attachLivenessToRunner, registerWorkerLiveness, startDeadWorkerReaper } from './dead-worker-recovery.ts';
+import { describeError } from './describe-error.ts';
+import { RegistrationGatedPool, startRecovery, type Recovery, type RecoveryLogger } from './recovery/recovery.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
 import { queueSettings } from './queue-settings.ts';
+import { assertMigrated } from './schema-check.ts';
+import { queuePoolTypes } from './queue-pool-types.ts';
 
 export const taskDirectory = fileURLToPath(new URL('../../tasks', import.meta.url));
 
 export interface RunningWorker {
   runtime: WorkerRuntime;
-  runner: Runner;
+  /** The queue runner working now (a fresh one after each PostgreSQL restart). */
+  readonly runner: Runner;
+  /** The port /metrics listens on (undefined: no HTTP server), and the address. */
   httpPort: number | undefined;
+  httpHost: string | undefined;
   /** Graceful: in-flight commands finish, queued ones go back to the queue unlocked. */
   stop(): Promise<void>;
-  /** Settles when the runner ends; rejects if it ended by itself. */
+  /** Settles once stopped. */
   done: Promise<void>;
 }
 
 /**
- * Starts graphile-worker with our tasks, the dead-worker reaper and the HTTP endpoints.
- * `onFatal` is called when this process must stop working at once: its liveness registration was
- * lost (other workers may now be handed its jobs) or the runner ended by itself. `billing worker`
- * exits non-zero there, so that its supervisor starts a fresh one.
+ * Starts a billing worker: the HTTP endpoints, then (if the database is migrated: it creates
+ * nothing) graphile-worker with our tasks and the dead-worker reaper. When the database goes away
+ * (a PostgreSQL restart: the liveness session or the runner is lost) it stops that runner, waits
+ * until PostgreSQL answers again and starts a fresh one in this process, as graphile-worker and
+ * pg-boss users expect. `onFatal` is called only if that is impossible (the schema went away).
  */
 export async function startWorker(config: Config, logger: Logger, onFatal: (error: Error) => void): Promise<RunningWorker> {
-  const runtime = createRuntime(config, logger);
-  setRuntime(runtime);
   const connectionString = config.databaseUrl!;
-  const registration = await registerWorkerLiveness({
-    connectionString,
-    logger,
-    onLost: (error) => {
-      logger.error({ err: error }, 'liveness registration lost: this worker must stop');
-      onFatal(error);
-    },
-  });
-  const settings = queueSettings(config);
-  const maxPoolSize = settings.maxPoolSize;
-  const queuePool = new pg.Pool({
-    connectionString, max: maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
-  });
-  // graphile-worker installs handlers of its own unless the pool it is given has both.
-  queuePool.on('error', (error) => logger.warn({ err: error }, 'idle queue connection lost'));
-  queuePool.on('connect', (client) => client.on('error', () => {}));
-  const events = new EventEmitter();
-  // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
-  attachLivenessToRunner({ events, pgPool: queuePool, registration, logger });
-  const reaper = startDeadWorkerReaper({ pgPool: queuePool, logger, intervalMs: config.recoveryIntervalMs });
-  const runner = await run({
-    pgPool: queuePool,
-    events,
-    concurrency: settings.concurrency,
-    taskDirectory,
-    noHandleSignals: true,
-    logger: graphileLogger(logger),
-    preset: settings.preset,
-  });
+  await assertMigrated(connectionString);
+  const runtime = createRuntime(config, logger);
   let stopping = false;
+  let runner: QueueRunner | undefined;
   let server: Server | undefined;
   if (config.httpPort >= 0) {
-    server = await startHttpServer(config.httpPort, runtime.metrics, {
-      live: () => !stopping,
-      ready: async () => !stopping && (await sql`select 1`.execute(runtime.db).then(() => true, () => false)),
-      beforeScrape: () => refreshQueueDepth(runtime),
-    });
+    try {
+      server = await startHttpServer({ port: config.httpPort, host: config.httpHost, explicit: config.httpPortExplicit }, runtime.metrics, {
+        live: () => !stopping,
+        ready: async () => !stopping && runner !== undefined && (await sql`select 1`.execute(runtime.db).then(() => true, () => false)),
+        beforeScrape: () => refreshQueueGauges(runtime),
+      });
+    } catch (error) {
+      await runtime.close();
+      throw error;
+    }
   }
+  setRuntime(runtime);
   const address = server?.address();
   const httpPort = address && typeof address === 'object' ? address.port : undefined;
-  logger.info({ concurrency: config.concurrency, batch_size: config.batchSize, http_port: httpPort }, 'worker started');
+  const httpHost = address && typeof address === 'object' ? address.address : undefined;
+  if (httpPort !== undefined && !config.httpPortExplicit && config.httpPort !== 0 && httpPort !== config.httpPort) {
+    logger.info({ http_port: httpPort, default_port: config.httpPort }, 'default metrics port taken (another worker on this host?): using the next free one');
+  }
 
-  const done = runner.promise.then(
-    () => {
-      if (!stopping) throw new Error('graphile-worker runner stopped by itself');
-    },
-    (error: unknown) => {
-      throw error instanceof Error ? error : new Error(String(error));
-    },
-  );
-  done.catch((error: Error) => {
-    if (stopping) return;
-    logger.error({ err: error }, 'graphile-worker runner ended');
-    onFatal(error);
-  });
+  const wake = new AbortController();
+  const lost = (reason: Error) => {
+    if (stopping || restarting) return;
+    restarting = restartRunner(reason).finally(() => (restarting = undefined));
+  };
+  let restarting: Promise<void> | undefined;
+  try {
+    runner = await startQueueRunner(config, runtime, logger, lost);
+  } catch (error) {
+    server?.close();
+    await runtime.close();
+    setRuntime(undefined);
+    throw error;
+  }
+  logger.info({ concurrency: config.concurrency, batch_size: config.batchSize, http_port: httpPort, http_host: httpHost }, 'worker started');
+
+  /** Stops the lost runner, then starts fresh ones until one runs (or the worker is stopped). */
+  async function restartRunner(reason: Error): Promise<void> {
+    logger.warn({ reason: describeError(reason) }, 'lost the database: stopping this queue runner, a fresh one starts when PostgreSQL answers');
+    const old = runner;
+    runner = undefined;
+    await old?.stop();
+    for (let delayMs = 100; !stopping; delayMs = Math.min(delayMs * 2, 5_000)) {
+      if (await answers(connectionString)) {
+        try {
+          await assertMigrated(connectionString);
+          runner = await startQueueRunner(config, runtime, logger, lost);
+          runtime.metrics.runnerRestarts.inc();
+          logger.info('back at work: a fresh queue runner takes jobs');
+          if (stopping) await runner.stop();
+          return;
+        } catch (error) {
+          if (error instanceof Error && error.name === 'NotMigratedError') {
+            onFatal(error);
+            return;
+          }
+          logger.warn({ error: describeError(error) }, 'starting a fresh queue runner failed: trying again');
+        }
+      }
+      await sleep(delayMs, wake.signal);
+    }
+  }
+
+  let stopped: Promise<void> | undefined;
   return {
     runtime,
-    runner,
+    get runner() {
+      if (!runner) throw new Error('no queue runner right now: the worker is reconnecting to PostgreSQL');
+      return runner.runner;
+    },
     httpPort,
-    done,
-    async stop() {
-      if (stopping) return done.catch(() => {});
-      stopping = true;
-      await runner.stop('shutdown requested');
-      await done.catch(() => {});
-      server?.close();
-      await reaper.stop();
-      await registration.release();
-      await queuePool.end();
-      await runtime.close();
-      setRuntime(undefined);
+    httpHost,
+    get done() {
+      return stopped ?? new Promise<void>(() => {});
+    },
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        wake.abort();
+        await restarting;
+        await runner?.stop();
+        server?.close();
+        await runtime.close();
+        setRuntime(undefined);
+      })();
+      return stopped;
     },
   };
 }
 
-/** Jobs waiting per billing task, unknown `billing/` names included (they wait forever). */
-async function refreshQueueDepth(runtime: WorkerRuntime): Promise<void> {
-  const { rows } = await sql<{ task: string; waiting: bigint }>`
-    select task_identifier as task, count(*) as waiting from graphile_worker.jobs
+interface QueueRunner {
+  runner: Runner;
+  /** Graceful when the database answers; otherwise as far as it gets. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * One graphile-worker runner with its own queue pool, liveness registration and reaper: what a
+ * PostgreSQL restart takes away, and what is started again afterwards. `onLost` is called (once)
+ * when it can no longer work: its liveness registration is gone (other workers may now be handed
+ * its jobs) or the runner ended by itself.
+ */
+async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: Logger, onLost: (reason: Error) => void): Promise<QueueRunner> {
+  const connectionString = config.databaseUrl!;
+  const recoveryLogger = shortIdLists(logger);
+  let stopping = false;
+  let lost = false;
+  const lose = (reason: Error) => {
+    if (stopping || lost) return;
+    lost = true;
+    onLost(reason);
+  };
+  const settings = queueSettings(config);
+  const queuePool = new RegistrationGatedPool({
+    connectionString, max: settings.maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
+    // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
+    types: queuePoolTypes,
+  });
+  // graphile-worker installs handlers of its own unless the pool it is given has both. The error
+  // is summarised: node-pg attaches the whole client to it (its secretKey, its config).
+  queuePool.on('error', (error) => {
+    if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
+  });
+  queuePool.on('connect', (client) => client.on('error', () => {}));
+  // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
+  let recovery: Recovery;
+  try {
+    recovery = await startRecovery({
+      connectionString,
+      queuePool,
+      logger: recoveryLogger,
+      onLost: lose,
+      reaperIntervalMs: config.recoveryIntervalMs,
+      onRecovered: (result) => runtime.metrics.jobsReclaimed.inc(result.unlockedJobs),
+    });
+  } catch (error) {
+    await queuePool.end().catch(() => {});
+    throw error;
+  }
+  const events = recovery.events;
+  events.on('job:failed', ({ job }: { job: { task_identifier: string } }) => runtime.metrics.jobsFailed.inc({ task: job.task_identifier }));
+  const cleanUp = async () => {
+    await recovery.stop();
+    await queuePool.end().catch(() => {});
+  };
+  let runner: Runner;
+  try {
+    runner = await run({
+      pgPool: queuePool,
+      events,
+      concurrency: settings.concurrency,
+      taskDirectory,
+      noHandleSignals: true,
+      logger: graphileLogger(logger, () => lost),
+      preset: settings.preset,
+    });
+  } catch (error) {
+    stopping = true;
+    await cleanUp();
+    throw error;
+  }
+  runner.promise.then(
+    () => lose(new Error('graphile-worker runner stopped by itself')),
+    (error: unknown) => lose(error instanceof Error ? error : new Error(String(error))),
+  );
+  let stopped: Promise<void> | undefined;
+  return {
+    runner,
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        await runner.stop('shutdown requested').catch((error: unknown) =>
+          logger.debug({ error: describeError(error) }, 'queue runner did not stop cleanly (its jobs go back through the reaper)'));
+        await runner.promise.catch(() => {});
+        await cleanUp();
+      })();
+      return stopped;
+    },
+  };
+}
+
+/**
+ * The reaper and the liveness registration log the ids they handle: 201 of them at every start
+ * (the pool and 200 workers, 5.7 KB). Info lines say how many; the ids themselves go to debug.
+ */
+function shortIdLists(logger: Logger): RecoveryLogger {
+  const shorten = (level: 'info' | 'warn' | 'error') => (fields: object, message: string) => {
+    const ids = (fields as { ids?: unknown }).ids;
+    if (Array.isArray(ids) && ids.length > 3) {
+      logger[level]({ ...fields, ids: undefined, id_count: ids.length }, message);
+      logger.debug({ ids }, `${message}: the ids`);
+    } else {
+      logger[level](fields, message);
+    }
+  };
+  return { info: shorten('info'), warn: shorten('warn'), error: shorten('error') };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/**
+ * Jobs waiting per billing task (unknown `billing/` names included: they wait forever) and the age
+ * of the oldest one due. Read from the shared tables: every replica reports the same values.
+ */
+async function refreshQueueGauges(runtime: WorkerRuntime): Promise<void> {
+  const { rows } = await sql<{ task: string; waiting: bigint; oldest_seconds: number | null }>`
+    select task_identifier as task, count(*) as waiting,
+      extract(epoch from now() - min(run_at) filter (where run_at <= now() and attempts < max_attempts))::float8 as oldest_seconds
+    from graphile_worker.jobs
     where task_identifier like ${`${taskPrefix}%`} and locked_at is null group by 1`.execute(runtime.db);
-  runtime.metrics.queueDepth.reset();
-  for (const row of rows) runtime.metrics.queueDepth.set({ task: row.task }, Number(row.waiting));
+  const { queueDepth, oldestWaitingSeconds } = runtime.metrics;
+  for (const task of (await queueDepth.get()).values.map((value) => value.labels.task)) if (task) queueDepth.set({ task }, 0);
+  for (const row of rows) queueDepth.set({ task: row.task }, Number(row.waiting));
+  oldestWaitingSeconds.set(Math.max(0, ...rows.map((row) => row.oldest_seconds ?? 0)));
 }

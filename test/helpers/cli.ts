@@ -118,3 +118,19 @@ export async function startWorkerProcess(databaseUrl: string, env: Record<string
   const match = await worker.waitFor(/"http_port":(\d+)[^\n]*"msg":"worker started"/);
   return { worker, httpPort: Number(match[1]) };
 }
+
+/**
+ * A test file's own migrated database with a `billing worker` process on it, stopped and dropped at
+ * the end; `billing(...args)` runs the CLI against it.
+ */
+export async function cliOnWorkerDatabase(t: { teardown(fn: () => Promise<void>): void }, label: string) {
+  const { createTestDatabase } = await import('./database.ts');
+  const database = await createTestDatabase(label);
+  const env = { DATABASE_URL: database.url };
+  const { worker } = await startWorkerProcess(database.url);
+  t.teardown(async () => {
+    await worker.stop();
+    await database.drop();
+  });
+  return { database, env, billing: (...args: string[]) => runCli(args, env) };
+}

@@ -1,11 +1,18 @@
 /**
- * A second, deliberately plain implementation of SPEC section 2 (commands) and section 3
- * (idempotency), for the property tests. It shares no code with src/: what the worker and this
+ * A second, deliberately plain implementation of SPEC section 2 (commands, hold expiry) and section
+ * 3 (idempotency), for the property tests. It shares no code with src/: what the worker and this
  * model agree on, two independent readings of the spec agree on.
+ *
+ * Where the spec leaves an order open, the model takes the worker's documented one: a hold checks
+ * its account, then its hold id, then its expiry (in the past or more than 30 days ahead:
+ * `invalid_command`), then the money.
  */
 
 const maxBigint = 9223372036854775807n;
 const accountIdPattern = /^[A-Za-z0-9_.:@-]{1,64}$/;
+const maxHoldMs = 30 * 24 * 60 * 60 * 1000;
+/** An ISO 8601 timestamp with a zone, as the spec asks of `expires_at`. */
+const timestampPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 export interface ModelAccount {
   currency: string;
@@ -16,17 +23,28 @@ export interface ModelAccount {
 export interface ModelHold {
   account: string;
   amount: bigint;
-  status: 'active' | 'captured' | 'released';
+  status: 'active' | 'captured' | 'released' | 'expired';
+  /** Milliseconds since the epoch, or null for a hold that never expires. */
+  expiresAt: number | null;
+}
+
+export interface ModelBalance {
+  account: string;
+  balance: bigint;
+  held: bigint;
 }
 
 /** What the service must answer to one command. */
 export type Prediction =
-  /** a new result row with this code */
-  | { kind: 'result'; code: string }
+  /** a new result row with this code, and the balances it left on the accounts it touched */
+  | { kind: 'result'; code: string; balances: ModelBalance[] }
   /** the same id and payload again: no new row, the first result stands */
   | { kind: 'replay'; code: string }
   /** the id again with another payload: the first result stands, the reuse is recorded */
-  | { kind: 'conflict'; code: string };
+  | { kind: 'conflict'; code: string }
+  /** an expiry with nothing to do (no such active hold, no expiry, not due yet): no row at all;
+   * `retryAt` is when it falls due, if it is not due yet */
+  | { kind: 'skipped'; retryAt: number | null };
 
 type Payload = Record<string, unknown>;
 
@@ -35,7 +53,7 @@ const allowedFields: Record<string, string[]> = {
   credit: ['account', 'amount'],
   debit: ['account', 'amount'],
   transfer: ['from', 'to', 'amount'],
-  hold: ['account', 'amount', 'hold'],
+  hold: ['account', 'amount', 'hold', 'expires_at', 'ttl_seconds'],
   capture: ['hold', 'amount', 'to'],
   release: ['hold'],
 };
@@ -52,102 +70,144 @@ const requiredFields: Record<string, string[]> = {
 export class ReferenceLedger {
   readonly accounts = new Map<string, ModelAccount>();
   readonly holds = new Map<string, ModelHold>();
+  /** The database clock, in milliseconds since the epoch: holds expire against it. */
+  now: number;
   private readonly seen = new Map<string, { key: string; code: string }>();
   private readonly defaultCurrency: string;
 
-  constructor(defaultCurrency: string) {
+  constructor(defaultCurrency: string, now = 0) {
     this.defaultCurrency = defaultCurrency;
+    this.now = now;
   }
 
-  /** Applies one command in order and says what the service must answer. */
-  submit(type: string, payload: Payload): Prediction {
-    const id = payload.id as string;
+  /**
+   * Applies one command in order and says what the service must answer. `type` is the task name
+   * (`expire_hold` for the service's own expiry); `defaultId` is the id the service gives a command
+   * that brings none (or an unusable one).
+   */
+  submit(type: string, payload: Payload, defaultId?: string): Prediction {
+    const id = type === 'expire_hold' ? `expire:${String(payload.hold)}` : isCommandId(payload.id) ? payload.id : defaultId;
+    if (id === undefined) throw new Error(`the model needs a default id for ${stableJson(payload)}`);
     const key = `${type} ${stableJson(payload)}`;
     const earlier = this.seen.get(id);
     if (earlier) return earlier.key === key ? { kind: 'replay', code: earlier.code } : { kind: 'conflict', code: 'id_conflict' };
-    const code = isValid(type, payload) ? this.decideAndApply(type, payload) : 'invalid_command';
-    this.seen.set(id, { key, code });
-    return { kind: 'result', code };
+    if (type === 'expire_hold') {
+      const expiry = this.expire(payload.hold as string);
+      if (expiry.kind === 'skipped') return expiry;
+      this.seen.set(id, { key, code: 'ok' });
+      return { kind: 'result', code: 'ok', balances: this.balancesOf(expiry.touched) };
+    }
+    const decided = isValid(type, payload) ? this.decideAndApply(type, { ...payload, id }) : { code: 'invalid_command', touched: [] };
+    this.seen.set(id, { key, code: decided.code });
+    return { kind: 'result', code: decided.code, balances: this.balancesOf(decided.touched) };
   }
 
-  private decideAndApply(type: string, p: Payload): string {
+  private balancesOf(accounts: string[]): ModelBalance[] {
+    return [...new Set(accounts)].map((account) => {
+      const { balance, held } = this.accounts.get(account)!;
+      return { account, balance, held };
+    });
+  }
+
+  /** Open for capture and release: active, and its expiry (if any) not reached by the clock. */
+  private isOpen(hold: ModelHold): boolean {
+    return hold.status === 'active' && (hold.expiresAt === null || hold.expiresAt > this.now);
+  }
+
+  private expire(holdId: string): { kind: 'skipped'; retryAt: number | null } | { kind: 'applied'; touched: string[] } {
+    const hold = this.holds.get(holdId);
+    if (!hold || hold.status !== 'active' || hold.expiresAt === null) return { kind: 'skipped', retryAt: null };
+    if (hold.expiresAt > this.now) return { kind: 'skipped', retryAt: hold.expiresAt };
+    this.accounts.get(hold.account)!.held -= hold.amount;
+    hold.status = 'expired';
+    return { kind: 'applied', touched: [hold.account] };
+  }
+
+  private decideAndApply(type: string, p: Payload): { code: string; touched: string[] } {
+    const rejected = (code: string) => ({ code, touched: [] });
+    const ok = (...touched: string[]) => ({ code: 'ok', touched });
     switch (type) {
       case 'open_account': {
         const account = p.account as string;
-        if (this.accounts.has(account)) return 'account_exists';
+        if (this.accounts.has(account)) return rejected('account_exists');
         this.accounts.set(account, { currency: (p.currency as string | undefined) ?? this.defaultCurrency, balance: 0n, held: 0n });
-        return 'ok';
+        return ok(account);
       }
       case 'credit': {
         const account = this.accounts.get(p.account as string);
         const amount = toAmount(p.amount);
-        if (!account) return 'account_not_found';
-        if (account.balance + amount > maxBigint) return 'overflow';
+        if (!account) return rejected('account_not_found');
+        if (account.balance + amount > maxBigint) return rejected('overflow');
         account.balance += amount;
-        return 'ok';
+        return ok(p.account as string);
       }
       case 'debit': {
         const account = this.accounts.get(p.account as string);
         const amount = toAmount(p.amount);
-        if (!account) return 'account_not_found';
-        if (account.balance - account.held < amount) return 'insufficient_funds';
+        if (!account) return rejected('account_not_found');
+        if (account.balance - account.held < amount) return rejected('insufficient_funds');
         account.balance -= amount;
-        return 'ok';
+        return ok(p.account as string);
       }
       case 'transfer': {
-        if (p.from === p.to) return 'same_account';
+        if (p.from === p.to) return rejected('same_account');
         const from = this.accounts.get(p.from as string);
         const to = this.accounts.get(p.to as string);
         const amount = toAmount(p.amount);
-        if (!from || !to) return 'account_not_found';
-        if (from.currency !== to.currency) return 'currency_mismatch';
-        if (from.balance - from.held < amount) return 'insufficient_funds';
-        if (to.balance + amount > maxBigint) return 'overflow';
+        if (!from || !to) return rejected('account_not_found');
+        if (from.currency !== to.currency) return rejected('currency_mismatch');
+        if (from.balance - from.held < amount) return rejected('insufficient_funds');
+        if (to.balance + amount > maxBigint) return rejected('overflow');
         from.balance -= amount;
         to.balance += amount;
-        return 'ok';
+        return ok(p.from as string, p.to as string);
       }
       case 'hold': {
         const account = this.accounts.get(p.account as string);
         const amount = toAmount(p.amount);
         const holdId = (p.hold as string | undefined) ?? (p.id as string);
-        if (!account) return 'account_not_found';
-        if (this.holds.has(holdId)) return 'hold_exists';
-        if (account.balance - account.held < amount) return 'insufficient_funds';
+        if (!account) return rejected('account_not_found');
+        if (this.holds.has(holdId)) return rejected('hold_exists');
+        const expiresAt = p.expires_at !== undefined ? Date.parse(p.expires_at as string)
+          : p.ttl_seconds !== undefined ? this.now + (p.ttl_seconds as number) * 1000
+          : null;
+        if (expiresAt !== null && (expiresAt <= this.now || expiresAt - this.now > maxHoldMs)) return rejected('invalid_command');
+        if (account.balance - account.held < amount) return rejected('insufficient_funds');
         account.held += amount;
-        this.holds.set(holdId, { account: p.account as string, amount, status: 'active' });
-        return 'ok';
+        this.holds.set(holdId, { account: p.account as string, amount, status: 'active', expiresAt });
+        return ok(p.account as string);
       }
       case 'capture': {
         const hold = this.holds.get(p.hold as string);
-        if (!hold) return 'hold_not_found';
-        if (hold.status !== 'active') return 'hold_closed';
+        if (!hold) return rejected('hold_not_found');
+        if (!this.isOpen(hold)) return rejected('hold_closed');
         const amount = p.amount === undefined ? hold.amount : toAmount(p.amount);
-        if (amount > hold.amount) return 'amount_exceeds_hold';
+        if (amount > hold.amount) return rejected('amount_exceeds_hold');
         const source = this.accounts.get(hold.account)!;
         if (p.to === undefined) {
           source.held -= hold.amount;
           source.balance -= amount;
-        } else {
-          const to = this.accounts.get(p.to as string);
-          if (!to) return 'account_not_found';
-          if (to.currency !== source.currency) return 'currency_mismatch';
-          // The captured money leaves the source before it reaches `to` (which may be the source).
-          if (to !== source && to.balance + amount > maxBigint) return 'overflow';
-          source.held -= hold.amount;
-          source.balance -= amount;
-          to.balance += amount;
+          hold.status = 'captured';
+          return ok(hold.account);
         }
+        const to = this.accounts.get(p.to as string);
+        if (!to) return rejected('account_not_found');
+        if (to.currency !== source.currency) return rejected('currency_mismatch');
+        // The captured money leaves the source before it reaches `to` (which may be the source).
+        if (to !== source && to.balance + amount > maxBigint) return rejected('overflow');
+        source.held -= hold.amount;
+        source.balance -= amount;
+        to.balance += amount;
         hold.status = 'captured';
-        return 'ok';
+        return ok(hold.account, p.to as string);
       }
       case 'release': {
         const hold = this.holds.get(p.hold as string);
-        if (!hold) return 'hold_not_found';
-        if (hold.status !== 'active') return 'hold_closed';
+        if (!hold) return rejected('hold_not_found');
+        if (!this.isOpen(hold)) return rejected('hold_closed');
         this.accounts.get(hold.account)!.held -= hold.amount;
         hold.status = 'released';
-        return 'ok';
+        return ok(hold.account);
       }
       default:
         throw new Error(`the model does not know ${type}`);
@@ -155,11 +215,15 @@ export class ReferenceLedger {
   }
 }
 
+function isCommandId(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= 128;
+}
+
 function isValid(type: string, p: Payload): boolean {
   const allowed = ['id', 'metadata', ...allowedFields[type]!];
   if (Object.keys(p).some((field) => !allowed.includes(field))) return false;
   if (requiredFields[type]!.some((field) => p[field] === undefined)) return false;
-  if (typeof p.id !== 'string' || p.id.length < 1 || p.id.length > 128) return false;
+  if (p.id !== undefined && !isCommandId(p.id)) return false;
   for (const field of ['account', 'from', 'to']) {
     if (p[field] !== undefined && !(typeof p[field] === 'string' && accountIdPattern.test(p[field]))) return false;
   }
@@ -167,6 +231,9 @@ function isValid(type: string, p: Payload): boolean {
   if (p.currency !== undefined && !(typeof p.currency === 'string' && /^[A-Z]{3}$/.test(p.currency))) return false;
   if (p.amount !== undefined && toAmountOrNull(p.amount) === null) return false;
   if (p.metadata !== undefined && (typeof p.metadata !== 'object' || p.metadata === null || Array.isArray(p.metadata))) return false;
+  if (p.expires_at !== undefined && !(typeof p.expires_at === 'string' && timestampPattern.test(p.expires_at))) return false;
+  if (p.ttl_seconds !== undefined && !(Number.isInteger(p.ttl_seconds) && (p.ttl_seconds as number) > 0 && (p.ttl_seconds as number) * 1000 <= maxHoldMs)) return false;
+  if (p.expires_at !== undefined && p.ttl_seconds !== undefined) return false;
   return true;
 }
 

@@ -1,0 +1,13 @@
+npx billing open-account alice
+npx billing open-account bob
+npx billing credit alice 1000
+npx billing debit alice 250
+npx billing transfer alice bob 111 --id order-42-pay
+npx billing hold alice 50 --hold order-7 --ttl 600
+npx billing capture order-7 30 --to bob
+npx billing hold alice 20 --hold order-8
+npx billing release order-8
+npx billing balance alice bob
+npx billing history alice --limit 3
+npx billing watch --after 0 --count 2 --json
+npx billing verify

@@ -1,0 +1,240 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import type { AppliedBatch } from '../src/ledger/apply.ts';
+import type { BatchItem } from '../src/ledger/plan.ts';
+import { type BatchOutcome, CommandBatcher } from '../src/worker/batcher.ts';
+
+// The group-commit batcher as a unit: a real CommandBatcher over an apply function that the test
+// drives by hand (the unit under test is the batcher, not the database, which every other test
+// file uses for real). Each apply call waits until the test settles it, so every step below waits
+// on the batcher's state, never on time.
+
+const command = (n: number): BatchItem => ({
+  jobId: BigInt(n),
+  parsed: { ok: true, command: { id: `c${n}`, type: 'credit', account: 'a', amount: 1n }, request: JSON.stringify({ id: `c${n}` }), fingerprint: `f${n}` },
+});
+const idOf = (item: BatchItem) => (item.parsed.ok ? item.parsed.command.id : item.parsed.id);
+const appliedTo = (items: BatchItem[]): AppliedBatch => ({
+  outcomes: items.map((item, i) => ({
+    kind: 'recorded',
+    result: { id: idOf(item), type: 'credit', status: 'applied', code: 'ok', message: null, balances: [] },
+    seq: BigInt(i + 1),
+  })),
+  highestSeq: BigInt(items.length),
+});
+const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+
+interface Call {
+  ids: string[];
+  succeed(): void;
+  fail(error: unknown): void;
+}
+
+/** `promise`, or a failure naming `what` after `ms`: a hang becomes a failure, never a wait on time. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An apply function whose calls wait for the test; it counts how many are in flight at once. */
+class HandDrivenApply {
+  readonly calls: Call[] = [];
+  inFlight = 0;
+  mostInFlight = 0;
+  #arrived: (() => void)[] = [];
+
+  readonly apply = (items: BatchItem[]): Promise<AppliedBatch> => {
+    this.inFlight++;
+    this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
+    const settled = Promise.withResolvers<AppliedBatch>();
+    this.calls.push({ ids: items.map(idOf), succeed: () => settled.resolve(appliedTo(items)), fail: (error) => settled.reject(error) });
+    for (const wake of this.#arrived.splice(0)) wake();
+    return settled.promise.finally(() => this.inFlight--);
+  };
+
+  /** Resolves at the next call the batcher makes. */
+  arrival(): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#arrived.push(resolve);
+    return promise;
+  }
+
+  /** The n-th call (from 0), once the batcher has made it. */
+  async call(n: number): Promise<Call> {
+    while (this.calls.length <= n) {
+      await within(this.arrival(), 5000, `apply call ${n} (calls so far: ${JSON.stringify(this.calls.map((c) => c.ids))})`);
+    }
+    return this.calls[n]!;
+  }
+}
+
+function batcherOver(apply: HandDrivenApply['apply'], options: { maxBatchSize?: number; maxConcurrentBatches?: number; maxWaitMs?: number } = {}) {
+  const batches: { size: number; error?: unknown }[] = [];
+  const batcher = new CommandBatcher({
+    apply,
+    maxBatchSize: options.maxBatchSize ?? 10,
+    maxConcurrentBatches: options.maxConcurrentBatches ?? 1,
+    maxWaitMs: options.maxWaitMs ?? 0,
+    onBatch: (size, _ms, error) => batches.push({ size, ...(error === undefined ? {} : { error }) }),
+  });
+  return { batcher, batches };
+}
+
+/**
+ * What became of each submitted command: its outcome's id, or the error it was failed with. Call it
+ * as soon as the commands are submitted, so that no failure is left unhandled while the test runs.
+ */
+async function settle(submitted: Promise<BatchOutcome>[]): Promise<(string | Error)[]> {
+  const settled = await Promise.allSettled(submitted);
+  return settled.map((s) => (s.status === 'fulfilled' ? (s.value.kind === 'recorded' ? s.value.result.id : `not recorded: ${s.value.kind}`) : s.reason as Error));
+}
+
+/**
+ * Submits a first command alone (its call holds the one slot), then `rest` while it is in flight,
+ * then lets the first through: `rest` leaves as one batch, call 1.
+ */
+async function oneBatchOf(fake: HandDrivenApply, batcher: CommandBatcher, rest: number[]) {
+  const first = batcher.submit(command(0));
+  const settled = settle(rest.map((n) => batcher.submit(command(n))));
+  (await fake.call(0)).succeed();
+  await first;
+  const call = await fake.call(1);
+  return { call, settled };
+}
+
+const transientFaults: [string, Error][] = [
+  ['serialization failure (40001)', withCode('could not serialize access', '40001')],
+  ['deadlock (40P01)', withCode('deadlock detected', '40P01')],
+  ['connection failure (class 08)', withCode('connection failure', '08006')],
+  ['admin shutdown (57P01)', withCode('terminating connection due to administrator command', '57P01')],
+  ['a dropped socket (ECONNRESET)', withCode('read ECONNRESET', 'ECONNRESET')],
+  ['pg: Connection terminated', new Error('Connection terminated unexpectedly')],
+];
+
+for (const [name, fault] of transientFaults) {
+  t.test(`a transient fault (${name}) fails the whole batch, which is not split`, async (t) => {
+    const fake = new HandDrivenApply();
+    const { batcher, batches } = batcherOver(fake.apply);
+    const { call, settled } = await oneBatchOf(fake, batcher, [1, 2, 3, 4]);
+    t.same(call.ids, ['c1', 'c2', 'c3', 'c4'], 'four commands in one transaction');
+    call.fail(fault);
+    t.same(await within(settled, 5000, 'the answers'), [fault, fault, fault, fault], 'each command fails with the fault (graphile-worker retries its job)');
+    // Had the batch been split, its singles would take the one slot before this command.
+    const after = batcher.submit(command(5));
+    const next = await fake.call(2);
+    t.same(next.ids, ['c5'], 'the next call is the next command, not a retry of the failed batch');
+    next.succeed();
+    await after;
+    t.equal(fake.calls.length, 3);
+    t.same(batches.map((b) => [b.size, b.error === fault]), [[1, false], [4, true], [1, false]]);
+  });
+}
+
+t.test('a fault that is not transient splits the batch: only the poisonous command fails', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher, batches } = batcherOver(fake.apply);
+  const { call, settled } = await oneBatchOf(fake, batcher, [1, 2, 3, 4, 5]);
+  const poison = withCode('value too long for type character varying(64)', '22001');
+  call.fail(poison);
+  // One at a time, in order, each in a transaction of its own.
+  for (const [index, id] of ['c1', 'c2', 'c3', 'c4', 'c5'].entries()) {
+    const single = await fake.call(2 + index);
+    t.same(single.ids, [id], `${id} alone`);
+    if (id === 'c3') single.fail(poison);
+    else single.succeed();
+  }
+  t.same(await within(settled, 5000, 'the answers'), ['c1', 'c2', poison, 'c4', 'c5'], 'the others are applied; the poisonous one fails');
+  t.equal(fake.calls.length, 7, 'no call beyond the batch and its five singles');
+  t.same(batches.map((b) => [b.size, b.error === poison]), [[1, false], [5, true], [1, false], [1, false], [1, true], [1, false], [1, false]]);
+  t.equal(fake.mostInFlight, 1, 'the singles run one after another in the batch\'s slot');
+});
+
+t.test('a split batch whose fault does not come back: every command is applied', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply);
+  const { call, settled } = await oneBatchOf(fake, batcher, [1, 2, 3]);
+  call.fail(new TypeError("Cannot read properties of undefined (reading 'rows')"));
+  for (let i = 0; i < 3; i++) (await fake.call(2 + i)).succeed();
+  t.same(await within(settled, 5000, 'the answers'), ['c1', 'c2', 'c3']);
+});
+
+t.test('in a split batch, a transient fault of one single fails only that command', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply);
+  const { call, settled } = await oneBatchOf(fake, batcher, [1, 2, 3]);
+  call.fail(new RangeError('Invalid array length'));
+  const lost = withCode('terminating connection due to administrator command', '57P01');
+  (await fake.call(2)).succeed();
+  (await fake.call(3)).fail(lost);
+  (await fake.call(4)).succeed();
+  t.same(await within(settled, 5000, 'the answers'), ['c1', lost, 'c3']);
+});
+
+t.test('a lone command with a fault that is not transient fails once, without a retry', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply);
+  const settled = settle([batcher.submit(command(1))]);
+  const boom = new Error('boom');
+  (await fake.call(0)).fail(boom);
+  t.same(await within(settled, 5000, 'the answers'), [boom]);
+  const after = batcher.submit(command(2));
+  const next = await fake.call(1);
+  t.same(next.ids, ['c2'], 'the next call is the next command');
+  next.succeed();
+  await after;
+});
+
+t.test('concurrency: at most maxConcurrentBatches transactions, at most maxBatchSize commands each, in order', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 3, maxConcurrentBatches: 2 });
+  const poison = new Error('poisonous');
+  const settled = settle(Array.from({ length: 20 }, (_, n) => batcher.submit(command(n))));
+  t.equal(batcher.inFlight, 2, 'two transactions started at once');
+  t.equal(batcher.queued, 20 - fake.calls.flatMap((c) => c.ids).length, 'the rest wait in the queue');
+  // Settle the calls in the order they come, until every command has its answer: the call holding
+  // c7 fails and is split, and c7 fails alone.
+  const allAnswered = settled.then(() => true);
+  for (let n = 0; ; n++) {
+    while (fake.calls.length <= n) {
+      if (await within(Promise.race([allAnswered, fake.arrival().then(() => false)]), 5000, `call ${n}`)) break;
+    }
+    if (fake.calls.length <= n) break;
+    const call = fake.calls[n]!;
+    t.ok(fake.inFlight <= 2, `call ${n} (${call.ids.join(' ')}) made with ${fake.inFlight} in flight`);
+    if (call.ids.includes('c7')) call.fail(poison);
+    else call.succeed();
+  }
+  const results = await within(settled, 5000, 'the answers');
+  t.same(results, Array.from({ length: 20 }, (_, n) => (n === 7 ? poison : `c${n}`)), 'each command gets its own outcome');
+  t.equal(fake.mostInFlight, 2, 'two in flight at most, and the limit was reached');
+  t.ok(fake.calls.every((c) => c.ids.length >= 1 && c.ids.length <= 3), 'batches of 1 to 3');
+  const firstAttempts = fake.calls.filter((c) => c.ids.length > 1 || !fake.calls.some((b) => b.ids.length > 1 && b.ids.includes(c.ids[0]!)));
+  t.same(firstAttempts.flatMap((c) => c.ids), results.map((_, n) => `c${n}`), 'commands leave the queue in the order they came');
+});
+
+t.test('maxWaitMs: a batch waits to fill only while another is in flight, and never beyond the limits', async (t) => {
+  const waitMs = 20;
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 2, maxConcurrentBatches: 2, maxWaitMs: waitMs });
+  // apply is called synchronously from submit, so each count below is read with nothing in between.
+  const settled = settle([batcher.submit(command(0))]);
+  t.same(fake.calls.map((c) => c.ids), [['c0']], 'a lone command is never held back');
+  const more = settle([1, 2, 3].map((n) => batcher.submit(command(n))));
+  t.same(fake.calls.map((c) => c.ids), [['c0'], ['c1', 'c2']], 'c1 waited for c2; a full batch leaves at once');
+  t.equal(batcher.queued, 1, 'c3 waits: two transactions are in flight');
+  // Node runs timers of one delay in the order they were set: once this one fires, the batcher's
+  // fill timer (set when c1 arrived) has fired too, with both slots still taken.
+  await sleep(waitMs);
+  t.equal(fake.calls.length, 2, 'the fill timer started nothing beyond the two in flight');
+  fake.calls[0]!.succeed();
+  t.same((await fake.call(2)).ids, ['c3'], 'c3 leaves when a slot frees');
+  fake.calls[1]!.succeed();
+  fake.calls[2]!.succeed();
+  t.same([...await within(settled, 5000, 'c0'), ...await within(more, 5000, 'c1 to c3')], ['c0', 'c1', 'c2', 'c3']);
+  t.equal(fake.mostInFlight, 2);
+});

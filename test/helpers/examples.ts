@@ -1,0 +1,72 @@
+// The README's examples live in examples/ with their recorded output (<name>.out). Tests run them and
+// compare; what varies between runs (random ids, timestamps, job ids) is masked first.
+// UPDATE_EXAMPLES=1 rewrites the .out files from a run (then read the diff before committing).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+
+export const examplesDir = fileURLToPath(new URL('../../examples/', import.meta.url));
+export const readmePath = fileURLToPath(new URL('../../README.md', import.meta.url));
+
+export function readExample(name: string): string {
+  return readFileSync(`${examplesDir}${name}`, 'utf8');
+}
+
+/** What varies between runs, replaced by a fixed word. */
+export function mask(output: string): string {
+  return output
+    .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g, '<uuid>')
+    .replace(/\bdemo-[a-z0-9]+-(open-\d+|credit|transfer)\b/g, 'demo-<run>-$1')
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)/g, '<time>')
+    .replace(/"(jobId|job_id)":"?\d+"?/g, '"$1":<job>')
+    .replace(/\(job \d+\)/g, '(job <job>)');
+}
+
+/** Compares a run's masked output with the recorded one (or records it with UPDATE_EXAMPLES=1). */
+export function compareWithRecorded(t: Test, name: string, output: string): void {
+  const recorded = `${examplesDir}${name}.out`;
+  const actual = mask(output);
+  if (process.env.UPDATE_EXAMPLES === '1' || !existsSync(recorded)) {
+    writeFileSync(recorded, actual);
+    t.pass(`${name}: output recorded in examples/${name}.out`);
+    return;
+  }
+  t.equal(actual, readFileSync(recorded, 'utf8'), `${name}: output as recorded in examples/${name}.out`);
+}
+
+/** Every line of the example is in the README, so the README shows what the suite runs. */
+export function checkInReadme(t: Test, name: string): void {
+  const readme = readFileSync(readmePath, 'utf8');
+  const missing = readExample(name).split('\n').filter((line) => line.trim() !== '' && !readme.includes(line));
+  t.same(missing, [], `every line of examples/${name} is in README.md`);
+}
+
+/** SQL statements of a script, in order (statements end with `;` at the end of a line, comments aside). */
+export function sqlStatements(script: string): string[] {
+  const statements: string[] = [];
+  let current: string[] = [];
+  for (const line of script.split('\n')) {
+    const code = line.replace(/--.*$/, '').trimEnd();
+    if (code.trim() === '') continue;
+    current.push(code);
+    if (code.endsWith(';')) {
+      statements.push(current.join('\n'));
+      current = [];
+    }
+  }
+  if (current.length > 0) statements.push(current.join('\n'));
+  return statements;
+}
+
+/** A result as `psql -A` prints it: a header line, then one line per row, fields joined by `|`. */
+export function formatRows(fields: string[], rows: Record<string, unknown>[]): string {
+  const cell = (value: unknown) => (value === null ? '' : value instanceof Date ? value.toISOString() : typeof value === 'object' ? JSON.stringify(value) : String(value));
+  return [fields.join('|'), ...rows.map((row) => fields.map((field) => cell(row[field])).join('|')), `(${rows.length} row${rows.length === 1 ? '' : 's'})`].join('\n');
+}
+
+/** The arguments of an `npx billing ...` line (after `npx billing`, before a `#` comment). */
+export function billingArgs(line: string): string[] {
+  const words = line.replace(/#.*$/, '').trim().split(/\s+/);
+  if (words[0] !== 'npx' || words[1] !== 'billing') throw new Error(`not an npx billing line: ${line}`);
+  return words.slice(2);
+}
