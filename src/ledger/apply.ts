@@ -1,11 +1,12 @@
-import { type Compilable, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
+import { createHash } from 'node:crypto';
+import { type Compilable, type CompiledQuery, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { commandTypes, holdStatuses, resultCodes, resultStatuses } from '../commands/codes.ts';
 import type { DB } from '../db/schema.ts';
-import { lockAccounts, lockHolds, lockSlots, selectEarlierResults, writeBatch } from './batch-sql.ts';
+import { lockAccounts, lockHolds, lockSlots, selectEarlierResults, WriteParameter, writeStatement, writeValues } from './batch-sql.ts';
 import { accountsNamedBy, holdNamedBy, lockSlotsOf } from './lock-slots.ts';
-import { type BatchItem, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
+import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
 
 export { resultsChannel } from './batch-sql.ts';
 
@@ -27,10 +28,49 @@ const builder = new Kysely<DB>({
   },
 });
 
-/** Sends one compiled query; its rows are the query's own row type (int8 arrives as bigint: src/db/pool.ts). */
-function send<O extends pg.QueryResultRow>(client: pg.PoolClient, query: Compilable<O>): Promise<O[]> {
-  const compiled = query.compile();
-  return client.query<O>(compiled.sql, [...compiled.parameters]).then((result) => result.rows);
+/**
+ * Sends one compiled query as a named prepared statement: the batch's statements have a fixed text
+ * (lists travel as array parameters), so each connection parses and plans each of them once, not
+ * once a batch. Its rows are the query's own row type (int8 arrives as bigint: src/db/pool.ts).
+ */
+function sendQuery<O extends pg.QueryResultRow>(client: pg.PoolClient, query: Compilable<O> | CompiledQuery<O>): Promise<O[]> {
+  const compiled = 'compile' in query ? query.compile() : query;
+  const name = statementName(compiled.sql);
+  return client.query<O>({ name, text: compiled.sql, values: [...compiled.parameters] }).then((result) => result.rows);
+}
+
+/** The writes statement, compiled once; a batch's values fill its named parameters. */
+const compiledWrites = writeStatement(builder).compile();
+
+function writesOf(plan: BatchPlan): typeof compiledWrites {
+  const values = writeValues(plan);
+  return { ...compiledWrites, parameters: compiledWrites.parameters.map((p) => (p instanceof WriteParameter ? values[p.name] : p)) };
+}
+
+const statementNames = new Map<string, string>();
+
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `billing_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * Sends statements on one client: at once on a pipelining client, else each after the previous one
+ * answered (pg deprecates queueing on a busy client). Callers wait for every answer (allSettled),
+ * so none is left unhandled; a statement after a failed one fails too (the transaction is
+ * aborted), so the first failure in order is the one to throw (Promise.all).
+ */
+function statementSender(client: pg.PoolClient): <T>(statement: () => Promise<T>) => Promise<T> {
+  let previous: Promise<unknown> = Promise.resolve();
+  return (statement) => {
+    const answer = client.pipeline ? statement() : previous.then(statement, statement);
+    previous = answer.catch(() => {});
+    return answer;
+  };
 }
 
 /**
@@ -57,14 +97,14 @@ function send<O extends pg.QueryResultRow>(client: pg.PoolClient, query: Compila
 export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<AppliedBatch> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  const send = statementSender(client);
   try {
-    const { existing, view } = await readLocked(client, items);
+    const { existing, view } = await readLocked(client, send, items);
     const plan = planBatch(items, existing, view);
-    const write = send(client, writeBatch(builder, plan));
-    const commit = client.query('commit');
-    await Promise.allSettled([write, commit]);
-    const rows = await write;
-    if ((await commit).command !== 'COMMIT') throw new Error('the batch transaction did not commit');
+    const writes = [send(() => sendQuery(client, writesOf(plan))), send(() => client.query('commit'))] as const;
+    await Promise.allSettled(writes);
+    const [rows, committed] = await Promise.all(writes);
+    if (committed.command !== 'COMMIT') throw new Error('the batch transaction did not commit');
     // Checked after the commit (checking before would cost a round trip under the seq lock): a
     // failure here is a fault to look at, not a state to roll back.
     const seqs = new Map<string, bigint>();
@@ -85,7 +125,7 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
   }
 }
 
-async function readLocked(client: pg.PoolClient, items: BatchItem[]) {
+async function readLocked(client: pg.PoolClient, send: ReturnType<typeof statementSender>, items: BatchItem[]) {
   const slots = lockSlotsOf(items);
   const holdIds = new Set<string>();
   const accountIds = new Set<string>();
@@ -96,14 +136,12 @@ async function readLocked(client: pg.PoolClient, items: BatchItem[]) {
     for (const account of accountsNamedBy(parsed.command)) accountIds.add(account);
   }
   const reads = [
-    client.query('begin'),
-    send(client, lockSlots(builder, slots)),
-    send(client, selectEarlierResults(builder, items.map(idOf))),
-    send(client, lockHolds(builder, [...holdIds])),
-    send(client, lockAccounts(builder, [...accountIds], [...holdIds])),
+    send(() => client.query('begin')),
+    send(() => sendQuery(client, lockSlots(builder, slots))),
+    send(() => sendQuery(client, selectEarlierResults(builder, items.map(idOf)))),
+    send(() => sendQuery(client, lockHolds(builder, [...holdIds]))),
+    send(() => sendQuery(client, lockAccounts(builder, [...accountIds], [...holdIds]))),
   ] as const;
-  // Every statement answers (a later one fails once an earlier one aborted the transaction); the
-  // first failure in order is the one to report.
   await Promise.allSettled(reads);
   const [, locked, earlier, holdRows, accountRows] = await Promise.all(reads);
   // A missing slot row would be a lock silently not taken.

@@ -11,7 +11,7 @@ type Db = Kysely<DB>;
 
 export const resultsChannel = 'billing_results';
 
-type ElementType = 'int4' | 'int8' | 'text' | 'jsonb' | 'timestamptz';
+type ElementType = 'int4' | 'int8' | 'text' | 'json' | 'jsonb' | 'timestamptz';
 
 /** A list as one bound parameter, typed for the server: `$1::int8[]`. */
 function array<T>(values: readonly T[], type: ElementType): RawBuilder<T[]> {
@@ -57,21 +57,83 @@ export function lockHolds(db: Db, holds: readonly string[]) {
     .forUpdate();
 }
 
-/** The accounts the commands name, and the accounts of the holds they name (a hold's account never changes). */
+/**
+ * The accounts the commands name, and the accounts of the holds they name (a hold's account never
+ * changes). One array of ids, so that the accounts are index lookups (an OR with a subquery would
+ * be a scan of the whole table).
+ */
 export function lockAccounts(db: Db, accounts: readonly string[], holds: readonly string[]) {
   return db.selectFrom('billing.accounts')
     .select(['account', 'currency', 'balance', 'held'])
-    .where((eb) => eb.or([
-      eb('account', '=', eb.fn.any(array(accounts, 'text'))),
-      eb('account', 'in', eb.selectFrom('billing.holds as h').select('h.account').where('h.hold', '=', eb.fn.any(array(holds, 'text')))),
-    ]))
+    .where('account', '=', (eb) => eb.fn.any(sql<string[]>`${array(accounts, 'text')} || array(${eb.selectFrom('billing.holds as h')
+      .select('h.account')
+      .where('h.hold', '=', eb.fn.any(array(holds, 'text')))})`))
     .orderBy('account')
     .forUpdate();
 }
 
+/** The values of one batch's writes statement, by parameter name: every list is one array parameter. */
+export function writeValues(plan: BatchPlan) {
+  const openedIds = new Set(plan.openedAccounts.map((a) => a.account));
+  const opened = plan.openedAccounts.map((a) => ({ ...a, ...(plan.changedAccounts.get(a.account) ?? { balance: 0n, held: 0n }) }));
+  const changed = [...plan.changedAccounts.values()].filter((a) => !openedIds.has(a.account));
+  const closedById = new Map(plan.closedHolds.map((c) => [c.hold, c]));
+  const createdIds = new Set(plan.createdHolds.map((h) => h.hold));
+  const created = plan.createdHolds.map((h) => ({ ...h, closed: closedById.get(h.hold) }));
+  const closed = plan.closedHolds.filter((c) => !createdIds.has(c.hold));
+  const ops = plan.operations;
+  return {
+    openedAccount: opened.map((a) => a.account), openedCurrency: opened.map((a) => a.currency),
+    openedBalance: opened.map((a) => a.balance), openedHeld: opened.map((a) => a.held),
+    changedCount: changed.length,
+    changedAccount: changed.map((a) => a.account), changedBalance: changed.map((a) => a.balance), changedHeld: changed.map((a) => a.held),
+    createdHold: created.map((h) => h.hold), createdAccount: created.map((h) => h.account), createdAmount: created.map((h) => h.amount),
+    createdExpiresAt: created.map((h) => h.expiresAt), createdOperation: created.map((h) => h.operationId),
+    createdStatus: created.map((h) => h.closed?.status ?? h.status), createdCaptured: created.map((h) => h.closed?.captured ?? 0n),
+    createdCapturedTo: created.map((h) => h.closed?.capturedTo ?? null), createdClosedBy: created.map((h) => h.closed?.operationId ?? null),
+    closedCount: closed.length,
+    closedHold: closed.map((c) => c.hold), closedStatus: closed.map((c) => c.status), closedCaptured: closed.map((c) => c.captured),
+    closedCapturedTo: closed.map((c) => c.capturedTo), closedBy: closed.map((c) => c.operationId),
+    entryOperation: plan.entries.map((e) => e.operationId), entryAccount: plan.entries.map((e) => e.account),
+    entryBalanceDelta: plan.entries.map((e) => e.balanceDelta), entryHeldDelta: plan.entries.map((e) => e.heldDelta),
+    entryBalanceAfter: plan.entries.map((e) => e.balanceAfter), entryHeldAfter: plan.entries.map((e) => e.heldAfter),
+    expiryHold: plan.expiries.map((e) => e.hold), expiryRunAt: plan.expiries.map((e) => e.runAt),
+    conflictId: plan.conflicts.map((c) => c.id), conflictType: plan.conflicts.map((c) => c.type),
+    conflictRequest: plan.conflicts.map((c) => c.request), conflictJob: plan.conflicts.map((c) => c.jobId),
+    conflictNotice: plan.conflicts.map((c) => jsonText({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId })),
+    hasResults: ops.length > 0,
+    resultId: ops.map((o) => o.id), resultType: ops.map((o) => o.type), resultStatus: ops.map((o) => o.status),
+    resultCode: ops.map((o) => o.code), resultMessage: ops.map((o) => o.message), resultRequest: ops.map((o) => o.request),
+    resultFingerprint: ops.map((o) => o.fingerprint), resultJob: ops.map((o) => o.jobId),
+    resultBalances: ops.map((o) => jsonText(balancesToJson(o.balances))),
+  };
+}
+
+type WriteValues = ReturnType<typeof writeValues>;
+type WriteParameterName = keyof WriteValues;
+
+/** Stands in a compiled statement's parameter list for the value of that name (see compiledWrites). */
+export class WriteParameter {
+  readonly name: WriteParameterName;
+  constructor(name: WriteParameterName) {
+    this.name = name;
+  }
+}
+
+/** A named array parameter of the writes statement, typed for the server: `$1::int8[]`. */
+function list<N extends WriteParameterName>(name: N, type: ElementType): RawBuilder<WriteValues[N]> {
+  return sql<WriteValues[N]>`${new WriteParameter(name)}::${sql.raw(type)}[]`;
+}
+
+function scalar<N extends WriteParameterName>(name: N): RawBuilder<WriteValues[N]> {
+  return sql<WriteValues[N]>`${new WriteParameter(name)}`;
+}
+
 /**
- * Every write of a planned batch in ONE statement of data-modifying CTEs. PostgreSQL runs sibling
- * CTEs in no defined order and all of them see the statement's snapshot, so:
+ * Every write of a batch in ONE statement of data-modifying CTEs. Its text is the same for every
+ * batch: it is built and compiled once, and each batch fills its named parameters from writeValues
+ * (building it per batch cost more than the rest of the batch's client work together). PostgreSQL
+ * runs sibling CTEs in no defined order and all of them see the statement's snapshot, so:
  * - an account or hold created by this batch is inserted with its final state (a sibling UPDATE
  *   could not see it); only rows that existed before are updated;
  * - the seq lock is taken after every ledger write (its CTE reads their counts), and the result rows
@@ -81,64 +143,45 @@ export function lockAccounts(db: Db, accounts: readonly string[], holds: readonl
  * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them.
  * Foreign keys are checked at the end of the statement (entries to operations at commit).
  */
-export function writeBatch(db: Db, plan: BatchPlan) {
-  const openedIds = new Set(plan.openedAccounts.map((a) => a.account));
-  const opened = plan.openedAccounts.map((a) => ({ ...a, ...(plan.changedAccounts.get(a.account) ?? { balance: 0n, held: 0n }) }));
-  const changed = [...plan.changedAccounts.values()].filter((a) => !openedIds.has(a.account));
-  const closedById = new Map(plan.closedHolds.map((c) => [c.hold, c]));
-  const createdIds = new Set(plan.createdHolds.map((h) => h.hold));
-  const created = plan.createdHolds.map((h) => ({ ...h, closed: closedById.get(h.hold) }));
-  const closed = plan.closedHolds.filter((c) => !createdIds.has(c.hold));
-  const ops = plan.operations;
-
+export function writeStatement(db: Db) {
   const openedRows = sql<{ account: string; currency: string; balance: bigint; held: bigint }>`unnest(
-    ${array(opened.map((a) => a.account), 'text')}, ${array(opened.map((a) => a.currency), 'text')},
-    ${array(opened.map((a) => a.balance), 'int8')}, ${array(opened.map((a) => a.held), 'int8')})`
+    ${list('openedAccount', 'text')}, ${list('openedCurrency', 'text')}, ${list('openedBalance', 'int8')}, ${list('openedHeld', 'int8')})`
     .as<'v'>(sql`v(account, currency, balance, held)`);
   const changedRows = sql<{ account: string; balance: bigint; held: bigint }>`unnest(
-    ${array(changed.map((a) => a.account), 'text')}, ${array(changed.map((a) => a.balance), 'int8')},
-    ${array(changed.map((a) => a.held), 'int8')})`
+    ${list('changedAccount', 'text')}, ${list('changedBalance', 'int8')}, ${list('changedHeld', 'int8')})`
     .as<'v'>(sql`v(account, balance, held)`);
   const createdRows = sql<{
     hold: string; account: string; amount: bigint; expires_at: Date | null; operation_id: string;
     status: string; captured: bigint; captured_to: string | null; closed_by: string | null;
   }>`unnest(
-    ${array(created.map((h) => h.hold), 'text')}, ${array(created.map((h) => h.account), 'text')},
-    ${array(created.map((h) => h.amount), 'int8')}, ${array(created.map((h) => h.expiresAt), 'timestamptz')},
-    ${array(created.map((h) => h.operationId), 'text')}, ${array(created.map((h) => h.closed?.status ?? h.status), 'text')},
-    ${array(created.map((h) => h.closed?.captured ?? 0n), 'int8')}, ${array(created.map((h) => h.closed?.capturedTo ?? null), 'text')},
-    ${array(created.map((h) => h.closed?.operationId ?? null), 'text')})`
+    ${list('createdHold', 'text')}, ${list('createdAccount', 'text')}, ${list('createdAmount', 'int8')},
+    ${list('createdExpiresAt', 'timestamptz')}, ${list('createdOperation', 'text')}, ${list('createdStatus', 'text')},
+    ${list('createdCaptured', 'int8')}, ${list('createdCapturedTo', 'text')}, ${list('createdClosedBy', 'text')})`
     .as<'v'>(sql`v(hold, account, amount, expires_at, operation_id, status, captured, captured_to, closed_by)`);
   const closedRows = sql<{ hold: string; status: string; captured: bigint; captured_to: string | null; closed_by: string }>`unnest(
-    ${array(closed.map((c) => c.hold), 'text')}, ${array(closed.map((c) => c.status), 'text')},
-    ${array(closed.map((c) => c.captured), 'int8')}, ${array(closed.map((c) => c.capturedTo), 'text')},
-    ${array(closed.map((c) => c.operationId), 'text')})`
+    ${list('closedHold', 'text')}, ${list('closedStatus', 'text')}, ${list('closedCaptured', 'int8')},
+    ${list('closedCapturedTo', 'text')}, ${list('closedBy', 'text')})`
     .as<'v'>(sql`v(hold, status, captured, captured_to, closed_by)`);
   const entryRows = sql<{
     operation_id: string; account: string; balance_delta: bigint; held_delta: bigint; balance_after: bigint; held_after: bigint; n: bigint;
   }>`unnest(
-    ${array(plan.entries.map((e) => e.operationId), 'text')}, ${array(plan.entries.map((e) => e.account), 'text')},
-    ${array(plan.entries.map((e) => e.balanceDelta), 'int8')}, ${array(plan.entries.map((e) => e.heldDelta), 'int8')},
-    ${array(plan.entries.map((e) => e.balanceAfter), 'int8')}, ${array(plan.entries.map((e) => e.heldAfter), 'int8')})
+    ${list('entryOperation', 'text')}, ${list('entryAccount', 'text')}, ${list('entryBalanceDelta', 'int8')},
+    ${list('entryHeldDelta', 'int8')}, ${list('entryBalanceAfter', 'int8')}, ${list('entryHeldAfter', 'int8')})
     with ordinality`
     .as<'v'>(sql`v(operation_id, account, balance_delta, held_delta, balance_after, held_after, n)`);
-  const expiryRows = sql<{ hold: string; run_at: Date }>`unnest(
-    ${array(plan.expiries.map((e) => e.hold), 'text')}, ${array(plan.expiries.map((e) => e.runAt), 'timestamptz')})`
+  const expiryRows = sql<{ hold: string; run_at: Date }>`unnest(${list('expiryHold', 'text')}, ${list('expiryRunAt', 'timestamptz')})`
     .as<'v'>(sql`v(hold, run_at)`);
   const conflictRows = sql<{ id: string; type: string; request: string; job_id: bigint | null; notice: string }>`unnest(
-    ${array(plan.conflicts.map((c) => c.id), 'text')}, ${array(plan.conflicts.map((c) => c.type), 'text')},
-    ${array(plan.conflicts.map((c) => jsonText(c.request)), 'jsonb')}, ${array(plan.conflicts.map((c) => c.jobId), 'int8')},
-    ${array(plan.conflicts.map((c) => jsonText({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId })), 'text')})`
+    ${list('conflictId', 'text')}, ${list('conflictType', 'text')}, ${list('conflictRequest', 'json')},
+    ${list('conflictJob', 'int8')}, ${list('conflictNotice', 'text')})`
     .as<'v'>(sql`v(id, type, request, job_id, notice)`);
   const resultRows = sql<{
     id: string; type: string; status: string; code: string; message: string | null; request: string;
     fingerprint: string; job_id: bigint | null; balances: string; n: bigint;
   }>`unnest(
-    ${array(ops.map((o) => o.id), 'text')}, ${array(ops.map((o) => o.type), 'text')},
-    ${array(ops.map((o) => o.status), 'text')}, ${array(ops.map((o) => o.code), 'text')},
-    ${array(ops.map((o) => o.message), 'text')}, ${array(ops.map((o) => jsonText(o.request)), 'jsonb')},
-    ${array(ops.map((o) => o.fingerprint), 'text')}, ${array(ops.map((o) => o.jobId), 'int8')},
-    ${array(ops.map((o) => jsonText(balancesToJson(o.balances))), 'jsonb')})
+    ${list('resultId', 'text')}, ${list('resultType', 'text')}, ${list('resultStatus', 'text')}, ${list('resultCode', 'text')},
+    ${list('resultMessage', 'text')}, ${list('resultRequest', 'json')}, ${list('resultFingerprint', 'text')},
+    ${list('resultJob', 'int8')}, ${list('resultBalances', 'jsonb')})
     with ordinality`
     .as<'v'>(sql`v(id, type, status, code, message, request, fingerprint, job_id, balances, n)`);
 
@@ -150,7 +193,7 @@ export function writeBatch(db: Db, plan: BatchPlan) {
     // The limit tells the planner how few rows come (it guesses 100 for a function): index
     // lookups, not a hash join over the whole accounts table.
     .with('rebalanced', (qc) => qc.updateTable('billing.accounts as a')
-      .from(qc.selectFrom(changedRows).selectAll().limit(changed.length).as('c'))
+      .from(qc.selectFrom(changedRows).selectAll().limit(scalar('changedCount')).as('c'))
       .set((eb) => ({ balance: eb.ref('c.balance'), held: eb.ref('c.held'), updated_at: sql<Date>`now()` }))
       .whereRef('a.account', '=', 'c.account')
       .returning('a.account'))
@@ -162,7 +205,7 @@ export function writeBatch(db: Db, plan: BatchPlan) {
       ]))
       .returning('hold'))
     .with('closed_holds', (qc) => qc.updateTable('billing.holds as h')
-      .from(qc.selectFrom(closedRows).selectAll().limit(closed.length).as('c'))
+      .from(qc.selectFrom(closedRows).selectAll().limit(scalar('closedCount')).as('c'))
       .set((eb) => ({
         status: eb.ref('c.status'), captured: eb.ref('c.captured'), captured_to: eb.ref('c.captured_to'),
         closed_by: eb.ref('c.closed_by'), closed_at: sql<Date>`now()`,
@@ -190,7 +233,7 @@ export function writeBatch(db: Db, plan: BatchPlan) {
         run_at => v.run_at, job_key => ${'expire:'} || v.hold, max_attempts => ${25}, priority => ${-10})`.as('job')))
     .with('seq_locked', (qc) => qc.selectFrom('billing.result_seq_lock')
       .select('only_row')
-      .where(sql<boolean>`${ops.length > 0} and (select count(*) from opened) + (select count(*) from rebalanced)
+      .where(sql<boolean>`${scalar('hasResults')} and (select count(*) from opened) + (select count(*) from rebalanced)
         + (select count(*) from new_holds) + (select count(*) from closed_holds) + (select count(*) from new_entries)
         + (select count(*) from new_conflicts) >= 0`)
       .forUpdate())
