@@ -13,13 +13,29 @@ update billing.entries as e set created_at = o.created_at from billing.operation
 -- (capture, release, expire name the hold only). Derived from what every writer already stores
 -- (the request as received), so it needs no table of its own nor a change to how results are
 -- written. Each index is (name, seq): a page is a few index range scans, whatever the table size.
-create index operations_request_account on billing.operations ((request->>'account'), seq)
-  where request->>'account' is not null;
-create index operations_request_from on billing.operations ((request->>'from'), seq)
-  where request->>'from' is not null;
-create index operations_request_to on billing.operations ((request->>'to'), seq)
-  where request->>'to' is not null;
-create index operations_request_hold on billing.operations ((request->>'hold'), seq)
+-- The request is JSON text kept as sent (sql/0006), and a \u0000 or a lone surrogate anywhere in
+-- it (metadata may hold them) makes ->> fail: such a row could then never be written. The fields
+-- are read through billing.request_field, which reads them from a copy where those escapes are
+-- U+FFFD (same shape, so the text stays valid JSON). Account and hold ids cannot hold either.
+create function billing.request_field(request json, field text)
+returns text
+language sql
+immutable
+parallel safe
+as $$
+  select case when strpos(request::text, '\u') = 0 then request->>field
+              else regexp_replace(request::text, '\\u(0000|[dD][89abAB][0-9a-fA-F]{2})', '\\ufffd', 'g')::json->>field
+         end
+$$;
+comment on function billing.request_field(json, text) is 'A top-level field of a stored request as text; never fails on \u0000 or lone surrogates.';
+
+create index operations_request_account on billing.operations ((billing.request_field(request, 'account')), seq)
+  where billing.request_field(request, 'account') is not null;
+create index operations_request_from on billing.operations ((billing.request_field(request, 'from')), seq)
+  where billing.request_field(request, 'from') is not null;
+create index operations_request_to on billing.operations ((billing.request_field(request, 'to')), seq)
+  where billing.request_field(request, 'to') is not null;
+create index operations_request_hold on billing.operations ((billing.request_field(request, 'hold')), seq)
   where type in ('capture', 'release', 'expire');
 create index holds_account on billing.holds (account);
 
@@ -35,22 +51,25 @@ as $$
   where o.seq in (
     select found.seq from (
       (select seq from billing.operations
-       where request->>'account' = account_id and request->>'account' is not null and seq > after_seq
+       where billing.request_field(request, 'account') = account_id
+         and billing.request_field(request, 'account') is not null and seq > after_seq
        order by seq limit page_size)
       union
       (select seq from billing.operations
-       where request->>'from' = account_id and request->>'from' is not null and seq > after_seq
+       where billing.request_field(request, 'from') = account_id
+         and billing.request_field(request, 'from') is not null and seq > after_seq
        order by seq limit page_size)
       union
       (select seq from billing.operations
-       where request->>'to' = account_id and request->>'to' is not null and seq > after_seq
+       where billing.request_field(request, 'to') = account_id
+         and billing.request_field(request, 'to') is not null and seq > after_seq
        order by seq limit page_size)
       union
       (select by_hold.seq
        from billing.holds as h
        cross join lateral (
          select seq from billing.operations
-         where request->>'hold' = h.hold and type in ('capture', 'release', 'expire') and seq > after_seq
+         where billing.request_field(request, 'hold') = h.hold and type in ('capture', 'release', 'expire') and seq > after_seq
          order by seq limit page_size) as by_hold
        where h.account = account_id)
     ) as found
@@ -117,7 +136,7 @@ comment on column billing.operations.type is 'open_account, credit, debit, trans
 comment on column billing.operations.status is 'applied or rejected.';
 comment on column billing.operations.code is 'ok when applied, else the rejection code (insufficient_funds, account_not_found, invalid_command, ...).';
 comment on column billing.operations.message is 'A sentence explaining a rejection (for invalid_command it starts with the field name); null when applied.';
-comment on column billing.operations.request is 'The payload as received (characters jsonb cannot store replaced by U+FFFD).';
+comment on column billing.operations.request is 'The payload as received: JSON text kept verbatim, numbers digit for digit.';
 comment on column billing.operations.fingerprint is 'sha-256 of the command type and its canonical payload: the same command again is a replay, another one under this id an id conflict.';
 comment on column billing.operations.job_id is 'The graphile-worker job that produced this result (null for results written outside a job).';
 comment on column billing.operations.balances is 'What the command left on each account it touched: [{account, balance, held}], money as strings.';
@@ -154,13 +173,16 @@ comment on column billing.id_conflicts.request is 'The payload of the reuse, as 
 comment on column billing.id_conflicts.job_id is 'The graphile-worker job of the reuse.';
 comment on column billing.id_conflicts.created_at is 'When the reuse was seen.';
 
-comment on table billing.worker_liveness is 'The worker processes alive now: each holds a session advisory lock per id; a lock another worker can take means that worker died and its jobs are handed back.';
+comment on table billing.worker_liveness is 'The graphile-worker ids of live workers, each with the session that registered it: an id whose session is gone from pg_stat_activity belongs to a dead worker, and its jobs are handed back.';
 comment on column billing.worker_liveness.id is 'A graphile-worker locked_by value (pool-... or worker-...).';
-comment on column billing.worker_liveness.lock_key is 'Key of the session advisory lock the registering process holds (class 0x62696c76).';
+comment on column billing.worker_liveness.backend_start is 'The registering session''s backend_start: with backend_pid, names a session no other login can fake.';
 comment on column billing.worker_liveness.backend_pid is 'The registering session''s backend pid (see pg_stat_activity).';
 comment on column billing.worker_liveness.os_pid is 'The worker''s operating-system process id.';
 comment on column billing.worker_liveness.host is 'The worker''s host name.';
 comment on column billing.worker_liveness.registered_at is 'When the id was registered.';
+
+comment on column billing.lock_slots.slot is 'A slot number: a key (id:, account:, hold:) is folded into one by src/ledger/lock-slots.ts.';
+comment on column billing.result_seq_lock.only_row is 'Always true: the table has this one row.';
 
 -- Down Migration
 drop view billing.reconciliation_mismatches;
@@ -170,4 +192,5 @@ drop index billing.operations_request_hold;
 drop index billing.operations_request_to;
 drop index billing.operations_request_from;
 drop index billing.operations_request_account;
+drop function billing.request_field(json, text);
 alter table billing.entries drop column created_at;

@@ -21,48 +21,147 @@ export type JsonPrimitive = boolean | number | string | null;
 
 export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
+export type Numeric = ColumnType<string, number | string, number | string>;
+
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export interface BillingAccounts {
+  /**
+   * Account id: 1 to 64 characters of A-Z a-z 0-9 _ . : @ -.
+   */
   account: string;
+  /**
+   * balance - held (generated); never negative: debit, transfer and hold need available >= amount.
+   */
   available: Generated<bigint>;
+  /**
+   * What the account owns, in minor units (cents).
+   */
   balance: Generated<bigint>;
+  /**
+   * When the open_account command was applied.
+   */
   created_at: Generated<Timestamp>;
+  /**
+   * Three capital letters, set when the account is opened.
+   */
   currency: string;
+  /**
+   * The sum of the remaining amounts of its active holds; never negative.
+   */
   held: Generated<bigint>;
+  /**
+   * When a command last changed balance or held.
+   */
   updated_at: Generated<Timestamp>;
 }
 
 export interface BillingEntries {
+  /**
+   * The account changed.
+   */
   account: string;
+  /**
+   * The account's balance after this change.
+   */
   balance_after: bigint;
+  /**
+   * Change of balance.
+   */
   balance_delta: bigint;
+  /**
+   * When the transaction that made the change started (its operation's created_at).
+   */
+  created_at: Generated<Timestamp>;
+  /**
+   * The account's held after this change.
+   */
   held_after: bigint;
+  /**
+   * Change of held.
+   */
   held_delta: bigint;
+  /**
+   * Increases per account in the order changes were applied.
+   */
   id: Generated<bigint>;
+  /**
+   * The command (billing.operations.id) that made the change.
+   */
   operation_id: string;
 }
 
 export interface BillingHolds {
+  /**
+   * The account whose money is held.
+   */
   account: string;
+  /**
+   * The amount reserved when the hold was made.
+   */
   amount: bigint;
+  /**
+   * How much a capture took (0 unless captured); the rest went back to available.
+   */
   captured: Generated<bigint>;
+  /**
+   * The account a capture moved the money to; null when it was taken off the balance or not captured.
+   */
   captured_to: string | null;
+  /**
+   * When it was captured, released or expired; null while active.
+   */
   closed_at: Timestamp | null;
+  /**
+   * The capture, release or expire command that closed it; null while active.
+   */
   closed_by: string | null;
+  /**
+   * When the hold was created.
+   */
   created_at: Generated<Timestamp>;
+  /**
+   * When the service releases the hold by itself (expires_at or ttl_seconds of the hold command); null: never.
+   */
   expires_at: Timestamp | null;
+  /**
+   * Hold id (the hold command's id unless it named one).
+   */
   hold: string;
+  /**
+   * The hold command that created it.
+   */
   operation_id: string;
+  /**
+   * active, captured, released or expired.
+   */
   status: Generated<string>;
 }
 
 export interface BillingIdConflicts {
+  /**
+   * Row id.
+   */
   conflict_id: Generated<bigint>;
+  /**
+   * When the reuse was seen.
+   */
   created_at: Generated<Timestamp>;
+  /**
+   * The reused command id (its result is in billing.operations).
+   */
   id: string;
+  /**
+   * The graphile-worker job of the reuse.
+   */
   job_id: bigint | null;
+  /**
+   * The payload of the reuse, as received.
+   */
   request: Json;
+  /**
+   * The command type of the reuse.
+   */
   type: string;
 }
 
@@ -71,17 +170,73 @@ export interface BillingLockSlots {
 }
 
 export interface BillingOperations {
+  /**
+   * What the command left on each account it touched: [{account, balance, held}], money as strings.
+   */
   balances: Generated<Json>;
+  /**
+   * ok when applied, else the rejection code (insufficient_funds, account_not_found, invalid_command, ...).
+   */
   code: string;
+  /**
+   * When the transaction that wrote the result started.
+   */
   created_at: Generated<Timestamp>;
+  /**
+   * sha-256 of the command type and its canonical payload: the same command again is a replay, another one under this id an id conflict.
+   */
   fingerprint: string;
+  /**
+   * The command id (idempotency key), or job:<job id>, expire:<hold id> for ids the service makes.
+   */
   id: string;
+  /**
+   * The graphile-worker job that produced this result (null for results written outside a job).
+   */
   job_id: bigint | null;
+  /**
+   * A sentence explaining a rejection (for invalid_command it starts with the field name); null when applied.
+   */
   message: string | null;
+  /**
+   * The payload as received: JSON text kept verbatim, numbers digit for digit.
+   */
   request: Json;
+  /**
+   * The results cursor: seq order is commit order, so where seq > $cursor never skips a committed result.
+   */
   seq: Generated<bigint>;
+  /**
+   * applied or rejected.
+   */
   status: string;
+  /**
+   * open_account, credit, debit, transfer, hold, capture, release, or expire (the service's own hold expiry).
+   */
   type: string;
+}
+
+export interface BillingReconciliationMismatches {
+  /**
+   * The account id.
+   */
+  account: string | null;
+  /**
+   * billing.accounts.balance.
+   */
+  balance: bigint | null;
+  /**
+   * sum(balance_delta) of the account's entries (0 without entries).
+   */
+  entries_balance: Numeric | null;
+  /**
+   * sum(held_delta) of the account's entries (0 without entries).
+   */
+  entries_held: Numeric | null;
+  /**
+   * billing.accounts.held.
+   */
+  held: bigint | null;
 }
 
 export interface BillingResultSeqLock {
@@ -89,11 +244,29 @@ export interface BillingResultSeqLock {
 }
 
 export interface BillingWorkerLiveness {
+  /**
+   * The registering session's backend pid (see pg_stat_activity).
+   */
   backend_pid: number;
+  /**
+   * The registering session's backend_start: with backend_pid, names a session no other login can fake.
+   */
   backend_start: Timestamp;
+  /**
+   * The worker's host name.
+   */
   host: string;
+  /**
+   * A graphile-worker locked_by value (pool-... or worker-...).
+   */
   id: string;
+  /**
+   * The worker's operating-system process id.
+   */
   os_pid: number;
+  /**
+   * When the id was registered.
+   */
   registered_at: Generated<Timestamp>;
 }
 
@@ -104,6 +277,7 @@ export interface DB {
   "billing.id_conflicts": BillingIdConflicts;
   "billing.lock_slots": BillingLockSlots;
   "billing.operations": BillingOperations;
+  "billing.reconciliation_mismatches": BillingReconciliationMismatches;
   "billing.result_seq_lock": BillingResultSeqLock;
   "billing.worker_liveness": BillingWorkerLiveness;
 }
