@@ -86,7 +86,7 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
     const old = runner;
     runner = undefined;
     await old?.stop();
-    for (let delayMs = 100; !stopping; delayMs = Math.min(delayMs * 2, 5_000)) {
+    for (let delayMs = 100; !stopping; delayMs = Math.min(delayMs * 2, 1_000)) {
       if (await answers(connectionString)) {
         try {
           await assertMigrated(connectionString);
