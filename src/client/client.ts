@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { commandTypes, type CommandType } from '../commands/codes.ts';
 import { parseCommand } from '../commands/parse.ts';
 import { createPool } from '../db/pool.ts';
-import { isTransientError } from '../worker/errors.ts';
+import { isTransientError } from '../db/errors.ts';
 import { ClientClosedError } from './errors.ts';
 import { ResultListener } from './listener.ts';
 import { fallbackCheckMs, PendingResults } from './pending.ts';

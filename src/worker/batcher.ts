@@ -1,6 +1,6 @@
 import type { AppliedBatch } from '../ledger/apply.ts';
 import type { BatchItem, ItemOutcome } from '../ledger/plan.ts';
-import { isTransientError } from './errors.ts';
+import { isTransientError } from '../db/errors.ts';
 
 export type ApplyBatch = (items: BatchItem[]) => Promise<AppliedBatch>;
 export type BatchOutcome = ItemOutcome & { seq?: bigint };

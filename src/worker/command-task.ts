@@ -2,7 +2,7 @@ import type { JobHelpers, Task } from 'graphile-worker';
 import type { CommandType } from '../commands/codes.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { BatchOutcome } from './batcher.ts';
-import { isTransientError } from './errors.ts';
+import { isTransientError } from '../db/errors.ts';
 import { getRuntime } from './runtime.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { commandTypes, expireTaskName, taskPrefix, type OperationType, type ResultCode } from '../commands/codes.ts';
 import { serviceVersion } from '../version.ts';
-import { errorCode, isTransientError } from './errors.ts';
+import { errorCode, isTransientError } from '../db/errors.ts';
 
 /** Prometheus metrics of one worker process, served on /metrics (README: Metrics). */
 export interface Metrics {
