@@ -8,4 +8,3 @@ export type {
   CommandType, OperationType, ResultCode, RejectionCode, ResultStatus, HoldStatus,
 } from './commands/codes.ts';
 export type { Command, CommandOf, Metadata } from './commands/command.ts';
-export { exitCodes } from './cli/exit-codes.ts';
