@@ -1,5 +1,5 @@
 /**
- * `billing bench`: one run on one fresh database (created here and dropped at the end), printing
+ * `npm run bench`: one run on one fresh database (created here and dropped at the end), printing
  * the SPEC's performance table and checking the ledger afterwards. `node bench/bench.ts --help`.
  */
 import { parseArgs } from 'node:util';
@@ -23,7 +23,7 @@ import { enqueueTransfers, hot, uniform } from './workload.ts';
 const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'batch', 'latency'] as const;
 type PhaseName = typeof phaseNames[number];
 
-const help = `Usage: node bench/bench.ts [options]   (or: billing bench [options])
+const help = `Usage: node bench/bench.ts [options]   (or: npm run bench -- [options])
 
 Measures pg-billing on a fresh database of its own (created, then dropped) and prints one table
 with every figure also as a ratio to the anchor (SPEC 7): plain-SQL transfers exactly as
@@ -138,7 +138,7 @@ const workerEnv: Record<string, string> = { NODE_OPTIONS: values['worker-node-op
 const log = (message: string) => { if (!values.json) process.stderr.write(`${message}\n`); };
 // The same rule as every other subcommand: DATABASE_URL, else the embedded server `npm start` runs.
 const serverUrl = values['database-url'] ?? (await findDatabase(loadConfig()).then((target) => target.url, (error: Error) => {
-  console.error(`billing bench: ${error.message}`);
+  console.error(`bench: ${error.message}`);
   process.exit(1);
 }));
 

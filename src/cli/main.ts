@@ -3,9 +3,7 @@
 // turns errors into the documented exit codes.
 import { Command, CommanderError } from 'commander';
 import { balanceCommand } from './balance.ts';
-import { benchCommand } from './bench.ts';
 import { captureCommand } from './capture.ts';
-import { chaosCommand } from './chaos.ts';
 import { CliError } from './context.ts';
 import { creditCommand } from './credit.ts';
 import { debitCommand } from './debit.ts';
@@ -50,14 +48,16 @@ Environment:
   LOG_LEVEL           fatal, error, warn, info (default), debug, trace or silent; more settings in the README
 Every setting is checked at start; a bad one is refused with a message naming it (exit 1).
 
+From a checkout of the repository (not part of the package): the benchmark, \`npm run bench -- --help\`,
+and the bank test under faults, \`npm run chaos -- --help\`.
+
 ${exitCodesHelp}
 `);
 
 for (const command of [
   startCommand(), migrateCommand(), workerCommand(),
   openAccountCommand(), creditCommand(), debitCommand(), transferCommand(), holdCommand(), captureCommand(), releaseCommand(),
-  resultCommand(), balanceCommand(), historyCommand(), watchCommand(), verifyCommand(), demoCommand(), benchCommand(),
-  chaosCommand(),
+  resultCommand(), balanceCommand(), historyCommand(), watchCommand(), verifyCommand(), demoCommand(),
 ]) {
   program.addCommand(command);
 }
