@@ -1,5 +1,4 @@
 import type { AnchorFigures } from './anchor.ts';
-import type { Costs } from './costs.ts';
 import type { LatencyFigures } from './latency.ts';
 import type { Measured } from './throughput.ts';
 

@@ -4,7 +4,7 @@
 // is sent again. A command counts as sent once it is recorded here, before its first attempt.
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CommandMix, type PlannedCommand } from './commands.ts';
+import { type CommandMix, type PlannedCommand } from './commands.ts';
 
 export interface ProducerStats {
   /** add_job calls that committed (duplicates included). */

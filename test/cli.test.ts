@@ -7,7 +7,7 @@ import { cliOnWorkerDatabase, runCli } from './helpers/cli.ts';
 // About 60 CLI processes, each a Node start: minutes on a loaded 2-core machine, so more than the
 // default per-file limit (.taprc). The tests themselves wait on exits and output, never on time.
 t.setTimeout(600_000);
-const { database, env, billing } = await cliOnWorkerDatabase(t, 'cli');
+const { database, billing } = await cliOnWorkerDatabase(t, 'cli');
 const balanceOf = async (account: string) =>
   (await database.query<{ balance: bigint }>('select balance from billing.accounts where account = $1', [account])).rows[0]?.balance;
 

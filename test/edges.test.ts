@@ -219,6 +219,7 @@ t.test('7. billing watch escapes control characters: no forged lines', async (t)
   t.equal(watch.code, 0, watch.stderr);
   const lines = watch.stdout.split('\n').filter(Boolean);
   t.equal(lines.length, 1, 'one result, one line');
+  // eslint-disable-next-line no-control-regex -- the test looks for the escape character itself
   t.notMatch(watch.stdout, /\u001b/, 'no escape character reaches the terminal');
   t.match(lines[0], /x\\u000a#999 {2}credit {2}fake {2}applied ok {2}edge-a=1000000\\u001b\[31m/, 'the id shown escaped');
   const json = await runCli(['watch', '--after', String(rows[0]!.seq), '--count', '1', '--json'], { DATABASE_URL: database.url });

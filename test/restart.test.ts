@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import t from 'tap';
 import { migrate } from '../src/db/migrate.ts';
 import { freePort } from '../src/embedded/embedded-default.ts';

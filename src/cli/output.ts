@@ -14,6 +14,7 @@ export function formatResult(result: CommandResult | StoredResult): string {
 }
 
 // C0 and C1 controls, DEL, the bidi embeddings, overrides and isolates, lone surrogates, backslash.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\\]|\p{Cs}/gu;
 
 /** Text for a terminal: what cannot be shown as itself is written as a `\uXXXX` escape. */

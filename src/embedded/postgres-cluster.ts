@@ -292,7 +292,7 @@ export class PostgresCluster {
         execFileSync('useradd', ['--system', '--user-group', '--no-create-home', name], { stdio: 'pipe' });
       } catch (error) {
         const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-        throw new Error(`PostgreSQL refuses to run as root, and creating the "${name}" system user failed: ${stderr || String(error)}`);
+        throw new Error(`PostgreSQL refuses to run as root, and creating the "${name}" system user failed: ${stderr || String(error)}`, { cause: error });
       }
       identity = lookupUser(name);
       if (!identity) throw new Error(`created system user ${name} but cannot look it up`);
