@@ -18,7 +18,8 @@ function layer(files, forbidden, message, ignores = []) {
 const dirs = (...names) => names.flatMap((name) => [`**/${name}/**`, `**/${name}`]);
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.data/', '.tap/', 'coverage/', 'examples/'] },
+  // src/db/schema.ts is kysely-codegen's output, checked byte for byte by `npm run codegen:check`.
+  { ignores: ['node_modules/', 'dist/', '.data/', '.tap/', 'coverage/', 'examples/', 'src/db/schema.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -29,6 +30,8 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      // Prettier wraps code at 120; this catches the comments it leaves alone. Long messages stay whole.
+      'max-len': ['error', { code: 120, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true }],
     },
   },
   layer(['src/commands/**'], ['../*', '../**'], 'src/commands is the contract: it imports nothing of ours.'),
