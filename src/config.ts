@@ -56,7 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
     statementTimeoutMs: integer(env, 'BILLING_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     lockTimeoutMs: integer(env, 'BILLING_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
-    idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 0, 3_600_000),
+    idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 2_000, 0, 3_600_000),
     recoveryIntervalMs: integer(env, 'BILLING_RECOVERY_INTERVAL_MS', 2_000, 100, 60_000),
     dataDir: env.BILLING_DATA_DIR || undefined,
   };
