@@ -310,7 +310,7 @@ let commandsPlanned = 0;
 const fixedSeed = 20261202;
 const runs = Number(process.env.FC_RUNS ?? 500);
 const seeds: { seed: number; path?: string; label: string }[] = process.env.FC_SEED
-  ? [{ seed: Number(process.env.FC_SEED), path: process.env.FC_PATH || undefined, label: 'FC_SEED' }]
+  ? [{ seed: Number(process.env.FC_SEED), ...(process.env.FC_PATH && { path: process.env.FC_PATH }), label: 'FC_SEED' }]
   : [{ seed: fixedSeed, label: 'fixed seed' }, { seed: Date.now() ^ (Math.random() * 2 ** 31), label: 'random seed' }];
 
 for (const { seed, path, label } of seeds) {

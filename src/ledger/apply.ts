@@ -10,8 +10,13 @@ import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type Store
 
 export { resultsChannel } from './batch-sql.ts';
 
+/** A recorded outcome carries the seq its result row got; the others wrote no row. */
+export type AppliedOutcome =
+  | (Extract<ItemOutcome, { kind: 'recorded' }> & { seq: bigint })
+  | Exclude<ItemOutcome, { kind: 'recorded' }>;
+
 export interface AppliedBatch {
-  outcomes: (ItemOutcome & { seq?: bigint })[];
+  outcomes: AppliedOutcome[];
   highestSeq: bigint | null;
 }
 
@@ -111,8 +116,12 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
     for (const row of rows) if (row.id !== null && row.seq !== null) seqs.set(row.id, row.seq);
     if (seqs.size !== plan.operations.length) throw new Error(`wrote ${seqs.size} of ${plan.operations.length} results`);
     if (Number(rows[0]?.expiries) !== plan.expiries.length) throw new Error(`scheduled ${rows[0]?.expiries} of ${plan.expiries.length} expiries`);
-    const outcomes = plan.outcomes.map((outcome) =>
-      outcome.kind === 'recorded' ? { ...outcome, seq: seqs.get(outcome.result.id) } : outcome);
+    const outcomes = plan.outcomes.map((outcome): AppliedOutcome => {
+      if (outcome.kind !== 'recorded') return outcome;
+      const seq = seqs.get(outcome.result.id);
+      if (seq === undefined) throw new Error(`no seq came back for result ${outcome.result.id}`);
+      return { ...outcome, seq };
+    });
     const highestSeq = seqs.size ? [...seqs.values()].reduce((a, b) => (a > b ? a : b)) : null;
     return { outcomes, highestSeq };
   } catch (error) {
