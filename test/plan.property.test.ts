@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { resultCodes } from '../src/commands/codes.ts';
+import { resultCodes } from '../src/commands/contract.ts';
 import type { Command } from '../src/commands/command.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { decide } from '../src/ledger/decide.ts';
-import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type StoredResult } from '../src/ledger/plan.ts';
+import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type ExistingResult } from '../src/ledger/plan.ts';
 import type { AccountState, HoldState, LedgerView } from '../src/ledger/state.ts';
 import {
   account, type CommandSpec, invalidCommands, opening, type Payload, samePayload, spec, type Step, step, stringify, type Task,
@@ -88,16 +88,16 @@ const rowsText = (rows: { account: string }[]) => byAccount(rows).map((row) => O
 class PlannedLedger {
   readonly accounts = new Map<string, AccountState>();
   readonly holds = new Map<string, HoldState>();
-  readonly results = new Map<string, StoredResult>();
+  readonly results = new Map<string, ExistingResult>();
   readonly journal: EntryRow[] = [];
   readonly expiryJobs = new Map<string, number>();
   #seq = 0n;
 
   /** The rows a batch locks: all of them, or only those its commands name (and their holds' accounts). */
-  readFor(items: BatchItem[], lockAll: boolean, now: number): { existing: Map<string, StoredResult>; view: LedgerView } {
+  readFor(items: BatchItem[], lockAll: boolean, now: number): { existing: Map<string, ExistingResult>; view: LedgerView } {
     const accountIds = new Set<string>();
     const holdIds = new Set<string>();
-    const existing = new Map<string, StoredResult>();
+    const existing = new Map<string, ExistingResult>();
     for (const { parsed } of items) {
       const id = parsed.ok ? parsed.command.id : parsed.id;
       const stored = this.results.get(id);

@@ -1,4 +1,4 @@
-import type { CommandType } from './codes.ts';
+import type { CommandType } from './contract.ts';
 
 export type Metadata = { [key: string]: unknown };
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { type CommandType, commandTypes, derivedIdPrefixes, maxHoldSeconds, maxInt64, maxMetadataBytes } from './codes.ts';
+import { type CommandType, commandTypes, derivedIdPrefixes, maxHoldSeconds, maxInt64, maxMetadataBytes } from './contract.ts';
 import type { Command } from './command.ts';
 import { isJsonNumber, maxPayloadBytes, maxPayloadDepth, UnreadablePayload } from './json-text.ts';
 

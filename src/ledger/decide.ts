@@ -1,4 +1,4 @@
-import { maxHoldSeconds, maxInt64, type RejectionCode } from '../commands/codes.ts';
+import { maxHoldSeconds, maxInt64, type RejectionCode } from '../commands/contract.ts';
 import type { Capture, Command, Credit, Debit, Expire, Hold, OpenAccount, Release, Transfer } from '../commands/command.ts';
 import type { AccountState, HoldState, LedgerView } from './state.ts';
 
@@ -164,7 +164,7 @@ function notFound(account: string): Decision {
 }
 
 function overflow(account: string): Decision {
-  return reject('overflow', `balance of ${account} would exceed 9223372036854775807`);
+  return reject('overflow', `balance of ${account} would exceed ${maxInt64}`);
 }
 
 function insufficient(account: AccountState, amount: bigint): Decision {

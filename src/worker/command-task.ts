@@ -1,5 +1,5 @@
 import type { JobHelpers, Task } from 'graphile-worker';
-import type { CommandType } from '../commands/codes.ts';
+import type { CommandType } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { BatchOutcome } from './batcher.ts';
 import { isTransientError } from './errors.ts';
