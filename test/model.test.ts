@@ -6,8 +6,8 @@ import { drained } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
 import {
   account, type CommandSpec, invalidCommands, opening, type Payload, samePayload, spec, type Step, step, stringify, validCommand,
-} from './support/command-arbitraries.ts';
-import { ReferenceLedger, type Prediction } from './support/reference-model.ts';
+} from './helpers/command-arbitraries.ts';
+import { ReferenceLedger, type Prediction } from './helpers/reference-model.ts';
 
 // Random command sequences through a real worker, compared with an in-memory reference model.
 // The rules themselves (expiry included) are checked by the thousands, without a database, in

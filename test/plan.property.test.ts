@@ -9,8 +9,8 @@ import type { AccountState, HoldState, LedgerView } from '../src/ledger/state.ts
 import {
   account, type CommandSpec, invalidCommands, opening, type Payload, samePayload, spec, type Step, step, stringify, type Task,
   validCommand,
-} from './support/command-arbitraries.ts';
-import { ReferenceLedger, type Prediction } from './support/reference-model.ts';
+} from './helpers/command-arbitraries.ts';
+import { ReferenceLedger, type Prediction } from './helpers/reference-model.ts';
 
 // planBatch as pure code, against the reference model: runs of random batches (hold expiry with
 // ttl_seconds and expires_at, a clock that moves between batches, the expiry jobs the plans
