@@ -17,7 +17,7 @@ const dbUrl = (() => {
   u.pathname = `/${dbName}`;
   return u.toString();
 })();
-const fixture = fileURLToPath(new URL('./fixtures/recovery-worker.ts', import.meta.url));
+const fixture = fileURLToPath(new URL('./helpers/recovery-worker.ts', import.meta.url));
 const RECOVERY_LIMIT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

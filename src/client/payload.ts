@@ -1,4 +1,4 @@
-import type { CommandType } from '../commands/codes.ts';
+import type { CommandType } from '../commands/contract.ts';
 import { commandIdProblem } from '../commands/parse.ts';
 import type { CommandInputs } from './types.ts';
 

@@ -178,7 +178,7 @@ export interface BillingOperations {
    */
   balances: Generated<Json>;
   /**
-   * ok when applied, else the rejection code (insufficient_funds, account_not_found, invalid_command, ...).
+   * ok when applied, else the rejection code; one of the closed list in the code_known constraint.
    */
   code: string;
   /**

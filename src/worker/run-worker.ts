@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
 import { sql } from 'kysely';
-import { taskPrefix } from '../commands/codes.ts';
+import { taskPrefix } from '../commands/contract.ts';
 import type { Config } from '../config.ts';
 import { answers } from '../db/connection.ts';
 import type { Logger } from '../logger.ts';

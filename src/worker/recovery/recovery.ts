@@ -63,7 +63,10 @@ export async function startRecovery(options: {
   const reaper =
     options.reaperIntervalMs === 'off'
       ? undefined
-      : startDeadWorkerReaper({ pgPool: queuePool, logger, intervalMs: options.reaperIntervalMs, onRecovered: options.onRecovered });
+      : startDeadWorkerReaper({
+          pgPool: queuePool, logger, intervalMs: options.reaperIntervalMs,
+          ...(options.onRecovered && { onRecovered: options.onRecovered }),
+        });
   return {
     events,
     registration,
