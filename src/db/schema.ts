@@ -166,6 +166,9 @@ export interface BillingIdConflicts {
 }
 
 export interface BillingLockSlots {
+  /**
+   * A slot number: a key (id:, account:, hold:) is folded into one by src/ledger/lock-slots.ts.
+   */
   slot: number;
 }
 
@@ -240,6 +243,9 @@ export interface BillingReconciliationMismatches {
 }
 
 export interface BillingResultSeqLock {
+  /**
+   * Always true: the table has this one row.
+   */
   only_row: Generated<boolean>;
 }
 
