@@ -225,7 +225,7 @@ export function writeStatement(db: Db) {
     .with('conflicts_notified', (qc) => qc.selectFrom(conflictRows)
       .select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent')))
     // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
-    // priority (lower number) puts a due expiry ahead of a backlog of commands (SPEC: within 5 s).
+    // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
     .with('expiries', (qc) => qc.selectFrom(expiryRows)
       .select(sql<string>`graphile_worker.add_job(${expiryTask}, json_build_object('hold', v.hold),
         run_at => v.run_at, job_key => ${expiryIdPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as('job')))

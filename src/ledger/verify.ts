@@ -78,7 +78,7 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
         select 1 from pg_constraint as c
         where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)`);
 
-    // Money held past its time is stuck money (SPEC: an expired hold is released within 5 seconds).
+    // Money held past its time is stuck money (docs/guarantees.md: an expired hold is released within 5 seconds).
     await check('no active hold more than 5 s past its expiry', 'breach', sql<{ example: string }>`
       select format('hold %s of %s: %s held, expired %s ago', hold, account, amount, date_trunc('second', now() - expires_at)) as example
       from billing.holds where status = 'active' and expires_at < now() - interval '5 seconds'

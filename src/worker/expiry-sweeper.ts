@@ -14,7 +14,7 @@ export interface ExpirySweeper {
 }
 
 /**
- * A hold's expiry must commit within 5 s of its due time (SPEC 2). Its `billing/expire_hold` job
+ * A hold's expiry must commit within 5 s of its due time (docs/guarantees.md, expiries on time). Its `billing/expire_hold` job
  * normally does it, but a job can be held up where no retry helps: prefetched into the local queue
  * of a worker that is frozen (SIGSTOP, a long GC pause: alive, so its jobs are not reclaimed),
  * locked by a worker that just died, or waiting out a backoff. So every second each worker also

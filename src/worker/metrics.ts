@@ -3,7 +3,7 @@ import { commandTypes, expiryType, taskNames, type OperationType, type ResultCod
 import { serviceVersion } from '../version.ts';
 import { errorCode, isTransientError } from './errors.ts';
 
-/** Prometheus metrics of one worker process, served on /metrics (README: Metrics). */
+/** Prometheus metrics of one worker process, served on /metrics (docs/operations.md: Metrics). */
 export interface Metrics {
   registry: Registry;
   commands: Counter<'type' | 'code'>;
@@ -26,7 +26,7 @@ export interface Metrics {
 }
 
 /**
- * The result codes each operation can end with (SPEC section 2), so that every series a dashboard
+ * The result codes each operation can end with (docs/commands.md), so that every series a dashboard
  * or an alert reads exists at 0 from the start: `rate()` and `absent()` work on a fresh worker.
  */
 const codesByType: Record<OperationType, readonly ResultCode[]> = {

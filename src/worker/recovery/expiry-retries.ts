@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { expiryTask } from '../../commands/contract.ts';
 
 /**
- * A hold's expiry must commit within 5 s of its due time (SPEC 2), faults included. When an expiry
+ * A hold's expiry must commit within 5 s of its due time (docs/guarantees.md, expiries on time), faults included. When an expiry
  * job fails (its batch hit a lost connection, a PostgreSQL restart, a deadlock), graphile-worker
  * schedules the retry with an exponential backoff: e^1, e^2, e^3 ... seconds, 30 s after three
  * failures. Expiry jobs that failed and wait for such a retry are made due again now, so they are
