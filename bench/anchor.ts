@@ -4,9 +4,9 @@ import { databaseSeconds, type BenchDatabase } from './database.ts';
 import { cpuBetween, readCpu } from './cpu.ts';
 
 /**
- * The performance anchor (SPEC 7): plain-SQL transfers with no queue, one transaction per transfer,
+ * The performance anchor (docs/performance.md): plain-SQL transfers with no queue, one transaction per transfer,
  * exactly as bench/anchor/plain-transfer.sql writes them (a verbatim copy of the project's
- * ../shared/anchors/plain-transfer.sql). Its setup makes its own `anchor` schema in the bench
+ * anchor file, which is not part of this repository). Its setup makes its own `anchor` schema in the bench
  * database; each transfer sends the file's statements one by one, as `pgbench -n -f` does in its
  * default (simple) protocol, with :a and :b two different random account ids.
  */

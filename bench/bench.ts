@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: one run on one fresh database (created here and dropped at the end), printing
- * the SPEC's performance table and checking the ledger afterwards. `node bench/bench.ts --help`.
+ * the performance table (docs/performance.md) and checking the ledger afterwards. `node bench/bench.ts --help`.
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -243,7 +243,7 @@ async function mainRun(): Promise<boolean> {
     }
     if (runs('batch')) {
       // Workers of their own: graphile-worker counts a batch job as one job, so BILLING_CONCURRENCY
-      // batch jobs of 100 put 100x as many commands in flight (README: Performance).
+      // batch jobs of 100 put 100x as many commands in flight (docs/performance.md).
       log(`batch jobs of ${options.batchJobSize}: ${options.workers} worker processes with BILLING_CONCURRENCY=${options.batchConcurrency}`);
       const workers = await startWorkers(bench, options.workers, 'real', { ...workerEnv, BILLING_CONCURRENCY: String(options.batchConcurrency) });
       try {

@@ -1,7 +1,7 @@
 import { cpuBetween, readCpu, type CpuReading } from './cpu.ts';
 import { highestSeq, type BenchDatabase } from './database.ts';
 
-/** What one command cost inside a measuring window (README: Performance, where the time goes). */
+/** What one command cost inside a measuring window (docs/performance.md, where the time goes). */
 export interface Costs {
   commands: number;
   /** CPU microseconds per command, per group: `pg:<application_name>` backends and `worker`. */

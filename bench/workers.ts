@@ -12,7 +12,7 @@ const benchWorker = fileURLToPath(new URL('./worker-process.ts', import.meta.url
  * The V8 limits a worker runs with where it is deployed (Dockerfile `ENV NODE_OPTIONS`; test/bench.test.ts
  * checks the two agree), so the bench measures memory and speed as deployed. Without them V8 lets the
  * old generation grow to ~300 MB under load although the live heap is ~33 MB; a 128 MB cap and 2 MB
- * semi-spaces keep the process near 130 MB peak at no measurable throughput cost (README: Performance).
+ * semi-spaces keep the process near 130 MB peak at no measurable throughput cost (docs/performance.md).
  */
 export const deployedNodeOptions = '--max-old-space-size=128 --max-semi-space-size=2';
 

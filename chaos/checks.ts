@@ -102,7 +102,7 @@ export interface CheckInput {
   defaultCurrency?: string;
 }
 
-/** SPEC 2: an expired hold is released within 5 seconds of its expiry. */
+/** docs/guarantees.md: an expired hold is released within 5 seconds of its expiry. */
 export const EXPIRY_BOUND_MS = 5000;
 
 export interface CheckReport {
@@ -278,7 +278,7 @@ export function runChecks(input: CheckInput): CheckReport {
   const expiries = snapshot.ops.filter((op) => op.type === 'expire').length;
   checks.push(clock.done(`${expiries} holds expired, none early; latest expiry ${lateness} ms after due`));
 
-  // 6b. SPEC 2: the service releases an expired hold within 5 s of its expiry; late is a violation,
+  // 6b. docs/guarantees.md: the service releases an expired hold within 5 s of its expiry; late is a violation,
   // whatever the faults. Measured to the expiry's commit (when its release became visible).
   const onTime = new CheckBuilder(`hold expiries committed within ${EXPIRY_BOUND_MS / 1000} s of due`);
   let latestExpiryLatenessMs = 0;

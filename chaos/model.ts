@@ -1,12 +1,12 @@
 /**
- * The rules of SPEC section 2 written a second time, plainly, for replaying a finished chaos run:
+ * The rules of docs/commands.md written a second time, plainly, for replaying a finished chaos run:
  * results are fed in seq order (which is commit order) and every code and every balance must come
  * out the same. It shares no code with src/ledger, so a wrong rule there is not echoed here.
  *
  * One thing a replay cannot know exactly, and how it is bounded rather than ignored: when a command
  * was decided, between its transaction's start (operations.created_at) and its commit
  * (pg_xact_commit_timestamp). A hold expiry inside that window may go either way.
- * What a command could see is not in doubt: seq order is a serial order (SPEC 4.6), so every row
+ * What a command could see is not in doubt: seq order is a serial order (docs/guarantees.md, 6), so every row
  * created by a lower seq was visible to it, and a `*_not_found` for such a row is a failure.
  */
 

@@ -70,7 +70,7 @@ export interface ChaosReport {
   lost: number;
   duplicatesApplied: number;
   deadlocks: number;
-  /** How long after due the latest hold expiry committed (SPEC bound: 5 s). */
+  /** How long after due the latest hold expiry committed (bound: 5 s, docs/guarantees.md). */
   latestExpiryLatenessMs: number;
   duplicateExecutionsAbsorbed: number;
   duplicateEnqueuesAbsorbed: number;

@@ -1,5 +1,5 @@
 -- Up Migration
--- Roles as narrow as the README's privileges table says (issue 10): column-level UPDATE for what
+-- Roles as narrow as the privileges table of docs/security.md says (issue 10): column-level UPDATE for what
 -- the worker writes, no default privilege that widens future tables, and billing.apply_access(),
 -- which `billing migrate` runs after every migration (src/db/migrate.ts) so that whatever a
 -- graphile-worker upgrade adds is owned by the owner role, has its row-level-security policies,

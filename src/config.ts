@@ -1,5 +1,5 @@
 /**
- * Every setting comes from the environment (README: Configuration). Parsed once, checked, and
+ * Every setting comes from the environment (docs/configuration.md). Parsed once, checked, and
  * refused with a message that names the variable.
  */
 export interface Config {
@@ -17,7 +17,7 @@ export interface Config {
   httpPort: number;
   /**
    * True when BILLING_HTTP_PORT was set: that port or nothing (exit 1 when taken). Without it the
-   * default port is only a preference, so that several workers run on one host (README: Metrics).
+   * default port is only a preference, so that several workers run on one host (docs/operations.md: Metrics).
    */
   httpPortExplicit: boolean;
   /** Address the HTTP server binds (BILLING_HTTP_HOST): all IPv4 interfaces by default, for a scraper. */
@@ -34,7 +34,7 @@ export interface Config {
 
 /**
  * The default metrics port: 9090 is the Prometheus server's own and exporters live in 9100-9999.
- * When it is taken (another worker on this host) the next ones are tried (README: Metrics).
+ * When it is taken (another worker on this host) the next ones are tried (docs/operations.md: Metrics).
  */
 export const defaultHttpPort = 9471;
 
@@ -56,7 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
     statementTimeoutMs: integer(env, 'BILLING_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     lockTimeoutMs: integer(env, 'BILLING_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
-    idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 0, 3_600_000),
+    idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 2_000, 0, 3_600_000),
     recoveryIntervalMs: integer(env, 'BILLING_RECOVERY_INTERVAL_MS', 2_000, 100, 60_000),
     dataDir: env.BILLING_DATA_DIR || undefined,
   };

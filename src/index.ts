@@ -3,8 +3,8 @@
 export * from './client/index.ts';
 export {
   commandTypes, resultCodes, resultStatuses, holdStatuses, maxInt64, taskPrefix,
-} from './commands/codes.ts';
+} from './commands/contract.ts';
 export type {
   CommandType, OperationType, ResultCode, RejectionCode, ResultStatus, HoldStatus,
-} from './commands/codes.ts';
+} from './commands/contract.ts';
 export type { Command, CommandOf, Metadata } from './commands/command.ts';

@@ -25,7 +25,8 @@ t.test('a bad option value is refused with exit code 2', async (t) => {
 });
 
 t.test('the anchor is the shared anchor file, split into its setup and its transfer', async (t) => {
-  // The project's anchor lives next to the repository (../shared/anchors); the bench carries a copy.
+  // The bench carries a copy of the project's anchor file; where the original is checked out beside
+  // this repository (it is not part of it), the copy must still be verbatim.
   const shared = fileURLToPath(new URL('../../shared/anchors/plain-transfer.sql', import.meta.url));
   if (existsSync(shared)) t.equal(await readFile(anchorFile, 'utf8'), await readFile(shared, 'utf8'), 'bench/anchor/plain-transfer.sql is a verbatim copy');
   const script = loadAnchor();

@@ -1,7 +1,7 @@
-// The bank test at CI size (SPEC section 4): real worker processes on a throwaway PostgreSQL cluster
+// The bank test at CI size (docs/guarantees.md): real worker processes on a throwaway PostgreSQL cluster
 // of its own (own port, own data folder; never the machine's server), an at-least-once producer,
 // and every fault of the schedule once or more; then the checks of chaos/checks.ts. The long run is
-// `npm run chaos -- --seconds 300 --workers 4` (README: Guarantees and how we test them).
+// `npm run chaos -- --seconds 300 --workers 4` (docs/guarantees.md).
 import t from 'tap';
 import { defaultOptions, runChaos } from '../chaos/run.ts';
 

@@ -1,4 +1,4 @@
-// SPEC 4.5: a job locked by a worker that died is run by another worker within 10 seconds, and a
+// docs/guarantees.md, 5: a job locked by a worker that died is run by another worker within 10 seconds, and a
 // live but paused worker's jobs are never handed out. Real worker processes, real PostgreSQL.
 // RECOVERY_TEST_REAPER=off starts the workers without the reaper: the first test must then fail.
 import t from 'tap';
@@ -17,7 +17,7 @@ const dbUrl = (() => {
   u.pathname = `/${dbName}`;
   return u.toString();
 })();
-const fixture = fileURLToPath(new URL('./fixtures/recovery-worker.ts', import.meta.url));
+const fixture = fileURLToPath(new URL('./helpers/recovery-worker.ts', import.meta.url));
 const RECOVERY_LIMIT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -7,7 +7,7 @@ import { connectAsClientRole } from './helpers/client-role.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, drained, resultOf, run, type ResultRow } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
-import { wrongTypeCases } from './support/wrong-types.ts';
+import { wrongTypeCases } from './helpers/wrong-types.ts';
 
 // Issue 9: each edge a hostile client found, driven through a real worker from SQL, as the client
 // role (billing.submit) and as the owner (graphile_worker.add_job). Each test here failed on 8bf903f.

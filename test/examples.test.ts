@@ -1,4 +1,4 @@
-// Every README example, run in the order the README shows it, compared with its recorded output
+// Every example of README.md and docs/, run in the order examples/ numbers them, compared with its recorded output
 // (examples/<name>.out). The TypeScript client example runs in test/package.test.ts, compiled
 // against the packed package as a consumer would. `npm install && npm start` and `npm test` are the
 // commands that run this suite; `billing start`/`worker` are test/start.test.ts's.
@@ -9,7 +9,7 @@ import pg from 'pg';
 import t from 'tap';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { runCli } from './helpers/cli.ts';
-import { billingArgs, checkInReadme, compareWithRecorded, formatRows, readExample, sqlStatements } from './helpers/examples.ts';
+import { billingArgs, checkInDocs, compareWithRecorded, formatRows, readExample, sqlStatements } from './helpers/examples.ts';
 import { startTestWorker } from './helpers/worker.ts';
 
 // About 20 CLI processes, each loading the CLI anew: minutes on a loaded 2-core machine.
@@ -50,12 +50,12 @@ async function runSqlExample(query: (text: string) => Promise<pg.QueryResult>, s
 }
 
 t.test('npx billing demo, twice', async (t) => {
-  checkInReadme(t, '01-demo.sh');
+  checkInDocs(t, '01-demo.sh');
   compareWithRecorded(t, '01-demo.sh', await runShellExample(cliDatabase, '01-demo.sh'));
 });
 
 t.test('the command-line table, row by row (after the demo)', async (t) => {
-  checkInReadme(t, '06-cli.sh');
+  checkInDocs(t, '06-cli.sh');
   compareWithRecorded(t, '06-cli.sh', await runShellExample(cliDatabase, '06-cli.sh'));
 });
 
@@ -65,20 +65,20 @@ t.test('then the SQL examples, on a database of their own', async () => {
 });
 
 t.test('the original task from SQL alone, statement by statement (autocommit, as psql -f runs it)', async (t) => {
-  checkInReadme(t, '02-original-task.sql');
+  checkInDocs(t, '02-original-task.sql');
   const output = await runSqlExample((text) => sqlDatabase.query(text), readExample('02-original-task.sql'));
   compareWithRecorded(t, '02-original-task.sql', output);
   t.match(output, /\n1\|666\|0\|666\n2\|111\|0\|111\n/, 'balances 666 and 111');
 });
 
 t.test("the DBA's queries, after the original task", async (t) => {
-  checkInReadme(t, '03-dba-queries.sql');
+  checkInDocs(t, '03-dba-queries.sql');
   compareWithRecorded(t, '03-dba-queries.sql', await runSqlExample((text) => sqlDatabase.query(text), readExample('03-dba-queries.sql')));
 });
 
 t.test('least privilege: the login users, then the application as app', async (t) => {
-  checkInReadme(t, '04-security.sql');
-  checkInReadme(t, '05-as-app.sql');
+  checkInDocs(t, '04-security.sql');
+  checkInDocs(t, '05-as-app.sql');
   const rename = (text: string) => text.replace(/\b(app|billing_svc|dba_ro)\b(?= login)/g, (name) => users[name as keyof typeof users]);
   compareWithRecorded(t, '04-security.sql', await runSqlExample((text) => sqlDatabase.query(rename(text)), readExample('04-security.sql')));
   const url = new URL(sqlDatabase.url);

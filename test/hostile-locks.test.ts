@@ -1,7 +1,7 @@
-// SPEC 4.8: no client can hurt another, advisory locks included (any login can take any of them).
+// docs/guarantees.md, 8: no client can hurt another, advisory locks included (any login can take any of them).
 // A billing_client session and a billing_reader session each hold every advisory lock the service
 // has ever used while commands flow and a worker is SIGKILLed: commands keep their usual latency and
-// the dead worker's jobs run on the other worker within 10 s (SPEC 4.5). Real worker processes,
+// the dead worker's jobs run on the other worker within 10 s (docs/guarantees.md, 5). Real worker processes,
 // each logged in as a different member of the worker role, real PostgreSQL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -6,8 +6,8 @@ import { drained } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
 import {
   account, type CommandSpec, invalidCommands, opening, type Payload, samePayload, spec, type Step, step, stringify, validCommand,
-} from './support/command-arbitraries.ts';
-import { ReferenceLedger, type Prediction } from './support/reference-model.ts';
+} from './helpers/command-arbitraries.ts';
+import { ReferenceLedger, type Prediction } from './helpers/reference-model.ts';
 
 // Random command sequences through a real worker, compared with an in-memory reference model.
 // The rules themselves (expiry included) are checked by the thousands, without a database, in
@@ -23,8 +23,10 @@ t.teardown(async () => {
   await database.drop();
 });
 
-const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : undefined;
-const path = process.env.FC_PATH || undefined;
+const replay: { seed?: number; path?: string } = {
+  ...(process.env.FC_SEED && { seed: Number(process.env.FC_SEED) }),
+  ...(process.env.FC_PATH && { path: process.env.FC_PATH }),
+};
 
 const day = 24 * 60 * 60 * 1000;
 /**
@@ -152,7 +154,7 @@ t.test('commands one after another: each answered as the model predicts, the led
       }
       await checkLedger(model);
     }),
-    { numRuns: 10, seed, path, examples: [capturedToItselfAtTheLimit] },
+    { numRuns: 10, ...replay, examples: [capturedToItselfAtTheLimit] },
   );
   t.pass(`${runs} runs, ${commandsRun} commands, each answered and checked`);
 });
@@ -208,7 +210,7 @@ t.test('order-free commands enqueued at once, some as batch jobs: same answers, 
       if (conflicts.length) throw new Error(`unexpected id conflicts: ${stringify(conflicts)}`);
       await checkLedger(model);
     }),
-    { numRuns: 8, seed, path },
+    { numRuns: 8, ...replay },
   );
   t.pass(`${runs} runs, each with the same answers and ledger as the model`);
 });

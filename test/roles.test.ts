@@ -239,9 +239,9 @@ t.test("graphile-worker's queue connections run with the same lock_timeout", asy
   t.equal((await resultOf(database, 'r-after-lock')).code, 'ok', 'the worker carries on');
 });
 
-// The README's privileges table, as `role object: tokens` lines (tokens like SELECT or UPDATE(held)).
-function readmePrivileges(): { rows: { role: string; object: string; tokens: string[] }[] } {
-  const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+// The privileges table of docs/security.md, as `role object: tokens` lines (tokens like SELECT or UPDATE(held)).
+function documentedPrivileges(): { rows: { role: string; object: string; tokens: string[] }[] } {
+  const readme = readFileSync(fileURLToPath(new URL('../docs/security.md', import.meta.url)), 'utf8');
   const table = readme.slice(readme.indexOf('<!-- privileges:begin -->'), readme.indexOf('<!-- privileges:end -->'));
   const roleName: Record<string, string> = {
     billing_owner: roles.owner, billing_worker: roles.worker, billing_client: roles.client, billing_reader: roles.reader,
@@ -268,7 +268,7 @@ const objectsQuery = `
   select 'schema ' || n.nspname, n.nspname, 'schema', n.nspacl, n.nspowner, n.oid
   from pg_namespace as n where n.nspname in ('billing', 'graphile_worker')`;
 
-t.test("every role holds exactly the README's privileges, column by column; the owner role owns everything", async (t) => {
+t.test("every role holds exactly the privileges of docs/security.md, column by column; the owner role owns everything", async (t) => {
   const objects = (await database.query<{ object: string; schema: string; kind: string; owner: number }>(objectsQuery)).rows;
   const expected = new Map<string, Set<string>>();
   const expect = (role: string, object: string, tokens: string[]) => {
@@ -276,7 +276,7 @@ t.test("every role holds exactly the README's privileges, column by column; the 
     expected.set(key, new Set([...(expected.get(key) ?? []), ...tokens]));
   };
   let ownerRow = false;
-  for (const row of readmePrivileges().rows) {
+  for (const row of documentedPrivileges().rows) {
     const every = /^every (table and view|sequence|function) in `(\w+)`$/.exec(row.object);
     if (row.tokens.includes('OWNER')) ownerRow = true;
     else if (every) {
@@ -284,7 +284,7 @@ t.test("every role holds exactly the README's privileges, column by column; the 
       for (const o of objects.filter((o) => o.schema === every[2] && o.kind === kind)) expect(row.role, o.object, row.tokens);
     } else expect(row.role, row.object.replaceAll('`', ''), row.tokens);
   }
-  t.ok(ownerRow, 'the README names what the owner role owns');
+  t.ok(ownerRow, 'docs/security.md names what the owner role owns');
 
   const { rows: granted } = await database.query<{ grantee: string; object: string; token: string }>(`
     with objects as (${objectsQuery})
@@ -305,7 +305,7 @@ t.test("every role holds exactly the README's privileges, column by column; the 
     actual.set(key, new Set([...(actual.get(key) ?? []), g.token]));
   }
   const lines = (map: Map<string, Set<string>>) => [...map].map(([key, tokens]) => `${key}: ${[...tokens].sort().join(' ')}`).sort();
-  t.same(lines(actual), lines(expected), 'the catalog grants what the README says, and nothing more');
+  t.same(lines(actual), lines(expected), 'the catalog grants what docs/security.md says, and nothing more');
 
   const notOwned = objects.filter((o) => o.owner !== objects.find((x) => x.object === 'schema billing')!.owner).map((o) => o.object);
   const { rows: owner } = await database.query<{ name: string }>("select pg_get_userbyid(nspowner) as name from pg_namespace where nspname = 'billing'");

@@ -1,4 +1,4 @@
-// SPEC 4.6: `seq` order is a serial order. Commands that need a row created by another command
+// docs/guarantees.md, 6: `seq` order is a serial order. Commands that need a row created by another command
 // (captures and releases of a hold, credits, debits and transfers of a new account) are enqueued
 // in the same burst as their creators and run by three real worker processes at once; then every
 // result is replayed in seq order through the chaos suite's independent model of the rules, which

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The workers' login: a member of the billing_worker group role only (README, Security), never the
+# The workers' login: a member of the billing_worker group role only (docs/security.md), never the
 # superuser. The postgres image runs this once, when it initializes an empty data volume; the
 # migration then finds billing_worker existing and grants it its rights (sql/0004_roles.sql).
 set -eu

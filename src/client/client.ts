@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { commandTypes, type CommandType } from '../commands/codes.ts';
+import { commandTypes, resultsChannel, type CommandType } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import { createPool } from '../db/pool.ts';
 import { isTransientError } from '../db/errors.ts';
@@ -75,8 +75,6 @@ export interface BillingClient {
   close(): Promise<void>;
 }
 
-/** The channel src/ledger/apply.ts notifies on (not imported: it would load the whole ledger). */
-const resultsChannel = 'billing_results';
 const defaultTimeoutMs = 30_000;
 const maxRetryMs = 5_000;
 

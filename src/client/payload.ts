@@ -1,8 +1,8 @@
-import type { CommandType } from '../commands/codes.ts';
+import type { CommandType } from '../commands/contract.ts';
 import { commandIdProblem } from '../commands/parse.ts';
 import type { CommandInputs } from './types.ts';
 
-/** The fields each command takes: the payload names of the SQL interface and the README, nothing else. */
+/** The fields each command takes: the payload names of the SQL interface and docs/commands.md, nothing else. */
 export const inputFields: { readonly [T in CommandType]: readonly (keyof CommandInputs[T])[] } = {
   open_account: ['id', 'metadata', 'account', 'currency'],
   credit: ['id', 'metadata', 'account', 'amount'],

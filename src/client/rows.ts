@@ -1,4 +1,4 @@
-import type { OperationType, ResultStatus } from '../commands/codes.ts';
+import type { OperationType, ResultStatus } from '../commands/contract.ts';
 import type { Account, StoredResult } from './types.ts';
 import { balancesFromJson, type BalanceJson } from '../commands/balances-json.ts';
 

@@ -1,4 +1,4 @@
-import type { OperationType, ResultCode, ResultStatus } from '../commands/codes.ts';
+import type { AccountBalance, OperationType, ResultCode, ResultStatus, StoredResultCode } from '../commands/contract.ts';
 import type { Metadata } from '../commands/command.ts';
 
 /**
@@ -41,11 +41,7 @@ export interface CommandInputs {
 }
 
 /** What an account was left with by a command. */
-export interface ResultBalance {
-  account: string;
-  balance: bigint;
-  held: bigint;
-}
+export type ResultBalance = AccountBalance;
 
 /** A row of billing.operations: the one durable result of a command id. */
 export interface StoredResult {
@@ -55,7 +51,7 @@ export interface StoredResult {
   type: OperationType;
   status: ResultStatus;
   /** Never `id_conflict`: a reused id writes no row of its own (see IdConflictResult). */
-  code: Exclude<ResultCode, 'id_conflict'>;
+  code: StoredResultCode;
   message: string | null;
   /** The balances of the accounts the command touched, right after it. */
   balances: ResultBalance[];

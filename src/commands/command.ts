@@ -1,4 +1,4 @@
-import type { CommandType } from './codes.ts';
+import type { OperationType } from './contract.ts';
 
 export type Metadata = { [key: string]: unknown };
 
@@ -24,9 +24,9 @@ export interface Hold extends CommandBase {
 }
 export interface Capture extends CommandBase { type: 'capture'; hold: string; amount?: bigint; to?: string }
 export interface Release extends CommandBase { type: 'release'; hold: string }
-/** Issued by the service when a hold's time runs out; id `expire:<hold>`. */
-export interface Expire extends CommandBase { type: 'expire'; hold: string }
+/** Issued by the service when a hold's time runs out (task expire_hold, type expire, id `expire:<hold>`: see contract.ts). */
+export interface HoldExpiry extends CommandBase { type: 'expire'; hold: string }
 
-export type Command = OpenAccount | Credit | Debit | Transfer | Hold | Capture | Release | Expire;
+export type Command = OpenAccount | Credit | Debit | Transfer | Hold | Capture | Release | HoldExpiry;
 
-export type CommandOf<T extends CommandType | 'expire'> = Extract<Command, { type: T }>;
+export type CommandOf<T extends OperationType> = Extract<Command, { type: T }>;

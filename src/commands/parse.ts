@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { type CommandType, commandTypes, derivedIdPrefixes, maxHoldSeconds, maxInt64, maxMetadataBytes } from './codes.ts';
-import type { Command } from './command.ts';
+import {
+  type CommandType, commandTypes, derivedIdPrefixes, expiryIdPrefix, expiryTaskId, expiryType, maxHoldSeconds, maxInt64,
+  maxMetadataBytes,
+} from './contract.ts';
+import type { Command, Metadata } from './command.ts';
 import { isJsonNumber, maxPayloadBytes, maxPayloadDepth, UnreadablePayload } from './json-text.ts';
 
 export { maxPayloadBytes } from './json-text.ts';
@@ -44,9 +47,13 @@ export function commandIdProblem(id: unknown): string | undefined {
 }
 
 /** A client id: 1 to 128 characters, not one the service derives. */
-const clientId = z.unknown().superRefine((value, ctx) => {
+const clientId = z.unknown().transform((value, ctx): string => {
   const problem = commandIdProblem(value);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  if (problem !== undefined || typeof value !== 'string') {
+    ctx.addIssue({ code: 'custom', message: problem ?? 'must be a string' });
+    return z.NEVER;
+  }
+  return value;
 });
 /** An id that names an existing hold: any 1 to 128 characters (a hold may carry a derived id). */
 const holdRef = z.string({ error: wrongType('a string') })
@@ -118,14 +125,15 @@ const expiresAt = z.iso.datetime({
     : 'must be an ISO 8601 timestamp with a time zone'),
 });
 
-const metadata = z.unknown().superRefine((value, ctx) => {
-  if (!isObject(value)) {
-    ctx.addIssue({ code: 'custom', message: `must be a JSON object, not ${kindOf(value)}` });
-  } else if (Buffer.byteLength(JSON.stringify(value)) > maxMetadataBytes) {
-    ctx.addIssue({ code: 'custom', message: `must be at most ${maxMetadataBytes} bytes serialized` });
-  } else if (depthOf(value) > maxMetadataDepth) {
-    ctx.addIssue({ code: 'custom', message: `must be nested at most ${maxMetadataDepth} levels deep` });
-  }
+const metadata = z.unknown().transform((value, ctx): Metadata => {
+  const fail = (message: string): never => {
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER as never;
+  };
+  if (!isObject(value)) return fail(`must be a JSON object, not ${kindOf(value)}`);
+  if (Buffer.byteLength(JSON.stringify(value)) > maxMetadataBytes) return fail(`must be at most ${maxMetadataBytes} bytes serialized`);
+  if (depthOf(value) > maxMetadataDepth) return fail(`must be nested at most ${maxMetadataDepth} levels deep`);
+  return value;
 });
 
 const common = { id: clientId.optional(), metadata: metadata.optional() };
@@ -154,7 +162,7 @@ const payloadSchemas = {
 
 export type ParseInput = {
   /** graphile-worker task name without the `billing/` prefix, e.g. `credit` or `expire_hold`. */
-  task: CommandType | 'expire_hold';
+  task: CommandType | typeof expiryTaskId;
   payload: unknown;
   /** graphile-worker job id (and element index for a batch job), for the default command id. */
   defaultId: string;
@@ -174,7 +182,7 @@ export type ParsedCommand =
 
 /** Turns a job payload into a typed command, or into the reason it is not one. Never throws. */
 export function parseCommand(input: ParseInput): ParsedCommand {
-  const type: Command['type'] = input.task === 'expire_hold' ? 'expire' : input.task;
+  const type: Command['type'] = input.task === expiryTaskId ? expiryType : input.task;
   try {
     return parsePayload(input, type);
   } catch (error) {
@@ -204,11 +212,8 @@ function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
   const unstorable = findUnstorableText(fields, []);
   if (unstorable) return reject(`${unstorable}: contains a NUL character or a lone surrogate, which PostgreSQL cannot store`);
 
-  const parsed = payloadSchemas[input.task].safeParse(input.payload);
-  if (!parsed.success) return reject(describeIssue(parsed.error.issues[0]));
-  const p = parsed.data as Record<string, unknown>;
-  const base = { id, ...(p.metadata === undefined ? {} : { metadata: p.metadata as Record<string, unknown> }) };
-  const command = buildCommand(input, base, p);
+  const command = buildCommand(input.task, input, id);
+  if (typeof command === 'string') return reject(command);
   return { ok: true, command, request, fingerprint };
 }
 
@@ -221,38 +226,47 @@ function claimedIdOf(payload: unknown): unknown {
   return isObject(payload) ? payload.id : undefined;
 }
 
-function buildCommand(input: ParseInput, base: { id: string }, p: Record<string, unknown>): Command {
-  switch (input.task) {
-    case 'open_account':
-      return { ...base, type: 'open_account', account: p.account as string, currency: (p.currency as string | undefined) ?? input.defaultCurrency };
-    case 'credit':
-    case 'debit':
-      return { ...base, type: input.task, account: p.account as string, amount: p.amount as bigint };
-    case 'transfer':
-      return { ...base, type: 'transfer', from: p.from as string, to: p.to as string, amount: p.amount as bigint };
-    case 'hold':
-      return {
-        ...base,
-        type: 'hold',
-        account: p.account as string,
-        amount: p.amount as bigint,
-        hold: (p.hold as string | undefined) ?? base.id,
-        ...(p.expires_at === undefined ? {} : { expiresAt: new Date(p.expires_at as string) }),
-        ...(p.ttl_seconds === undefined ? {} : { ttlSeconds: p.ttl_seconds as number }),
-      };
-    case 'capture':
-      return {
-        ...base,
-        type: 'capture',
-        hold: p.hold as string,
-        ...(p.amount === undefined ? {} : { amount: p.amount as bigint }),
-        ...(p.to === undefined ? {} : { to: p.to as string }),
-      };
-    case 'release':
-      return { ...base, type: 'release', hold: p.hold as string };
-    case 'expire_hold':
-      return { id: `expire:${p.hold as string}`, type: 'expire', hold: p.hold as string };
-  }
+type Task = keyof typeof payloadSchemas;
+type Payload<T extends Task> = z.output<(typeof payloadSchemas)[T]>;
+interface Base { id: string; metadata?: Metadata }
+
+/** Each schema, typed by its own output: a checked assignment, so indexing by a task keeps the type. */
+const schemaOf: { [T in Task]: z.ZodType<Payload<T>> } = payloadSchemas;
+
+/** Each task's command, built from its schema's output type: a field the schema lacks does not compile. */
+const builders: { [T in Task]: (p: Payload<T>, base: Base, input: ParseInput) => Command } = {
+  open_account: (p, base, input) => ({ ...base, type: 'open_account', account: p.account, currency: p.currency ?? input.defaultCurrency }),
+  credit: (p, base) => ({ ...base, type: 'credit', account: p.account, amount: p.amount }),
+  debit: (p, base) => ({ ...base, type: 'debit', account: p.account, amount: p.amount }),
+  transfer: (p, base) => ({ ...base, type: 'transfer', from: p.from, to: p.to, amount: p.amount }),
+  hold: (p, base) => ({
+    ...base,
+    type: 'hold',
+    account: p.account,
+    amount: p.amount,
+    hold: p.hold ?? base.id,
+    ...(p.expires_at === undefined ? {} : { expiresAt: new Date(p.expires_at) }),
+    ...(p.ttl_seconds === undefined ? {} : { ttlSeconds: p.ttl_seconds }),
+  }),
+  capture: (p, base) => ({
+    ...base,
+    type: 'capture',
+    hold: p.hold,
+    ...(p.amount === undefined ? {} : { amount: p.amount }),
+    ...(p.to === undefined ? {} : { to: p.to }),
+  }),
+  release: (p, base) => ({ ...base, type: 'release', hold: p.hold }),
+  // The service's own command: its id is derived from the hold, it carries no metadata.
+  expire_hold: (p) => ({ id: `${expiryIdPrefix}${p.hold}`, type: expiryType, hold: p.hold }),
+};
+
+/** The task's command, or why its payload is not one. */
+function buildCommand<T extends Task>(task: T, input: ParseInput, id: string): Command | string {
+  const parsed = schemaOf[task].safeParse(input.payload);
+  if (!parsed.success) return describeIssue(parsed.error.issues[0]);
+  const metadata = 'metadata' in parsed.data ? parsed.data.metadata : undefined;
+  const base: Base = { id, ...(metadata === undefined ? {} : { metadata }) };
+  return builders[task](parsed.data, base, input);
 }
 
 export function isCommandTask(name: string): name is CommandType {

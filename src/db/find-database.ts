@@ -1,5 +1,5 @@
 // How every `billing` subcommand (bench included) and the worker find their database: one rule,
-// in one place (README: Configuration).
+// in one place (docs/configuration.md).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.ts';

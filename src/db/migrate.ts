@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Logger, runMigrations as runGraphileWorkerMigrations } from 'graphile-worker';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
+import { defaultRoleNames, type RoleNames } from '../commands/contract.ts';
 
 export const sqlDirectory = fileURLToPath(new URL('../../sql', import.meta.url));
 
@@ -13,19 +14,14 @@ export interface MigrateOptions {
   roles?: Partial<RoleNames>;
 }
 
-export interface RoleNames {
-  owner: string;
-  worker: string;
-  client: string;
-  reader: string;
-}
+export type { RoleNames };
 
 export function roleNamesFromEnv(env: NodeJS.ProcessEnv = process.env): RoleNames {
   return {
-    owner: env.BILLING_ROLE_OWNER || 'billing_owner',
-    worker: env.BILLING_ROLE_WORKER || 'billing_worker',
-    client: env.BILLING_ROLE_CLIENT || 'billing_client',
-    reader: env.BILLING_ROLE_READER || 'billing_reader',
+    owner: env.BILLING_ROLE_OWNER || defaultRoleNames.owner,
+    worker: env.BILLING_ROLE_WORKER || defaultRoleNames.worker,
+    client: env.BILLING_ROLE_CLIENT || defaultRoleNames.client,
+    reader: env.BILLING_ROLE_READER || defaultRoleNames.reader,
   };
 }
 

@@ -166,6 +166,9 @@ export interface BillingIdConflicts {
 }
 
 export interface BillingLockSlots {
+  /**
+   * A slot number: a key (id:, account:, hold:) is folded into one by src/ledger/lock-slots.ts.
+   */
   slot: number;
 }
 
@@ -175,7 +178,7 @@ export interface BillingOperations {
    */
   balances: Generated<Json>;
   /**
-   * ok when applied, else the rejection code (insufficient_funds, account_not_found, invalid_command, ...).
+   * ok when applied, else the rejection code; one of the closed list in the code_known constraint.
    */
   code: string;
   /**
@@ -240,6 +243,9 @@ export interface BillingReconciliationMismatches {
 }
 
 export interface BillingResultSeqLock {
+  /**
+   * Always true: the table has this one row.
+   */
   only_row: Generated<boolean>;
 }
 

@@ -2,16 +2,21 @@ import { createHash } from 'node:crypto';
 import { type Compilable, type CompiledQuery, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
-import { commandTypes, holdStatuses, resultCodes, resultStatuses } from '../commands/codes.ts';
+import { holdStatuses, operationTypes, resultCodes, resultStatuses } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
 import { lockAccounts, lockHolds, lockSlots, selectEarlierResults, WriteParameter, writeStatement, writeValues } from './batch-sql.ts';
 import { accountsNamedBy, holdNamedBy, lockSlotsOf } from './lock-slots.ts';
-import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type StoredResult } from './plan.ts';
+import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type ExistingResult } from './plan.ts';
 
-export { resultsChannel } from './batch-sql.ts';
+export { resultsChannel } from '../commands/contract.ts';
+
+/** A recorded outcome carries the seq its result row got; the others wrote no row. */
+export type AppliedOutcome =
+  | (Extract<ItemOutcome, { kind: 'recorded' }> & { seq: bigint })
+  | Exclude<ItemOutcome, { kind: 'recorded' }>;
 
 export interface AppliedBatch {
-  outcomes: (ItemOutcome & { seq?: bigint })[];
+  outcomes: AppliedOutcome[];
   highestSeq: bigint | null;
 }
 
@@ -111,8 +116,12 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
     for (const row of rows) if (row.id !== null && row.seq !== null) seqs.set(row.id, row.seq);
     if (seqs.size !== plan.operations.length) throw new Error(`wrote ${seqs.size} of ${plan.operations.length} results`);
     if (Number(rows[0]?.expiries) !== plan.expiries.length) throw new Error(`scheduled ${rows[0]?.expiries} of ${plan.expiries.length} expiries`);
-    const outcomes = plan.outcomes.map((outcome) =>
-      outcome.kind === 'recorded' ? { ...outcome, seq: seqs.get(outcome.result.id) } : outcome);
+    const outcomes = plan.outcomes.map((outcome): AppliedOutcome => {
+      if (outcome.kind !== 'recorded') return outcome;
+      const seq = seqs.get(outcome.result.id);
+      if (seq === undefined) throw new Error(`no seq came back for result ${outcome.result.id}`);
+      return { ...outcome, seq };
+    });
     const highestSeq = seqs.size ? [...seqs.values()].reduce((a, b) => (a > b ? a : b)) : null;
     return { outcomes, highestSeq };
   } catch (error) {
@@ -157,7 +166,7 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
     balances: balancesFromJson(row.balances),
     fingerprint: row.fingerprint,
     jobId: row.job_id,
-  } satisfies StoredResult]));
+  } satisfies ExistingResult]));
   const holds = new Map(holdRows.map((row) => [row.hold, {
     hold: row.hold,
     account: row.account,
@@ -170,8 +179,6 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
   const now = locked[locked.length - 1]!.now;
   return { existing, view: { accounts, holds, now } };
 }
-
-const operationTypes = [...commandTypes, 'expire'] as const;
 
 function idOf(item: BatchItem): string {
   return item.parsed.ok ? item.parsed.command.id : item.parsed.id;

@@ -3,13 +3,11 @@
 // into rows, so a batch of any size is the same few statements.
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { balancesToJson } from '../commands/balances-json.ts';
-import { expireTaskName } from '../commands/codes.ts';
+import { expiryIdPrefix, expiryTask, resultsChannel } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
 import type { BatchPlan } from './plan.ts';
 
 type Db = Kysely<DB>;
-
-export const resultsChannel = 'billing_results';
 
 type ElementType = 'int4' | 'int8' | 'text' | 'json' | 'jsonb' | 'timestamptz';
 
@@ -227,10 +225,10 @@ export function writeStatement(db: Db) {
     .with('conflicts_notified', (qc) => qc.selectFrom(conflictRows)
       .select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent')))
     // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
-    // priority (lower number) puts a due expiry ahead of a backlog of commands (SPEC: within 5 s).
+    // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
     .with('expiries', (qc) => qc.selectFrom(expiryRows)
-      .select(sql<string>`graphile_worker.add_job(${expireTaskName}, json_build_object('hold', v.hold),
-        run_at => v.run_at, job_key => ${'expire:'} || v.hold, max_attempts => ${25}, priority => ${-10})`.as('job')))
+      .select(sql<string>`graphile_worker.add_job(${expiryTask}, json_build_object('hold', v.hold),
+        run_at => v.run_at, job_key => ${expiryIdPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as('job')))
     .with('seq_locked', (qc) => qc.selectFrom('billing.result_seq_lock')
       .select('only_row')
       .where(sql<boolean>`${scalar('hasResults')} and (select count(*) from opened) + (select count(*) from rebalanced)

@@ -1,5 +1,5 @@
-import { maxHoldSeconds, maxInt64, type RejectionCode } from '../commands/codes.ts';
-import type { Capture, Command, Credit, Debit, Expire, Hold, OpenAccount, Release, Transfer } from '../commands/command.ts';
+import { maxHoldSeconds, maxInt64, type RejectionCode } from '../commands/contract.ts';
+import type { Capture, Command, Credit, Debit, HoldExpiry, Hold, OpenAccount, Release, Transfer } from '../commands/command.ts';
 import type { AccountState, HoldState, LedgerView } from './state.ts';
 
 /** A change of one account: what the journal records as one entry. */
@@ -36,7 +36,7 @@ export function decide(command: Command, view: LedgerView): Decision {
     case 'hold': return decideHold(command, view);
     case 'capture': return decideCapture(command, view);
     case 'release': return decideRelease(command, view);
-    case 'expire': return decideExpire(command, view);
+    case 'expire': return decideExpiry(command, view);
   }
 }
 
@@ -138,7 +138,7 @@ function decideRelease(command: Release, view: LedgerView): Decision {
   };
 }
 
-function decideExpire(command: Expire, view: LedgerView): Decision {
+function decideExpiry(command: HoldExpiry, view: LedgerView): Decision {
   const hold = view.holds.get(command.hold);
   if (!hold || hold.status !== 'active') return { kind: 'skipped', reason: `hold ${command.hold} is not active` };
   if (!hold.expiresAt) return { kind: 'skipped', reason: `hold ${command.hold} has no expiry` };
@@ -164,7 +164,7 @@ function notFound(account: string): Decision {
 }
 
 function overflow(account: string): Decision {
-  return reject('overflow', `balance of ${account} would exceed 9223372036854775807`);
+  return reject('overflow', `balance of ${account} would exceed ${maxInt64}`);
 }
 
 function insufficient(account: AccountState, amount: bigint): Decision {

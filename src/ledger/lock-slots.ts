@@ -1,8 +1,9 @@
 import type { Command } from '../commands/command.ts';
+import { lockSlotCount } from '../commands/contract.ts';
 import type { BatchItem } from './plan.ts';
 
-/** Rows of billing.lock_slots (sql/0007_lock_rows.sql fills 0 .. slotCount - 1). */
-export const slotCount = 65_536;
+/** Rows of billing.lock_slots, one per slot. */
+export const slotCount = lockSlotCount;
 
 /**
  * The lock slot of a key: FNV-1a (32 bits) over the key's UTF-16 code units, folded to a slot.

@@ -1,14 +1,7 @@
-import type { OperationType, RejectionCode, ResultCode, ResultStatus } from '../commands/codes.ts';
+import type { AccountBalance, OperationType, RejectionCode, ResultCode, ResultStatus } from '../commands/contract.ts';
 import type { ParsedCommand } from '../commands/parse.ts';
 import { decide, type Posting } from './decide.ts';
 import type { HoldState, LedgerView } from './state.ts';
-
-/** What a command left on one account it touched. */
-export interface AccountBalance {
-  account: string;
-  balance: bigint;
-  held: bigint;
-}
 
 /** The result of one command as stored in billing.operations. */
 export interface CommandResult {
@@ -20,7 +13,11 @@ export interface CommandResult {
   balances: AccountBalance[];
 }
 
-export interface StoredResult extends CommandResult {
+/**
+ * A result already in billing.operations for an id of this batch, read under the batch's locks: with
+ * the fingerprint that tells a replay from a reuse. (The client's StoredResult is the public row.)
+ */
+export interface ExistingResult extends CommandResult {
   seq: bigint;
   fingerprint: string;
   jobId: bigint | null;
@@ -35,7 +32,7 @@ export type ItemOutcome =
   /** A new result row, written by this batch. */
   | { kind: 'recorded'; result: CommandResult }
   /** The same command again: nothing changes and the first result stands. */
-  | { kind: 'replayed'; result: StoredResult | CommandResult }
+  | { kind: 'replayed'; result: ExistingResult | CommandResult }
   /** The id was used before with another payload: the first result stands, the reuse is reported. */
   | { kind: 'conflict'; id: string; type: OperationType; message: string }
   | { kind: 'skipped'; reason: string };
@@ -72,12 +69,12 @@ export interface BatchPlan {
  * order: later commands see the effects of earlier ones, a rejection touches only its own command.
  * Pure: `view` is updated in place, and the plan says what to write.
  */
-export function planBatch(items: BatchItem[], existing: Map<string, StoredResult>, view: LedgerView): BatchPlan {
+export function planBatch(items: BatchItem[], existing: Map<string, ExistingResult>, view: LedgerView): BatchPlan {
   const plan: BatchPlan = {
     outcomes: [], operations: [], conflicts: [], openedAccounts: [], changedAccounts: new Map(),
     entries: [], createdHolds: [], closedHolds: [], expiries: [],
   };
-  const seen = new Map<string, { fingerprint: string; result: StoredResult | CommandResult }>();
+  const seen = new Map<string, { fingerprint: string; result: ExistingResult | CommandResult }>();
   for (const [id, stored] of existing) seen.set(id, { fingerprint: stored.fingerprint, result: stored });
 
   for (const item of items) {

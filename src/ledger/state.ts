@@ -1,4 +1,4 @@
-import type { HoldStatus } from '../commands/codes.ts';
+import type { HoldStatus } from '../commands/contract.ts';
 
 /** An account row as the rules see it, after the commands before this one in the batch. */
 export interface AccountState {

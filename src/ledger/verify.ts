@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { commandTypes, expireTaskName, taskPrefix } from '../commands/codes.ts';
+import { expiryTask, taskNames, taskPrefix } from '../commands/contract.ts';
 import type { BillingDb } from '../db/kysely.ts';
 
 export interface VerifyCheck {
@@ -20,7 +20,6 @@ export interface VerifyReport {
   checks: VerifyCheck[];
 }
 
-const knownTasks = [...commandTypes.map((type) => `${taskPrefix}${type}`), `${taskPrefix}expire_hold`];
 
 /**
  * Checks the ledger in one snapshot: every account's journal is a gapless chain from zero to the
@@ -79,7 +78,7 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
         select 1 from pg_constraint as c
         where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)`);
 
-    // Money held past its time is stuck money (SPEC: an expired hold is released within 5 seconds).
+    // Money held past its time is stuck money (docs/guarantees.md: an expired hold is released within 5 seconds).
     await check('no active hold more than 5 s past its expiry', 'breach', sql<{ example: string }>`
       select format('hold %s of %s: %s held, expired %s ago', hold, account, amount, date_trunc('second', now() - expires_at)) as example
       from billing.holds where status = 'active' and expires_at < now() - interval '5 seconds'
@@ -88,7 +87,7 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
     await check('no expiry job failing or failed', 'breach', sql<{ example: string }>`
       select format('job %s %s: attempt %s of %s: %s', id, task_identifier, attempts, max_attempts, left(coalesce(last_error, ''), 80)) as example
       from graphile_worker.jobs
-      where task_identifier = ${expireTaskName} and (last_error is not null or attempts >= max_attempts)`);
+      where task_identifier = ${expiryTask} and (last_error is not null or attempts >= max_attempts)`);
 
     await check('billing jobs that failed for good', 'warning', sql<{ example: string }>`
       select format('job %s %s: %s', id, task_identifier, left(coalesce(last_error, ''), 80)) as example
@@ -98,7 +97,7 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
     await check('jobs waiting under an unknown billing/ task name', 'warning', sql<{ example: string }>`
       select format('job %s %s', id, task_identifier) as example
       from graphile_worker.jobs
-      where task_identifier like ${`${taskPrefix}%`} and task_identifier <> all(${knownTasks}::text[])`);
+      where task_identifier like ${`${taskPrefix}%`} and task_identifier <> all(${taskNames}::text[])`);
 
     const { rows } = await sql<{ accounts: bigint; entries: bigint; operations: bigint }>`
       select (select count(*) from billing.accounts) as accounts,

@@ -1,9 +1,9 @@
-import type { AppliedBatch } from '../ledger/apply.ts';
-import type { BatchItem, ItemOutcome } from '../ledger/plan.ts';
+import type { AppliedBatch, AppliedOutcome } from '../ledger/apply.ts';
+import type { BatchItem } from '../ledger/plan.ts';
 import { isTransientError } from '../db/errors.ts';
 
 export type ApplyBatch = (items: BatchItem[]) => Promise<AppliedBatch>;
-export type BatchOutcome = ItemOutcome & { seq?: bigint };
+export type BatchOutcome = AppliedOutcome;
 
 export interface BatcherOptions {
   apply: ApplyBatch;

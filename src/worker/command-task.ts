@@ -1,5 +1,5 @@
 import type { JobHelpers, Task } from 'graphile-worker';
-import type { CommandType } from '../commands/codes.ts';
+import type { CommandType, expiryTaskId } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { BatchOutcome } from './batcher.ts';
 import { isTransientError } from '../db/errors.ts';
@@ -13,7 +13,7 @@ import { getRuntime } from './runtime.ts';
  * An array payload is a graphile-worker batch job: each element is a command of its own, and the
  * task returns one promise per element so that only failed elements are retried.
  */
-export function commandTask(task: CommandType | 'expire_hold'): Task {
+export function commandTask(task: CommandType | typeof expiryTaskId): Task {
   return async (payload, helpers) => {
     if (Array.isArray(payload)) {
       return payload.map((element, index) => runCommand(task, element, helpers, null, index));
@@ -23,7 +23,7 @@ export function commandTask(task: CommandType | 'expire_hold'): Task {
 }
 
 async function runCommand(
-  task: CommandType | 'expire_hold', payload: unknown, helpers: JobHelpers, defaultId: string | null, index = 0,
+  task: CommandType | typeof expiryTaskId, payload: unknown, helpers: JobHelpers, defaultId: string | null, index = 0,
 ): Promise<void> {
   const runtime = getRuntime();
   const job = helpers.job;

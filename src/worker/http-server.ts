@@ -21,7 +21,7 @@ export interface Listen {
   explicit: boolean;
 }
 
-/** How many ports after the default a worker tries before it takes any free one (README: Metrics). */
+/** How many ports after the default a worker tries before it takes any free one (docs/operations.md: Metrics). */
 export const fallbackPorts = 9;
 
 /** An explicitly asked-for port is in use (or not ours to bind): the message names the setting. */

@@ -1,9 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { commandTypes, expireTaskName, taskPrefix, type OperationType, type ResultCode } from '../commands/codes.ts';
+import { commandTypes, expiryType, taskNames, type OperationType, type ResultCode } from '../commands/contract.ts';
 import { serviceVersion } from '../version.ts';
 import { errorCode, isTransientError } from '../db/errors.ts';
 
-/** Prometheus metrics of one worker process, served on /metrics (README: Metrics). */
+/** Prometheus metrics of one worker process, served on /metrics (docs/operations.md: Metrics). */
 export interface Metrics {
   registry: Registry;
   commands: Counter<'type' | 'code'>;
@@ -26,7 +26,7 @@ export interface Metrics {
 }
 
 /**
- * The result codes each operation can end with (SPEC section 2), so that every series a dashboard
+ * The result codes each operation can end with (docs/commands.md), so that every series a dashboard
  * or an alert reads exists at 0 from the start: `rate()` and `absent()` work on a fresh worker.
  */
 const codesByType: Record<OperationType, readonly ResultCode[]> = {
@@ -40,10 +40,6 @@ const codesByType: Record<OperationType, readonly ResultCode[]> = {
   expire: [],
 };
 const everyCommandCanEnd: readonly ResultCode[] = ['ok', 'invalid_command', 'id_conflict'];
-
-/** The tasks this service runs: graphile-worker task names, the label of queue and retry series. */
-export const knownTasks = [...commandTypes.map((type) => `${taskPrefix}${type}`), expireTaskName];
-
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
@@ -110,10 +106,10 @@ export function createMetrics(): Metrics {
   };
   for (const [type, codes] of Object.entries(codesByType) as [OperationType, readonly ResultCode[]][]) {
     metrics.latency.zero({ type });
-    for (const code of type === 'expire' ? ['ok' as const] : [...everyCommandCanEnd, ...codes]) metrics.commands.inc({ type, code }, 0);
-    if (type !== 'expire') metrics.idConflicts.inc({ type }, 0);
+    for (const code of type === expiryType ? ['ok' as const] : [...everyCommandCanEnd, ...codes]) metrics.commands.inc({ type, code }, 0);
+    if (type !== expiryType) metrics.idConflicts.inc({ type }, 0);
   }
-  for (const task of knownTasks) {
+  for (const task of taskNames) {
     metrics.retries.inc({ task }, 0);
     metrics.jobsFailed.inc({ task }, 0);
     metrics.queueDepth.set({ task }, 0);

@@ -9,7 +9,7 @@ export interface QueueSettings {
 
 /**
  * graphile-worker settings of a billing worker, shared with the bench's queue ceiling so that
- * it measures the queue exactly as the service runs it. Chosen by measurement (README: Performance).
+ * it measures the queue exactly as the service runs it. Chosen by measurement (docs/performance.md).
  */
 export function queueSettings(config: Config): QueueSettings {
   // One connection per fetch/complete batch in flight plus the reaper and liveness; the ledger pool
@@ -24,12 +24,12 @@ export function queueSettings(config: Config): QueueSettings {
         pollInterval: 1000,
         // Jobs are fetched in bulk and handed to the batcher without a round trip each. Three
         // times the concurrency: get_jobs is most of graphile-worker's cost in PostgreSQL, and a
-        // fetch of 600 instead of 200 cut its CPU per job from ~250 to ~120 us (README:
-        // Performance). The extra jobs wait locked in this process; a graceful stop returns
+        // fetch of 600 instead of 200 cut its CPU per job from ~250 to ~120 us (docs/
+        // performance.md). The extra jobs wait locked in this process; a graceful stop returns
         // them, a killed worker's go back through the dead-worker reaper like its running ones.
         localQueue: { size: 3 * config.concurrency },
         // Completions are batched with no delay; with the default (-1) a job that finishes during a
-        // graceful shutdown stays locked (NOTES.md).
+        // graceful shutdown stays locked (measured on graphile-worker 0.18.0).
         completeJobBatchDelay: 0,
         failJobBatchDelay: 0,
       },

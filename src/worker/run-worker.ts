@@ -2,12 +2,13 @@ import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
 import { sql } from 'kysely';
-import { taskPrefix } from '../commands/codes.ts';
+import { taskPrefix } from '../commands/contract.ts';
 import type { Config } from '../config.ts';
 import { answers } from '../db/connection.ts';
 import type { Logger } from '../logger.ts';
 import { describeError } from './describe-error.ts';
 import { RegistrationGatedPool, startRecovery, type Recovery, type RecoveryLogger } from './recovery/recovery.ts';
+import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
@@ -185,7 +186,9 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
   }
   const events = recovery.events;
   events.on('job:failed', ({ job }: { job: { task_identifier: string } }) => runtime.metrics.jobsFailed.inc({ task: job.task_identifier }));
+  let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
+    await sweeper?.stop();
     await recovery.stop();
     await queuePool.end().catch(() => {});
   };
@@ -205,6 +208,8 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
     await cleanUp();
     throw error;
   }
+  // Holds whose expiry job is held up (a frozen or dying worker) are expired by any worker.
+  sweeper = startExpirySweeper(runtime);
   runner.promise.then(
     () => lose(new Error('graphile-worker runner stopped by itself')),
     (error: unknown) => lose(error instanceof Error ? error : new Error(String(error))),

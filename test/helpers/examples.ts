@@ -1,12 +1,13 @@
-// The README's examples live in examples/ with their recorded output (<name>.out). Tests run them and
+// The examples of README.md and docs/*.md live in examples/ with their recorded output (<name>.out). Tests run them and
 // compare; what varies between runs (random ids, timestamps, job ids) is masked first.
 // UPDATE_EXAMPLES=1 rewrites the .out files from a run (then read the diff before committing).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 
 export const examplesDir = fileURLToPath(new URL('../../examples/', import.meta.url));
-export const readmePath = fileURLToPath(new URL('../../README.md', import.meta.url));
+const readmePath = fileURLToPath(new URL('../../README.md', import.meta.url));
+const docsDir = fileURLToPath(new URL('../../docs/', import.meta.url));
 
 export function readExample(name: string): string {
   return readFileSync(`${examplesDir}${name}`, 'utf8');
@@ -34,11 +35,15 @@ export function compareWithRecorded(t: Test, name: string, output: string): void
   t.equal(actual, readFileSync(recorded, 'utf8'), `${name}: output as recorded in examples/${name}.out`);
 }
 
-/** Every line of the example is in the README, so the README shows what the suite runs. */
-export function checkInReadme(t: Test, name: string): void {
-  const readme = readFileSync(readmePath, 'utf8');
-  const missing = readExample(name).split('\n').filter((line) => line.trim() !== '' && !readme.includes(line));
-  t.same(missing, [], `every line of examples/${name} is in README.md`);
+/** Every line of the example is in one page of the docs, so the docs show what the suite runs. */
+export function checkInDocs(t: Test, name: string): void {
+  const pages = [readmePath, ...readdirSync(docsDir).filter((f) => f.endsWith('.md')).map((f) => `${docsDir}${f}`)];
+  const texts = pages.map((page) => readFileSync(page, 'utf8'));
+  const lines = readExample(name).split('\n').filter((line) => line.trim() !== '');
+  const page = texts.findIndex((text) => lines.every((line) => text.includes(line)));
+  const missing = page === -1 ? lines.filter((line) => !texts.some((text) => text.includes(line))) : [];
+  t.same(missing, [], `every line of examples/${name} is in README.md or a page of docs/`);
+  t.not(page, -1, `examples/${name} is shown whole on one page`);
 }
 
 /** SQL statements of a script, in order (statements end with `;` at the end of a line, comments aside). */

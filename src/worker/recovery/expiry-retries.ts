@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import { expireTaskName } from '../../commands/codes.ts';
+import { expiryTask } from '../../commands/contract.ts';
 
 /**
- * A hold's expiry must commit within 5 s of its due time (SPEC 2), faults included. When an expiry
+ * A hold's expiry must commit within 5 s of its due time (docs/guarantees.md, expiries on time), faults included. When an expiry
  * job fails (its batch hit a lost connection, a PostgreSQL restart, a deadlock), graphile-worker
  * schedules the retry with an exponential backoff: e^1, e^2, e^3 ... seconds, 30 s after three
  * failures. Expiry jobs that failed and wait for such a retry are made due again now, so they are
@@ -18,7 +18,7 @@ export async function retryFailedExpiriesNow(client: pg.PoolClient): Promise<num
              where task_identifier = $1 and attempts > 0 and attempts < max_attempts
                and locked_at is null and run_at > now() + interval '1 second'),
        run_at => now())`,
-    [expireTaskName],
+    [expiryTask],
   );
   return Number(rows[0]?.count ?? 0);
 }

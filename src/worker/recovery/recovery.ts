@@ -1,5 +1,5 @@
 /**
- * Dead-worker recovery for graphile-worker 0.18 (SPEC 4.5: a job locked by a worker that died is run
+ * Dead-worker recovery for graphile-worker 0.18 (docs/guarantees.md, 5: a job locked by a worker that died is run
  * by another worker within 10 seconds). graphile-worker marks a job as taken by writing
  * `locked_by`/`locked_at`; nothing clears them when the process dies, and the open-source edition
  * re-fetches such a job only after 4 hours.
@@ -63,7 +63,10 @@ export async function startRecovery(options: {
   const reaper =
     options.reaperIntervalMs === 'off'
       ? undefined
-      : startDeadWorkerReaper({ pgPool: queuePool, logger, intervalMs: options.reaperIntervalMs, onRecovered: options.onRecovered });
+      : startDeadWorkerReaper({
+          pgPool: queuePool, logger, intervalMs: options.reaperIntervalMs,
+          ...(options.onRecovered && { onRecovered: options.onRecovered }),
+        });
   return {
     events,
     registration,

@@ -1,7 +1,7 @@
 /**
- * A second, deliberately plain implementation of SPEC section 2 (commands, hold expiry) and section
- * 3 (idempotency), for the property tests. It shares no code with src/: what the worker and this
- * model agree on, two independent readings of the spec agree on.
+ * A second, deliberately plain implementation of the rules in docs/commands.md (commands, hold
+ * expiry, results and idempotency), for the property tests. It shares no code with src/: what the
+ * worker and this model agree on, two independent readings of the rules agree on.
  *
  * Where the spec leaves an order open, the model takes the worker's documented one: a hold checks
  * its account, then its hold id, then its expiry (in the past or more than 30 days ahead:

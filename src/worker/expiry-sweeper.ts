@@ -1,0 +1,74 @@
+import { sql } from 'kysely';
+import { parseCommand } from '../commands/parse.ts';
+import type { WorkerRuntime } from './runtime.ts';
+
+/** How late an expiry job may be before the sweeper expires the hold itself. */
+export const sweepGraceMs = 1_500;
+const sweepIntervalMs = 1_000;
+const sweepLimit = 500;
+
+export interface ExpirySweeper {
+  stop(): Promise<void>;
+  /** One pass now (also what the timer runs); resolves with the number of holds it expired. */
+  runOnce(): Promise<number>;
+}
+
+/**
+ * A hold's expiry must commit within 5 s of its due time (docs/guarantees.md, expiries on time). Its `billing/expire_hold` job
+ * normally does it, but a job can be held up where no retry helps: prefetched into the local queue
+ * of a worker that is frozen (SIGSTOP, a long GC pause: alive, so its jobs are not reclaimed),
+ * locked by a worker that just died, or waiting out a backoff. So every second each worker also
+ * looks for active holds more than `sweepGraceMs` past due and hands their expiry to its own batcher,
+ * as the job would: same id (`expire:<hold>`), same payload, so whichever runs second is a replay,
+ * and the batch's slot lock on the id serializes the two.
+ */
+export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
+  const { db, batcher, config, logger, metrics } = runtime;
+  const pass = async (): Promise<number> => {
+    const due = await db.selectFrom('billing.holds')
+      .select('hold')
+      .where('status', '=', 'active')
+      .where('expires_at', '<=', sql<Date>`now() - make_interval(secs => ${sweepGraceMs / 1000})`)
+      .orderBy('expires_at')
+      .limit(sweepLimit)
+      .execute();
+    const outcomes = await Promise.all(due.map(({ hold }) => batcher.submit({
+      parsed: parseCommand({ task: 'expire_hold', payload: { hold }, defaultId: `expire:${hold}`, defaultCurrency: config.defaultCurrency }),
+      jobId: null,
+    })));
+    let expired = 0;
+    for (const outcome of outcomes) {
+      if (outcome.kind !== 'recorded') continue;
+      expired += 1;
+      metrics.commands.inc({ type: outcome.result.type, code: outcome.result.code });
+    }
+    if (expired > 0) logger.info({ holds: expired }, 'expired holds whose expiry job was late (more than 1.5 s past due)');
+    return expired;
+  };
+
+  let stopped = false;
+  let running: Promise<unknown> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    if (stopped) return;
+    running = pass()
+      .catch((error: unknown) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'expiry sweep failed; the next one tries again'))
+      .finally(() => {
+        running = undefined;
+        if (!stopped) {
+          timer = setTimeout(tick, sweepIntervalMs);
+          timer.unref();
+        }
+      });
+  };
+  timer = setTimeout(tick, sweepIntervalMs);
+  timer.unref();
+  return {
+    runOnce: pass,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
