@@ -30,6 +30,8 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      // `let x; const stop = () => x?.stop(); ... x = start()`: a cleanup written before what it cleans up.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // Prettier wraps code at 120; this catches the comments it leaves alone. Long messages stay whole.
       'max-len': ['error', { code: 120, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true }],
     },

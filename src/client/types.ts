@@ -1,4 +1,4 @@
-import type { AccountBalance, OperationType, ResultCode, ResultStatus, StoredResultCode } from '../commands/contract.ts';
+import type { AccountBalance, OperationType, ResultStatus, StoredResultCode } from '../commands/contract.ts';
 import type { Metadata } from '../commands/command.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { commandTypes, expiryType, taskNames, type OperationType, type ResultCode } from '../commands/contract.ts';
+import { expiryType, taskNames, type OperationType, type ResultCode } from '../commands/contract.ts';
 import { serviceVersion } from '../version.ts';
 import { errorCode, isTransientError } from '../db/errors.ts';
 
