@@ -31,11 +31,17 @@ try {
 }
 let databaseUrl = await findServerUrl();
 if (process.env.DATABASE_URL) {
-  console.log(`# tests run on DATABASE_URL: ${redactUrl(process.env.DATABASE_URL)} (each test file makes a database of its own there)`);
+  console.log(
+    `# tests run on DATABASE_URL: ${redactUrl(process.env.DATABASE_URL)} (each test file makes a database of its own there)`,
+  );
 } else if (databaseUrl) {
-  console.log(`# tests run on the local PostgreSQL at ${localServerUrl} (DATABASE_URL is unset; each test file makes a database of its own)`);
+  console.log(
+    `# tests run on the local PostgreSQL at ${localServerUrl} (DATABASE_URL is unset; each test file makes a database of its own)`,
+  );
 } else {
-  console.log('# tests run on an embedded PostgreSQL started for them (no DATABASE_URL, nothing on 127.0.0.1:5432; data in .data/test-postgres)');
+  console.log(
+    '# tests run on an embedded PostgreSQL started for them (no DATABASE_URL, nothing on 127.0.0.1:5432; data in .data/test-postgres)',
+  );
 }
 if (whichServerOnly) process.exit(0);
 

@@ -33,8 +33,14 @@ t.test('bank under faults: nothing lost, nothing applied twice, the ledger repla
   t.ok(report.faults.kills >= 3, `workers were SIGKILLed (${report.faults.kills})`);
   t.equal(report.faults.pgRestarts, 1, 'PostgreSQL was crash-restarted');
   // Counted only when the partition cut connections that tried to talk through it.
-  t.ok(report.faults.partitions.blackholes >= 1, `a worker was partitioned from PostgreSQL (${JSON.stringify(report.faults.partitions)})`);
+  t.ok(
+    report.faults.partitions.blackholes >= 1,
+    `a worker was partitioned from PostgreSQL (${JSON.stringify(report.faults.partitions)})`,
+  );
   t.ok(report.faults.partitions.resets >= 1, 'its connections were reset');
-  t.ok(report.latestExpiryLatenessMs <= 5000, `hold expiries ran within 5 s of due (latest ${report.latestExpiryLatenessMs} ms)`);
+  t.ok(
+    report.latestExpiryLatenessMs <= 5000,
+    `hold expiries ran within 5 s of due (latest ${report.latestExpiryLatenessMs} ms)`,
+  );
   for (const check of report.checks) t.equal(check.violations, 0, check.name);
 });

@@ -25,24 +25,35 @@ export interface ExpirySweeper {
 export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
   const { db, batcher, config, logger, metrics } = runtime;
   const pass = async (): Promise<number> => {
-    const due = await db.selectFrom('billing.holds')
+    const due = await db
+      .selectFrom('billing.holds')
       .select('hold')
       .where('status', '=', 'active')
       .where('expires_at', '<=', sql<Date>`now() - make_interval(secs => ${sweepGraceMs / 1000})`)
       .orderBy('expires_at')
       .limit(sweepLimit)
       .execute();
-    const outcomes = await Promise.all(due.map(({ hold }) => batcher.submit({
-      parsed: parseCommand({ task: 'expire_hold', payload: { hold }, defaultId: `expire:${hold}`, defaultCurrency: config.defaultCurrency }),
-      jobId: null,
-    })));
+    const outcomes = await Promise.all(
+      due.map(({ hold }) =>
+        batcher.submit({
+          parsed: parseCommand({
+            task: 'expire_hold',
+            payload: { hold },
+            defaultId: `expire:${hold}`,
+            defaultCurrency: config.defaultCurrency,
+          }),
+          jobId: null,
+        }),
+      ),
+    );
     let expired = 0;
     for (const outcome of outcomes) {
       if (outcome.kind !== 'recorded') continue;
       expired += 1;
       metrics.commands.inc({ type: outcome.result.type, code: outcome.result.code });
     }
-    if (expired > 0) logger.info({ holds: expired }, 'expired holds whose expiry job was late (more than 1.5 s past due)');
+    if (expired > 0)
+      logger.info({ holds: expired }, 'expired holds whose expiry job was late (more than 1.5 s past due)');
     return expired;
   };
 
@@ -52,7 +63,12 @@ export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
   const tick = () => {
     if (stopped) return;
     running = pass()
-      .catch((error: unknown) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'expiry sweep failed; the next one tries again'))
+      .catch((error: unknown) =>
+        logger.warn(
+          { error: error instanceof Error ? error.message : String(error) },
+          'expiry sweep failed; the next one tries again',
+        ),
+      )
       .finally(() => {
         running = undefined;
         if (!stopped) {
