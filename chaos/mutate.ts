@@ -24,7 +24,7 @@ export const mutations: Record<string, Mutation> = {
   'no-lock-order': {
     what: 'lock slots are locked in random order instead of one global (ascending) order',
     file: 'src/ledger/batch-sql.ts',
-    replace: [[".orderBy('slot')\n      .forUpdate()", '.orderBy(sql`random()`)\n      .forUpdate()']],
+    replace: [[".orderBy('slot')\n        .forUpdate()", '.orderBy(sql`random()`)\n        .forUpdate()']],
   },
   'no-recovery': {
     what: 'the dead-worker reaper is not started',
