@@ -64,7 +64,10 @@ const parts = (l: LatencyFigures, at: 'p50Ms' | 'p99Ms') =>
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
-/** The performance table (docs/performance.md): figures with their ratio to the anchor, the targets, and the CPU per command. */
+/**
+ * The performance table (docs/performance.md): figures with their ratio to the anchor, the targets,
+ * and the CPU per command.
+ */
 export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; targets: Target[]; costs: string[][] } {
   const anchorRate = mean(m.anchors.map((a) => a.rate));
   const anchorP50 = mean(m.anchors.map((a) => a.p50Ms));

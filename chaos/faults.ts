@@ -101,9 +101,9 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       await sleep(plan.killEveryMs * (0.6 + 0.8 * random()));
       const candidates = () => supervisor.workers.filter((w) => w !== pausedWorker);
       if (!candidates().length) continue;
-      // Every other kill waits (up to 2.5 s, or the kill interval) for a worker whose COMMIT is on its way: the server
-      // may commit (then the job is never marked done and its re-run must be absorbed) or not (then it rolls back whole). The others land
-      // on any open transaction.
+      // Every other kill waits (up to 2.5 s, or the kill interval) for a worker whose COMMIT is on its way:
+      // the server may commit (then the job is never marked done and its re-run must be absorbed) or not
+      // (then it rolls back whole). The others land on any open transaction.
       let busy: WorkerProcess[] = [];
       let atCommit = false;
       if (kills % 2 === 0) {

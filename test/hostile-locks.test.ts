@@ -89,7 +89,10 @@ async function codeOf(id: string): Promise<string | undefined> {
   return rows[0]?.code;
 }
 
-/** Four producers, each sending `perProducer` credits one after another; each command's latency from submit to result. */
+/**
+ * Four producers, each sending `perProducer` credits one after another; each command's latency
+ * from submit to result.
+ */
 async function flow(label: string, perProducer: number): Promise<number[]> {
   const latencies: number[] = [];
   await Promise.all(

@@ -49,7 +49,10 @@ export interface Release extends CommandBase {
   type: 'release';
   hold: string;
 }
-/** Issued by the service when a hold's time runs out (task expire_hold, type expire, id `expire:<hold>`: see contract.ts). */
+/**
+ * Issued by the service when a hold's time runs out (task expire_hold, type expire, id
+ * `expire:<hold>`: see contract.ts).
+ */
 export interface HoldExpiry extends CommandBase {
   type: 'expire';
   hold: string;

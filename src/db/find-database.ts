@@ -20,7 +20,10 @@ export class NoDatabaseError extends Error {
   }
 }
 
-/** Where `billing start` keeps the embedded PostgreSQL: an override (--data-dir), else BILLING_DATA_DIR, else .data/postgres. */
+/**
+ * Where `billing start` keeps the embedded PostgreSQL: an override (--data-dir), else
+ * BILLING_DATA_DIR, else .data/postgres.
+ */
 export function embeddedDataDir(config: Pick<Config, 'dataDir'>, override?: string): string {
   return path.resolve(override ?? config.dataDir ?? path.join(projectRoot, '.data', 'postgres'));
 }

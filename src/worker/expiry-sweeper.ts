@@ -14,13 +14,13 @@ export interface ExpirySweeper {
 }
 
 /**
- * A hold's expiry must commit within 5 s of its due time (docs/guarantees.md, expiries on time). Its `billing/expire_hold` job
- * normally does it, but a job can be held up where no retry helps: prefetched into the local queue
- * of a worker that is frozen (SIGSTOP, a long GC pause: alive, so its jobs are not reclaimed),
- * locked by a worker that just died, or waiting out a backoff. So every second each worker also
- * looks for active holds more than `sweepGraceMs` past due and hands their expiry to its own batcher,
- * as the job would: same id (`expire:<hold>`), same payload, so whichever runs second is a replay,
- * and the batch's slot lock on the id serializes the two.
+ * A hold's expiry must commit within 5 s of its due time (docs/guarantees.md, expiries on time).
+ * Its `billing/expire_hold` job normally does it, but a job can be held up where no retry helps:
+ * prefetched into the local queue of a worker that is frozen (SIGSTOP, a long GC pause: alive, so
+ * its jobs are not reclaimed), locked by a worker that just died, or waiting out a backoff. So
+ * every second each worker also looks for active holds more than `sweepGraceMs` past due and hands
+ * their expiry to its own batcher, as the job would: same id (`expire:<hold>`), same payload, so
+ * whichever runs second is a replay, and the batch's slot lock on the id serializes the two.
  */
 export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
   const { db, batcher, config, logger, metrics } = runtime;
