@@ -58,6 +58,9 @@ export class PendingResults {
     const promise = new Promise<CommandResult>((resolve, reject) => {
       waiter = { id, type, fingerprint, jobId: null, resolve, reject, timer: undefined };
     });
+    // The caller awaits the promise only once the enqueue has answered; a close() before that
+    // rejects it first, which must not count as an unhandled rejection (the caller still gets it).
+    promise.catch(() => {});
     let set = this.#waiters.get(id);
     if (!set) this.#waiters.set(id, (set = new Set()));
     set.add(waiter);
