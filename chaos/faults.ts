@@ -30,6 +30,10 @@ export interface FaultStats {
   killsAtCommit: number;
   pgRestarts: number;
   pgDowntimeMs: number[];
+  /** When PostgreSQL was down (wall clock, ms): from the crash stop to accepting connections again. */
+  pgDownWindows: { from: number; to: number }[];
+  /** When each fault began or ended (wall clock, ms): every line of the fault log. */
+  faultTimes: number[];
   backendsTerminated: Record<string, number>;
   pauses: {
     worker: number;
@@ -63,6 +67,8 @@ export function emptyFaultStats(): FaultStats {
     killsAtCommit: 0,
     pgRestarts: 0,
     pgDowntimeMs: [],
+    pgDownWindows: [],
+    faultTimes: [],
     backendsTerminated: {},
     pauses: [],
     partitions: { blackholes: 0, resets: 0, latencies: 0 },
@@ -78,6 +84,7 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
   let pausedWorker: WorkerProcess | undefined;
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
   const note = (line: string) => {
+    stats.faultTimes.push(Date.now());
     stats.log.push(`${elapsed()} ${line}`);
     context.note(`${elapsed()} ${line}`);
   };
@@ -155,6 +162,7 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     await context.cluster.start();
     stats.pgRestarts += 1;
     stats.pgDowntimeMs.push(Date.now() - down);
+    stats.pgDownWindows.push({ from: down, to: Date.now() });
     note(`PostgreSQL: back after ${Date.now() - down} ms (crash recovery)`);
   };
 

@@ -220,7 +220,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     monitor.stop();
 
     const snapshot = await readSnapshot(databaseUrl);
-    const result = runChecks({ snapshot, commands, startedAt });
+    const result = runChecks({
+      snapshot,
+      commands,
+      startedAt,
+      databaseDown: faults.pgDownWindows,
+      faultTimes: faults.faultTimes,
+    });
     const logs = scanWorkerLogs(
       supervisor.logFiles,
       new Map(snapshot.ops.map((op) => [op.id, op.job_id === null ? null : String(op.job_id)])),

@@ -3,6 +3,7 @@
 // and every fault of the schedule once or more; then the checks of chaos/checks.ts. The long run is
 // `npm run chaos -- --seconds 300 --workers 4` (docs/guarantees.md).
 import t from 'tap';
+import { EXPIRY_BOUND_MS, RECOVERY_BOUND_MS } from '../chaos/checks.ts';
 import { defaultOptions, runChaos } from '../chaos/run.ts';
 
 const seconds = 15;
@@ -38,9 +39,11 @@ t.test('bank under faults: nothing lost, nothing applied twice, the ledger repla
     `a worker was partitioned from PostgreSQL (${JSON.stringify(report.faults.partitions)})`,
   );
   t.ok(report.faults.partitions.resets >= 1, 'its connections were reset');
+  // 5 s (SPEC 2), plus the 10 s recovery bound (SPEC 4.5) for an expiry whose job a fault caught;
+  // the time PostgreSQL was down is not counted. The check above holds each expiry to its bound.
   t.ok(
-    report.latestExpiryLatenessMs <= 5000,
-    `hold expiries ran within 5 s of due (latest ${report.latestExpiryLatenessMs} ms)`,
+    report.latestExpiryLatenessMs <= EXPIRY_BOUND_MS + RECOVERY_BOUND_MS,
+    `hold expiries ran within their bound (latest ${report.latestExpiryLatenessMs} ms)`,
   );
   for (const check of report.checks) t.equal(check.violations, 0, check.name);
 });

@@ -16,6 +16,9 @@ import { queueSettings } from './queue-settings.ts';
 import { assertMigrated } from './schema-check.ts';
 import { queuePoolTypes } from './queue-pool-types.ts';
 
+/** How long a lost runner may take to stop before a fresh one starts beside it. */
+const oldRunnerGraceMs = 2_000;
+
 export const taskDirectory = fileURLToPath(new URL('../../tasks', import.meta.url));
 
 export interface RunningWorker {
@@ -109,7 +112,10 @@ export async function startWorker(
     );
     const old = runner;
     runner = undefined;
-    await old?.stop();
+    // The old runner's in-flight jobs may wait on a connection that will never answer (a partition
+    // swallows its bytes): give it a moment to finish, then start the fresh runner anyway. Its
+    // jobs are handed back by the reapers, since its liveness session is gone.
+    if (old) await Promise.race([old.stop(), sleep(oldRunnerGraceMs, wake.signal).catch(() => {})]);
     for (let delayMs = 100; !stopping; delayMs = Math.min(delayMs * 2, 1_000)) {
       if (await answers(connectionString)) {
         try {
