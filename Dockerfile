@@ -3,7 +3,7 @@ FROM node:24-bookworm-slim
 
 ENV NODE_ENV=production
 # V8 would let a worker's old generation grow to ~300 MB under load (live heap ~33 MB); these keep
-# it near 130 MB at no measurable throughput cost. `billing bench` runs its workers with the same
+# it near 130 MB at no measurable throughput cost. `npm run bench` runs its workers with the same
 # flags (bench/workers.ts: deployedNodeOptions; test/bench.test.ts keeps the two equal).
 ENV NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=2"
 WORKDIR /app

@@ -23,12 +23,14 @@ export interface AnchorScript {
 export function parseAnchor(text: string): AnchorScript {
   const marker = text.search(/^-- one transfer/m);
   if (marker < 0) throw new Error('the anchor file has no "-- one transfer" section');
-  const statements = (part: string) => part.split('\n')
-    .filter((line) => !line.trimStart().startsWith('--'))
-    .join('\n')
-    .split(/;\s*$/m)
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const statements = (part: string) =>
+    part
+      .split('\n')
+      .filter((line) => !line.trimStart().startsWith('--'))
+      .join('\n')
+      .split(/;\s*$/m)
+      .map((s) => s.trim())
+      .filter(Boolean);
   return { setup: statements(text.slice(0, marker)), transfer: statements(text.slice(marker)) };
 }
 
@@ -65,29 +67,38 @@ export async function setUpAnchor(bench: BenchDatabase, script: AnchorScript = l
 }
 
 /** `connections` clients sending anchor transfers back to back for `seconds`. */
-export async function runAnchor(bench: BenchDatabase, seconds: number, script: AnchorScript = loadAnchor(), connections = anchorConnections): Promise<AnchorFigures> {
-  const clients = await Promise.all(Array.from({ length: connections }, async () => {
-    const client = new pg.Client({ connectionString: bench.url, application_name: 'pg-billing-bench-anchor' });
-    await client.connect();
-    return client;
-  }));
+export async function runAnchor(
+  bench: BenchDatabase,
+  seconds: number,
+  script: AnchorScript = loadAnchor(),
+  connections = anchorConnections,
+): Promise<AnchorFigures> {
+  const clients = await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const client = new pg.Client({ connectionString: bench.url, application_name: 'pg-billing-bench-anchor' });
+      await client.connect();
+      return client;
+    }),
+  );
   try {
     const durations: number[] = [];
     let transfers = 0;
     const started = await databaseSeconds(bench.pool);
     const before = await readCpu(bench);
     const deadline = performance.now() + seconds * 1000;
-    await Promise.all(clients.map(async (client) => {
-      while (performance.now() < deadline) {
-        const a = 1 + Math.floor(Math.random() * anchorAccounts);
-        let b = 1 + Math.floor(Math.random() * (anchorAccounts - 1));
-        if (b >= a) b += 1;
-        const t0 = performance.now();
-        for (const statement of bindTransfer(script.transfer, a, b)) await client.query(statement);
-        durations.push(performance.now() - t0);
-        transfers += 1;
-      }
-    }));
+    await Promise.all(
+      clients.map(async (client) => {
+        while (performance.now() < deadline) {
+          const a = 1 + Math.floor(Math.random() * anchorAccounts);
+          let b = 1 + Math.floor(Math.random() * (anchorAccounts - 1));
+          if (b >= a) b += 1;
+          const t0 = performance.now();
+          for (const statement of bindTransfer(script.transfer, a, b)) await client.query(statement);
+          durations.push(performance.now() - t0);
+          transfers += 1;
+        }
+      }),
+    );
     const ended = await databaseSeconds(bench.pool);
     const used = cpuBetween(before, await readCpu(bench)).get('pg:pg-billing-bench-anchor') ?? 0;
     durations.sort((x, y) => x - y);

@@ -17,15 +17,22 @@ export async function applyPathOneByOne(bench: BenchDatabase, seconds: number, c
   const started = await databaseSeconds(bench.pool);
   const deadline = Date.now() + seconds * 1000;
   try {
-    await Promise.all(Array.from({ length: connections }, async () => {
-      while (Date.now() < deadline) {
-        const id = `apply:${n++}`;
-        const parsed = parseCommand({ task: 'transfer', payload: { id, ...randomTransfer(bench.accounts) }, defaultId: id, defaultCurrency: 'USD' });
-        const applied = await applyBatch(pool, [{ parsed, jobId: null }]);
-        if (applied.outcomes[0]?.kind !== 'recorded') throw new Error(`transfer ${id} was not recorded`);
-        committed += 1;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (Date.now() < deadline) {
+          const id = `apply:${n++}`;
+          const parsed = parseCommand({
+            task: 'transfer',
+            payload: { id, ...randomTransfer(bench.accounts) },
+            defaultId: id,
+            defaultCurrency: 'USD',
+          });
+          const applied = await applyBatch(pool, [{ parsed, jobId: null }]);
+          if (applied.outcomes[0]?.kind !== 'recorded') throw new Error(`transfer ${id} was not recorded`);
+          committed += 1;
+        }
+      }),
+    );
     const ended = await databaseSeconds(bench.pool);
     return committed / (ended - started);
   } finally {

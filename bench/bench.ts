@@ -1,5 +1,5 @@
 /**
- * `billing bench`: one run on one fresh database (created here and dropped at the end), printing
+ * `npm run bench`: one run on one fresh database (created here and dropped at the end), printing
  * the performance table (docs/performance.md) and checking the ledger afterwards. `node bench/bench.ts --help`.
  */
 import { parseArgs } from 'node:util';
@@ -21,9 +21,9 @@ import { deployedNodeOptions, startWorkers } from './workers.ts';
 import { enqueueTransfers, hot, uniform } from './workload.ts';
 
 const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'batch', 'latency'] as const;
-type PhaseName = typeof phaseNames[number];
+type PhaseName = (typeof phaseNames)[number];
 
-const help = `Usage: node bench/bench.ts [options]   (or: billing bench [options])
+const help = `Usage: node bench/bench.ts [options]   (or: npm run bench -- [options])
 
 Measures pg-billing on a fresh database of its own (created, then dropped) and prints one table
 with every figure also as a ratio to the anchor (SPEC 7): plain-SQL transfers exactly as
@@ -73,31 +73,35 @@ BILLING_CONCURRENCY, LOG_LEVEL, ...); the ones set are printed with the table.
 The machine's load average is printed before and after: figures from a busy machine are low,
 the ratios within one run much less so.`;
 
-const { values } = (() => { try { return parseArgs({
-  options: {
-    check: { type: 'boolean', default: false },
-    seconds: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
-    accounts: { type: 'string', default: '10000' },
-    workers: { type: 'string', default: '2' },
-    'raw-connections': { type: 'string', default: '8' },
-    'batch-job-size': { type: 'string', default: '100' },
-    'batch-concurrency': { type: 'string', default: '4' },
-    chunk: { type: 'string', default: '10000' },
-    phases: { type: 'string', default: phaseNames.join(',') },
-    'database-url': { type: 'string' },
-    json: { type: 'boolean', default: false },
-    scaling: { type: 'boolean', default: false },
-    backlog: { type: 'string', default: '0' },
-    'keep-database': { type: 'boolean', default: false },
-    'worker-node-options': { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
-}); } catch (error) {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n(see --help)\n`);
-  process.exit(2);
-} })();
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        check: { type: 'boolean', default: false },
+        seconds: { type: 'string', default: '10' },
+        warmup: { type: 'string', default: '2' },
+        accounts: { type: 'string', default: '10000' },
+        workers: { type: 'string', default: '2' },
+        'raw-connections': { type: 'string', default: '8' },
+        'batch-job-size': { type: 'string', default: '100' },
+        'batch-concurrency': { type: 'string', default: '4' },
+        chunk: { type: 'string', default: '10000' },
+        phases: { type: 'string', default: phaseNames.join(',') },
+        'database-url': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        scaling: { type: 'boolean', default: false },
+        backlog: { type: 'string', default: '0' },
+        'keep-database': { type: 'boolean', default: false },
+        'worker-node-options': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    });
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n(see --help)\n`);
+    process.exit(2);
+  }
+})();
 
 if (values.help) {
   process.stdout.write(`${help}\n`);
@@ -112,7 +116,12 @@ const positive = (name: string, raw: string, min = 1): number => {
   }
   return n;
 };
-const phases = new Set(values.phases.split(',').map((p) => p.trim()).filter(Boolean));
+const phases = new Set(
+  values.phases
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean),
+);
 for (const p of phases) {
   if (!(phaseNames as readonly string[]).includes(p)) {
     process.stderr.write(`--phases: unknown phase "${p}" (known: ${phaseNames.join(', ')})\n`);
@@ -135,12 +144,19 @@ const options = {
 };
 const phase: Phase = { seconds: options.seconds, warmupSeconds: options.warmup, chunk: options.chunk };
 const workerEnv: Record<string, string> = { NODE_OPTIONS: values['worker-node-options'] ?? deployedNodeOptions };
-const log = (message: string) => { if (!values.json) process.stderr.write(`${message}\n`); };
+const log = (message: string) => {
+  if (!values.json) process.stderr.write(`${message}\n`);
+};
 // The same rule as every other subcommand: DATABASE_URL, else the embedded server `npm start` runs.
-const serverUrl = values['database-url'] ?? (await findDatabase(loadConfig()).then((target) => target.url, (error: Error) => {
-  console.error(`billing bench: ${error.message}`);
-  process.exit(1);
-}));
+const serverUrl =
+  values['database-url'] ??
+  (await findDatabase(loadConfig()).then(
+    (target) => target.url,
+    (error: Error) => {
+      console.error(`bench: ${error.message}`);
+      process.exit(1);
+    },
+  ));
 
 interface LedgerCheck {
   ok: boolean;
@@ -167,26 +183,41 @@ async function checkLedger(bench: BenchDatabase, enqueued: number): Promise<Ledg
 function printCheck(check: LedgerCheck): void {
   if (values.json) return;
   const r = check.report;
-  process.stdout.write(`\nverify: ${r.ok ? 'ok' : 'BREACH'} (${r.accounts} accounts, ${r.entries} entries, ${r.operations} results)\n`);
+  process.stdout.write(
+    `\nverify: ${r.ok ? 'ok' : 'BREACH'} (${r.accounts} accounts, ${r.entries} entries, ${r.operations} results)\n`,
+  );
   for (const c of r.checks) {
-    process.stdout.write(`  ${c.violations === 0 ? 'ok  ' : c.severity === 'breach' ? 'FAIL' : 'warn'} ${c.name}${c.violations ? `: ${c.violations} (${c.examples.join('; ')})` : ''}\n`);
+    process.stdout.write(
+      `  ${c.violations === 0 ? 'ok  ' : c.severity === 'breach' ? 'FAIL' : 'warn'} ${c.name}${c.violations ? `: ${c.violations} (${c.examples.join('; ')})` : ''}\n`,
+    );
   }
-  process.stdout.write(`  ${check.lost === 0 ? 'ok  ' : 'FAIL'} every enqueued command has its result, no job left${check.lost ? `: ${check.lost} missing` : ''}\n`);
+  process.stdout.write(
+    `  ${check.lost === 0 ? 'ok  ' : 'FAIL'} every enqueued command has its result, no job left${check.lost ? `: ${check.lost} missing` : ''}\n`,
+  );
 }
 
 /** The machine as the run saw it: figures from a loaded machine are low, so every report says how loaded. */
 function machine(): { loadAverage: string; cores: number } {
-  return { loadAverage: loadavg().map((x) => x.toFixed(2)).join(' '), cores: availableParallelism() };
+  return {
+    loadAverage: loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+    cores: availableParallelism(),
+  };
 }
 
 function workerSettings(): string {
-  const set = Object.entries(process.env).filter(([k]) => k.startsWith('BILLING_') || k === 'LOG_LEVEL').map(([k, v]) => `${k}=${v}`);
+  const set = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BILLING_') || k === 'LOG_LEVEL')
+    .map(([k, v]) => `${k}=${v}`);
   return set.length ? set.join(' ') : 'defaults';
 }
 
 async function mainRun(): Promise<boolean> {
   const before = machine();
-  log(`load average ${before.loadAverage} on ${before.cores} cores; creating the bench database with ${options.accounts} accounts`);
+  log(
+    `load average ${before.loadAverage} on ${before.cores} cores; creating the bench database with ${options.accounts} accounts`,
+  );
   const bench = await createBenchDatabase(serverUrl, options.accounts, 'run');
   const m: Measurements = { anchors: [] };
   let enqueued = 0;
@@ -199,10 +230,12 @@ async function mainRun(): Promise<boolean> {
       log(`  ${formatNumber(m.anchors[0]!.rate)} transfers/s`);
     }
     if (runs('apply')) {
-      log(`service apply path, one transfer per transaction: ${options.rawConnections} connections, ${options.seconds} s`);
+      log(
+        `service apply path, one transfer per transaction: ${options.rawConnections} connections, ${options.seconds} s`,
+      );
       m.applyPath = await applyPathOneByOne(bench, options.seconds, options.rawConnections);
       // Its transfers are results like any other: count them as enqueued for the lost check.
-      enqueued += await resultsAfter(bench.pool, 0) - options.accounts;
+      enqueued += (await resultsAfter(bench.pool, 0)) - options.accounts;
     }
     if (runs('queue')) {
       log(`queue ceiling: ${options.workers} no-op worker processes`);
@@ -244,10 +277,22 @@ async function mainRun(): Promise<boolean> {
     if (runs('batch')) {
       // Workers of their own: graphile-worker counts a batch job as one job, so BILLING_CONCURRENCY
       // batch jobs of 100 put 100x as many commands in flight (docs/performance.md).
-      log(`batch jobs of ${options.batchJobSize}: ${options.workers} worker processes with BILLING_CONCURRENCY=${options.batchConcurrency}`);
-      const workers = await startWorkers(bench, options.workers, 'real', { ...workerEnv, BILLING_CONCURRENCY: String(options.batchConcurrency) });
+      log(
+        `batch jobs of ${options.batchJobSize}: ${options.workers} worker processes with BILLING_CONCURRENCY=${options.batchConcurrency}`,
+      );
+      const workers = await startWorkers(bench, options.workers, 'real', {
+        ...workerEnv,
+        BILLING_CONCURRENCY: String(options.batchConcurrency),
+      });
       try {
-        m.batch = await endToEnd(bench, phase, uniform, 'b:', costProbe(bench, () => workers.pids()), options.batchJobSize);
+        m.batch = await endToEnd(
+          bench,
+          phase,
+          uniform,
+          'b:',
+          costProbe(bench, () => workers.pids()),
+          options.batchJobSize,
+        );
         enqueued += m.batch.enqueued;
         m.batchRss = workers.peakRss();
         log(`  ${formatNumber(m.batch.rate)}/s`);
@@ -265,18 +310,55 @@ async function mainRun(): Promise<boolean> {
     const report = buildReport(m, options);
     const missed = report.targets.filter((t) => !t.pass);
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({
-        options, machine: { before, after }, workerSettings: workerSettings(), ...report, measurements: m,
-        verify: { ok: check.ok, ledger_ok: check.report.ok, lost: check.lost, checks: check.report.checks },
-      }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            options,
+            machine: { before, after },
+            workerSettings: workerSettings(),
+            ...report,
+            measurements: m,
+            verify: { ok: check.ok, ledger_ok: check.report.ok, lost: check.lost, checks: check.report.checks },
+          },
+          (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v),
+          2,
+        )}\n`,
+      );
     } else {
-      process.stdout.write(`pg-billing bench, ${new Date().toISOString()}: ${options.workers} worker processes (${workerSettings()}), ` +
-        `${options.accounts} accounts, ${options.seconds} s windows; load average ${before.loadAverage} before, ${after.loadAverage} after, ${before.cores} cores\n\n`);
-      process.stdout.write(`${table(['figure', 'value', 'unit', 'x anchor', 'how'], report.rows.map((r) => [r.label, formatNumber(r.value), r.unit, r.ratio === undefined ? '' : formatNumber(r.ratio), r.note]))}\n\n`);
-      process.stdout.write(`${table(['SPEC 7 target', 'measured', 'target', 'result'], report.targets.map((t) => [t.label, formatNumber(t.value), t.target, t.pass ? 'pass' : Number.isFinite(t.value) ? 'MISSED' : 'not measured']))}\n`);
-      process.stdout.write(`${missed.length ? `missed: ${missed.map((t) => t.label).join('; ')}` : 'every target met'}\n\n`);
+      process.stdout.write(
+        `pg-billing bench, ${new Date().toISOString()}: ${options.workers} worker processes (${workerSettings()}), ` +
+          `${options.accounts} accounts, ${options.seconds} s windows; load average ${before.loadAverage} before, ${after.loadAverage} after, ${before.cores} cores\n\n`,
+      );
+      process.stdout.write(
+        `${table(
+          ['figure', 'value', 'unit', 'x anchor', 'how'],
+          report.rows.map((r) => [
+            r.label,
+            formatNumber(r.value),
+            r.unit,
+            r.ratio === undefined ? '' : formatNumber(r.ratio),
+            r.note,
+          ]),
+        )}\n\n`,
+      );
+      process.stdout.write(
+        `${table(
+          ['SPEC 7 target', 'measured', 'target', 'result'],
+          report.targets.map((t) => [
+            t.label,
+            formatNumber(t.value),
+            t.target,
+            t.pass ? 'pass' : Number.isFinite(t.value) ? 'MISSED' : 'not measured',
+          ]),
+        )}\n`,
+      );
+      process.stdout.write(
+        `${missed.length ? `missed: ${missed.map((t) => t.label).join('; ')}` : 'every target met'}\n\n`,
+      );
       if (report.costs.length) {
-        process.stdout.write(`Where the time goes (per command, inside each window; CPU from /proc/<pid>/stat of the bench database's backends by application_name, and of the worker processes):\n`);
+        process.stdout.write(
+          `Where the time goes (per command, inside each window; CPU from /proc/<pid>/stat of the bench database's backends by application_name, and of the worker processes):\n`,
+        );
         process.stdout.write(`${table(costHeaders, report.costs)}\n`);
       }
       printCheck(check);
@@ -345,15 +427,36 @@ async function scalingRun(label: string, workers: number, accounts: number, back
 
 async function scaling(): Promise<boolean> {
   const rows: ScalingRow[] = [];
-  for (const workers of [1, 2, 4]) rows.push(await scalingRun(`${workers} worker process${workers > 1 ? 'es' : ''}`, workers, options.accounts, 0));
-  for (const accounts of [1_000, 1_000_000]) rows.push(await scalingRun(`${accounts.toLocaleString('en-US')} accounts`, options.workers, accounts, 0));
-  if (options.backlog > 0) rows.push(await scalingRun(`${options.backlog.toLocaleString('en-US')} jobs queued ahead`, options.workers, options.accounts, options.backlog));
+  for (const workers of [1, 2, 4])
+    rows.push(await scalingRun(`${workers} worker process${workers > 1 ? 'es' : ''}`, workers, options.accounts, 0));
+  for (const accounts of [1_000, 1_000_000])
+    rows.push(await scalingRun(`${accounts.toLocaleString('en-US')} accounts`, options.workers, accounts, 0));
+  if (options.backlog > 0)
+    rows.push(
+      await scalingRun(
+        `${options.backlog.toLocaleString('en-US')} jobs queued ahead`,
+        options.workers,
+        options.accounts,
+        options.backlog,
+      ),
+    );
   const ok = rows.every((r) => r.verifyOk);
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ options, scaling: rows, verify: { ok } }, null, 2)}\n`);
   } else {
-    process.stdout.write(`${table(['scenario', 'workers', 'accounts', 'queued ahead', 'commands/s', 'verify'],
-      rows.map((r) => [r.label, String(r.workers), r.accounts.toLocaleString('en-US'), r.backlog.toLocaleString('en-US'), formatNumber(r.rate), r.verifyOk ? 'ok' : 'FAIL']))}\n`);
+    process.stdout.write(
+      `${table(
+        ['scenario', 'workers', 'accounts', 'queued ahead', 'commands/s', 'verify'],
+        rows.map((r) => [
+          r.label,
+          String(r.workers),
+          r.accounts.toLocaleString('en-US'),
+          r.backlog.toLocaleString('en-US'),
+          formatNumber(r.rate),
+          r.verifyOk ? 'ok' : 'FAIL',
+        ]),
+      )}\n`,
+    );
   }
   return ok;
 }

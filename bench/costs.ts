@@ -36,11 +36,14 @@ export function costProbe(bench: BenchDatabase, workerPids: () => number[]): Cos
       // A batch's rows share created_at (now(), the transaction's start): distinct values count transactions.
       const { rows } = await bench.pool.query<{ commands: number; batches: number }>(
         `select count(*)::int as commands, count(distinct created_at)::int as batches
-         from billing.operations where seq > $1 and seq <= $2`, [seq0, seq1]);
+         from billing.operations where seq > $1 and seq <= $2`,
+        [seq0, seq1],
+      );
       const { commands, batches } = rows[0]!;
       const perCommand = (x: number) => (commands ? x / commands : NaN);
       const cpuUsPerCommand: Record<string, number> = {};
-      for (const [group, seconds] of [...cpuBetween(cpu0, cpu1)].sort()) cpuUsPerCommand[group] = perCommand(seconds * 1e6);
+      for (const [group, seconds] of [...cpuBetween(cpu0, cpu1)].sort())
+        cpuUsPerCommand[group] = perCommand(seconds * 1e6);
       return {
         commands,
         cpuUsPerCommand,
@@ -54,6 +57,7 @@ export function costProbe(bench: BenchDatabase, workerPids: () => number[]): Cos
 
 async function commits(bench: BenchDatabase): Promise<number> {
   const { rows } = await bench.pool.query<{ n: string }>(
-    'select xact_commit::text as n from pg_stat_database where datname = current_database()');
+    'select xact_commit::text as n from pg_stat_database where datname = current_database()',
+  );
   return Number(rows[0]!.n);
 }

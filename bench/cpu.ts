@@ -28,7 +28,8 @@ export function processTree(pid: number): number[] {
   const children = (() => {
     try {
       return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
-        readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+        readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+      );
     } catch {
       return [];
     }
@@ -39,7 +40,8 @@ export function processTree(pid: number): number[] {
 /** One reading of every backend of the bench database and of the given worker processes. */
 export async function readCpu(bench: BenchDatabase, workerPids: number[] = []): Promise<CpuReading> {
   const { rows } = await bench.pool.query<{ pid: number; app: string }>(
-    `select pid, application_name as app from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`);
+    `select pid, application_name as app from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`,
+  );
   const reading: CpuReading = new Map();
   for (const { pid, app } of rows) {
     const seconds = processCpuSeconds(pid);

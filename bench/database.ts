@@ -34,18 +34,24 @@ export async function createBenchDatabase(serverUrl: string, accounts: number, l
     const client = await pool.connect();
     try {
       await client.query('begin');
-      await client.query(`insert into billing.accounts (account, currency, balance)
+      await client.query(
+        `insert into billing.accounts (account, currency, balance)
         select 'a' || g, 'USD', case when g = 0 then $3::int8 else $4::int8 end from generate_series($1::int, $2::int) as g`,
-      [from, to, String(hotSeedBalance), String(seedBalance)]);
-      await client.query(`insert into billing.operations (id, type, status, code, request, fingerprint, balances)
+        [from, to, String(hotSeedBalance), String(seedBalance)],
+      );
+      await client.query(
+        `insert into billing.operations (id, type, status, code, request, fingerprint, balances)
         select 'seed:a' || g, 'credit', 'applied', 'ok', json_build_object('account', 'a' || g, 'amount', b::text), 'seed',
                json_build_array(json_build_object('account', 'a' || g, 'balance', b::text, 'held', '0'))
         from generate_series($1::int, $2::int) as g, lateral (select case when g = 0 then $3::int8 else $4::int8 end as b) as s`,
-      [from, to, String(hotSeedBalance), String(seedBalance)]);
-      await client.query(`insert into billing.entries (operation_id, account, balance_delta, held_delta, balance_after, held_after)
+        [from, to, String(hotSeedBalance), String(seedBalance)],
+      );
+      await client.query(
+        `insert into billing.entries (operation_id, account, balance_delta, held_delta, balance_after, held_after)
         select 'seed:a' || g, 'a' || g, b, 0, b, 0
         from generate_series($1::int, $2::int) as g, lateral (select case when g = 0 then $3::int8 else $4::int8 end as b) as s`,
-      [from, to, String(hotSeedBalance), String(seedBalance)]);
+        [from, to, String(hotSeedBalance), String(seedBalance)],
+      );
       await client.query('commit');
     } catch (error) {
       await client.query('rollback').catch(() => {});
@@ -58,7 +64,10 @@ export async function createBenchDatabase(serverUrl: string, accounts: number, l
   for (let from = 0; from < accounts; from += chunk) await seed(from, Math.min(accounts, from + chunk) - 1);
   await pool.query('analyze');
   return {
-    url, name, pool, accounts,
+    url,
+    name,
+    pool,
+    accounts,
     async drop() {
       await pool.end().catch(() => {});
       await admin(serverUrl, (client) => client.query(`drop database if exists ${name} with (force)`));
@@ -89,6 +98,9 @@ export async function highestSeq(pool: pg.Pool): Promise<number> {
 }
 
 export async function resultsAfter(pool: pg.Pool, seq: number): Promise<number> {
-  const { rows } = await pool.query<{ n: string }>('select count(*)::text as n from billing.operations where seq > $1', [seq]);
+  const { rows } = await pool.query<{ n: string }>(
+    'select count(*)::text as n from billing.operations where seq > $1',
+    [seq],
+  );
   return Number(rows[0]!.n);
 }

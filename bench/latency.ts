@@ -40,7 +40,12 @@ const senderConnections = 2;
  * clock_timestamp(). One clock for both ends; the figure includes the enqueue's own commit, the
  * queue's pickup, the batch and its commit, and the notification to the reader.
  */
-export async function latencyAt(bench: BenchDatabase, rate: number, seconds: number, prefix: string): Promise<LatencyFigures> {
+export async function latencyAt(
+  bench: BenchDatabase,
+  rate: number,
+  seconds: number,
+  prefix: string,
+): Promise<LatencyFigures> {
   const enqueuedAt = new Map<string, number>();
   const seenAt = new Map<string, number>();
   const startedAt = new Map<string, number>();
@@ -52,7 +57,11 @@ export async function latencyAt(bench: BenchDatabase, rate: number, seconds: num
     startedAt.set(id, transactionStart);
     seqOf.set(id, seq);
   });
-  const senders = new pg.Pool({ connectionString: bench.url, max: senderConnections, application_name: 'pg-billing-bench-enqueue' });
+  const senders = new pg.Pool({
+    connectionString: bench.url,
+    max: senderConnections,
+    application_name: 'pg-billing-bench-enqueue',
+  });
   senders.on('error', () => {});
   let sent = 0;
   let calls = 0;
@@ -77,13 +86,21 @@ export async function latencyAt(bench: BenchDatabase, rate: number, seconds: num
     for (let i = 0; i < due; i++) ids.push(`${prefix}${sent++}`);
     calls += 1;
     inFlight += 1;
-    pending.push(senders.query<{ t: number }>(
-      `select extract(epoch from statement_timestamp())::float8 as t, (select count(*) from graphile_worker.add_jobs(array(
+    pending.push(
+      senders
+        .query<{ t: number }>(
+          `select extract(epoch from statement_timestamp())::float8 as t, (select count(*) from graphile_worker.add_jobs(array(
          select row('billing/transfer', json_build_object('id', id, 'from', f, 'to', t, 'amount', a), null, null, null, null, null, null)::graphile_worker.job_spec
          from unnest($1::text[], $2::text[], $3::text[], $4::text[]) as u(id, f, t, a)))) as n`,
-      [ids, transfers.map((x) => x.from), transfers.map((x) => x.to), transfers.map((x) => x.amount)]).then(({ rows }) => {
-      for (const id of ids) enqueuedAt.set(id, rows[0]!.t);
-    }).finally(() => { inFlight -= 1; }));
+          [ids, transfers.map((x) => x.from), transfers.map((x) => x.to), transfers.map((x) => x.amount)],
+        )
+        .then(({ rows }) => {
+          for (const id of ids) enqueuedAt.set(id, rows[0]!.t);
+        })
+        .finally(() => {
+          inFlight -= 1;
+        }),
+    );
   }
   await Promise.all(pending);
   const dbEnded = await databaseSeconds(bench.pool);
@@ -91,11 +108,14 @@ export async function latencyAt(bench: BenchDatabase, rate: number, seconds: num
   await observer.catchUp();
   await observer.close();
   await senders.end();
-  const latencies = [...enqueuedAt].flatMap(([id, at]) => {
-    const seen = seenAt.get(id);
-    return seen === undefined ? [] : [(seen - at) * 1000];
-  }).sort((a, b) => a - b);
-  const pick = (q: number, sorted = latencies) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  const latencies = [...enqueuedAt]
+    .flatMap(([id, at]) => {
+      const seen = seenAt.get(id);
+      return seen === undefined ? [] : [(seen - at) * 1000];
+    })
+    .sort((a, b) => a - b);
+  const pick = (q: number, sorted = latencies) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
   // Each result's batch notification is the first one whose highest seq is at or above its seq.
   const notified = observer.notifications().sort((a, b) => a.seq - b.seq);
   const notifiedAt = (seq: number): number | undefined => {
@@ -146,12 +166,18 @@ interface Observer {
 }
 
 /** A results reader as the client runs one: LISTEN for the wake-up, then read by cursor. */
-async function observe(bench: BenchDatabase, seq0: number, onResult: (id: string, seq: number, at: number, transactionStart: number) => void): Promise<Observer> {
+async function observe(
+  bench: BenchDatabase,
+  seq0: number,
+  onResult: (id: string, seq: number, at: number, transactionStart: number) => void,
+): Promise<Observer> {
   const client = new pg.Client({ connectionString: bench.url, application_name: 'pg-billing-bench-observer' });
   await client.connect();
   // This process's clock mapped onto the database's (same machine: only the round trip blurs it).
   const before = performance.now();
-  const { rows: [clock] } = await client.query<{ t: number }>('select extract(epoch from clock_timestamp())::float8 as t');
+  const {
+    rows: [clock],
+  } = await client.query<{ t: number }>('select extract(epoch from clock_timestamp())::float8 as t');
   const offset = clock!.t - (before + performance.now()) / 2000;
   const notifications: { seq: number; at: number }[] = [];
   let cursor = String(seq0);
@@ -162,14 +188,21 @@ async function observe(bench: BenchDatabase, seq0: number, onResult: (id: string
       again = false;
       const { rows } = await client.query<{ id: string; seq: string; t: number; c: number }>(
         `select id, seq::text, extract(epoch from clock_timestamp())::float8 as t, extract(epoch from created_at)::float8 as c
-         from billing.operations where seq > $1 order by seq`, [cursor]);
+         from billing.operations where seq > $1 order by seq`,
+        [cursor],
+      );
       for (const row of rows) onResult(row.id, Number(row.seq), row.t, row.c);
       if (rows.length) cursor = rows.at(-1)!.seq;
     } while (again);
   };
   const wake = () => {
-    if (reading) { again = true; return; }
-    reading = read().finally(() => { reading = undefined; });
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = read().finally(() => {
+      reading = undefined;
+    });
   };
   client.on('notification', (message) => {
     const at = offset + performance.now() / 1000;

@@ -1,5 +1,4 @@
 import type { AnchorFigures } from './anchor.ts';
-import type { Costs } from './costs.ts';
 import type { LatencyFigures } from './latency.ts';
 import type { Measured } from './throughput.ts';
 
@@ -46,7 +45,18 @@ interface ReportOptions {
   batchConcurrency: number;
 }
 
-export const costHeaders = ['scenario', 'commands/s', 'PG ledger us', 'PG queue us', 'PG enqueue us', 'PG other us', 'worker us', 'CPU total us', 'cmds/batch', 'commits/cmd'];
+export const costHeaders = [
+  'scenario',
+  'commands/s',
+  'PG ledger us',
+  'PG queue us',
+  'PG enqueue us',
+  'PG other us',
+  'worker us',
+  'CPU total us',
+  'cmds/batch',
+  'commits/cmd',
+];
 
 /** The latency's parts at one percentile (each part's own: they do not add up exactly). */
 const parts = (l: LatencyFigures, at: 'p50Ms' | 'p99Ms') =>
@@ -54,7 +64,10 @@ const parts = (l: LatencyFigures, at: 'p50Ms' | 'p99Ms') =>
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
-/** The performance table (docs/performance.md): figures with their ratio to the anchor, the targets, and the CPU per command. */
+/**
+ * The performance table (docs/performance.md): figures with their ratio to the anchor, the targets,
+ * and the CPU per command.
+ */
 export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; targets: Target[]; costs: string[][] } {
   const anchorRate = mean(m.anchors.map((a) => a.rate));
   const anchorP50 = mean(m.anchors.map((a) => a.p50Ms));
@@ -65,38 +78,88 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
   };
   if (m.anchors.length) {
     rows.push({
-      key: 'anchor', label: 'anchor: plain SQL transfer', value: anchorRate, unit: 'transfers/s', ratio: 1,
+      key: 'anchor',
+      label: 'anchor: plain SQL transfer',
+      value: anchorRate,
+      unit: 'transfers/s',
+      ratio: 1,
       note: `bench/anchor/plain-transfer.sql, 8 connections, 10,000 accounts, 1 transfer a transaction; runs: ${m.anchors.map((a) => formatNumber(a.rate)).join(' and ')}/s (before and after the workers), mean used`,
     });
   }
-  rate('apply_one', 'service apply path, 1 transfer/txn', m.applyPath, 'transfers/s', `src/ledger/apply.ts for one transfer per transaction, no queue, ${o.rawConnections} connections (not the anchor: what grouping buys)`);
+  rate(
+    'apply_one',
+    'service apply path, 1 transfer/txn',
+    m.applyPath,
+    'transfers/s',
+    `src/ledger/apply.ts for one transfer per transaction, no queue, ${o.rawConnections} connections (not the anchor: what grouping buys)`,
+  );
   rate('queue', 'queue ceiling', m.queue, 'jobs/s', `no-op jobs, ${o.workers} worker processes, service settings`);
-  rate('uniform', 'end to end, uniform', m.uniform?.rate, 'commands/s', `one command per job, add_jobs -> committed result, ${o.workers} workers, ${o.accounts} accounts`);
+  rate(
+    'uniform',
+    'end to end, uniform',
+    m.uniform?.rate,
+    'commands/s',
+    `one command per job, add_jobs -> committed result, ${o.workers} workers, ${o.accounts} accounts`,
+  );
   rate('hot', 'end to end, hot account', m.hot?.rate, 'commands/s', '90% of transfers touch one account');
-  rate('batch', `end to end, batch jobs of ${o.batchJobSize}`, m.batch?.rate, 'commands/s', `the producer sends ${o.batchJobSize} commands per job; workers with BILLING_CONCURRENCY=${o.batchConcurrency}`);
+  rate(
+    'batch',
+    `end to end, batch jobs of ${o.batchJobSize}`,
+    m.batch?.rate,
+    'commands/s',
+    `the producer sends ${o.batchJobSize} commands per job; workers with BILLING_CONCURRENCY=${o.batchConcurrency}`,
+  );
   const l = m.latency;
   if (l) {
     const bound = l.achievedRate < 0.9 * l.targetRate ? ', enqueue-bound' : '';
     rows.push(
-      { key: 'p50', label: 'latency p50 at half load', value: l.p50Ms, unit: 'ms', ratio: l.p50Ms / anchorP50,
-        note: `at ${formatNumber(l.achievedRate)}/s (asked ${formatNumber(l.targetRate)}/s${bound}), enqueue -> result read by a LISTENing cursor reader; ${l.samples} samples; ${parts(l, 'p50Ms')} (x anchor: its transaction, p50 ${formatNumber(anchorP50)} ms)` },
-      { key: 'p99', label: 'latency p99 at half load', value: l.p99Ms, unit: 'ms', ratio: l.p99Ms / anchorP99,
-        note: `max ${formatNumber(l.maxMs)} ms; ${parts(l, 'p99Ms')}; ${l.calls} add_jobs calls, generator lag max ${formatNumber(l.maxSendLagMs)} ms (anchor's transaction p99 ${formatNumber(anchorP99)} ms)` },
+      {
+        key: 'p50',
+        label: 'latency p50 at half load',
+        value: l.p50Ms,
+        unit: 'ms',
+        ratio: l.p50Ms / anchorP50,
+        note: `at ${formatNumber(l.achievedRate)}/s (asked ${formatNumber(l.targetRate)}/s${bound}), enqueue -> result read by a LISTENing cursor reader; ${l.samples} samples; ${parts(l, 'p50Ms')} (x anchor: its transaction, p50 ${formatNumber(anchorP50)} ms)`,
+      },
+      {
+        key: 'p99',
+        label: 'latency p99 at half load',
+        value: l.p99Ms,
+        unit: 'ms',
+        ratio: l.p99Ms / anchorP99,
+        note: `max ${formatNumber(l.maxMs)} ms; ${parts(l, 'p99Ms')}; ${l.calls} add_jobs calls, generator lag max ${formatNumber(l.maxSendLagMs)} ms (anchor's transaction p99 ${formatNumber(anchorP99)} ms)`,
+      },
     );
   }
   const peakRss = m.rss?.length ? Math.max(...m.rss) / 2 ** 20 : undefined;
   if (peakRss !== undefined) {
-    rows.push({ key: 'rss', label: 'worker RSS, peak', value: peakRss, unit: 'MB', note: `VmHWM per process, commands one per job: ${m.rss!.map((b) => formatNumber(b / 2 ** 20)).join(', ')}` });
+    rows.push({
+      key: 'rss',
+      label: 'worker RSS, peak',
+      value: peakRss,
+      unit: 'MB',
+      note: `VmHWM per process, commands one per job: ${m.rss!.map((b) => formatNumber(b / 2 ** 20)).join(', ')}`,
+    });
   }
   if (m.batchRss?.length) {
-    rows.push({ key: 'batch_rss', label: 'worker RSS, peak with batch jobs', value: Math.max(...m.batchRss) / 2 ** 20, unit: 'MB',
-      note: `the batch phase's workers: ${m.batchRss.map((b) => formatNumber(b / 2 ** 20)).join(', ')} (${o.batchConcurrency} jobs x ${o.batchJobSize} commands in flight each)` });
+    rows.push({
+      key: 'batch_rss',
+      label: 'worker RSS, peak with batch jobs',
+      value: Math.max(...m.batchRss) / 2 ** 20,
+      unit: 'MB',
+      note: `the batch phase's workers: ${m.batchRss.map((b) => formatNumber(b / 2 ** 20)).join(', ')} (${o.batchConcurrency} jobs x ${o.batchJobSize} commands in flight each)`,
+    });
   }
 
   const e2eRatio = (m.uniform?.rate ?? NaN) / anchorRate;
   const hotRatio = (m.hot?.rate ?? NaN) / (m.uniform?.rate ?? NaN);
-  const target = (key: string, label: string, value: number, text: string, ok: (v: number) => boolean): Target =>
-    ({ key, label, value, target: text, pass: Number.isFinite(value) && ok(value) });
+  const target = (key: string, label: string, value: number, text: string, ok: (v: number) => boolean): Target => ({
+    key,
+    label,
+    value,
+    target: text,
+    pass: Number.isFinite(value) && ok(value),
+  });
   const targets: Target[] = [
     target('e2e_vs_anchor', 'end to end / anchor', e2eRatio, '>= 4', (v) => v >= 4),
     target('hot_vs_uniform', 'hot account / uniform', hotRatio, '>= 0.9', (v) => v >= 0.9),
@@ -108,9 +171,24 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
   const costs: string[][] = [];
   const us = (x: number | undefined) => (x === undefined ? '' : formatNumber(x));
   for (const a of m.anchors) {
-    costs.push(['anchor', formatNumber(a.rate), us(a.pgCpuUsPerTransfer), '', '', '', '', us(a.pgCpuUsPerTransfer), '1', '1']);
+    costs.push([
+      'anchor',
+      formatNumber(a.rate),
+      us(a.pgCpuUsPerTransfer),
+      '',
+      '',
+      '',
+      '',
+      us(a.pgCpuUsPerTransfer),
+      '1',
+      '1',
+    ]);
   }
-  const measured: [string, Measured | undefined][] = [['uniform', m.uniform], ['hot account', m.hot], [`batch jobs of ${o.batchJobSize}`, m.batch]];
+  const measured: [string, Measured | undefined][] = [
+    ['uniform', m.uniform],
+    ['hot account', m.hot],
+    [`batch jobs of ${o.batchJobSize}`, m.batch],
+  ];
   // PG enqueue is the load generator's connections (add_jobs, counting): lumpy, since one add_jobs of
   // --chunk commands lands in whichever window it runs.
   for (const [label, x] of measured) {
@@ -118,10 +196,22 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
     if (!x || !c) continue;
     const cpu = c.cpuUsPerCommand;
     const known = ['pg:pg-billing-worker', 'pg:pg-billing-queue', 'pg:pg-billing-bench', 'worker'];
-    const other = Object.entries(cpu).filter(([g]) => !known.includes(g)).reduce((s, [, v]) => s + v, 0);
+    const other = Object.entries(cpu)
+      .filter(([g]) => !known.includes(g))
+      .reduce((s, [, v]) => s + v, 0);
     const total = Object.values(cpu).reduce((s, v) => s + v, 0);
-    costs.push([label, formatNumber(x.rate), us(cpu['pg:pg-billing-worker'] ?? 0), us(cpu['pg:pg-billing-queue'] ?? 0), us(cpu['pg:pg-billing-bench'] ?? 0),
-      us(other), us(cpu.worker ?? 0), us(total), formatNumber(c.commandsPerBatch), formatNumber(c.commitsPerCommand)]);
+    costs.push([
+      label,
+      formatNumber(x.rate),
+      us(cpu['pg:pg-billing-worker'] ?? 0),
+      us(cpu['pg:pg-billing-queue'] ?? 0),
+      us(cpu['pg:pg-billing-bench'] ?? 0),
+      us(other),
+      us(cpu.worker ?? 0),
+      us(total),
+      formatNumber(c.commandsPerBatch),
+      formatNumber(c.commitsPerCommand),
+    ]);
   }
   return { rows, targets, costs };
 }
@@ -136,6 +226,10 @@ export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   // Text (the first column and a last 'how') reads left-aligned, numbers right-aligned.
   const left = (i: number) => i === 0 || (i === headers.length - 1 && headers[i] === 'how');
-  const line = (cells: string[]) => cells.map((c, i) => (left(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (left(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }

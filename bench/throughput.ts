@@ -73,7 +73,14 @@ async function measure(bench: BenchDatabase, phase: Phase, counter: Counter, pro
  * `perJob` 1 enqueues one command per job; more makes graphile-worker batch jobs (an array payload
  * of that many commands each), as a producer that sends its commands in bulk would.
  */
-export async function endToEnd(bench: BenchDatabase, phase: Phase, mix: Mix, prefix: string, probe?: CostProbe, perJob = 1): Promise<Measured> {
+export async function endToEnd(
+  bench: BenchDatabase,
+  phase: Phase,
+  mix: Mix,
+  prefix: string,
+  probe?: CostProbe,
+  perJob = 1,
+): Promise<Measured> {
   const seq0 = await highestSeq(bench.pool);
   let next = 0;
   const counter: Counter = {
@@ -98,7 +105,9 @@ export async function drain(bench: BenchDatabase, seq0: number, expected: number
     // Counting rows is O(results): only once the cheap seq distance says the phase may be done.
     const results = (await highestSeq(bench.pool)) - seq0 >= expected ? await resultsAfter(bench.pool, seq0) : 0;
     if (results >= expected) {
-      const { rows } = await bench.pool.query<{ n: number }>('select count(*)::int as n from graphile_worker._private_jobs');
+      const { rows } = await bench.pool.query<{ n: number }>(
+        'select count(*)::int as n from graphile_worker._private_jobs',
+      );
       if (rows[0]!.n === 0) return;
     }
     if (Date.now() > deadline) throw new Error(`not drained: ${results} of ${expected} results after ${timeoutMs} ms`);
@@ -118,16 +127,23 @@ export async function queueCeiling(bench: BenchDatabase, phase: Phase): Promise<
     return next;
   };
   const counter: Counter = {
-    done: () => inTurn(async () => {
-      const { rows } = await bench.pool.query<{ n: number }>('select count(*)::int as n from graphile_worker._private_jobs');
-      return enqueued - rows[0]!.n;
-    }),
-    enqueue: (count) => inTurn(async () => {
-      await bench.pool.query(`select count(*) from graphile_worker.add_jobs(array(
+    done: () =>
+      inTurn(async () => {
+        const { rows } = await bench.pool.query<{ n: number }>(
+          'select count(*)::int as n from graphile_worker._private_jobs',
+        );
+        return enqueued - rows[0]!.n;
+      }),
+    enqueue: (count) =>
+      inTurn(async () => {
+        await bench.pool.query(
+          `select count(*) from graphile_worker.add_jobs(array(
         select row('noop', '{}'::json, null, null, null, null, null, null)::graphile_worker.job_spec
-        from generate_series(1, $1::int)))`, [count]);
-      enqueued += count;
-    }),
+        from generate_series(1, $1::int)))`,
+          [count],
+        );
+        enqueued += count;
+      }),
   };
   const measured = await measure(bench, phase, counter);
   for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {

@@ -31,7 +31,12 @@ export interface WorkerFleet {
  * else bench/worker-process.ts (the same startWorker call). `noop` ones run the queue ceiling's task.
  * The environment passes through, so BILLING_* settings apply to the bench as to the service.
  */
-export async function startWorkers(bench: BenchDatabase, count: number, mode: 'real' | 'noop', env: Record<string, string>): Promise<WorkerFleet> {
+export async function startWorkers(
+  bench: BenchDatabase,
+  count: number,
+  mode: 'real' | 'noop',
+  env: Record<string, string>,
+): Promise<WorkerFleet> {
   const args = mode === 'real' && existsSync(cliMain) ? [cliMain, 'worker'] : [benchWorker, mode];
   const children: ChildProcess[] = [];
   const failures: string[] = [];
@@ -43,14 +48,19 @@ export async function startWorkers(bench: BenchDatabase, count: number, mode: 'r
       stdio: ['ignore', mode === 'noop' ? 'pipe' : 'ignore', 'pipe'],
     });
     let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
     child.on('exit', (code, signal) => {
       if (!stopping) failures.push(`worker ${child.pid} exited (${code ?? signal}): ${stderr}`);
     });
     if (mode === 'noop') {
       let said = false;
       child.stdout!.on('data', (chunk: Buffer) => {
-        if (!said && chunk.toString().includes('ready')) { said = true; noopReady += 1; }
+        if (!said && chunk.toString().includes('ready')) {
+          said = true;
+          noopReady += 1;
+        }
       });
     }
     children.push(child);
@@ -60,8 +70,11 @@ export async function startWorkers(bench: BenchDatabase, count: number, mode: 'r
   // heavily loaded 2-core machine loading the modules alone has taken more than 30 s.
   const deadline = Date.now() + startTimeoutMs;
   // Ready: a no-op process said so; a real one registered its liveness row (before it can lock any job).
-  const ready = async () => mode === 'noop' ? noopReady : (await bench.pool.query<{ n: number }>(
-    'select count(distinct os_pid)::int as n from billing.worker_liveness')).rows[0]!.n;
+  const ready = async () =>
+    mode === 'noop'
+      ? noopReady
+      : (await bench.pool.query<{ n: number }>('select count(distinct os_pid)::int as n from billing.worker_liveness'))
+          .rows[0]!.n;
   while ((await ready()) < count && !failures.length && Date.now() <= deadline) await sleep(100);
   if (failures.length || Date.now() > deadline) {
     for (const child of children) child.kill('SIGKILL');
@@ -72,12 +85,20 @@ export async function startWorkers(bench: BenchDatabase, count: number, mode: 'r
     peakRss: () => children.map((child) => treePeakRss(child.pid!)),
     async stop() {
       stopping = true;
-      await Promise.all(children.map((child) => new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        child.once('exit', () => { clearTimeout(timer); resolve(); });
-        child.kill('SIGTERM');
-      })));
+      await Promise.all(
+        children.map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+              child.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              child.kill('SIGTERM');
+            }),
+        ),
+      );
     },
   };
 }
@@ -101,7 +122,8 @@ function vmHwm(pid: number): number {
 function childPids(pid: number): number[] {
   try {
     return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
-      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    );
   } catch {
     return [];
   }

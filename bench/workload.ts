@@ -12,7 +12,15 @@ export const hot: Mix = { hotShare: 0.9 };
  * `<prefix><n>` for n from `first`. Other accounts are `a1` .. `a<accounts-1>`, never the same twice.
  * `perJob` 1 makes one job per command; more makes batch jobs, an array of `perJob` commands each.
  */
-export async function enqueueTransfers(pool: pg.Pool, prefix: string, first: number, count: number, accounts: number, mix: Mix, perJob = 1): Promise<void> {
+export async function enqueueTransfers(
+  pool: pg.Pool,
+  prefix: string,
+  first: number,
+  count: number,
+  accounts: number,
+  mix: Mix,
+  perJob = 1,
+): Promise<void> {
   const commands = `
     select g, json_build_object('id', $1 || g, 'from', 'a' || f, 'to', 'a' || t, 'amount', amount::text) as command
     from (select g, amount,
@@ -22,14 +30,19 @@ export async function enqueueTransfers(pool: pg.Pool, prefix: string, first: num
                        1 + floor(random() * ($4 - 1))::int as x, floor(random() * ($4 - 2))::int as y,
                        1 + floor(random() * 100)::int as amount
                 from generate_series($2::bigint, $2::bigint + $3 - 1) as g) as r) as p`;
-  const jobs = perJob === 1
-    ? `select command as payload from (${commands}) as c`
-    : `select json_agg(command order by g) as payload from (${commands}) as c group by g / $6::int`;
-  await pool.query(`
+  const jobs =
+    perJob === 1
+      ? `select command as payload from (${commands}) as c`
+      : `select json_agg(command order by g) as payload from (${commands}) as c group by g / $6::int`;
+  await pool.query(
+    `
     select count(*) from graphile_worker.add_jobs(array(
       select row('billing/transfer', payload, null, null, null, null, null, null)::graphile_worker.job_spec
       from (${jobs}) as j))`,
-  perJob === 1 ? [prefix, first, count, accounts, mix.hotShare] : [prefix, first, count, accounts, mix.hotShare, perJob]);
+    perJob === 1
+      ? [prefix, first, count, accounts, mix.hotShare]
+      : [prefix, first, count, accounts, mix.hotShare, perJob],
+  );
 }
 
 /** One random uniform transfer, for the paced latency run and the raw ceiling. */

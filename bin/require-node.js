@@ -4,7 +4,9 @@
 const [major, minor] = process.versions.node.split('.').map(Number);
 const typeStripping = major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18);
 if (!typeStripping) {
-  process.stderr.write(`pg-billing needs Node.js 22.18 or newer (it runs its TypeScript directly); ` +
-    `this is Node.js ${process.version} (${process.execPath})\n`);
+  process.stderr.write(
+    `pg-billing needs Node.js 22.18 or newer (it runs its TypeScript directly); ` +
+      `this is Node.js ${process.version} (${process.execPath})\n`,
+  );
   process.exit(1);
 }

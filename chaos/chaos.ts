@@ -10,9 +10,11 @@ const whole = (min: number) => (value: string) => {
 };
 
 const program = new Command('chaos')
-  .description('Bank test: real worker processes, an at-least-once producer and a fault schedule ' +
-    '(SIGKILL, pg_terminate_backend, PostgreSQL crash restarts, SIGSTOP, network partition, a worker with a wrong clock); ' +
-    'then checks of the ledger in one snapshot. Exit 0: no violation; 1: violations; 2: bad usage.')
+  .description(
+    'Bank test: real worker processes, an at-least-once producer and a fault schedule ' +
+      '(SIGKILL, pg_terminate_backend, PostgreSQL crash restarts, SIGSTOP, network partition, a worker with a wrong clock); ' +
+      'then checks of the ledger in one snapshot. Exit 0: no violation; 1: violations; 2: bad usage.',
+  )
   .option('--seconds <n>', 'seconds of load and faults', whole(5), 60)
   .option('--workers <n>', 'worker processes', whole(1), 4)
   .option('--accounts <n>', 'accounts (few: high contention)', whole(2), 6)
@@ -23,7 +25,11 @@ const program = new Command('chaos')
   .option('--terminate-every <ms>', 'mean time between pg_terminate_backend rounds', whole(100), 4000)
   .option('--pg-restarts <n>', 'PostgreSQL crash restarts (default: one per 75 s, at least one)', whole(0))
   .option('--pauses <n>', 'SIGSTOP/SIGCONT of a worker holding jobs (default: one per 60 s, at least one)', whole(0))
-  .option('--partitions <n>', 'blackhole/reset/latency cycles of the proxied worker (default: one per 60 s, at least one)', whole(0))
+  .option(
+    '--partitions <n>',
+    'blackhole/reset/latency cycles of the proxied worker (default: one per 60 s, at least one)',
+    whole(0),
+  )
   .option('--faketime <offset>', "clock offset of one worker through libfaketime, '' for none", '+3h')
   .option('--drain-seconds <n>', 'how long the queue may take to drain after the load', whole(1), 90)
   .option('--keep', 'keep the work folder (data, server log, worker logs)', false)
@@ -34,9 +40,21 @@ program.exitOverride((error) => {
 });
 program.parse();
 const o = program.opts<{
-  seconds: number; workers: number; accounts: number; clients: number; seed?: number; concurrency: number;
-  killEvery?: number; terminateEvery: number; pgRestarts?: number; pauses?: number; partitions?: number;
-  faketime: string; drainSeconds: number; keep: boolean; json: boolean;
+  seconds: number;
+  workers: number;
+  accounts: number;
+  clients: number;
+  seed?: number;
+  concurrency: number;
+  killEvery?: number;
+  terminateEvery: number;
+  pgRestarts?: number;
+  pauses?: number;
+  partitions?: number;
+  faketime: string;
+  drainSeconds: number;
+  keep: boolean;
+  json: boolean;
 }>();
 
 const base = defaultOptions(o.seconds);
@@ -71,16 +89,26 @@ process.exit(report.violations === 0 ? 0 : 1);
 function printReport(r: ChaosReport, ms: number): void {
   console.log('');
   for (const check of r.checks) {
-    console.log(`${check.violations === 0 ? 'ok  ' : 'FAIL'} ${check.name}: ${check.figure}${check.violations ? ` (${check.violations} violations)` : ''}`);
+    console.log(
+      `${check.violations === 0 ? 'ok  ' : 'FAIL'} ${check.name}: ${check.figure}${check.violations ? ` (${check.violations} violations)` : ''}`,
+    );
     for (const example of check.examples) console.log(`       ${example}`);
   }
   console.log('');
-  console.log(`faults: kills ${r.faults.kills} (${r.faults.killsMidTransaction} mid-transaction, ${r.faults.killsAtCommit} of them during the final writes-and-COMMIT round trip), pg crash restarts ${r.faults.pgRestarts} ` +
-    `(down ${r.faults.pgDowntimeMs.join('/')} ms), backends terminated ${JSON.stringify(r.faults.backendsTerminated)}, ` +
-    `pauses ${JSON.stringify(r.faults.pauses)}, partitions ${JSON.stringify(r.faults.partitions)}`);
-  console.log(`faketime worker: ${r.faketime.used ? `yes, ${r.faketime.reason}, clock measured ${((r.faketime.measuredOffsetMs ?? 0) / 3_600_000).toFixed(2)} h off, ${r.faketime.commandsDecided} commands decided` : `no (${r.faketime.reason})`}`);
-  console.log(`producer: ${r.producer.enqueued} jobs enqueued, ${r.producer.duplicatesSent} duplicate sends, ${r.producer.enqueueRetries} enqueue retries; ` +
-    `worker exits: ${JSON.stringify(r.workerExits)}; transient failures retried ${r.retriesLogged}; unexpected errors ${JSON.stringify(r.unexpectedErrors)}`);
-  console.log(`duplicate enqueues absorbed ${r.duplicateEnqueuesAbsorbed}; drain ${r.drainMs} ms; run ${(ms / 1000).toFixed(1)} s`);
+  console.log(
+    `faults: kills ${r.faults.kills} (${r.faults.killsMidTransaction} mid-transaction, ${r.faults.killsAtCommit} of them during the final writes-and-COMMIT round trip), pg crash restarts ${r.faults.pgRestarts} ` +
+      `(down ${r.faults.pgDowntimeMs.join('/')} ms), backends terminated ${JSON.stringify(r.faults.backendsTerminated)}, ` +
+      `pauses ${JSON.stringify(r.faults.pauses)}, partitions ${JSON.stringify(r.faults.partitions)}`,
+  );
+  console.log(
+    `faketime worker: ${r.faketime.used ? `yes, ${r.faketime.reason}, clock measured ${((r.faketime.measuredOffsetMs ?? 0) / 3_600_000).toFixed(2)} h off, ${r.faketime.commandsDecided} commands decided` : `no (${r.faketime.reason})`}`,
+  );
+  console.log(
+    `producer: ${r.producer.enqueued} jobs enqueued, ${r.producer.duplicatesSent} duplicate sends, ${r.producer.enqueueRetries} enqueue retries; ` +
+      `worker exits: ${JSON.stringify(r.workerExits)}; transient failures retried ${r.retriesLogged}; unexpected errors ${JSON.stringify(r.unexpectedErrors)}`,
+  );
+  console.log(
+    `duplicate enqueues absorbed ${r.duplicateEnqueuesAbsorbed}; drain ${r.drainMs} ms; run ${(ms / 1000).toFixed(1)} s`,
+  );
   console.log(r.summary);
 }

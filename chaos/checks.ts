@@ -25,22 +25,55 @@ export interface Snapshot {
 }
 
 interface OpRow {
-  id: string; seq: bigint; type: string; status: string; code: string; job_id: bigint | null;
+  id: string;
+  seq: bigint;
+  type: string;
+  status: string;
+  code: string;
+  job_id: bigint | null;
   balances: { account: string; balance: string; held: string }[];
-  created_at: Date; committed_at: Date | null;
+  created_at: Date;
+  committed_at: Date | null;
 }
 interface EntryRow {
-  id: bigint; operation_id: string; account: string;
-  balance_delta: bigint; held_delta: bigint; balance_after: bigint; held_after: bigint;
+  id: bigint;
+  operation_id: string;
+  account: string;
+  balance_delta: bigint;
+  held_delta: bigint;
+  balance_after: bigint;
+  held_after: bigint;
 }
-interface AccountRow { account: string; currency: string; balance: bigint; held: bigint; available: bigint; created_at: Date; updated_at: Date }
+interface AccountRow {
+  account: string;
+  currency: string;
+  balance: bigint;
+  held: bigint;
+  available: bigint;
+  created_at: Date;
+  updated_at: Date;
+}
 interface HoldRow {
-  hold: string; account: string; amount: bigint; status: string; captured: bigint; captured_to: string | null;
-  expires_at: Date | null; created_at: Date; closed_at: Date | null; operation_id: string;
+  hold: string;
+  account: string;
+  amount: bigint;
+  status: string;
+  captured: bigint;
+  captured_to: string | null;
+  expires_at: Date | null;
+  created_at: Date;
+  closed_at: Date | null;
+  operation_id: string;
 }
 interface JobRow {
-  id: bigint; task_identifier: string; locked_by: string | null; attempts: number; max_attempts: number;
-  last_error: string | null; run_at: Date; due: boolean;
+  id: bigint;
+  task_identifier: string;
+  locked_by: string | null;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  run_at: Date;
+  due: boolean;
 }
 
 const int8 = 20;
@@ -61,17 +94,25 @@ export async function readSnapshot(databaseUrl: string): Promise<Snapshot> {
       pg_xact_commit_timestamp(xmin) as committed_at from billing.operations order by seq`);
     const entries = await client.query<EntryRow>(`select id, operation_id, account, balance_delta, held_delta,
       balance_after, held_after from billing.entries order by id`);
-    const accounts = await client.query<AccountRow>('select account, currency, balance, held, available, created_at, updated_at from billing.accounts');
+    const accounts = await client.query<AccountRow>(
+      'select account, currency, balance, held, available, created_at, updated_at from billing.accounts',
+    );
     const holds = await client.query<HoldRow>(`select hold, account, amount, status, captured, captured_to, expires_at,
       created_at, closed_at, operation_id from billing.holds`);
-    const jobs = await client.query<JobRow>(`select id, task_identifier, locked_by, attempts, max_attempts, last_error, run_at,
+    const jobs =
+      await client.query<JobRow>(`select id, task_identifier, locked_by, attempts, max_attempts, last_error, run_at,
       run_at <= now() as due from graphile_worker.jobs where task_identifier like 'billing/%'`);
     const conflicts = await client.query<{ n: bigint }>('select count(*) as n from billing.id_conflicts');
     const now = await client.query<{ now: Date }>('select now() as now');
     await client.query('commit');
     return {
-      ops: ops.rows, entries: entries.rows, accounts: accounts.rows, holds: holds.rows, jobs: jobs.rows,
-      idConflicts: Number(conflicts.rows[0]!.n), now: now.rows[0]!.now,
+      ops: ops.rows,
+      entries: entries.rows,
+      accounts: accounts.rows,
+      holds: holds.rows,
+      jobs: jobs.rows,
+      idConflicts: Number(conflicts.rows[0]!.n),
+      now: now.rows[0]!.now,
     };
   } finally {
     await client.end().catch(() => {});
@@ -136,14 +177,24 @@ export function runChecks(input: CheckInput): CheckReport {
   let lost = 0;
   for (const id of commands.keys()) {
     const n = perId.get(id) ?? 0;
-    if (n === 0) { lost += 1; results.fail(`lost: ${id}`); }
+    if (n === 0) {
+      lost += 1;
+      results.fail(`lost: ${id}`);
+    }
     if (n > 1) results.fail(`${n} results for ${id}`);
   }
   let unexpected = 0;
   for (const op of snapshot.ops) {
-    if (!commands.has(op.id) && !op.id.startsWith('expire:')) { unexpected += 1; results.fail(`result for a command nobody sent: ${op.id}`); }
+    if (!commands.has(op.id) && !op.id.startsWith('expire:')) {
+      unexpected += 1;
+      results.fail(`result for a command nobody sent: ${op.id}`);
+    }
   }
-  checks.push(results.done(`${commands.size} commands, ${snapshot.ops.length} results (${snapshot.ops.length - commands.size + lost} expiries), lost ${lost}, unexpected ${unexpected}`));
+  checks.push(
+    results.done(
+      `${commands.size} commands, ${snapshot.ops.length} results (${snapshot.ops.length - commands.size + lost} expiries), lost ${lost}, unexpected ${unexpected}`,
+    ),
+  );
 
   // 2. Replay through the model, in seq order.
   const model = new LedgerModel(input.defaultCurrency ?? 'USD');
@@ -152,13 +203,19 @@ export function runChecks(input: CheckInput): CheckReport {
   let ambiguousClock = 0;
   let insufficientFundsVerified = 0;
   for (const op of snapshot.ops) {
-    const payload = op.type === 'expire'
-      ? { hold: op.id.slice('expire:'.length) }
-      : commands.get(op.id)?.payload;
+    const payload = op.type === 'expire' ? { hold: op.id.slice('expire:'.length) } : commands.get(op.id)?.payload;
     if (!payload) continue;
     const replayOp: ReplayOp = {
-      id: op.id, seq: op.seq, type: op.type, code: op.code, payload,
-      balances: (op.balances ?? []).map((b) => ({ account: b.account, balance: BigInt(b.balance), held: BigInt(b.held) })),
+      id: op.id,
+      seq: op.seq,
+      type: op.type,
+      code: op.code,
+      payload,
+      balances: (op.balances ?? []).map((b) => ({
+        account: b.account,
+        balance: BigInt(b.balance),
+        held: BigInt(b.held),
+      })),
       startedAt: op.created_at,
       committedAt: op.committed_at ?? op.created_at,
       storedExpiry: op.type === 'hold' ? holdsById.get(String(payload.hold ?? op.id))?.expires_at : undefined,
@@ -172,15 +229,23 @@ export function runChecks(input: CheckInput): CheckReport {
   for (const account of snapshot.accounts) {
     const m = model.accounts.get(account.account);
     if (!m || m.balance !== account.balance || m.held !== account.held || m.currency !== account.currency) {
-      replay.fail(`account ${account.account} is ${account.balance}/${account.held}, the replay ends at ${m ? `${m.balance}/${m.held}` : 'no account'}`);
+      replay.fail(
+        `account ${account.account} is ${account.balance}/${account.held}, the replay ends at ${m ? `${m.balance}/${m.held}` : 'no account'}`,
+      );
     }
   }
-  if (model.accounts.size !== snapshot.accounts.length) replay.fail(`replay has ${model.accounts.size} accounts, ledger ${snapshot.accounts.length}`);
+  if (model.accounts.size !== snapshot.accounts.length)
+    replay.fail(`replay has ${model.accounts.size} accounts, ledger ${snapshot.accounts.length}`);
   for (const hold of snapshot.holds) {
     const m = model.holds.get(hold.hold);
-    if (!m || m.status !== hold.status || m.amount !== hold.amount) replay.fail(`hold ${hold.hold} is ${hold.status}, the replay says ${m?.status ?? 'no hold'}`);
+    if (!m || m.status !== hold.status || m.amount !== hold.amount)
+      replay.fail(`hold ${hold.hold} is ${hold.status}, the replay says ${m?.status ?? 'no hold'}`);
   }
-  checks.push(replay.done(`${snapshot.ops.length} results replayed, ${insufficientFundsVerified} insufficient_funds true where decided, decided within the clock window ${ambiguousClock}`));
+  checks.push(
+    replay.done(
+      `${snapshot.ops.length} results replayed, ${insufficientFundsVerified} insufficient_funds true where decided, decided within the clock window ${ambiguousClock}`,
+    ),
+  );
 
   // 3. No effect applied twice: each result's journal entries are exactly what the rules post.
   const effects = new CheckBuilder('no effect applied twice');
@@ -193,7 +258,11 @@ export function runChecks(input: CheckInput): CheckReport {
   let duplicatesApplied = 0;
   for (const [opId, list] of entriesByOp) {
     const op = opsById.get(opId);
-    if (!op) { effects.fail(`entries for ${opId}, which has no result`); duplicatesApplied += 1; continue; }
+    if (!op) {
+      effects.fail(`entries for ${opId}, which has no result`);
+      duplicatesApplied += 1;
+      continue;
+    }
     const want = expectedPostings.get(opId) ?? [];
     if (op.status !== 'applied') effects.fail(`${opId} is ${op.code} but has ${list.length} entries`);
     if (list.length > want.length) {
@@ -204,9 +273,14 @@ export function runChecks(input: CheckInput): CheckReport {
     }
   }
   for (const op of snapshot.ops) {
-    if (op.status === 'applied' && (expectedPostings.get(op.id)?.length ?? 0) > 0 && !entriesByOp.has(op.id)) effects.fail(`${op.id} applied without entries`);
+    if (op.status === 'applied' && (expectedPostings.get(op.id)?.length ?? 0) > 0 && !entriesByOp.has(op.id))
+      effects.fail(`${op.id} applied without entries`);
   }
-  checks.push(effects.done(`${snapshot.entries.length} entries over ${entriesByOp.size} operations, duplicates applied ${duplicatesApplied}`));
+  checks.push(
+    effects.done(
+      `${snapshot.entries.length} entries over ${entriesByOp.size} operations, duplicates applied ${duplicatesApplied}`,
+    ),
+  );
 
   // 4. Journal: a gapless chain per account from zero to the row, never negative on the way.
   const chain = new CheckBuilder('every journal is a gapless chain ending at the account row');
@@ -215,17 +289,23 @@ export function runChecks(input: CheckInput): CheckReport {
   for (const e of snapshot.entries) {
     const before = last.get(e.account) ?? { balance: 0n, held: 0n };
     if (before.balance + e.balance_delta !== e.balance_after || before.held + e.held_delta !== e.held_after) {
-      chain.fail(`entry ${e.id} of ${e.account}: ${before.balance}/${before.held} + ${e.balance_delta}/${e.held_delta} != ${e.balance_after}/${e.held_after}`);
+      chain.fail(
+        `entry ${e.id} of ${e.account}: ${before.balance}/${before.held} + ${e.balance_delta}/${e.held_delta} != ${e.balance_after}/${e.held_after}`,
+      );
     }
-    if (e.held_after < 0n || e.balance_after - e.held_after < 0n) negative.fail(`entry ${e.id} of ${e.account} leaves ${e.balance_after}/${e.held_after}`);
+    if (e.held_after < 0n || e.balance_after - e.held_after < 0n)
+      negative.fail(`entry ${e.id} of ${e.account} leaves ${e.balance_after}/${e.held_after}`);
     last.set(e.account, { balance: e.balance_after, held: e.held_after });
   }
   for (const a of snapshot.accounts) {
     const end = last.get(a.account) ?? { balance: 0n, held: 0n };
-    if (end.balance !== a.balance || end.held !== a.held) chain.fail(`${a.account}: journal ends at ${end.balance}/${end.held}, row is ${a.balance}/${a.held}`);
-    if (a.held < 0n || a.available < 0n || a.available !== a.balance - a.held) negative.fail(`${a.account} row is ${a.balance}/${a.held}/${a.available}`);
+    if (end.balance !== a.balance || end.held !== a.held)
+      chain.fail(`${a.account}: journal ends at ${end.balance}/${end.held}, row is ${a.balance}/${a.held}`);
+    if (a.held < 0n || a.available < 0n || a.available !== a.balance - a.held)
+      negative.fail(`${a.account} row is ${a.balance}/${a.held}/${a.available}`);
   }
-  for (const account of last.keys()) if (!snapshot.accounts.some((a) => a.account === account)) chain.fail(`entries for missing account ${account}`);
+  for (const account of last.keys())
+    if (!snapshot.accounts.some((a) => a.account === account)) chain.fail(`entries for missing account ${account}`);
   checks.push(chain.done(`${snapshot.accounts.length} accounts, ${snapshot.entries.length} entries`));
   checks.push(negative.done(`${snapshot.entries.length} entries and ${snapshot.accounts.length} rows`));
 
@@ -245,11 +325,16 @@ export function runChecks(input: CheckInput): CheckReport {
     }
   }
   const total = snapshot.accounts.reduce((sum, a) => sum + a.balance, 0n);
-  if (total !== credits - debits - capturedOut) money.fail(`sum of balances ${total} != ${credits} - ${debits} - ${capturedOut}`);
+  if (total !== credits - debits - capturedOut)
+    money.fail(`sum of balances ${total} != ${credits} - ${debits} - ${capturedOut}`);
   const held = snapshot.accounts.reduce((sum, a) => sum + a.held, 0n);
   const activeHolds = snapshot.holds.filter((h) => h.status === 'active').reduce((sum, h) => sum + h.amount, 0n);
   if (held !== activeHolds) money.fail(`sum of held ${held} != active holds ${activeHolds}`);
-  checks.push(money.done(`balances ${total} = credits ${credits} - debits ${debits} - captured out ${capturedOut}; held ${held} = active holds ${activeHolds}`));
+  checks.push(
+    money.done(
+      `balances ${total} = credits ${credits} - debits ${debits} - captured out ${capturedOut}; held ${held} = active holds ${activeHolds}`,
+    ),
+  );
 
   // 6. Time comes from the database: a worker with a wrong clock must leave no trace of it.
   const clock = new CheckBuilder('every timestamp and expiry from the database clock');
@@ -258,8 +343,14 @@ export function runChecks(input: CheckInput): CheckReport {
   const inRun = (what: string, d: Date | null) => {
     if (d && (d.getTime() < from || d.getTime() > to)) clock.fail(`${what} = ${d.toISOString()}, outside the run`);
   };
-  for (const op of snapshot.ops) { inRun(`operation ${op.id} created_at`, op.created_at); inRun(`operation ${op.id} commit`, op.committed_at); }
-  for (const a of snapshot.accounts) { inRun(`account ${a.account} created_at`, a.created_at); inRun(`account ${a.account} updated_at`, a.updated_at); }
+  for (const op of snapshot.ops) {
+    inRun(`operation ${op.id} created_at`, op.created_at);
+    inRun(`operation ${op.id} commit`, op.committed_at);
+  }
+  for (const a of snapshot.accounts) {
+    inRun(`account ${a.account} created_at`, a.created_at);
+    inRun(`account ${a.account} updated_at`, a.updated_at);
+  }
   let lateness = 0;
   for (const h of snapshot.holds) {
     inRun(`hold ${h.hold} created_at`, h.created_at);
@@ -274,14 +365,17 @@ export function runChecks(input: CheckInput): CheckReport {
       }
     }
     if (h.status === 'active' && h.expires_at && h.expires_at.getTime() < snapshot.now.getTime() - 5000) {
-      clock.fail(`hold ${h.hold} is still active ${snapshot.now.getTime() - h.expires_at.getTime()} ms after its expiry`);
+      clock.fail(
+        `hold ${h.hold} is still active ${snapshot.now.getTime() - h.expires_at.getTime()} ms after its expiry`,
+      );
     }
   }
   for (const op of snapshot.ops) {
     if (op.type !== 'expire') continue;
     const hold = holdsById.get(op.id.slice('expire:'.length));
     const committed = (op.committed_at ?? op.created_at).getTime();
-    if (!hold?.expires_at || hold.expires_at.getTime() > committed) clock.fail(`${op.id} committed before the hold's expiry`);
+    if (!hold?.expires_at || hold.expires_at.getTime() > committed)
+      clock.fail(`${op.id} committed before the hold's expiry`);
     else lateness = Math.max(lateness, op.created_at.getTime() - hold.expires_at.getTime());
   }
   const expiries = snapshot.ops.filter((op) => op.type === 'expire').length;
@@ -289,7 +383,9 @@ export function runChecks(input: CheckInput): CheckReport {
 
   // 6b. docs/guarantees.md: the service releases an expired hold within 5 s of its expiry; late is a violation,
   // whatever the faults. Measured to the expiry's commit (when its release became visible).
-  const onTime = new CheckBuilder(`hold expiries committed within ${EXPIRY_BOUND_MS / 1000} s of due (plus the ${RECOVERY_BOUND_MS / 1000} s recovery bound when a fault caught them)`);
+  const onTime = new CheckBuilder(
+    `hold expiries committed within ${EXPIRY_BOUND_MS / 1000} s of due (plus the ${RECOVERY_BOUND_MS / 1000} s recovery bound when a fault caught them)`,
+  );
   let latestExpiryLatenessMs = 0;
   let lateExpiries = 0;
   for (const op of snapshot.ops) {
@@ -308,11 +404,17 @@ export function runChecks(input: CheckInput): CheckReport {
     const dueInRun = ((expiresAt.getTime() - input.startedAt.getTime()) / 1000).toFixed(1);
     const downNote = down > 0 ? `, not counting ${down} ms with PostgreSQL down` : '';
     if (late > bound) {
-      onTime.fail(`${op.id} committed ${late} ms after due${downNote} (due ${dueInRun} s into the run; bound ${bound} ms${caught ? ': a fault was in its window' : ''})`);
+      onTime.fail(
+        `${op.id} committed ${late} ms after due${downNote} (due ${dueInRun} s into the run; bound ${bound} ms${caught ? ': a fault was in its window' : ''})`,
+      );
     }
   }
-  checks.push(onTime.done(`${expiries} expiries; latest committed ${latestExpiryLatenessMs} ms after due; ${lateExpiries} over ${EXPIRY_BOUND_MS} ms ` +
-    `(bound ${EXPIRY_BOUND_MS} ms, ${EXPIRY_BOUND_MS + RECOVERY_BOUND_MS} ms when a fault caught it)`));
+  checks.push(
+    onTime.done(
+      `${expiries} expiries; latest committed ${latestExpiryLatenessMs} ms after due; ${lateExpiries} over ${EXPIRY_BOUND_MS} ms ` +
+        `(bound ${EXPIRY_BOUND_MS} ms, ${EXPIRY_BOUND_MS + RECOVERY_BOUND_MS} ms when a fault caught it)`,
+    ),
+  );
 
   // 7. The queue is empty: nothing locked, nothing failed for good or waiting for a retry, nothing
   // due left waiting. Only jobs that never ran and are not due yet may stay (none, after the drain).
@@ -323,10 +425,17 @@ export function runChecks(input: CheckInput): CheckReport {
   const due = snapshot.jobs.filter((j) => j.locked_by === null && j.attempts === 0 && j.due);
   for (const j of locked) queue.fail(`job ${j.id} (${j.task_identifier}) locked by ${j.locked_by}`);
   for (const j of failed) queue.fail(`job ${j.id} (${j.task_identifier}) failed for good: ${j.last_error}`);
-  for (const j of failing) queue.fail(`job ${j.id} (${j.task_identifier}) failed ${j.attempts} times, waiting to retry: ${(j.last_error ?? '').slice(0, 120)}`);
+  for (const j of failing)
+    queue.fail(
+      `job ${j.id} (${j.task_identifier}) failed ${j.attempts} times, waiting to retry: ${(j.last_error ?? '').slice(0, 120)}`,
+    );
   for (const j of due) queue.fail(`job ${j.id} (${j.task_identifier}) due and not run`);
   const future = snapshot.jobs.length - locked.length - failed.length - failing.length - due.length;
-  checks.push(queue.done(`${snapshot.jobs.length} billing jobs left: locked ${locked.length}, failed for good ${failed.length}, failing ${failing.length}, due ${due.length}, not yet due ${future}`));
+  checks.push(
+    queue.done(
+      `${snapshot.jobs.length} billing jobs left: locked ${locked.length}, failed for good ${failed.length}, failing ${failing.length}, due ${due.length}, not yet due ${future}`,
+    ),
+  );
 
   const conflicts = new CheckBuilder('no id conflicts (the producer never reuses an id)');
   if (snapshot.idConflicts > 0) conflicts.fail(`${snapshot.idConflicts} id conflicts recorded`);

@@ -58,7 +58,11 @@ export class CommandMix {
   next(): PlannedCommand {
     const id = `${this.#prefix}-${this.#counter++}`;
     const r = this.#random();
-    const command = (type: string, fields: Record<string, unknown>): PlannedCommand => ({ id, type, payload: { id, ...fields } });
+    const command = (type: string, fields: Record<string, unknown>): PlannedCommand => ({
+      id,
+      type,
+      payload: { id, ...fields },
+    });
     if (r < 0.03) {
       // Mostly account_exists; now and then a new account that later commands may name.
       const account = this.#random() < 0.5 ? this.#account() : `late-${this.#prefix}-${this.#counter}`;
@@ -66,7 +70,7 @@ export class CommandMix {
     }
     if (r < 0.18) return command('credit', { account: this.#accountOrGhost(), amount: this.#amount(400) });
     if (r < 0.33) return command('debit', { account: this.#accountOrGhost(), amount: this.#amount(500) });
-    if (r < 0.60) {
+    if (r < 0.6) {
       const from = this.#accountOrGhost();
       const roll = this.#random();
       const to = roll < 0.03 ? from : roll < 0.06 ? foreignAccount : this.#account();
@@ -76,7 +80,8 @@ export class CommandMix {
       const fields: Record<string, unknown> = { account: this.#accountOrGhost(), amount: this.#amount(300) };
       const expiry = this.#random();
       if (expiry < 0.35) fields.ttl_seconds = 1 + Math.floor(this.#random() * 4);
-      else if (expiry < 0.40) fields.expires_at = new Date(Date.now() + 3000 + Math.floor(this.#random() * 3000)).toISOString();
+      else if (expiry < 0.4)
+        fields.expires_at = new Date(Date.now() + 3000 + Math.floor(this.#random() * 3000)).toISOString();
       if (this.#random() < 0.03 && this.#recentHolds.length) fields.hold = this.#pick(this.#recentHolds);
       const holdId = String(fields.hold ?? id);
       if (!this.#recentHolds.includes(holdId)) this.#recentHolds.push(holdId);
@@ -107,7 +112,9 @@ export class CommandMix {
   }
 
   #holdOrGhost(): string {
-    return this.#random() < 0.05 || this.#recentHolds.length === 0 ? `no-such-hold-${this.#counter}` : this.#pick(this.#recentHolds);
+    return this.#random() < 0.05 || this.#recentHolds.length === 0
+      ? `no-such-hold-${this.#counter}`
+      : this.#pick(this.#recentHolds);
   }
 
   /** Digits as a string mostly, a JSON integer sometimes: both are valid amounts. */

@@ -4,8 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 export type Faketime =
-  | { available: true; library: string; env: NodeJS.ProcessEnv; offsetMs: number }
-  | { available: false; reason: string };
+  { available: true; library: string; env: NodeJS.ProcessEnv; offsetMs: number } | { available: false; reason: string };
 
 /** Where Debian/Ubuntu's libfaketime puts it (`apt-get install -y faketime`). The MT variant suits Node's threads. */
 const candidates = [
@@ -23,7 +22,9 @@ export async function findFaketime(offset: string): Promise<Faketime> {
   try {
     const before = Date.now();
     const out = execFileSync(process.execPath, ['-e', 'setTimeout(() => console.log(Date.now()), 50)'], {
-      env: { ...process.env, ...env }, timeout: 10_000, encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 10_000,
+      encoding: 'utf8',
     });
     const offsetMs = Number(out.trim()) - before;
     if (!Number.isFinite(offsetMs) || Math.abs(offsetMs) < 60_000) {

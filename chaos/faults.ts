@@ -35,7 +35,13 @@ export interface FaultStats {
   /** When each fault began or ended (wall clock, ms): every line of the fault log. */
   faultTimes: number[];
   backendsTerminated: Record<string, number>;
-  pauses: { worker: number; jobsHeld: number; handedOut: number; finishedDuringPause: number; failedDuringPause: number }[];
+  pauses: {
+    worker: number;
+    jobsHeld: number;
+    handedOut: number;
+    finishedDuringPause: number;
+    failedDuringPause: number;
+  }[];
   /** Counted only when connections were cut (blackhole, reset) or carried the latency. */
   partitions: { blackholes: number; resets: number; latencies: number };
   log: string[];
@@ -56,11 +62,19 @@ export interface FaultContext {
 
 export function emptyFaultStats(): FaultStats {
   return {
-    kills: 0, killsMidTransaction: 0, killsAtCommit: 0, pgRestarts: 0, pgDowntimeMs: [], pgDownWindows: [], faultTimes: [], backendsTerminated: {}, pauses: [],
-    partitions: { blackholes: 0, resets: 0, latencies: 0 }, log: [],
+    kills: 0,
+    killsMidTransaction: 0,
+    killsAtCommit: 0,
+    pgRestarts: 0,
+    pgDowntimeMs: [],
+    pgDownWindows: [],
+    faultTimes: [],
+    backendsTerminated: {},
+    pauses: [],
+    partitions: { blackholes: 0, resets: 0, latencies: 0 },
+    log: [],
   };
 }
-
 
 /** Runs the schedule until `plan.seconds` have passed; resolves when every fault has been undone. */
 export async function runFaults(context: FaultContext, stats: FaultStats): Promise<void> {
@@ -77,10 +91,12 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
 
   /** Workers with a ledger transaction open now; `writing`: in its last round trip, the one ending in COMMIT. */
   const busyWorkers = async (candidates: WorkerProcess[], writing: boolean): Promise<WorkerProcess[]> => {
-    const rows = await query<{ client_port: number }>(context.databaseUrl,
+    const rows = await query<{ client_port: number }>(
+      context.databaseUrl,
       `select client_port from pg_stat_activity where datname = $1 and application_name = 'pg-billing-worker'
        and backend_xid is not null ${writing ? "and state = 'active' and query not like 'begin%'" : ''}`,
-      [context.databaseName]).catch(() => []);
+      [context.databaseName],
+    ).catch(() => []);
     if (!rows.length) return [];
     const ports = new Set(rows.map((r) => r.client_port));
     return candidates.filter((w) => [...localPortsOf(w.pid)].some((port) => ports.has(port)));
@@ -92,9 +108,9 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       await sleep(plan.killEveryMs * (0.6 + 0.8 * random()));
       const candidates = () => supervisor.workers.filter((w) => w !== pausedWorker);
       if (!candidates().length) continue;
-      // Every other kill waits (up to 2.5 s, or the kill interval) for a worker whose COMMIT is on its way: the server
-      // may commit (then the job is never marked done and its re-run must be absorbed) or not (then it rolls back whole). The others land
-      // on any open transaction.
+      // Every other kill waits (up to 2.5 s, or the kill interval) for a worker whose COMMIT is on its way:
+      // the server may commit (then the job is never marked done and its re-run must be absorbed) or not
+      // (then it rolls back whole). The others land on any open transaction.
       let busy: WorkerProcess[] = [];
       let atCommit = false;
       if (kills % 2 === 0) {
@@ -113,7 +129,9 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       stats.kills += 1;
       if (busy.length) stats.killsMidTransaction += 1;
       if (atCommit) stats.killsAtCommit += 1;
-      note(`SIGKILL worker ${victim.slot} (${victim.kind}, pid ${victim.pid})${atCommit ? ' during its last round trip (writes and COMMIT)' : busy.length ? ' mid-transaction' : ''}`);
+      note(
+        `SIGKILL worker ${victim.slot} (${victim.kind}, pid ${victim.pid})${atCommit ? ' during its last round trip (writes and COMMIT)' : busy.length ? ' mid-transaction' : ''}`,
+      );
     }
   };
 
@@ -121,12 +139,16 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     while (Date.now() + plan.terminateEveryMs < deadline) {
       await sleep(plan.terminateEveryMs * (0.6 + 0.8 * random()));
       if (pausedWorker) continue;
-      const rows = await query<{ application_name: string }>(context.databaseUrl,
+      const rows = await query<{ application_name: string }>(
+        context.databaseUrl,
         `select application_name, pg_terminate_backend(pid) from (
            select pid, application_name from pg_stat_activity
            where datname = $1 and application_name like 'pg-billing%' and pid <> pg_backend_pid()
-           order by random() limit 2) as victims`, [context.databaseName]).catch(() => []);
-      for (const row of rows) stats.backendsTerminated[row.application_name] = (stats.backendsTerminated[row.application_name] ?? 0) + 1;
+           order by random() limit 2) as victims`,
+        [context.databaseName],
+      ).catch(() => []);
+      for (const row of rows)
+        stats.backendsTerminated[row.application_name] = (stats.backendsTerminated[row.application_name] ?? 0) + 1;
       if (rows.length) note(`pg_terminate_backend: ${rows.map((r) => r.application_name).join(', ')}`);
     }
   };
@@ -150,10 +172,12 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     let byPid = new Map<number, { os_pid: number; ids: string[]; jobs: string[]; errors: string[] }>();
     for (let attempt = 0; attempt < 20 && !candidates.length; attempt++) {
       if (attempt) await sleep(250);
-      const holders = await query<{ os_pid: number; ids: string[]; jobs: string[]; errors: string[] }>(context.databaseUrl,
+      const holders = await query<{ os_pid: number; ids: string[]; jobs: string[]; errors: string[] }>(
+        context.databaseUrl,
         `select r.os_pid, array_agg(distinct r.id) as ids, array_agg(j.id::text order by j.id) as jobs,
                 array_agg(coalesce(j.last_error, '') order by j.id) as errors
-         from graphile_worker.jobs j join billing.worker_liveness r on r.id = j.locked_by group by r.os_pid`).catch(() => []);
+         from graphile_worker.jobs j join billing.worker_liveness r on r.id = j.locked_by group by r.os_pid`,
+      ).catch(() => []);
       byPid = new Map(holders.map((h) => [h.os_pid, h]));
       candidates = supervisor.workers.filter((w) => byPid.has(w.pid));
     }
@@ -167,9 +191,12 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     supervisor.pause(worker);
     note(`SIGSTOP worker ${worker.slot} (pid ${worker.pid}) holding ${held.jobs.length} jobs`);
     await sleep(plan.pauseMs);
-    const after = await query<{ id: string; locked_by: string | null; last_error: string }>(context.databaseUrl,
+    const after = await query<{ id: string; locked_by: string | null; last_error: string }>(
+      context.databaseUrl,
       `select id::text, locked_by, coalesce(last_error, '') as last_error from graphile_worker.jobs
-       where id = any($1::bigint[])`, [held.jobs]).catch(() => undefined);
+       where id = any($1::bigint[])`,
+      [held.jobs],
+    ).catch(() => undefined);
     if (worker.child.exitCode === null && worker.child.signalCode === null) supervisor.resume(worker);
     pausedWorker = undefined;
     if (!after) {
@@ -180,12 +207,23 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     // with its last error unchanged, or locked by another worker, was handed out.
     const errorBefore = new Map(held.jobs.map((id, i) => [id, held.errors[i] ?? '']));
     const failedByItself = after.filter((j) => j.locked_by === null && j.last_error !== errorBefore.get(j.id)).length;
-    const handedOut = after.filter((j) => (j.locked_by === null && j.last_error === errorBefore.get(j.id))
-      || (j.locked_by !== null && !held.ids.includes(j.locked_by))).length;
+    const handedOut = after.filter(
+      (j) =>
+        (j.locked_by === null && j.last_error === errorBefore.get(j.id)) ||
+        (j.locked_by !== null && !held.ids.includes(j.locked_by)),
+    ).length;
     const finished = held.jobs.length - after.length;
-    stats.pauses.push({ worker: worker.slot, jobsHeld: held.jobs.length, handedOut, finishedDuringPause: finished, failedDuringPause: failedByItself });
-    note(`SIGCONT worker ${worker.slot} after ${plan.pauseMs} ms: ${handedOut} of its ${held.jobs.length} jobs handed out ` +
-      `(${finished} completed and ${failedByItself} failed by requests it sent before it stopped)`);
+    stats.pauses.push({
+      worker: worker.slot,
+      jobsHeld: held.jobs.length,
+      handedOut,
+      finishedDuringPause: finished,
+      failedDuringPause: failedByItself,
+    });
+    note(
+      `SIGCONT worker ${worker.slot} after ${plan.pauseMs} ms: ${handedOut} of its ${held.jobs.length} jobs handed out ` +
+        `(${finished} completed and ${failedByItself} failed by requests it sent before it stopped)`,
+    );
   };
 
   const partition = async () => {
@@ -206,8 +244,11 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     await sleep(plan.partitionMs);
     const swallowed = proxy.setMode({ kind: 'pass' });
     if (swallowed > 0) stats.partitions.blackholes += 1;
-    note(swallowed > 0 ? `partition healed: ${swallowed} connections whose bytes it swallowed were cut`
-      : 'partition healed: no connection sent a byte during it, so it cut nothing and is not counted');
+    note(
+      swallowed > 0
+        ? `partition healed: ${swallowed} connections whose bytes it swallowed were cut`
+        : 'partition healed: no connection sent a byte during it, so it cut nothing and is not counted',
+    );
     await sleep(1000);
     await connected();
     const reset = proxy.setMode({ kind: 'reset' });
@@ -224,9 +265,11 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
   };
 
   const events: { at: number; run: () => Promise<void> }[] = [];
-  for (let i = 0; i < plan.pgRestarts; i++) events.push({ at: (plan.seconds * (i + 1)) / (plan.pgRestarts + 1), run: crashRestart });
+  for (let i = 0; i < plan.pgRestarts; i++)
+    events.push({ at: (plan.seconds * (i + 1)) / (plan.pgRestarts + 1), run: crashRestart });
   for (let i = 0; i < plan.pauses; i++) events.push({ at: (plan.seconds * (i + 0.3)) / plan.pauses, run: pause });
-  for (let i = 0; i < plan.partitions; i++) events.push({ at: (plan.seconds * (i + 0.6)) / plan.partitions, run: partition });
+  for (let i = 0; i < plan.partitions; i++)
+    events.push({ at: (plan.seconds * (i + 0.6)) / plan.partitions, run: partition });
   events.sort((a, b) => a.at - b.at);
   const majorLoop = async () => {
     for (const event of events) {

@@ -31,7 +31,11 @@ export interface Posting {
   heldDelta: bigint;
 }
 
-interface Account { currency: string; balance: bigint; held: bigint }
+interface Account {
+  currency: string;
+  balance: bigint;
+  held: bigint;
+}
 interface Hold {
   account: string;
   amount: bigint;
@@ -90,11 +94,14 @@ export class LedgerModel {
     }
     if (op.type === 'open_account') expected.set(String(op.payload.account), { balance: 0n, held: 0n });
     const problems: string[] = [];
-    if (op.balances.length !== expected.size) problems.push(`${op.id}: reports ${op.balances.length} balances, expected ${expected.size}`);
+    if (op.balances.length !== expected.size)
+      problems.push(`${op.id}: reports ${op.balances.length} balances, expected ${expected.size}`);
     for (const b of op.balances) {
       const want = expected.get(b.account);
       if (!want || want.balance !== b.balance || want.held !== b.held) {
-        problems.push(`${op.id}: reports ${b.account} at ${b.balance}/${b.held}, the replay gives ${want ? `${want.balance}/${want.held}` : 'no change'}`);
+        problems.push(
+          `${op.id}: reports ${b.account} at ${b.balance}/${b.held}, the replay gives ${want ? `${want.balance}/${want.held}` : 'no change'}`,
+        );
       }
     }
     return problems;
@@ -125,7 +132,8 @@ export class LedgerModel {
         return post([], () => {
           this.accounts.set(String(p.account), {
             currency: typeof p.currency === 'string' ? p.currency : this.#defaultCurrency,
-            balance: 0n, held: 0n,
+            balance: 0n,
+            held: 0n,
           });
         });
       }
@@ -164,7 +172,8 @@ export class LedgerModel {
         if (this.holds.has(holdId)) return reject('hold_exists');
         let expiresAt: Date | null = null;
         if (typeof p.expires_at === 'string') expiresAt = new Date(p.expires_at);
-        else if (p.ttl_seconds !== undefined) expiresAt = op.storedExpiry ?? new Date(now.getTime() + Number(p.ttl_seconds) * 1000);
+        else if (p.ttl_seconds !== undefined)
+          expiresAt = op.storedExpiry ?? new Date(now.getTime() + Number(p.ttl_seconds) * 1000);
         if (typeof p.expires_at === 'string' && expiresAt) {
           if (expiresAt.getTime() <= now.getTime()) return reject('invalid_command');
           if (expiresAt.getTime() - now.getTime() > maxHoldMs) return reject('invalid_command');
@@ -178,13 +187,16 @@ export class LedgerModel {
       case 'capture': {
         const h = hold(p.hold);
         if (!h) return reject('hold_not_found');
-        if (h.status !== 'active' || (h.expiresAt && h.expiresAt.getTime() <= now.getTime())) return reject('hold_closed');
+        if (h.status !== 'active' || (h.expiresAt && h.expiresAt.getTime() <= now.getTime()))
+          return reject('hold_closed');
         const x = p.amount === undefined ? h.amount : amount(p.amount);
         if (x > h.amount) return reject('amount_exceeds_hold');
         const source = this.accounts.get(h.account);
         if (!source) return reject('account_not_found');
         const release: Posting = { account: h.account, balanceDelta: -x, heldDelta: -h.amount };
-        const close = () => { h.status = 'captured'; };
+        const close = () => {
+          h.status = 'captured';
+        };
         if (p.to === undefined) return post([release], close);
         const to = account(p.to);
         if (!to) return reject('account_not_found');
@@ -195,14 +207,20 @@ export class LedgerModel {
       case 'release': {
         const h = hold(p.hold);
         if (!h) return reject('hold_not_found');
-        if (h.status !== 'active' || (h.expiresAt && h.expiresAt.getTime() <= now.getTime())) return reject('hold_closed');
-        return post([{ account: h.account, balanceDelta: 0n, heldDelta: -h.amount }], () => { h.status = 'released'; });
+        if (h.status !== 'active' || (h.expiresAt && h.expiresAt.getTime() <= now.getTime()))
+          return reject('hold_closed');
+        return post([{ account: h.account, balanceDelta: 0n, heldDelta: -h.amount }], () => {
+          h.status = 'released';
+        });
       }
       case 'expire': {
         const h = this.holds.get(String(p.hold));
         // An expiry that is not due writes no row: a row means it was due and active.
-        if (!h || h.status !== 'active' || !h.expiresAt || h.expiresAt.getTime() > now.getTime()) return reject('(no expiry due)');
-        return post([{ account: h.account, balanceDelta: 0n, heldDelta: -h.amount }], () => { h.status = 'expired'; });
+        if (!h || h.status !== 'active' || !h.expiresAt || h.expiresAt.getTime() > now.getTime())
+          return reject('(no expiry due)');
+        return post([{ account: h.account, balanceDelta: 0n, heldDelta: -h.amount }], () => {
+          h.status = 'expired';
+        });
       }
       default:
         return reject(`(unknown type ${op.type})`);

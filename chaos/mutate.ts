@@ -24,7 +24,7 @@ export const mutations: Record<string, Mutation> = {
   'no-lock-order': {
     what: 'lock slots are locked in random order instead of one global (ascending) order',
     file: 'src/ledger/batch-sql.ts',
-    replace: [[".orderBy('slot')\n      .forUpdate()", ".orderBy(sql`random()`)\n      .forUpdate()"]],
+    replace: [[".orderBy('slot')\n        .forUpdate()", '.orderBy(sql`random()`)\n        .forUpdate()']],
   },
   'no-recovery': {
     what: 'the dead-worker reaper is not started',
@@ -56,7 +56,10 @@ export function staleMutations(dir = root): string[] {
       continue;
     }
     for (const [from] of mutation.replace) {
-      if (!text.includes(from)) problems.push(`mutation ${name} (${mutation.what}): "${from}" not found in ${mutation.file}; update the mutation`);
+      if (!text.includes(from))
+        problems.push(
+          `mutation ${name} (${mutation.what}): "${from}" not found in ${mutation.file}; update the mutation`,
+        );
     }
   }
   return problems;
@@ -70,7 +73,9 @@ export function mutatedCopy(name: string): string {
     cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
   }
   symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-  const stale = staleMutations(dir).filter((problem) => problem.startsWith(`mutation ${name} `) || problem.startsWith(`mutation ${name}:`));
+  const stale = staleMutations(dir).filter(
+    (problem) => problem.startsWith(`mutation ${name} `) || problem.startsWith(`mutation ${name}:`),
+  );
   if (stale.length > 0) throw new Error(stale.join('\n'));
   const file = path.join(dir, mutation.file);
   let text = readFileSync(file, 'utf8');
@@ -86,9 +91,16 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const name of names) {
     const dir = mutatedCopy(name);
     console.log(`# mutation ${name}: ${mutations[name]!.what} (copy in ${dir})`);
-    const result = spawnSync(process.execPath, [path.join(dir, 'chaos/chaos.ts'), ...chaosArgs], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const result = spawnSync(process.execPath, [path.join(dir, 'chaos/chaos.ts'), ...chaosArgs], {
+      cwd: dir,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const lines = (result.stdout ?? '').split('\n');
-    for (const line of lines.filter((l) => l.startsWith('FAIL') || l.startsWith('       ') || l.startsWith('commands '))) console.log(`  ${line}`);
+    for (const line of lines.filter(
+      (l) => l.startsWith('FAIL') || l.startsWith('       ') || l.startsWith('commands '),
+    ))
+      console.log(`  ${line}`);
     if (result.status !== 1) console.log(lines.slice(-15).join('\n'));
     const caught = result.status === 1;
     if (!caught) survived += 1;

@@ -4,7 +4,7 @@
 // is sent again. A command counts as sent once it is recorded here, before its first attempt.
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CommandMix, type PlannedCommand } from './commands.ts';
+import { type CommandMix, type PlannedCommand } from './commands.ts';
 
 export interface ProducerStats {
   /** add_job calls that committed (duplicates included). */
@@ -49,13 +49,23 @@ export async function enqueueUntilDone(pool: pg.Pool, list: PlannedCommand[], st
 
 /** Connections of one producer: a broken one (restart, terminated backend) is replaced on next use. */
 export function producerPool(databaseUrl: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 3, connectionTimeoutMillis: 3000, application_name: 'chaos-producer' });
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: 3,
+    connectionTimeoutMillis: 3000,
+    application_name: 'chaos-producer',
+  });
   pool.on('error', () => {});
   return pool;
 }
 
 /** One client: sends batches of the mix until `stop()`; resends some of them later. */
-export async function runProducer(options: ProducerOptions, mix: CommandMix, random: () => number, stop: () => boolean): Promise<void> {
+export async function runProducer(
+  options: ProducerOptions,
+  mix: CommandMix,
+  random: () => number,
+  stop: () => boolean,
+): Promise<void> {
   const pool = producerPool(options.databaseUrl);
   const resends: Promise<void>[] = [];
   try {

@@ -5,9 +5,16 @@ import pg from 'pg';
  * working while the server restarts and backends are terminated, so it holds no pooled connection.
  */
 export async function queryOnce<R extends pg.QueryResultRow>(
-  url: string, text: string, values: unknown[] = [], applicationName = 'chaos-monitor',
+  url: string,
+  text: string,
+  values: unknown[] = [],
+  applicationName = 'chaos-monitor',
 ): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000, application_name: applicationName });
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: 3000,
+    application_name: applicationName,
+  });
   client.on('error', () => {});
   await client.connect();
   try {

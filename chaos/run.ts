@@ -128,10 +128,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await migrate({ connectionString: databaseUrl });
     const startedAt = (await queryOnce<{ now: Date }>(databaseUrl, 'select now() as now'))[0]!.now;
 
-    const faketime: Faketime = options.faketimeOffset ? await findFaketime(options.faketimeOffset) : { available: false, reason: 'not asked for' };
+    const faketime: Faketime = options.faketimeOffset
+      ? await findFaketime(options.faketimeOffset)
+      : { available: false, reason: 'not asked for' };
     if (!faketime.available) log(`faketime worker skipped: ${faketime.reason}`);
     const kinds: SlotKind[] = Array.from({ length: options.workers }, (_, i) =>
-      i === 0 && faketime.available ? 'faketime' : i === 1 || (i === 0 && options.workers === 1) ? 'proxied' : 'plain');
+      i === 0 && faketime.available ? 'faketime' : i === 1 || (i === 0 && options.workers === 1) ? 'proxied' : 'plain',
+    );
     let proxyUrl = databaseUrl;
     if (kinds.includes('proxied')) {
       proxy = new TcpProxy('127.0.0.1', port);
@@ -162,23 +165,49 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const setup = producerPool(databaseUrl);
     await enqueueUntilDone(setup, opening, producer);
     await setup.end();
-    await waitFor(databaseUrl, opening.map((c) => c.id), 60_000);
+    await waitFor(
+      databaseUrl,
+      opening.map((c) => c.id),
+      60_000,
+    );
     log(`${opening.length} opening commands done; load and faults for ${options.seconds} s`);
 
     // Backlog and deadlock statistics, sampled (PostgreSQL's statistics are lost in a crash).
     const monitor = startMonitor(databaseUrl, databaseName);
     let stopProducers = false;
-    const producers = Array.from({ length: options.clients }, (_, i) => runProducer({
-      databaseUrl, commands, stats: producer, duplicateShare: options.duplicateShare, batchSize: 20,
-      maxBacklog: options.maxBacklog, backlog: () => monitor.backlog,
-    }, new CommandMix(seededRandom(options.seed + i + 1), accounts, `r${options.seed}-c${i}`), seededRandom(options.seed * 7 + i), () => stopProducers));
-    const loadEnds = sleep(options.seconds * 1000).then(() => { stopProducers = true; });
-    await runFaults({
-      plan: { seconds: options.seconds, ...options.faults },
-      cluster, databaseUrl, databaseName, supervisor, proxy, random,
-      beforeCrash: () => monitor.sample(),
-      note: log,
-    }, faults);
+    const producers = Array.from({ length: options.clients }, (_, i) =>
+      runProducer(
+        {
+          databaseUrl,
+          commands,
+          stats: producer,
+          duplicateShare: options.duplicateShare,
+          batchSize: 20,
+          maxBacklog: options.maxBacklog,
+          backlog: () => monitor.backlog,
+        },
+        new CommandMix(seededRandom(options.seed + i + 1), accounts, `r${options.seed}-c${i}`),
+        seededRandom(options.seed * 7 + i),
+        () => stopProducers,
+      ),
+    );
+    const loadEnds = sleep(options.seconds * 1000).then(() => {
+      stopProducers = true;
+    });
+    await runFaults(
+      {
+        plan: { seconds: options.seconds, ...options.faults },
+        cluster,
+        databaseUrl,
+        databaseName,
+        supervisor,
+        proxy,
+        random,
+        beforeCrash: () => monitor.sample(),
+        note: log,
+      },
+      faults,
+    );
     await loadEnds;
     await Promise.all(producers);
     log(`load over: ${commands.size} commands (${producer.enqueued} jobs enqueued); draining`);
@@ -191,8 +220,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     monitor.stop();
 
     const snapshot = await readSnapshot(databaseUrl);
-    const result = runChecks({ snapshot, commands, startedAt, databaseDown: faults.pgDownWindows, faultTimes: faults.faultTimes });
-    const logs = scanWorkerLogs(supervisor.logFiles, new Map(snapshot.ops.map((op) => [op.id, op.job_id === null ? null : String(op.job_id)])));
+    const result = runChecks({
+      snapshot,
+      commands,
+      startedAt,
+      databaseDown: faults.pgDownWindows,
+      faultTimes: faults.faultTimes,
+    });
+    const logs = scanWorkerLogs(
+      supervisor.logFiles,
+      new Map(snapshot.ops.map((op) => [op.id, op.job_id === null ? null : String(op.job_id)])),
+    );
 
     const serverLogDeadlocks = (readFileSync(cluster.logFile, 'utf8').match(/deadlock detected/g) ?? []).length;
     const deadlocks = Math.max(monitor.deadlocks, serverLogDeadlocks);
@@ -200,7 +238,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     checks.push({
       name: 'no deadlocks (pg_stat_database, summed over crash restarts; server log)',
       figure: `pg_stat_database ${monitor.deadlocks}, server log ${serverLogDeadlocks}`,
-      violations: deadlocks, examples: [],
+      violations: deadlocks,
+      examples: [],
     });
     const replayProof = logs.absorbedAfterCommit > 0;
     checks.push({
@@ -211,28 +250,55 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     });
     for (const pause of faults.pauses) {
       if (pause.handedOut > 0) {
-        checks.push({ name: 'a paused worker keeps its jobs', figure: `${pause.handedOut} of ${pause.jobsHeld} handed out`, violations: pause.handedOut, examples: [] });
+        checks.push({
+          name: 'a paused worker keeps its jobs',
+          figure: `${pause.handedOut} of ${pause.jobsHeld} handed out`,
+          violations: pause.handedOut,
+          examples: [],
+        });
       }
     }
     const faketimeInfo = {
       used: faketime.available,
-      reason: faketime.available ? `LD_PRELOAD ${faketime.library}, FAKETIME=${options.faketimeOffset}` : faketime.reason,
+      reason: faketime.available
+        ? `LD_PRELOAD ${faketime.library}, FAKETIME=${options.faketimeOffset}`
+        : faketime.reason,
       ...(logs.faketimeOffsetMs !== undefined ? { measuredOffsetMs: logs.faketimeOffsetMs } : {}),
       commandsDecided: logs.faketimeCommands,
     };
     if (faketime.available && logs.faketimeCommands === 0) {
-      checks.push({ name: 'the faketime worker decided commands', figure: '0', violations: 1, examples: ['the wrong-clock worker did no work: its check proves nothing'] });
+      checks.push({
+        name: 'the faketime worker decided commands',
+        figure: '0',
+        violations: 1,
+        examples: ['the wrong-clock worker did no work: its check proves nothing'],
+      });
     }
     const violations = checks.reduce((sum, c) => sum + c.violations, 0);
-    const summary = `commands ${commands.size}, kills ${faults.kills}, pg restarts ${faults.pgRestarts}, violations ${violations}, ` +
+    const summary =
+      `commands ${commands.size}, kills ${faults.kills}, pg restarts ${faults.pgRestarts}, violations ${violations}, ` +
       `lost ${result.lost}, duplicates applied ${result.duplicatesApplied}, deadlocks ${deadlocks}, ` +
       `latest expiry ${result.latestExpiryLatenessMs} ms after due, ` +
       `duplicate executions absorbed ${logs.absorbedAfterCommit}`;
     return {
-      checks, summary, violations, commands: commands.size, lost: result.lost, duplicatesApplied: result.duplicatesApplied,
-      deadlocks, latestExpiryLatenessMs: result.latestExpiryLatenessMs, duplicateExecutionsAbsorbed: logs.absorbedAfterCommit, duplicateEnqueuesAbsorbed: logs.absorbedDuplicateEnqueue,
-      faults, producer, faketime: faketimeInfo, workerExits: { ...supervisor.exits }, retriesLogged: logs.retries,
-      unexpectedErrors: logs.unexpected, drainMs, workDir,
+      checks,
+      summary,
+      violations,
+      commands: commands.size,
+      lost: result.lost,
+      duplicatesApplied: result.duplicatesApplied,
+      deadlocks,
+      latestExpiryLatenessMs: result.latestExpiryLatenessMs,
+      duplicateExecutionsAbsorbed: logs.absorbedAfterCommit,
+      duplicateEnqueuesAbsorbed: logs.absorbedDuplicateEnqueue,
+      faults,
+      producer,
+      faketime: faketimeInfo,
+      workerExits: { ...supervisor.exits },
+      retriesLogged: logs.retries,
+      unexpectedErrors: logs.unexpected,
+      drainMs,
+      workDir,
     };
   } finally {
     await supervisor?.stop().catch(() => {});
@@ -243,11 +309,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-
 async function waitFor(url: string, ids: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rows = await queryOnce<{ n: string }>(url, 'select count(*) as n from billing.operations where id = any($1)', [ids]).catch(() => [{ n: '0' }]);
+    const rows = await queryOnce<{ n: string }>(
+      url,
+      'select count(*) as n from billing.operations where id = any($1)',
+      [ids],
+    ).catch(() => [{ n: '0' }]);
     if (Number(rows[0]!.n) === ids.length) return;
     if (Date.now() > deadline) throw new Error(`opening commands not done after ${timeoutMs} ms`);
     await sleep(100);
@@ -261,11 +330,15 @@ async function waitFor(url: string, ids: string[], timeoutMs: number): Promise<v
 async function drain(url: string, ids: string[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rows = await queryOnce<{ missing: string; busy: string }>(url, `select
+    const rows = await queryOnce<{ missing: string; busy: string }>(
+      url,
+      `select
         (select count(*) from unnest($1::text[]) as i(id) where not exists (select 1 from billing.operations o where o.id = i.id)) as missing,
         (select count(*) from graphile_worker.jobs where task_identifier like 'billing/%'
            and attempts < max_attempts
-           and (locked_at is not null or attempts > 0 or run_at <= now() + interval '10 seconds')) as busy`, [ids]).catch(() => undefined);
+           and (locked_at is not null or attempts > 0 or run_at <= now() + interval '10 seconds')) as busy`,
+      [ids],
+    ).catch(() => undefined);
     if (rows && rows[0]!.missing === '0' && rows[0]!.busy === '0') return true;
     if (Date.now() > deadline) return false;
     await sleep(250);
@@ -278,9 +351,13 @@ function startMonitor(url: string, databaseName: string) {
   let deadlocksNow = 0;
   let stopped = false;
   const sample = async () => {
-    const rows = await queryOnce<{ backlog: string; deadlocks: string }>(url, `select
+    const rows = await queryOnce<{ backlog: string; deadlocks: string }>(
+      url,
+      `select
         (select count(*) from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now()) as backlog,
-        (select deadlocks from pg_stat_database where datname = $1) as deadlocks`, [databaseName]);
+        (select deadlocks from pg_stat_database where datname = $1) as deadlocks`,
+      [databaseName],
+    );
     backlog = Number(rows[0]!.backlog);
     const deadlocks = Number(rows[0]!.deadlocks ?? 0);
     // A crash resets the counter: what it showed before is carried over.
@@ -294,10 +371,16 @@ function startMonitor(url: string, databaseName: string) {
     }
   })();
   return {
-    get backlog() { return backlog; },
-    get deadlocks() { return deadlocksBefore + deadlocksNow; },
+    get backlog() {
+      return backlog;
+    },
+    get deadlocks() {
+      return deadlocksBefore + deadlocksNow;
+    },
     sample,
-    stop() { stopped = true; },
+    stop() {
+      stopped = true;
+    },
   };
 }
 
@@ -316,7 +399,14 @@ interface LogScan {
  * graphile-worker's completion of the job, hit by a fault.
  */
 function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: Map<string, string | null>): LogScan {
-  const scan: LogScan = { absorbedAfterCommit: 0, absorbedDuplicateEnqueue: 0, retries: 0, unexpected: {}, faketimeCommands: 0, faketimeOffsetMs: undefined };
+  const scan: LogScan = {
+    absorbedAfterCommit: 0,
+    absorbedDuplicateEnqueue: 0,
+    retries: 0,
+    unexpected: {},
+    faketimeCommands: 0,
+    faketimeOffsetMs: undefined,
+  };
   for (const { file, kind } of files) {
     let text: string;
     try {
@@ -327,7 +417,15 @@ function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: 
     let lastTime: number | undefined;
     for (const line of text.split('\n')) {
       if (!line.startsWith('{')) continue;
-      let entry: { msg?: string; command_id?: string; job_id?: string | number; time?: number; transient?: boolean; err?: { code?: string; message?: string }; seq?: string };
+      let entry: {
+        msg?: string;
+        command_id?: string;
+        job_id?: string | number;
+        time?: number;
+        transient?: boolean;
+        err?: { code?: string; message?: string };
+        seq?: string;
+      };
       try {
         entry = JSON.parse(line);
       } catch {

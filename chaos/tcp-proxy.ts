@@ -56,7 +56,12 @@ export class TcpProxy {
   setMode(mode: ProxyMode): number {
     const leavingBlackhole = this.#mode.kind === 'blackhole' && mode.kind !== 'blackhole';
     this.#mode = mode;
-    const cut = mode.kind === 'reset' ? [...this.#links] : leavingBlackhole ? [...this.#links].filter((link) => link.damaged) : [];
+    const cut =
+      mode.kind === 'reset'
+        ? [...this.#links]
+        : leavingBlackhole
+          ? [...this.#links].filter((link) => link.damaged)
+          : [];
     for (const link of cut) this.#reset(link);
     return cut.length;
   }

@@ -28,10 +28,13 @@ let stopping = false;
 const stop = () => {
   if (stopping) return;
   stopping = true;
-  worker.stop().then(() => process.exit(0), (error: unknown) => {
-    logger.error({ err: error }, 'graceful stop failed');
-    process.exit(1);
-  });
+  worker.stop().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      logger.error({ err: error }, 'graceful stop failed');
+      process.exit(1);
+    },
+  );
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

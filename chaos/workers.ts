@@ -88,10 +88,17 @@ export class WorkerSupervisor {
       if (this.#killed.delete(worker.pid)) this.exits.killedByUs += 1;
       else if (code === 70) this.exits.fatal70 += 1;
       else if (!this.#stopping) this.exits.other += 1;
-      if (code !== null && !this.#stopping) this.#options.note?.(`worker ${slot} (${kind}, pid ${worker.pid}) exited ${code}; see ${logFile}`);
+      if (code !== null && !this.#stopping)
+        this.#options.note?.(`worker ${slot} (${kind}, pid ${worker.pid}) exited ${code}; see ${logFile}`);
       if (this.#slots[slot] === worker) this.#slots[slot] = undefined;
       // A worker that cannot start (PostgreSQL down) exits 70 at once: restart it a little later.
-      if (!this.#stopping) setTimeout(() => { if (!this.#stopping && !this.#slots[slot]) this.#spawn(slot); }, code === 70 ? 300 : 50);
+      if (!this.#stopping)
+        setTimeout(
+          () => {
+            if (!this.#stopping && !this.#slots[slot]) this.#spawn(slot);
+          },
+          code === 70 ? 300 : 50,
+        );
     });
   }
 
@@ -123,7 +130,9 @@ export class WorkerSupervisor {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(running.map((w) => w.exited)),
-      new Promise((resolve) => { timer = setTimeout(resolve, 15_000); }),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 15_000);
+      }),
     ]);
     clearTimeout(timer);
     for (const w of running) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');

@@ -20,12 +20,18 @@ try {
   const url = withDatabase(serverUrl, scratch);
   await migrate({ connectionString: url });
   const args = [
-    '--dialect', 'postgres',
-    '--url', url,
-    '--include-pattern', 'billing.*',
-    '--type-mapping', JSON.stringify({ int8: 'bigint' }),
-    '--out-file', schemaFile,
-    '--log-level', 'error',
+    '--dialect',
+    'postgres',
+    '--url',
+    url,
+    '--include-pattern',
+    'billing.*',
+    '--type-mapping',
+    JSON.stringify({ int8: 'bigint' }),
+    '--out-file',
+    schemaFile,
+    '--log-level',
+    'error',
   ];
   if (check) args.push('--verify');
   execFileSync(codegenBin, args, { stdio: 'inherit' });

@@ -1,4 +1,4 @@
-// `npm test`: type check, then the suite against a real PostgreSQL. The server is DATABASE_URL's,
+// `npm test`: type check and lint, then the suite against a real PostgreSQL. The server is DATABASE_URL's,
 // else the one on 127.0.0.1:5432, else an embedded one started here (data under .data/, stopped at
 // the end), so a fresh machine with only Node.js runs the same suite; the first line says which.
 // Extra arguments go to tap; `--which-server` only prints that line.
@@ -31,15 +31,23 @@ try {
 }
 let databaseUrl = await findServerUrl();
 if (process.env.DATABASE_URL) {
-  console.log(`# tests run on DATABASE_URL: ${redactUrl(process.env.DATABASE_URL)} (each test file makes a database of its own there)`);
+  console.log(
+    `# tests run on DATABASE_URL: ${redactUrl(process.env.DATABASE_URL)} (each test file makes a database of its own there)`,
+  );
 } else if (databaseUrl) {
-  console.log(`# tests run on the local PostgreSQL at ${localServerUrl} (DATABASE_URL is unset; each test file makes a database of its own)`);
+  console.log(
+    `# tests run on the local PostgreSQL at ${localServerUrl} (DATABASE_URL is unset; each test file makes a database of its own)`,
+  );
 } else {
-  console.log('# tests run on an embedded PostgreSQL started for them (no DATABASE_URL, nothing on 127.0.0.1:5432; data in .data/test-postgres)');
+  console.log(
+    '# tests run on an embedded PostgreSQL started for them (no DATABASE_URL, nothing on 127.0.0.1:5432; data in .data/test-postgres)',
+  );
 }
 if (whichServerOnly) process.exit(0);
 
 if (!step('type check', bin('tsc'), ['--noEmit', '-p', '.'])) process.exit();
+// `npm run lint`: ESLint with the layer rules (eslint.config.js), then Prettier's check of the code.
+if (!step('lint', bin('eslint'), ['.']) || !step('format', bin('prettier'), ['--check', '.'])) process.exit();
 
 let embedded: Awaited<ReturnType<typeof startEmbeddedDatabase>> | undefined;
 if (!databaseUrl) {

@@ -81,7 +81,9 @@ export function checkDatabaseUrl(name: string, raw: string): string {
     parsed = undefined;
   }
   if (!parsed || (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:')) {
-    throw new ConfigError(`${name} must be a URL like postgres://user:password@host:5432/database, got "${redactUrl(raw)}"`);
+    throw new ConfigError(
+      `${name} must be a URL like postgres://user:password@host:5432/database, got "${redactUrl(raw)}"`,
+    );
   }
   return raw;
 }
@@ -127,6 +129,7 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: 
 function host(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  if (!/^[A-Za-z0-9.:_-]+$/.test(raw)) throw new ConfigError(`${name} must be an address to listen on, like 0.0.0.0, 127.0.0.1 or ::, got "${raw}"`);
+  if (!/^[A-Za-z0-9.:_-]+$/.test(raw))
+    throw new ConfigError(`${name} must be an address to listen on, like 0.0.0.0, 127.0.0.1 or ::, got "${raw}"`);
   return raw;
 }

@@ -11,7 +11,12 @@ import { type BatchOutcome, CommandBatcher } from '../src/worker/batcher.ts';
 
 const command = (n: number): BatchItem => ({
   jobId: BigInt(n),
-  parsed: { ok: true, command: { id: `c${n}`, type: 'credit', account: 'a', amount: 1n }, request: JSON.stringify({ id: `c${n}` }), fingerprint: `f${n}` },
+  parsed: {
+    ok: true,
+    command: { id: `c${n}`, type: 'credit', account: 'a', amount: 1n },
+    request: JSON.stringify({ id: `c${n}` }),
+    fingerprint: `f${n}`,
+  },
 });
 const idOf = (item: BatchItem) => (item.parsed.ok ? item.parsed.command.id : item.parsed.id);
 const appliedTo = (items: BatchItem[]): AppliedBatch => ({
@@ -33,7 +38,9 @@ interface Call {
 /** `promise`, or a failure naming `what` after `ms`: a hang becomes a failure, never a wait on time. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms); });
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
   try {
     return await Promise.race([promise, late]);
   } finally {
@@ -52,7 +59,11 @@ class HandDrivenApply {
     this.inFlight++;
     this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
     const settled = Promise.withResolvers<AppliedBatch>();
-    this.calls.push({ ids: items.map(idOf), succeed: () => settled.resolve(appliedTo(items)), fail: (error) => settled.reject(error) });
+    this.calls.push({
+      ids: items.map(idOf),
+      succeed: () => settled.resolve(appliedTo(items)),
+      fail: (error) => settled.reject(error),
+    });
     for (const wake of this.#arrived.splice(0)) wake();
     return settled.promise.finally(() => this.inFlight--);
   };
@@ -67,7 +78,11 @@ class HandDrivenApply {
   /** The n-th call (from 0), once the batcher has made it. */
   async call(n: number): Promise<Call> {
     while (this.calls.length <= n) {
-      await within(this.arrival(), 5000, `apply call ${n} (calls so far: ${JSON.stringify(this.calls.map((c) => c.ids))})`);
+      await within(
+        this.arrival(),
+        5000,
+        `apply call ${n} (calls so far: ${JSON.stringify(this.calls.map((c) => c.ids))})`,
+      );
     }
     return this.calls[n]!;
   }
@@ -95,7 +110,13 @@ function batcherOver(
  */
 async function settle(submitted: Promise<BatchOutcome>[]): Promise<(string | Error)[]> {
   const settled = await Promise.allSettled(submitted);
-  return settled.map((s) => (s.status === 'fulfilled' ? (s.value.kind === 'recorded' ? s.value.result.id : `not recorded: ${s.value.kind}`) : s.reason as Error));
+  return settled.map((s) =>
+    s.status === 'fulfilled'
+      ? s.value.kind === 'recorded'
+        ? s.value.result.id
+        : `not recorded: ${s.value.kind}`
+      : (s.reason as Error),
+  );
 }
 
 /**
@@ -127,7 +148,11 @@ for (const [name, fault] of transientFaults) {
     const { call, settled } = await oneBatchOf(fake, batcher, [1, 2, 3, 4]);
     t.same(call.ids, ['c1', 'c2', 'c3', 'c4'], 'four commands in one transaction');
     call.fail(fault);
-    t.same(await within(settled, 5000, 'the answers'), [fault, fault, fault, fault], 'each command fails with the fault (graphile-worker retries its job)');
+    t.same(
+      await within(settled, 5000, 'the answers'),
+      [fault, fault, fault, fault],
+      'each command fails with the fault (graphile-worker retries its job)',
+    );
     // Had the batch been split, its singles would take the one slot before this command.
     const after = batcher.submit(command(5));
     const next = await fake.call(2);
@@ -135,7 +160,14 @@ for (const [name, fault] of transientFaults) {
     next.succeed();
     await after;
     t.equal(fake.calls.length, 3);
-    t.same(batches.map((b) => [b.size, b.error === fault]), [[1, false], [4, true], [1, false]]);
+    t.same(
+      batches.map((b) => [b.size, b.error === fault]),
+      [
+        [1, false],
+        [4, true],
+        [1, false],
+      ],
+    );
   });
 }
 
@@ -152,10 +184,25 @@ t.test('a fault that is not transient splits the batch: only the poisonous comma
     if (id === 'c3') single.fail(poison);
     else single.succeed();
   }
-  t.same(await within(settled, 5000, 'the answers'), ['c1', 'c2', poison, 'c4', 'c5'], 'the others are applied; the poisonous one fails');
+  t.same(
+    await within(settled, 5000, 'the answers'),
+    ['c1', 'c2', poison, 'c4', 'c5'],
+    'the others are applied; the poisonous one fails',
+  );
   t.equal(fake.calls.length, 7, 'no call beyond the batch and its five singles');
-  t.same(batches.map((b) => [b.size, b.error === poison]), [[1, false], [5, true], [1, false], [1, false], [1, true], [1, false], [1, false]]);
-  t.equal(fake.mostInFlight, 1, 'the singles run one after another in the batch\'s slot');
+  t.same(
+    batches.map((b) => [b.size, b.error === poison]),
+    [
+      [1, false],
+      [5, true],
+      [1, false],
+      [1, false],
+      [1, true],
+      [1, false],
+      [1, false],
+    ],
+  );
+  t.equal(fake.mostInFlight, 1, "the singles run one after another in the batch's slot");
 });
 
 t.test('a split batch whose fault does not come back: every command is applied', async (t) => {
@@ -193,33 +240,49 @@ t.test('a lone command with a fault that is not transient fails once, without a 
   await after;
 });
 
-t.test('concurrency: at most maxConcurrentBatches transactions, at most maxBatchSize commands each, in order', async (t) => {
-  const fake = new HandDrivenApply();
-  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 3, maxConcurrentBatches: 2 });
-  const poison = new Error('poisonous');
-  const settled = settle(Array.from({ length: 20 }, (_, n) => batcher.submit(command(n))));
-  t.equal(batcher.inFlight, 2, 'two transactions started at once');
-  t.equal(batcher.queued, 20 - fake.calls.flatMap((c) => c.ids).length, 'the rest wait in the queue');
-  // Settle the calls in the order they come, until every command has its answer: the call holding
-  // c7 fails and is split, and c7 fails alone.
-  const allAnswered = settled.then(() => true);
-  for (let n = 0; ; n++) {
-    while (fake.calls.length <= n) {
-      if (await within(Promise.race([allAnswered, fake.arrival().then(() => false)]), 5000, `call ${n}`)) break;
+t.test(
+  'concurrency: at most maxConcurrentBatches transactions, at most maxBatchSize commands each, in order',
+  async (t) => {
+    const fake = new HandDrivenApply();
+    const { batcher } = batcherOver(fake.apply, { maxBatchSize: 3, maxConcurrentBatches: 2 });
+    const poison = new Error('poisonous');
+    const settled = settle(Array.from({ length: 20 }, (_, n) => batcher.submit(command(n))));
+    t.equal(batcher.inFlight, 2, 'two transactions started at once');
+    t.equal(batcher.queued, 20 - fake.calls.flatMap((c) => c.ids).length, 'the rest wait in the queue');
+    // Settle the calls in the order they come, until every command has its answer: the call holding
+    // c7 fails and is split, and c7 fails alone.
+    const allAnswered = settled.then(() => true);
+    for (let n = 0; ; n++) {
+      while (fake.calls.length <= n) {
+        if (await within(Promise.race([allAnswered, fake.arrival().then(() => false)]), 5000, `call ${n}`)) break;
+      }
+      if (fake.calls.length <= n) break;
+      const call = fake.calls[n]!;
+      t.ok(fake.inFlight <= 2, `call ${n} (${call.ids.join(' ')}) made with ${fake.inFlight} in flight`);
+      if (call.ids.includes('c7')) call.fail(poison);
+      else call.succeed();
     }
-    if (fake.calls.length <= n) break;
-    const call = fake.calls[n]!;
-    t.ok(fake.inFlight <= 2, `call ${n} (${call.ids.join(' ')}) made with ${fake.inFlight} in flight`);
-    if (call.ids.includes('c7')) call.fail(poison);
-    else call.succeed();
-  }
-  const results = await within(settled, 5000, 'the answers');
-  t.same(results, Array.from({ length: 20 }, (_, n) => (n === 7 ? poison : `c${n}`)), 'each command gets its own outcome');
-  t.equal(fake.mostInFlight, 2, 'two in flight at most, and the limit was reached');
-  t.ok(fake.calls.every((c) => c.ids.length >= 1 && c.ids.length <= 3), 'batches of 1 to 3');
-  const firstAttempts = fake.calls.filter((c) => c.ids.length > 1 || !fake.calls.some((b) => b.ids.length > 1 && b.ids.includes(c.ids[0]!)));
-  t.same(firstAttempts.flatMap((c) => c.ids), results.map((_, n) => `c${n}`), 'commands leave the queue in the order they came');
-});
+    const results = await within(settled, 5000, 'the answers');
+    t.same(
+      results,
+      Array.from({ length: 20 }, (_, n) => (n === 7 ? poison : `c${n}`)),
+      'each command gets its own outcome',
+    );
+    t.equal(fake.mostInFlight, 2, 'two in flight at most, and the limit was reached');
+    t.ok(
+      fake.calls.every((c) => c.ids.length >= 1 && c.ids.length <= 3),
+      'batches of 1 to 3',
+    );
+    const firstAttempts = fake.calls.filter(
+      (c) => c.ids.length > 1 || !fake.calls.some((b) => b.ids.length > 1 && b.ids.includes(c.ids[0]!)),
+    );
+    t.same(
+      firstAttempts.flatMap((c) => c.ids),
+      results.map((_, n) => `c${n}`),
+      'commands leave the queue in the order they came',
+    );
+  },
+);
 
 t.test('maxWaitMs: a batch waits to fill only while another is in flight, and never beyond the limits', async (t) => {
   const waitMs = 20;
@@ -227,9 +290,17 @@ t.test('maxWaitMs: a batch waits to fill only while another is in flight, and ne
   const { batcher } = batcherOver(fake.apply, { maxBatchSize: 2, maxConcurrentBatches: 2, maxWaitMs: waitMs });
   // apply is called synchronously from submit, so each count below is read with nothing in between.
   const settled = settle([batcher.submit(command(0))]);
-  t.same(fake.calls.map((c) => c.ids), [['c0']], 'a lone command is never held back');
+  t.same(
+    fake.calls.map((c) => c.ids),
+    [['c0']],
+    'a lone command is never held back',
+  );
   const more = settle([1, 2, 3].map((n) => batcher.submit(command(n))));
-  t.same(fake.calls.map((c) => c.ids), [['c0'], ['c1', 'c2']], 'c1 waited for c2; a full batch leaves at once');
+  t.same(
+    fake.calls.map((c) => c.ids),
+    [['c0'], ['c1', 'c2']],
+    'c1 waited for c2; a full batch leaves at once',
+  );
   t.equal(batcher.queued, 1, 'c3 waits: two transactions are in flight');
   // Node runs timers of one delay in the order they were set: once this one fires, the batcher's
   // fill timer (set when c1 arrived) has fired too, with both slots still taken.
@@ -239,7 +310,7 @@ t.test('maxWaitMs: a batch waits to fill only while another is in flight, and ne
   t.same((await fake.call(2)).ids, ['c3'], 'c3 leaves when a slot frees');
   fake.calls[1]!.succeed();
   fake.calls[2]!.succeed();
-  t.same([...await within(settled, 5000, 'c0'), ...await within(more, 5000, 'c1 to c3')], ['c0', 'c1', 'c2', 'c3']);
+  t.same([...(await within(settled, 5000, 'c0')), ...(await within(more, 5000, 'c1 to c3'))], ['c0', 'c1', 'c2', 'c3']);
   t.equal(fake.mostInFlight, 2);
 });
 
@@ -251,12 +322,23 @@ t.test('maxPending: commands beyond it wait for room, in order, and all are appl
   const seen: string[] = [];
   for (let n = 0; seen.length < 10; n++) {
     const call = await fake.call(n);
-    t.ok(batcher.pending <= 4, `call ${n}: at most maxPending commands held (${batcher.pending}), the rest wait outside`);
+    t.ok(
+      batcher.pending <= 4,
+      `call ${n}: at most maxPending commands held (${batcher.pending}), the rest wait outside`,
+    );
     t.ok(call.ids.length <= 3, `call ${n}: at most maxBatchSize commands`);
     seen.push(...call.ids);
     call.succeed();
   }
-  t.same(seen, Array.from({ length: 10 }, (_, n) => `c${n}`), 'each command once, in the order submitted');
-  t.same(await within(settled, 5000, 'the answers'), Array.from({ length: 10 }, (_, n) => `c${n}`), 'every command applied');
+  t.same(
+    seen,
+    Array.from({ length: 10 }, (_, n) => `c${n}`),
+    'each command once, in the order submitted',
+  );
+  t.same(
+    await within(settled, 5000, 'the answers'),
+    Array.from({ length: 10 }, (_, n) => `c${n}`),
+    'every command applied',
+  );
   t.equal(batcher.pending, 0);
 });

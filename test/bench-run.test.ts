@@ -4,7 +4,21 @@ import { runBench } from './helpers/bench.ts';
 // A file of its own: every phase with real worker processes takes a while on a loaded machine.
 // Figures are not asserted (no timing assertions): the run must print every row and a clean verify.
 t.test('a tiny run prints every figure and every target, and verify passes', async (t) => {
-  const { code, stdout, stderr } = await runBench(['--json', '--seconds', '1', '--warmup', '0.5', '--accounts', '200', '--workers', '1', '--chunk', '2000', '--raw-connections', '2']);
+  const { code, stdout, stderr } = await runBench([
+    '--json',
+    '--seconds',
+    '1',
+    '--warmup',
+    '0.5',
+    '--accounts',
+    '200',
+    '--workers',
+    '1',
+    '--chunk',
+    '2000',
+    '--raw-connections',
+    '2',
+  ]);
   t.equal(code, 0, stderr);
   const report = JSON.parse(stdout) as {
     rows: { key: string; value: number; ratio?: number }[];
@@ -12,14 +26,25 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
     costs: string[][];
     verify: { ok: boolean; ledger_ok: boolean; lost: number };
   };
-  t.same(report.rows.map((r) => r.key), ['anchor', 'apply_one', 'queue', 'uniform', 'hot', 'batch', 'p50', 'p99', 'rss', 'batch_rss']);
-  for (const row of report.rows) t.ok(Number.isFinite(row.value) && row.value > 0, `${row.key} was measured: ${row.value}`);
-  for (const row of report.rows.filter((r) => !r.key.endsWith('rss'))) t.ok(Number.isFinite(row.ratio) && row.ratio! > 0, `${row.key} has its ratio to the anchor`);
-  t.same(report.targets.map((x) => x.key), ['e2e_vs_anchor', 'hot_vs_uniform', 'p50', 'p99', 'rss']);
+  t.same(
+    report.rows.map((r) => r.key),
+    ['anchor', 'apply_one', 'queue', 'uniform', 'hot', 'batch', 'p50', 'p99', 'rss', 'batch_rss'],
+  );
+  for (const row of report.rows)
+    t.ok(Number.isFinite(row.value) && row.value > 0, `${row.key} was measured: ${row.value}`);
+  for (const row of report.rows.filter((r) => !r.key.endsWith('rss')))
+    t.ok(Number.isFinite(row.ratio) && row.ratio! > 0, `${row.key} has its ratio to the anchor`);
+  t.same(
+    report.targets.map((x) => x.key),
+    ['e2e_vs_anchor', 'hot_vs_uniform', 'p50', 'p99', 'rss'],
+  );
   for (const target of report.targets) t.type(target.pass, 'boolean');
-  t.same(report.costs.map((r) => r[0]), ['anchor', 'anchor', 'uniform', 'hot account', 'batch jobs of 100'], 'CPU per command of each throughput phase');
+  t.same(
+    report.costs.map((r) => r[0]),
+    ['anchor', 'anchor', 'uniform', 'hot account', 'batch jobs of 100'],
+    'CPU per command of each throughput phase',
+  );
   t.equal(report.verify.ledger_ok, true, 'verify found no breach');
   t.equal(report.verify.lost, 0, 'every enqueued command has its result');
   t.equal(report.verify.ok, true);
 });
-

@@ -10,7 +10,19 @@ import { createTestDatabase } from './helpers/database.ts';
 t.test('--help names every option', async (t) => {
   const { code, stdout } = await runBench(['--help']);
   t.equal(code, 0);
-  for (const option of ['--check', '--phases', '--batch-job-size', '--batch-concurrency', '--seconds', '--accounts', '--workers', '--database-url', '--json', '--scaling', '--backlog']) {
+  for (const option of [
+    '--check',
+    '--phases',
+    '--batch-job-size',
+    '--batch-concurrency',
+    '--seconds',
+    '--accounts',
+    '--workers',
+    '--database-url',
+    '--json',
+    '--scaling',
+    '--backlog',
+  ]) {
     t.match(stdout, option, `documents ${option}`);
   }
 });
@@ -28,16 +40,27 @@ t.test('the anchor is the shared anchor file, split into its setup and its trans
   // The bench carries a copy of the project's anchor file; where the original is checked out beside
   // this repository (it is not part of it), the copy must still be verbatim.
   const shared = fileURLToPath(new URL('../../shared/anchors/plain-transfer.sql', import.meta.url));
-  if (existsSync(shared)) t.equal(await readFile(anchorFile, 'utf8'), await readFile(shared, 'utf8'), 'bench/anchor/plain-transfer.sql is a verbatim copy');
+  if (existsSync(shared))
+    t.equal(
+      await readFile(anchorFile, 'utf8'),
+      await readFile(shared, 'utf8'),
+      'bench/anchor/plain-transfer.sql is a verbatim copy',
+    );
   const script = loadAnchor();
   t.equal(script.setup.length, 5, 'schema, three tables, the accounts');
   t.match(script.setup[0], /^create schema anchor$/);
   t.match(script.setup.at(-1), /generate_series\(1, 10000\)/);
   t.equal(script.transfer[0], 'begin');
   t.equal(script.transfer.at(-1), 'commit');
-  t.ok(script.transfer.some((s) => s.startsWith("select pg_notify('anchor_results'")), 'the notification is part of the transfer');
+  t.ok(
+    script.transfer.some((s) => s.startsWith("select pg_notify('anchor_results'")),
+    'the notification is part of the transfer',
+  );
   const bound = bindTransfer(script.transfer, 17, 4242);
-  t.notOk(bound.some((s) => /:[ab]\b/.test(s)), 'no placeholder is left');
+  t.notOk(
+    bound.some((s) => /:[ab]\b/.test(s)),
+    'no placeholder is left',
+  );
   t.match(bound[1], 'where id in (17, 4242) order by id for update');
 });
 
@@ -51,18 +74,36 @@ t.test('the anchor runs as written: money is conserved and every transfer journa
   const { rows } = await database.query<{ total: string; ops: number; entries: number; accounts: number }>(`
     select (select sum(balance)::text from anchor.accounts) as total, (select count(*)::int from anchor.ops) as ops,
            (select count(*)::int from anchor.entries) as entries, (select count(*)::int from anchor.accounts) as accounts`);
-  t.same(rows[0], { total: String(10_000n * 1_000_000_000n), ops: figures.transfers, entries: 2 * figures.transfers, accounts: 10_000 });
+  t.same(rows[0], {
+    total: String(10_000n * 1_000_000_000n),
+    ops: figures.transfers,
+    entries: 2 * figures.transfers,
+    accounts: 10_000,
+  });
 });
 
 t.test('the targets table says which target is missed, and an unmeasured one never passes', async (t) => {
   const anchor = { rate: 1_000, transfers: 1, p50Ms: 5, p99Ms: 10, pgCpuUsPerTransfer: 100 };
-  const report = buildReport({
-    anchors: [anchor, { ...anchor, rate: 1_200 }],
-    uniform: { rate: 4_500, enqueued: 1 },
-    hot: { rate: 4_000, enqueued: 1 },
-    latency: { targetRate: 2_250, achievedRate: 2_250, samples: 1, enqueued: 1, calls: 1, maxSendLagMs: 0, p50Ms: 12, p99Ms: 60, maxMs: 70,
-      parts: { pickup: { p50Ms: 5, p99Ms: 30 }, batch: { p50Ms: 6, p99Ms: 25 }, read: { p50Ms: 1, p99Ms: 5 } } },
-  }, { workers: 2, accounts: 10, rawConnections: 8, batchJobSize: 100, batchConcurrency: 4 });
+  const report = buildReport(
+    {
+      anchors: [anchor, { ...anchor, rate: 1_200 }],
+      uniform: { rate: 4_500, enqueued: 1 },
+      hot: { rate: 4_000, enqueued: 1 },
+      latency: {
+        targetRate: 2_250,
+        achievedRate: 2_250,
+        samples: 1,
+        enqueued: 1,
+        calls: 1,
+        maxSendLagMs: 0,
+        p50Ms: 12,
+        p99Ms: 60,
+        maxMs: 70,
+        parts: { pickup: { p50Ms: 5, p99Ms: 30 }, batch: { p50Ms: 6, p99Ms: 25 }, read: { p50Ms: 1, p99Ms: 5 } },
+      },
+    },
+    { workers: 2, accounts: 10, rawConnections: 8, batchJobSize: 100, batchConcurrency: 4 },
+  );
   const byKey = Object.fromEntries(report.targets.map((x) => [x.key, x]));
   t.equal(report.rows.find((r) => r.key === 'anchor')?.value, 1_100, 'the anchor is the mean of its two runs');
   t.equal(byKey.e2e_vs_anchor?.value, 4_500 / 1_100);

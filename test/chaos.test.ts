@@ -34,11 +34,16 @@ t.test('bank under faults: nothing lost, nothing applied twice, the ledger repla
   t.ok(report.faults.kills >= 3, `workers were SIGKILLed (${report.faults.kills})`);
   t.equal(report.faults.pgRestarts, 1, 'PostgreSQL was crash-restarted');
   // Counted only when the partition cut connections that tried to talk through it.
-  t.ok(report.faults.partitions.blackholes >= 1, `a worker was partitioned from PostgreSQL (${JSON.stringify(report.faults.partitions)})`);
+  t.ok(
+    report.faults.partitions.blackholes >= 1,
+    `a worker was partitioned from PostgreSQL (${JSON.stringify(report.faults.partitions)})`,
+  );
   t.ok(report.faults.partitions.resets >= 1, 'its connections were reset');
   // 5 s (SPEC 2), plus the 10 s recovery bound (SPEC 4.5) for an expiry whose job a fault caught;
   // the time PostgreSQL was down is not counted. The check above holds each expiry to its bound.
-  t.ok(report.latestExpiryLatenessMs <= EXPIRY_BOUND_MS + RECOVERY_BOUND_MS,
-    `hold expiries ran within their bound (latest ${report.latestExpiryLatenessMs} ms)`);
+  t.ok(
+    report.latestExpiryLatenessMs <= EXPIRY_BOUND_MS + RECOVERY_BOUND_MS,
+    `hold expiries ran within their bound (latest ${report.latestExpiryLatenessMs} ms)`,
+  );
   for (const check of report.checks) t.equal(check.violations, 0, check.name);
 });

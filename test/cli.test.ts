@@ -7,9 +7,10 @@ import { cliOnWorkerDatabase, runCli } from './helpers/cli.ts';
 // About 60 CLI processes, each a Node start: minutes on a loaded 2-core machine, so more than the
 // default per-file limit (.taprc). The tests themselves wait on exits and output, never on time.
 t.setTimeout(600_000);
-const { database, env, billing } = await cliOnWorkerDatabase(t, 'cli');
+const { database, billing } = await cliOnWorkerDatabase(t, 'cli');
 const balanceOf = async (account: string) =>
-  (await database.query<{ balance: bigint }>('select balance from billing.accounts where account = $1', [account])).rows[0]?.balance;
+  (await database.query<{ balance: bigint }>('select balance from billing.accounts where account = $1', [account]))
+    .rows[0]?.balance;
 
 t.test('migrate: applies every migration to an empty database, then has nothing to do', async (t) => {
   const serverUrl = await resolveServerUrl();
@@ -26,11 +27,16 @@ t.test('migrate: applies every migration to an empty database, then has nothing 
   // A worker on a database that was never migrated: says so once, creates nothing, exit 1.
   const unmigrated = await runCli(['worker'], { DATABASE_URL: url, BILLING_HTTP_PORT: '0' });
   t.equal(unmigrated.code, 1);
-  t.match(unmigrated.stderr, /^billing: not migrated: run billing migrate \(no graphile_worker schema in database "[^"]+"\)\n$/);
+  t.match(
+    unmigrated.stderr,
+    /^billing: not migrated: run billing migrate \(no graphile_worker schema in database "[^"]+"\)\n$/,
+  );
   t.equal(unmigrated.stdout, '', 'no "worker started", no stack');
   const probe = new pg.Client({ connectionString: url });
   await probe.connect();
-  const created = (await probe.query("select nspname from pg_namespace where nspname in ('graphile_worker', 'billing')")).rows;
+  const created = (
+    await probe.query("select nspname from pg_namespace where nspname in ('graphile_worker', 'billing')")
+  ).rows;
   await probe.end();
   t.same(created, [], 'no schema was created');
 
@@ -38,7 +44,11 @@ t.test('migrate: applies every migration to an empty database, then has nothing 
   t.equal(first.code, 0, first.stderr);
   t.match(first.stdout, /applied 0001_ledger/);
   t.match(first.stdout, /applied 0003_submit/);
-  t.equal(first.stdout.split('applied 0001_ledger').length + first.stderr.split('applied 0001_ledger').length, 3, 'each migration printed once');
+  t.equal(
+    first.stdout.split('applied 0001_ledger').length + first.stderr.split('applied 0001_ledger').length,
+    3,
+    'each migration printed once',
+  );
   const again = await runCli(['migrate'], { DATABASE_URL: url });
   t.equal(again.code, 0);
   t.match(again.stdout, /up to date/);
@@ -47,45 +57,69 @@ t.test('migrate: applies every migration to an empty database, then has nothing 
   // it up without sending it again, exits 1; `billing result` then finds none (exit 3).
   const [late, lateJson] = await Promise.all([
     runCli(['credit', 'lonely', '5', '--timeout', '300'], { DATABASE_URL: url }),
-    runCli(['credit', 'lonely', '5', '--timeout', '300', '--id', 'late-1', '--json'], { DATABASE_URL: url })]);
+    runCli(['credit', 'lonely', '5', '--timeout', '300', '--id', 'late-1', '--json'], { DATABASE_URL: url }),
+  ]);
   t.equal(late.code, 1);
-  t.match(late.stderr, /no result for command .* after 300 ms: it is enqueued and may still be applied later .*billing result \S+\n$/);
+  t.match(
+    late.stderr,
+    /no result for command .* after 300 ms: it is enqueued and may still be applied later .*billing result \S+\n$/,
+  );
   t.equal(lateJson.code, 1);
   t.equal(lateJson.stdout, '');
-  t.match(JSON.parse(lateJson.stderr), { error: /no result for command late-1/, exit_code: 1, id: 'late-1', job_id: /^\d+$/ }, 'with --json the error is JSON');
+  t.match(
+    JSON.parse(lateJson.stderr),
+    { error: /no result for command late-1/, exit_code: 1, id: 'late-1', job_id: /^\d+$/ },
+    'with --json the error is JSON',
+  );
   const none = await runCli(['result', 'late-1'], { DATABASE_URL: url });
   t.equal(none.code, 3, 'no result stored: exit 3');
   t.match(none.stderr, /no result for command late-1: not applied yet/);
 });
 
-t.test('demo: the original task, four results and balances 666 and 111; a second run uses fresh accounts', async (t) => {
-  const first = await billing('demo');
-  t.equal(first.code, 0, first.stderr);
-  t.match(first.stdout, /accounts 1 and 2\n/);
-  const resultLines = first.stdout.split('\n').filter((line) => /^\d\. /.test(line));
-  t.equal(resultLines.length, 4);
-  t.ok(resultLines.every((line) => line.includes('applied ok')), resultLines.join('\n'));
-  t.match(first.stdout, /1=666 2=111/);
-  t.match(first.stdout, /balances: 1 = 666, 2 = 111/);
-  t.equal(await balanceOf('1'), 666n);
-  t.equal(await balanceOf('2'), 111n);
+t.test(
+  'demo: the original task, four results and balances 666 and 111; a second run uses fresh accounts',
+  async (t) => {
+    const first = await billing('demo');
+    t.equal(first.code, 0, first.stderr);
+    t.match(first.stdout, /accounts 1 and 2\n/);
+    const resultLines = first.stdout.split('\n').filter((line) => /^\d\. /.test(line));
+    t.equal(resultLines.length, 4);
+    t.ok(
+      resultLines.every((line) => line.includes('applied ok')),
+      resultLines.join('\n'),
+    );
+    t.match(first.stdout, /1=666 2=111/);
+    t.match(first.stdout, /balances: 1 = 666, 2 = 111/);
+    t.equal(await balanceOf('1'), 666n);
+    t.equal(await balanceOf('2'), 111n);
 
-  const second = await billing('demo', '--json');
-  t.equal(second.code, 0, second.stderr);
-  const report = JSON.parse(second.stdout) as { accounts: string[]; results: { status: string }[]; balances: Record<string, string> };
-  t.same(report.accounts, ['3', '4'], 'accounts 1 and 2 exist: the next free pair');
-  t.same(report.results.map((r) => r.status), ['applied', 'applied', 'applied', 'applied']);
-  t.same(report.balances, { 3: '666', 4: '111' });
-  t.equal(await balanceOf('1'), 666n, 'the first run is left alone');
+    const second = await billing('demo', '--json');
+    t.equal(second.code, 0, second.stderr);
+    const report = JSON.parse(second.stdout) as {
+      accounts: string[];
+      results: { status: string }[];
+      balances: Record<string, string>;
+    };
+    t.same(report.accounts, ['3', '4'], 'accounts 1 and 2 exist: the next free pair');
+    t.same(
+      report.results.map((r) => r.status),
+      ['applied', 'applied', 'applied', 'applied'],
+    );
+    t.same(report.balances, { 3: '666', 4: '111' });
+    t.equal(await balanceOf('1'), 666n, 'the first run is left alone');
 
-  const third = await billing('demo');
-  t.match(third.stdout, /accounts 1 and 2 exist already .* uses accounts 5 and 6/);
-});
+    const third = await billing('demo');
+    t.match(third.stdout, /accounts 1 and 2 exist already .* uses accounts 5 and 6/);
+  },
+);
 
 t.test('each command: exit 0 when applied, 2 when rejected, --json parses', async (t) => {
   // Rounds of commands whose outcome does not depend on their order within the round.
   const rounds: [string[], number, string][][] = [
-    [[['open-account', 'cli-a'], 0, 'ok'], [['open-account', 'cli-b', '--currency', 'USD'], 0, 'ok']],
+    [
+      [['open-account', 'cli-a'], 0, 'ok'],
+      [['open-account', 'cli-b', '--currency', 'USD'], 0, 'ok'],
+    ],
     [
       [['open-account', 'cli-a'], 2, 'account_exists'],
       [['credit', 'cli-a', '100', '--metadata', '{"source":"test"}'], 0, 'ok'],
@@ -96,8 +130,14 @@ t.test('each command: exit 0 when applied, 2 when rejected, --json parses', asyn
       [['transfer', 'cli-a', 'cli-b', '20'], 0, 'ok'],
       [['hold', 'cli-a', '30', '--hold', 'cli-h1'], 0, 'ok'],
     ],
-    [[['capture', 'cli-h1', '5', '--to', 'cli-b'], 0, 'ok'], [['hold', 'cli-a', '10', '--hold', 'cli-h2', '--ttl', '600'], 0, 'ok']],
-    [[['release', 'cli-h1'], 2, 'hold_closed'], [['release', 'cli-h2'], 0, 'ok']],
+    [
+      [['capture', 'cli-h1', '5', '--to', 'cli-b'], 0, 'ok'],
+      [['hold', 'cli-a', '10', '--hold', 'cli-h2', '--ttl', '600'], 0, 'ok'],
+    ],
+    [
+      [['release', 'cli-h1'], 2, 'hold_closed'],
+      [['release', 'cli-h2'], 0, 'ok'],
+    ],
   ];
   for (const round of rounds) {
     const runs = await Promise.all(round.map(([args]) => billing(...args, '--json')));
@@ -119,7 +159,9 @@ t.test('each command: exit 0 when applied, 2 when rejected, --json parses', asyn
 });
 
 t.test('the same id: a replay reports the first result again, another payload is id_conflict', async (t) => {
-  const first = JSON.parse((await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json')).stdout) as { seq: string };
+  const first = JSON.parse((await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json')).stdout) as {
+    seq: string;
+  };
   const replay = await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json');
   t.equal(replay.code, 0);
   t.equal((JSON.parse(replay.stdout) as { seq: string }).seq, first.seq, 'the original result, not a new one');
@@ -130,7 +172,13 @@ t.test('the same id: a replay reports the first result again, another payload is
 });
 
 t.test('bad usage exits 1 before anything is enqueued', async (t) => {
-  const cases = [['credit', 'cli-a', '1.5'], ['credit', 'cli-a', '-3'], ['credit', 'cli-a', '5', '--metadata', '[1]'], ['transfer', 'x'], ['nonsense']];
+  const cases = [
+    ['credit', 'cli-a', '1.5'],
+    ['credit', 'cli-a', '-3'],
+    ['credit', 'cli-a', '5', '--metadata', '[1]'],
+    ['transfer', 'x'],
+    ['nonsense'],
+  ];
   const runs = await Promise.all(cases.map((args) => billing(...args)));
   for (const [index, args] of cases.entries()) {
     t.equal(runs[index]!.code, 1, args.join(' '));
@@ -144,16 +192,34 @@ t.test('balance: 0 when all exist, 2 when one is missing; --json', async (t) => 
   t.match(both.stdout, /^1\s+USD\s+666\s+0\s+666$/m);
   const missing = await billing('balance', '1', 'nobody', '--json');
   t.equal(missing.code, 2);
-  const lines = missing.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-  t.same(lines.map((l) => [l.account, l.exists, l.balance]), [['1', true, '666'], ['nobody', false, undefined]]);
+  const lines = missing.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.same(
+    lines.map((l) => [l.account, l.exists, l.balance]),
+    [
+      ['1', true, '666'],
+      ['nobody', false, undefined],
+    ],
+  );
 });
 
 t.test('watch: results in seq order from a cursor, as JSON lines', async (t) => {
   const run = await billing('watch', '--after', '0', '--count', '6', '--json');
   t.equal(run.code, 0, run.stderr);
-  const results = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { seq: string; type: string });
-  t.same(results.map((r) => r.seq), ['1', '2', '3', '4', '5', '6']);
-  t.same(results.slice(0, 4).map((r) => r.type), ['open_account', 'open_account', 'credit', 'transfer']);
+  const results = run.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { seq: string; type: string });
+  t.same(
+    results.map((r) => r.seq),
+    ['1', '2', '3', '4', '5', '6'],
+  );
+  t.same(
+    results.slice(0, 4).map((r) => r.type),
+    ['open_account', 'open_account', 'credit', 'transfer'],
+  );
   const later = await billing('watch', '--after', '2', '--count', '1', '--json');
   t.equal((JSON.parse(later.stdout) as { seq: string }).seq, '3');
 });
@@ -175,21 +241,52 @@ t.test('verify: exit 0 on a clean ledger, 1 after a balance is changed behind th
   t.equal((await billing('verify')).code, 0);
 });
 
-t.test('--help answers on every command, with examples; the top level documents exit codes and DATABASE_URL', async (t) => {
-  const top = await billing('--help');
-  t.equal(top.code, 0);
-  for (const text of ['Exit codes:', 'DATABASE_URL', 'BILLING_DATA_DIR', 'demo', 'watch', 'verify', 'bench', 'chaos', 'result', '--version']) t.match(top.stdout, text);
-  for (const code of [0, 1, 2, 3, 70]) t.match(top.stdout, new RegExp(`^  ${code} +\\S`, 'm'), `exit code ${code} is documented`);
-  const subcommands = ['start', 'migrate', 'worker', 'open-account', 'credit', 'debit', 'transfer', 'hold', 'capture', 'release',
-    'result', 'balance', 'watch', 'verify', 'demo'];
-  const helps = await Promise.all(subcommands.map((name) => billing(name, '--help')));
-  for (const [index, help] of helps.entries()) {
-    t.equal(help.code, 0, `${subcommands[index]} --help`);
-    t.match(help.stdout, new RegExp(`^Usage: billing ${subcommands[index]}`));
-    t.match(help.stdout, /Examples:\n {2}\$ /);
-    t.match(help.stdout, /DATABASE_URL/);
-  }
-  const hold = helps[subcommands.indexOf('hold')]!.stdout.replace(/\s+/g, ' ');
-  t.match(hold, /--ttl <seconds> .*at most 30 days/);
-  t.match(hold, /--expires-at <timestamp> .*with a zone, at most 30 days ahead/);
-});
+t.test(
+  '--help answers on every command, with examples; the top level documents exit codes and DATABASE_URL',
+  async (t) => {
+    const top = await billing('--help');
+    t.equal(top.code, 0);
+    for (const text of [
+      'Exit codes:',
+      'DATABASE_URL',
+      'BILLING_DATA_DIR',
+      'demo',
+      'watch',
+      'verify',
+      'bench',
+      'chaos',
+      'result',
+      '--version',
+    ])
+      t.match(top.stdout, text);
+    for (const code of [0, 1, 2, 3, 70])
+      t.match(top.stdout, new RegExp(`^  ${code} +\\S`, 'm'), `exit code ${code} is documented`);
+    const subcommands = [
+      'start',
+      'migrate',
+      'worker',
+      'open-account',
+      'credit',
+      'debit',
+      'transfer',
+      'hold',
+      'capture',
+      'release',
+      'result',
+      'balance',
+      'watch',
+      'verify',
+      'demo',
+    ];
+    const helps = await Promise.all(subcommands.map((name) => billing(name, '--help')));
+    for (const [index, help] of helps.entries()) {
+      t.equal(help.code, 0, `${subcommands[index]} --help`);
+      t.match(help.stdout, new RegExp(`^Usage: billing ${subcommands[index]}`));
+      t.match(help.stdout, /Examples:\n {2}\$ /);
+      t.match(help.stdout, /DATABASE_URL/);
+    }
+    const hold = helps[subcommands.indexOf('hold')]!.stdout.replace(/\s+/g, ' ');
+    t.match(hold, /--ttl <seconds> .*at most 30 days/);
+    t.match(hold, /--expires-at <timestamp> .*with a zone, at most 30 days ahead/);
+  },
+);

@@ -27,7 +27,9 @@ t.teardown(async () => {
 
 async function listenerPids(db: TestDatabase, name: string): Promise<number[]> {
   const { rows } = await db.query<{ pid: number }>(
-    'select pid from pg_stat_activity where datname = current_database() and application_name = $1 order by pid', [`${name}-listener`]);
+    'select pid from pg_stat_activity where datname = current_database() and application_name = $1 order by pid',
+    [`${name}-listener`],
+  );
   return rows.map((r) => r.pid);
 }
 
@@ -69,91 +71,130 @@ t.test('typed results: applied and rejected, bigint money, replay and id_conflic
   t.equal((await client.capture({ hold: 'c-hold', amount: 2n })).code, 'ok');
   t.equal((await client.release({ hold: 'c-hold' })).code, 'hold_closed');
   t.equal((await client.submit('transfer', { from: 'c-1', to: 'c-1', amount: 1n })).code, 'same_account');
-  await t.rejects(client.credit({ id: 'x'.repeat(129), account: 'c-1', amount: 1n }), TypeError, 'an id the worker would not file the result under');
+  await t.rejects(
+    client.credit({ id: 'x'.repeat(129), account: 'c-1', amount: 1n }),
+    TypeError,
+    'an id the worker would not file the result under',
+  );
   await t.rejects(client.credit({ account: 'c-1', amount: 1 as unknown as bigint }), /amount must be a bigint/);
 });
 
-t.test("payload fields are named as in SQL (ttl_seconds, expires_at); a key a command does not take is refused, nothing enqueued", async (t) => {
-  await client.openAccount({ account: 'c-names' });
-  await client.credit({ account: 'c-names', amount: 100n });
-  t.equal((await client.hold({ account: 'c-names', amount: 5n, hold: 'c-ttl', ttl_seconds: 600 })).code, 'ok');
-  const at = new Date(Date.now() + 3_600_000);
-  t.equal((await client.hold({ account: 'c-names', amount: 5n, hold: 'c-at', expires_at: at })).code, 'ok');
-  const { rows } = await database.query<{ hold: string; in_seconds: number }>(
-    `select hold, extract(epoch from expires_at - created_at)::float8 as in_seconds from billing.holds where hold in ('c-ttl', 'c-at') order by hold`);
-  const ttl = rows.find((r) => r.hold === 'c-ttl')!.in_seconds;
-  t.ok(ttl >= 600 && ttl < 660, `ttl_seconds reached the worker: the hold expires ${ttl} s after its creation`);
-  t.ok(rows.find((r) => r.hold === 'c-at')!.in_seconds > 3000, 'expires_at reached the worker');
+t.test(
+  'payload fields are named as in SQL (ttl_seconds, expires_at); a key a command does not take is refused, nothing enqueued',
+  async (t) => {
+    await client.openAccount({ account: 'c-names' });
+    await client.credit({ account: 'c-names', amount: 100n });
+    t.equal((await client.hold({ account: 'c-names', amount: 5n, hold: 'c-ttl', ttl_seconds: 600 })).code, 'ok');
+    const at = new Date(Date.now() + 3_600_000);
+    t.equal((await client.hold({ account: 'c-names', amount: 5n, hold: 'c-at', expires_at: at })).code, 'ok');
+    const { rows } = await database.query<{ hold: string; in_seconds: number }>(
+      `select hold, extract(epoch from expires_at - created_at)::float8 as in_seconds from billing.holds where hold in ('c-ttl', 'c-at') order by hold`,
+    );
+    const ttl = rows.find((r) => r.hold === 'c-ttl')!.in_seconds;
+    // The rules' clock reaches them as a JS Date (whole milliseconds) while created_at keeps
+    // microseconds: expires_at may come up to 1 ms before created_at + 600 s.
+    t.ok(ttl > 599.999 && ttl < 660, `ttl_seconds reached the worker: the hold expires ${ttl} s after its creation`);
+    t.ok(rows.find((r) => r.hold === 'c-at')!.in_seconds > 3000, 'expires_at reached the worker');
 
-  const jobsBefore = (await database.query<{ n: bigint }>('select count(*) as n from graphile_worker.jobs')).rows[0]!.n;
-  const camel = { account: 'c-names', amount: 5n, hold: 'c-camel', ttlSeconds: 600 } as unknown as Parameters<typeof client.hold>[0];
-  await t.rejects(client.hold(camel), { name: 'TypeError', message: /hold: unknown field "ttlSeconds"; it takes .*ttl_seconds/ });
-  await t.rejects(client.credit({ account: 'c-names', amount: 1n, note: 'x' } as unknown as Parameters<typeof client.credit>[0]),
-    { name: 'TypeError', message: /credit: unknown field "note"/ });
-  t.equal(client.pendingCount, 0);
-  t.equal((await database.query<{ n: bigint }>('select count(*) as n from graphile_worker.jobs')).rows[0]!.n, jobsBefore, 'nothing enqueued');
-  t.equal((await database.query(`select from billing.holds where hold = 'c-camel'`)).rowCount, 0);
-});
+    const jobsBefore = (await database.query<{ n: bigint }>('select count(*) as n from graphile_worker.jobs')).rows[0]!
+      .n;
+    const camel = { account: 'c-names', amount: 5n, hold: 'c-camel', ttlSeconds: 600 } as unknown as Parameters<
+      typeof client.hold
+    >[0];
+    await t.rejects(client.hold(camel), {
+      name: 'TypeError',
+      message: /hold: unknown field "ttlSeconds"; it takes .*ttl_seconds/,
+    });
+    await t.rejects(
+      client.credit({ account: 'c-names', amount: 1n, note: 'x' } as unknown as Parameters<typeof client.credit>[0]),
+      { name: 'TypeError', message: /credit: unknown field "note"/ },
+    );
+    t.equal(client.pendingCount, 0);
+    t.equal(
+      (await database.query<{ n: bigint }>('select count(*) as n from graphile_worker.jobs')).rows[0]!.n,
+      jobsBefore,
+      'nothing enqueued',
+    );
+    t.equal((await database.query(`select from billing.holds where hold = 'c-camel'`)).rowCount, 0);
+  },
+);
 
 t.test('many concurrent callers share one LISTEN connection', async (t) => {
   await client.openAccount({ account: 'c-many' });
-  const results = await Promise.all(Array.from({ length: 300 }, (_, i) =>
-    client.credit({ id: `c-many-${i}`, account: 'c-many', amount: BigInt(i + 1) })));
+  const results = await Promise.all(
+    Array.from({ length: 300 }, (_, i) =>
+      client.credit({ id: `c-many-${i}`, account: 'c-many', amount: BigInt(i + 1) }),
+    ),
+  );
   t.equal(results.length, 300);
-  t.ok(results.every((r, i) => r.id === `c-many-${i}` && r.code === 'ok'), 'each caller got its own result');
+  t.ok(
+    results.every((r, i) => r.id === `c-many-${i}` && r.code === 'ok'),
+    'each caller got its own result',
+  );
   t.equal(new Set(results.map((r) => r.seq)).size, 300);
   t.equal((await client.balance('c-many'))!.balance, (300n * 301n) / 2n);
   t.same((await listenerPids(database, appName)).length, 1, 'one listener connection for all of them');
   t.equal(client.pendingCount, 0);
 });
 
-t.test('the LISTEN backend is terminated mid-stream: pending calls resolve, the iterator misses nothing and repeats nothing', async (t) => {
-  const streamClient = createBillingClient({ connectionString: database.url, applicationName: `${appName}-stream` });
-  t.teardown(() => streamClient.close());
-  await streamClient.openAccount({ account: 'c-stream' });
-  const start = await streamClient.lastSeq();
-  const seen: StoredResult[] = [];
-  const stop = new AbortController();
-  const iterating = (async () => {
-    for await (const result of streamClient.results({ after: start, signal: stop.signal, batchSize: 50 })) seen.push(result);
-  })();
+t.test(
+  'the LISTEN backend is terminated mid-stream: pending calls resolve, the iterator misses nothing and repeats nothing',
+  async (t) => {
+    const streamClient = createBillingClient({ connectionString: database.url, applicationName: `${appName}-stream` });
+    t.teardown(() => streamClient.close());
+    await streamClient.openAccount({ account: 'c-stream' });
+    const start = await streamClient.lastSeq();
+    const seen: StoredResult[] = [];
+    const stop = new AbortController();
+    const iterating = (async () => {
+      for await (const result of streamClient.results({ after: start, signal: stop.signal, batchSize: 50 }))
+        seen.push(result);
+    })();
 
-  const total = 600;
-  const killed: number[] = [];
-  const killer = (async () => {
-    for (let round = 0; round < 4; round++) {
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      const pids = await listenerPids(database, `${appName}-stream`);
-      for (const pid of pids) {
-        await database.query('select pg_terminate_backend($1)', [pid]);
-        killed.push(pid);
+    const total = 600;
+    const killed: number[] = [];
+    const killer = (async () => {
+      for (let round = 0; round < 4; round++) {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        const pids = await listenerPids(database, `${appName}-stream`);
+        for (const pid of pids) {
+          await database.query('select pg_terminate_backend($1)', [pid]);
+          killed.push(pid);
+        }
       }
+    })();
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < total; i++) {
+      calls.push(streamClient.credit({ id: `c-stream-${i}`, account: 'c-stream', amount: 1n }));
+      if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 40));
     }
-  })();
-  const calls: Promise<unknown>[] = [];
-  for (let i = 0; i < total; i++) {
-    calls.push(streamClient.credit({ id: `c-stream-${i}`, account: 'c-stream', amount: 1n }));
-    if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 40));
-  }
-  const results = await Promise.all(calls);
-  await killer;
-  t.equal(results.length, total, 'every pending call resolved');
-  t.ok(killed.length >= 2, `listener backends terminated: ${killed.length}`);
-  const pidsNow = await waitFor('a listener again', async () => {
-    const pids = await listenerPids(database, `${appName}-stream`);
-    return pids.length === 1 ? pids : undefined;
-  });
-  t.notOk(killed.includes(pidsNow[0]!), 'the listener reconnected with a new backend');
+    const results = await Promise.all(calls);
+    await killer;
+    t.equal(results.length, total, 'every pending call resolved');
+    t.ok(killed.length >= 2, `listener backends terminated: ${killed.length}`);
+    const pidsNow = await waitFor('a listener again', async () => {
+      const pids = await listenerPids(database, `${appName}-stream`);
+      return pids.length === 1 ? pids : undefined;
+    });
+    t.notOk(killed.includes(pidsNow[0]!), 'the listener reconnected with a new backend');
 
-  const { rows } = await database.query<{ seq: bigint }>('select seq from billing.operations where seq > $1 order by seq', [start]);
-  await waitFor('the iterator to catch up', async () => (seen.length >= rows.length ? true : undefined));
-  stop.abort();
-  await iterating;
-  t.same(seen.map((r) => r.seq), rows.map((r) => r.seq), 'the iterator yielded every committed result once, in seq order');
-  const streamIds = seen.filter((r) => r.id.startsWith('c-stream-')).map((r) => r.id);
-  t.equal(new Set(streamIds).size, total, 'each command once');
-  t.equal(streamIds.length, total, 'and no duplicates');
-});
+    const { rows } = await database.query<{ seq: bigint }>(
+      'select seq from billing.operations where seq > $1 order by seq',
+      [start],
+    );
+    await waitFor('the iterator to catch up', async () => (seen.length >= rows.length ? true : undefined));
+    stop.abort();
+    await iterating;
+    t.same(
+      seen.map((r) => r.seq),
+      rows.map((r) => r.seq),
+      'the iterator yielded every committed result once, in seq order',
+    );
+    const streamIds = seen.filter((r) => r.id.startsWith('c-stream-')).map((r) => r.id);
+    t.equal(new Set(streamIds).size, total, 'each command once');
+    t.equal(streamIds.length, total, 'and no duplicates');
+  },
+);
 
 t.test('results(): a second iterator from an old cursor replays the same sequence', async (t) => {
   const first: bigint[] = [];
@@ -161,7 +202,10 @@ t.test('results(): a second iterator from an old cursor replays the same sequenc
     first.push(result.seq);
     if (first.length === 20) break;
   }
-  t.same(first, Array.from({ length: 20 }, (_, i) => BigInt(i + 1)));
+  t.same(
+    first,
+    Array.from({ length: 20 }, (_, i) => BigInt(i + 1)),
+  );
 });
 
 t.test('timeout: no worker, the call rejects with a clear error; the command is still enqueued', async (t) => {
@@ -171,13 +215,22 @@ t.test('timeout: no worker, the call rejects with a clear error; the command is 
     await idleClient.close();
     await idle.drop();
   });
-  const error = await idleClient.credit({ id: 'c-late', account: 'c-1', amount: 1n }).then(() => undefined, (e: unknown) => e);
+  const error = await idleClient.credit({ id: 'c-late', account: 'c-1', amount: 1n }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.type(error, ResultTimeoutError);
-  t.match((error as Error).message, /no result for command c-late \(job \d+\) after 400 ms: it is enqueued and may still be applied later/);
+  t.match(
+    (error as Error).message,
+    /no result for command c-late \(job \d+\) after 400 ms: it is enqueued and may still be applied later/,
+  );
   const { rows } = await idle.query("select 1 from graphile_worker.jobs where task_identifier = 'billing/credit'");
   t.equal(rows.length, 1, 'the job waits for a worker');
   t.equal(idleClient.pendingCount, 0);
-  const perCall = await idleClient.debit({ account: 'x', amount: 1n }, { timeoutMs: 50 }).then(() => 'resolved', (e: unknown) => e);
+  const perCall = await idleClient.debit({ account: 'x', amount: 1n }, { timeoutMs: 50 }).then(
+    () => 'resolved',
+    (e: unknown) => e,
+  );
   t.type(perCall, ResultTimeoutError);
 });
 
@@ -185,70 +238,101 @@ t.test('close(): pending calls reject, iterators end', async (t) => {
   const idle = await createTestDatabase('client_close');
   t.teardown(() => idle.drop());
   const closing = createBillingClient({ connectionString: idle.url, timeoutMs: 0 });
-  const pending = closing.credit({ account: 'a', amount: 1n }).then(() => 'resolved', (e: unknown) => e);
+  const pending = closing.credit({ account: 'a', amount: 1n }).then(
+    () => 'resolved',
+    (e: unknown) => e,
+  );
   const iterating = (async () => {
     let count = 0;
     for await (const _ of closing.results()) count++;
     return count;
   })();
-  await waitFor('the call to be enqueued', async () => ((await idle.query('select 1 from graphile_worker.jobs')).rows.length ? true : undefined));
+  await waitFor('the call to be enqueued', async () =>
+    (await idle.query('select 1 from graphile_worker.jobs')).rows.length ? true : undefined,
+  );
   await closing.close();
   t.match(await pending, { name: 'ClientClosedError', message: /closed before the result came/ });
   t.equal(await iterating, 0);
 });
 
-t.test('a PostgreSQL restart (graphile-worker issue 541): LISTEN comes back, a pending call resolves, the iterator continues', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-client-restart-'));
-  const cluster = new PostgresCluster({ dataDir: path.join(dir, 'pgdata'), port: await freePort(), initdbSync: false });
-  t.teardown(async () => {
-    await cluster.stop('immediate').catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await cluster.start();
-  const url = cluster.databaseUrl('postgres');
-  await migrate({ connectionString: url });
-  // A worker that loses its server exits in production (a supervisor restarts it); here it is replaced by hand.
-  const startClusterWorker = () => startWorker({ ...loadConfig({}), databaseUrl: url, httpPort: -1, concurrency: 10 },
-    createLogger('silent'), () => {});
-  const firstWorker = await startClusterWorker();
+t.test(
+  'a PostgreSQL restart (graphile-worker issue 541): LISTEN comes back, a pending call resolves, the iterator continues',
+  async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-client-restart-'));
+    const cluster = new PostgresCluster({
+      dataDir: path.join(dir, 'pgdata'),
+      port: await freePort(),
+      initdbSync: false,
+    });
+    t.teardown(async () => {
+      await cluster.stop('immediate').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await cluster.start();
+    const url = cluster.databaseUrl('postgres');
+    await migrate({ connectionString: url });
+    // A worker that loses its server exits in production (a supervisor restarts it); here it is replaced by hand.
+    const startClusterWorker = () =>
+      startWorker(
+        { ...loadConfig({}), databaseUrl: url, httpPort: -1, concurrency: 10 },
+        createLogger('silent'),
+        () => {},
+      );
+    const firstWorker = await startClusterWorker();
 
-  const name = `${appName}-restart`;
-  const restartClient = createBillingClient({ connectionString: url, applicationName: name, timeoutMs: 60_000 });
-  t.teardown(() => restartClient.close());
-  const seen: StoredResult[] = [];
-  const stop = new AbortController();
-  const iterating = (async () => {
-    for await (const result of restartClient.results({ after: 0n, signal: stop.signal })) seen.push(result);
-  })();
-  t.equal((await restartClient.openAccount({ account: 'r-1' })).code, 'ok');
-  t.equal((await restartClient.credit({ id: 'r-before', account: 'r-1', amount: 10n })).code, 'ok');
-  const listenerBefore = await waitFor('the listener', async () => (await listenerBackends(url, name))[0]);
+    const name = `${appName}-restart`;
+    const restartClient = createBillingClient({ connectionString: url, applicationName: name, timeoutMs: 60_000 });
+    t.teardown(() => restartClient.close());
+    const seen: StoredResult[] = [];
+    const stop = new AbortController();
+    const iterating = (async () => {
+      for await (const result of restartClient.results({ after: 0n, signal: stop.signal })) seen.push(result);
+    })();
+    t.equal((await restartClient.openAccount({ account: 'r-1' })).code, 'ok');
+    t.equal((await restartClient.credit({ id: 'r-before', account: 'r-1', amount: 10n })).code, 'ok');
+    const listenerBefore = await waitFor('the listener', async () => (await listenerBackends(url, name))[0]);
 
-  // No worker while the server restarts: this call is pending across the restart.
-  await firstWorker.stop();
-  const pending = restartClient.credit({ id: 'r-across', account: 'r-1', amount: 5n });
-  await waitFor('the job', async () => ((await sqlRows(url, "select 1 from graphile_worker.jobs where task_identifier = 'billing/credit'")).length ? true : undefined));
-  await cluster.restart({ mode: 'immediate' });
-  const secondWorker = await startClusterWorker();
-  t.teardown(() => secondWorker.stop());
+    // No worker while the server restarts: this call is pending across the restart.
+    await firstWorker.stop();
+    const pending = restartClient.credit({ id: 'r-across', account: 'r-1', amount: 5n });
+    await waitFor('the job', async () =>
+      (await sqlRows(url, "select 1 from graphile_worker.jobs where task_identifier = 'billing/credit'")).length
+        ? true
+        : undefined,
+    );
+    await cluster.restart({ mode: 'immediate' });
+    const secondWorker = await startClusterWorker();
+    t.teardown(() => secondWorker.stop());
 
-  const across = await pending;
-  t.equal(across.code, 'ok', 'the call pending across the restart resolved');
-  t.same(across.balances, [{ account: 'r-1', balance: 15n, held: 0n }]);
-  const listenerAfter = await waitFor('LISTEN again', async () => (await listenerBackends(url, name))[0]);
-  t.not(listenerAfter.pid, listenerBefore.pid, 'a new LISTEN connection');
-  t.match(listenerAfter.query, /^listen "billing_results"$/i, 'it listens again');
-  t.equal((await restartClient.credit({ id: 'r-after', account: 'r-1', amount: 1n })).code, 'ok', 'new calls work after the restart');
+    const across = await pending;
+    t.equal(across.code, 'ok', 'the call pending across the restart resolved');
+    t.same(across.balances, [{ account: 'r-1', balance: 15n, held: 0n }]);
+    const listenerAfter = await waitFor('LISTEN again', async () => (await listenerBackends(url, name))[0]);
+    t.not(listenerAfter.pid, listenerBefore.pid, 'a new LISTEN connection');
+    t.match(listenerAfter.query, /^listen "billing_results"$/i, 'it listens again');
+    t.equal(
+      (await restartClient.credit({ id: 'r-after', account: 'r-1', amount: 1n })).code,
+      'ok',
+      'new calls work after the restart',
+    );
 
-  await waitFor('the iterator', async () => (seen.length >= 4 ? true : undefined));
-  stop.abort();
-  await iterating;
-  t.same(seen.map((r) => r.id), ['open_account', 'r-before', 'r-across', 'r-after'].map((id, i) => (i === 0 ? seen[0]!.id : id)),
-    'the iterator continued after the restart, each result once');
-  // An immediate stop loses the sequence's cached values, so seq jumps: gaps, never a skipped row.
-  const stored = await sqlRows<{ seq: string }>(url, 'select seq from billing.operations order by seq');
-  t.same(seen.map((r) => String(r.seq)), stored.map((r) => r.seq), 'every stored result, in seq order');
-});
+    await waitFor('the iterator', async () => (seen.length >= 4 ? true : undefined));
+    stop.abort();
+    await iterating;
+    t.same(
+      seen.map((r) => r.id),
+      ['open_account', 'r-before', 'r-across', 'r-after'].map((id, i) => (i === 0 ? seen[0]!.id : id)),
+      'the iterator continued after the restart, each result once',
+    );
+    // An immediate stop loses the sequence's cached values, so seq jumps: gaps, never a skipped row.
+    const stored = await sqlRows<{ seq: string }>(url, 'select seq from billing.operations order by seq');
+    t.same(
+      seen.map((r) => String(r.seq)),
+      stored.map((r) => r.seq),
+      'every stored result, in seq order',
+    );
+  },
+);
 
 async function sqlRows<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
   const connection = new pg.Client({ connectionString: url });

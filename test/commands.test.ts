@@ -28,11 +28,14 @@ async function jobsDone(jobIds: bigint[], timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await database.query<{ id: bigint; last_error: string | null }>(
-      'select id, last_error from graphile_worker.jobs where id = any($1::int8[])', [jobIds]);
+      'select id, last_error from graphile_worker.jobs where id = any($1::int8[])',
+      [jobIds],
+    );
     const failed = rows.find((r) => r.last_error !== null);
     if (failed) throw new Error(`job ${failed.id} failed and waits for a retry: ${failed.last_error}`);
     if (rows.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`jobs ${rows.map((r) => r.id).join(', ')} still queued after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`jobs ${rows.map((r) => r.id).join(', ')} still queued after ${timeoutMs} ms`);
     await sleep(20);
   }
 }
@@ -44,10 +47,15 @@ t.test('the original task: open 1 and 2, credit 777 to 1, transfer 111 from 1 to
     await run(database, 'credit', { id: 'demo-credit', account: 'demo-1', amount: '777' }),
     await run(database, 'transfer', { id: 'demo-transfer', from: 'demo-1', to: 'demo-2', amount: '111' }),
   ];
-  t.same(results.map((r) => [r.type, r.status, r.code]), [
-    ['open_account', 'applied', 'ok'], ['open_account', 'applied', 'ok'],
-    ['credit', 'applied', 'ok'], ['transfer', 'applied', 'ok'],
-  ]);
+  t.same(
+    results.map((r) => [r.type, r.status, r.code]),
+    [
+      ['open_account', 'applied', 'ok'],
+      ['open_account', 'applied', 'ok'],
+      ['credit', 'applied', 'ok'],
+      ['transfer', 'applied', 'ok'],
+    ],
+  );
   t.equal((await balanceOf(database, 'demo-1'))!.balance, 666n);
   t.equal((await balanceOf(database, 'demo-2'))!.balance, 111n);
   t.same(results[3]!.balances, [
@@ -55,13 +63,23 @@ t.test('the original task: open 1 and 2, credit 777 to 1, transfer 111 from 1 to
     { account: 'demo-2', balance: '111', held: '0' },
   ]);
   const { rows } = await database.query<{ account: string; total: bigint }>(
-    "select account, sum(balance_delta) as total from billing.entries where account like 'demo-%' group by 1 order by 1");
-  t.same(rows.map((r) => [r.account, r.total]), [['demo-1', 666n], ['demo-2', 111n]], 'the journal sums to the balances');
+    "select account, sum(balance_delta) as total from billing.entries where account like 'demo-%' group by 1 order by 1",
+  );
+  t.same(
+    rows.map((r) => [r.account, r.total]),
+    [
+      ['demo-1', 666n],
+      ['demo-2', 111n],
+    ],
+    'the journal sums to the balances',
+  );
 });
 
 t.test('open_account: default currency, account_exists', async (t) => {
   t.equal((await open('oa-1')).code, 'ok');
-  const { rows } = await database.query<{ currency: string }>("select currency from billing.accounts where account = 'oa-1'");
+  const { rows } = await database.query<{ currency: string }>(
+    "select currency from billing.accounts where account = 'oa-1'",
+  );
   t.equal(rows[0]!.currency, 'USD');
   const again = await open('oa-1', 'EUR');
   t.equal(again.code, 'account_exists');
@@ -82,10 +100,20 @@ t.test('credit: ok, account_not_found, overflow', async (t) => {
 t.test('debit: ok, insufficient_funds, account_not_found', async (t) => {
   await open('db-1');
   await credit('db-1', '100');
-  t.equal((await run(database, 'debit', { id: nextId('debit'), account: 'db-1', amount: '101' })).code, 'insufficient_funds');
-  t.equal((await run(database, 'debit', { id: nextId('debit'), account: 'db-1', amount: 100 })).code, 'ok', 'a JSON integer amount');
+  t.equal(
+    (await run(database, 'debit', { id: nextId('debit'), account: 'db-1', amount: '101' })).code,
+    'insufficient_funds',
+  );
+  t.equal(
+    (await run(database, 'debit', { id: nextId('debit'), account: 'db-1', amount: 100 })).code,
+    'ok',
+    'a JSON integer amount',
+  );
   t.equal((await balanceOf(database, 'db-1'))!.balance, 0n);
-  t.equal((await run(database, 'debit', { id: nextId('debit'), account: 'db-missing', amount: '1' })).code, 'account_not_found');
+  t.equal(
+    (await run(database, 'debit', { id: nextId('debit'), account: 'db-missing', amount: '1' })).code,
+    'account_not_found',
+  );
 });
 
 t.test('transfer: every rejection', async (t) => {
@@ -93,7 +121,8 @@ t.test('transfer: every rejection', async (t) => {
   await open('tr-b');
   await open('tr-eur', 'EUR');
   await credit('tr-a', '50');
-  const transfer = (from: string, to: string, amount: string) => run(database, 'transfer', { id: nextId('tr'), from, to, amount });
+  const transfer = (from: string, to: string, amount: string) =>
+    run(database, 'transfer', { id: nextId('tr'), from, to, amount });
   t.equal((await transfer('tr-a', 'tr-a', '1')).code, 'same_account');
   t.equal((await transfer('tr-a', 'tr-missing', '1')).code, 'account_not_found');
   t.equal((await transfer('tr-missing', 'tr-a', '1')).code, 'account_not_found');
@@ -115,14 +144,30 @@ t.test('hold, capture (partial, to another account), release', async (t) => {
   const hold = await run(database, 'hold', { id: 'hold-a', account: 'h-1', amount: '60' });
   t.equal(hold.code, 'ok');
   t.same(await balanceOf(database, 'h-1'), { balance: 100n, held: 60n, available: 40n });
-  t.equal((await run(database, 'debit', { id: nextId('d'), account: 'h-1', amount: '41' })).code, 'insufficient_funds', 'held money is not available');
-  t.equal((await run(database, 'hold', { id: nextId('h'), hold: 'hold-a', account: 'h-1', amount: '1' })).code, 'hold_exists');
+  t.equal(
+    (await run(database, 'debit', { id: nextId('d'), account: 'h-1', amount: '41' })).code,
+    'insufficient_funds',
+    'held money is not available',
+  );
+  t.equal(
+    (await run(database, 'hold', { id: nextId('h'), hold: 'hold-a', account: 'h-1', amount: '1' })).code,
+    'hold_exists',
+  );
   t.equal((await run(database, 'hold', { id: nextId('h'), account: 'h-1', amount: '41' })).code, 'insufficient_funds');
-  t.equal((await run(database, 'hold', { id: nextId('h'), account: 'h-missing', amount: '1' })).code, 'account_not_found');
+  t.equal(
+    (await run(database, 'hold', { id: nextId('h'), account: 'h-missing', amount: '1' })).code,
+    'account_not_found',
+  );
 
-  t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'hold-a', amount: '61' })).code, 'amount_exceeds_hold');
+  t.equal(
+    (await run(database, 'capture', { id: nextId('c'), hold: 'hold-a', amount: '61' })).code,
+    'amount_exceeds_hold',
+  );
   t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'hold-missing' })).code, 'hold_not_found');
-  t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'hold-a', to: 'h-missing' })).code, 'account_not_found');
+  t.equal(
+    (await run(database, 'capture', { id: nextId('c'), hold: 'hold-a', to: 'h-missing' })).code,
+    'account_not_found',
+  );
   t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'hold-a', to: 'h-eur' })).code, 'currency_mismatch');
   const partial = await run(database, 'capture', { id: nextId('c'), hold: 'hold-a', amount: '25', to: 'h-2' });
   t.equal(partial.code, 'ok');
@@ -134,13 +179,22 @@ t.test('hold, capture (partial, to another account), release', async (t) => {
   await run(database, 'hold', { id: nextId('h'), hold: 'hold-b', account: 'h-1', amount: '70' });
   t.equal((await run(database, 'release', { id: nextId('r'), hold: 'hold-b' })).code, 'ok');
   t.equal((await run(database, 'release', { id: nextId('r'), hold: 'hold-missing' })).code, 'hold_not_found');
-  t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'hold-b' })).code, 'hold_closed', 'capture after release');
+  t.equal(
+    (await run(database, 'capture', { id: nextId('c'), hold: 'hold-b' })).code,
+    'hold_closed',
+    'capture after release',
+  );
 
   await run(database, 'hold', { id: nextId('h'), hold: 'hold-c', account: 'h-1', amount: '75' });
-  t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'hold-c' })).code, 'ok', 'capture of the whole hold off the balance');
+  t.equal(
+    (await run(database, 'capture', { id: nextId('c'), hold: 'hold-c' })).code,
+    'ok',
+    'capture of the whole hold off the balance',
+  );
   t.same(await balanceOf(database, 'h-1'), { balance: 0n, held: 0n, available: 0n });
   const { rows } = await database.query<{ hold: string; status: string; captured: bigint }>(
-    "select hold, status, captured from billing.holds where hold in ('hold-a', 'hold-b', 'hold-c') order by hold");
+    "select hold, status, captured from billing.holds where hold in ('hold-a', 'hold-b', 'hold-c') order by hold",
+  );
   t.same(rows, [
     { hold: 'hold-a', status: 'captured', captured: 25n },
     { hold: 'hold-b', status: 'released', captured: 0n },
@@ -167,8 +221,11 @@ t.test('hold expiry: released by the service within 5 seconds, with a result of 
   t.same(hold.balances, [{ account: 'ex-1', balance: '10', held: '10' }], 'all 10 held');
   const expired = await resultOf(database, 'expire:ex-hold');
   // Both instants by the database's clock: how late the service was, not how fast this test polls.
-  const { rows: [late] } = await database.query<{ ms: number }>(
-    "select (extract(epoch from o.created_at - h.expires_at) * 1000)::float8 as ms from billing.operations o, billing.holds h where o.id = 'expire:ex-hold' and h.hold = 'ex-hold'");
+  const {
+    rows: [late],
+  } = await database.query<{ ms: number }>(
+    "select (extract(epoch from o.created_at - h.expires_at) * 1000)::float8 as ms from billing.operations o, billing.holds h where o.id = 'expire:ex-hold' and h.hold = 'ex-hold'",
+  );
   t.ok(late!.ms >= 0 && late!.ms < 5000, `released ${Math.round(late!.ms)} ms after its expiry (the spec allows 5 s)`);
   t.equal(expired.type, 'expire');
   t.equal(expired.code, 'ok');
@@ -177,7 +234,12 @@ t.test('hold expiry: released by the service within 5 seconds, with a result of 
   t.equal(rows[0]!.status, 'expired');
   t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'ex-hold' })).code, 'hold_closed');
 
-  const past = await run(database, 'hold', { id: nextId('h'), account: 'ex-1', amount: '1', expires_at: '2020-01-01T00:00:00Z' });
+  const past = await run(database, 'hold', {
+    id: nextId('h'),
+    account: 'ex-1',
+    amount: '1',
+    expires_at: '2020-01-01T00:00:00Z',
+  });
   t.equal(past.code, 'invalid_command');
   t.match(past.message, /expires_at/);
 });
@@ -190,7 +252,8 @@ t.test('a captured hold is not expired later', async (t) => {
   await run(database, 'hold', { id: 'ex-hold-2', account: 'ex-2', amount: '10', ttl_seconds: 3600 });
   t.equal((await run(database, 'capture', { id: nextId('c'), hold: 'ex-hold-2', amount: '4' })).code, 'ok');
   const { rows: jobs } = await database.query<{ id: bigint }>(
-    "select id from graphile_worker.reschedule_jobs(array(select id from graphile_worker.jobs where key = 'expire:ex-hold-2'), run_at => now())");
+    "select id from graphile_worker.reschedule_jobs(array(select id from graphile_worker.jobs where key = 'expire:ex-hold-2'), run_at => now())",
+  );
   t.equal(jobs.length, 1, 'the capture left the expiry job queued; it is due now');
   await jobsDone(jobs.map((j) => j.id));
   const { rows } = await database.query("select 1 from billing.operations where id = 'expire:ex-hold-2'");
@@ -198,24 +261,39 @@ t.test('a captured hold is not expired later', async (t) => {
   t.same(await balanceOf(database, 'ex-2'), { balance: 6n, held: 0n, available: 6n });
 });
 
-t.test('idempotency: a repeated command changes nothing; another payload under the same id is id_conflict', async (t) => {
-  await open('id-1');
-  const first = await credit('id-1', '5');
-  const jobs = await Promise.all([1, 2, 3].map(() => enqueue(database, 'credit', { id: first.id, account: 'id-1', amount: '5' })));
-  await jobsDone(jobs);
-  t.equal((await balanceOf(database, 'id-1'))!.balance, 5n, 'three replays, one effect');
-  const { rows: ops } = await database.query<{ job_id: bigint }>('select job_id from billing.operations where id = $1', [first.id]);
-  t.same(ops, [{ job_id: first.job_id }], 'one result row, the first job\'s');
-  const { rows: noted } = await database.query('select 1 from billing.id_conflicts where id = $1', [first.id]);
-  t.equal(noted.length, 0, 'a replay is not a conflict');
+t.test(
+  'idempotency: a repeated command changes nothing; another payload under the same id is id_conflict',
+  async (t) => {
+    await open('id-1');
+    const first = await credit('id-1', '5');
+    const jobs = await Promise.all(
+      [1, 2, 3].map(() => enqueue(database, 'credit', { id: first.id, account: 'id-1', amount: '5' })),
+    );
+    await jobsDone(jobs);
+    t.equal((await balanceOf(database, 'id-1'))!.balance, 5n, 'three replays, one effect');
+    const { rows: ops } = await database.query<{ job_id: bigint }>(
+      'select job_id from billing.operations where id = $1',
+      [first.id],
+    );
+    t.same(ops, [{ job_id: first.job_id }], "one result row, the first job's");
+    const { rows: noted } = await database.query('select 1 from billing.id_conflicts where id = $1', [first.id]);
+    t.equal(noted.length, 0, 'a replay is not a conflict');
 
-  await jobsDone([await enqueue(database, 'credit', { id: first.id, account: 'id-1', amount: '6' })]);
-  t.equal((await balanceOf(database, 'id-1'))!.balance, 5n, 'the conflicting command had no effect');
-  const stored = await resultOf(database, first.id);
-  t.same(stored.request, { id: first.id, account: 'id-1', amount: '5' }, 'the first result row stays as it was');
-  const { rows: conflicts } = await database.query<{ request: unknown }>('select request from billing.id_conflicts where id = $1', [first.id]);
-  t.same(conflicts.map((c) => c.request), [{ id: first.id, account: 'id-1', amount: '6' }], 'the conflict is recorded');
-});
+    await jobsDone([await enqueue(database, 'credit', { id: first.id, account: 'id-1', amount: '6' })]);
+    t.equal((await balanceOf(database, 'id-1'))!.balance, 5n, 'the conflicting command had no effect');
+    const stored = await resultOf(database, first.id);
+    t.same(stored.request, { id: first.id, account: 'id-1', amount: '5' }, 'the first result row stays as it was');
+    const { rows: conflicts } = await database.query<{ request: unknown }>(
+      'select request from billing.id_conflicts where id = $1',
+      [first.id],
+    );
+    t.same(
+      conflicts.map((c) => c.request),
+      [{ id: first.id, account: 'id-1', amount: '6' }],
+      'the conflict is recorded',
+    );
+  },
+);
 
 t.test('a command without an id takes job:<job id>', async (t) => {
   await open('noid-1');
@@ -255,10 +333,24 @@ t.test('every result row carries its job id and request, and seqs follow the ord
   await send('hold', { id: nextId('rr'), account: 'rr-1', amount: '5', hold: 'rr-hold' });
   await send('release', { id: nextId('rr'), hold: 'rr-hold' });
   const { rows } = await database.query<{ id: string; seq: bigint; job_id: bigint | null; request: unknown }>(
-    'select id, seq, job_id, request from billing.operations where id = any($1) order by seq', [sent.map((s) => s.id)]);
-  t.same(rows.map((r) => r.id), sent.map((s) => s.id), 'one row each, in seq order as they were run');
-  t.same(rows.map((r) => r.job_id), sent.map((s) => s.jobId), 'each row names its job');
-  t.same(rows.map((r) => r.request), sent.map((s) => s.payload), 'each row keeps the request as sent');
+    'select id, seq, job_id, request from billing.operations where id = any($1) order by seq',
+    [sent.map((s) => s.id)],
+  );
+  t.same(
+    rows.map((r) => r.id),
+    sent.map((s) => s.id),
+    'one row each, in seq order as they were run',
+  );
+  t.same(
+    rows.map((r) => r.job_id),
+    sent.map((s) => s.jobId),
+    'each row names its job',
+  );
+  t.same(
+    rows.map((r) => r.request),
+    sent.map((s) => s.payload),
+    'each row keeps the request as sent',
+  );
 });
 
 t.test('verify: the ledger is clean, and a tampered journal is caught', async (t) => {

@@ -11,7 +11,11 @@ import { createTestDatabase } from './helpers/database.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const composeText = readFileSync(`${root}docker-compose.yml`, 'utf8');
 const readme = readFileSync(`${root}README.md`, 'utf8');
-interface Service { environment: Record<string, string>; ports?: string[]; volumes?: string[] }
+interface Service {
+  environment: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+}
 const compose = parse(composeText) as { services: Record<string, Service> };
 const { postgres, migrate, worker } = compose.services as Record<'postgres' | 'migrate' | 'worker', Service>;
 const userOf = (url: string) => new URL(url.replace(/\$\{[^}]*\}/g, 'x')).username;
@@ -26,11 +30,14 @@ t.test('workers log in as billing_svc, the migration as the database owner', asy
 t.test("PostgreSQL's host port is optional: a free loopback port unless POSTGRES_HOST_PORT is set", async (t) => {
   t.same(postgres.ports, ['127.0.0.1:${POSTGRES_HOST_PORT:-}:5432']);
   t.match(readme, /POSTGRES_HOST_PORT/, 'the README says how to fix a port');
-  t.notMatch(composeText, /4 hours/, 'no stale comment: dead workers\' jobs come back within seconds');
+  t.notMatch(composeText, /4 hours/, "no stale comment: dead workers' jobs come back within seconds");
 });
 
 t.test('docker-compose config accepts the file', async (t) => {
-  const run = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, encoding: 'utf8' });
+  const run = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   if (run.error) {
     t.comment(`skipped: docker-compose is not installed here (${run.error.message})`);
     return;
@@ -54,15 +61,22 @@ t.test('the init script creates a login in billing_worker and nothing more', asy
   const run = spawnSync('sh', [`${root}docker/postgres-init/10-billing-worker-login.sh`], {
     encoding: 'utf8',
     env: {
-      ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGPASSWORD: decodeURIComponent(url.password),
-      POSTGRES_USER: decodeURIComponent(url.username) || 'postgres', POSTGRES_DB: database.name,
-      BILLING_WORKER_USER: login, BILLING_WORKER_PASSWORD: 'secret',
+      ...process.env,
+      PGHOST: url.hostname,
+      PGPORT: url.port || '5432',
+      PGPASSWORD: decodeURIComponent(url.password),
+      POSTGRES_USER: decodeURIComponent(url.username) || 'postgres',
+      POSTGRES_DB: database.name,
+      BILLING_WORKER_USER: login,
+      BILLING_WORKER_PASSWORD: 'secret',
     },
   });
   t.equal(run.status, 0, run.stderr);
   const { rows } = await database.query<{ login: boolean; superuser: boolean; worker: boolean; groups: string[] }>(
     `select r.rolcanlogin as login, r.rolsuper as superuser, pg_has_role(r.oid, 'billing_worker', 'member') as worker,
             array(select g.rolname::text from pg_auth_members m join pg_roles g on g.oid = m.roleid where m.member = r.oid) as groups
-     from pg_roles r where r.rolname = $1`, [login]);
+     from pg_roles r where r.rolname = $1`,
+    [login],
+  );
   t.same(rows, [{ login: true, superuser: false, worker: true, groups: ['billing_worker'] }]);
 });

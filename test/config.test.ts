@@ -6,18 +6,38 @@ import { ConfigError, defaultHttpPort, loadConfig } from '../src/config.ts';
 
 t.test('defaults: nothing set but DATABASE_URL', async (t) => {
   const config = loadConfig({ DATABASE_URL: 'postgres://billing@db:5432/billing' });
-  t.match(config, { databaseUrl: 'postgres://billing@db:5432/billing', httpPort: defaultHttpPort, httpPortExplicit: false, httpHost: '0.0.0.0', logLevel: 'info' });
+  t.match(config, {
+    databaseUrl: 'postgres://billing@db:5432/billing',
+    httpPort: defaultHttpPort,
+    httpPortExplicit: false,
+    httpHost: '0.0.0.0',
+    logLevel: 'info',
+  });
   t.not(defaultHttpPort, 9090, "not the Prometheus server's own port");
   t.ok(defaultHttpPort >= 9100 && defaultHttpPort <= 9999, "in the exporters' range");
   t.match(loadConfig({ BILLING_HTTP_PORT: '9500' }), { httpPort: 9500, httpPortExplicit: true });
-  t.match(loadConfig({ DATABASE_URL: 'postgresql:///billing?host=/var/run/postgresql' }), { databaseUrl: 'postgresql:///billing?host=/var/run/postgresql' });
+  t.match(loadConfig({ DATABASE_URL: 'postgresql:///billing?host=/var/run/postgresql' }), {
+    databaseUrl: 'postgresql:///billing?host=/var/run/postgresql',
+  });
 });
 
 t.test('each bad setting is refused by name', async (t) => {
   const bad: [string, string, RegExp][] = [
-    ['DATABASE_URL', 'not a url', /^DATABASE_URL must be a URL like postgres:\/\/user:password@host:5432\/database, got "not a url"$/],
-    ['DATABASE_URL', 'mysql://root:secret@db/x', /^DATABASE_URL must be a URL like .*got "mysql:\/\/root:\*\*\*@db\/x"$/],
-    ['LOG_LEVEL', 'verbose', /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/],
+    [
+      'DATABASE_URL',
+      'not a url',
+      /^DATABASE_URL must be a URL like postgres:\/\/user:password@host:5432\/database, got "not a url"$/,
+    ],
+    [
+      'DATABASE_URL',
+      'mysql://root:secret@db/x',
+      /^DATABASE_URL must be a URL like .*got "mysql:\/\/root:\*\*\*@db\/x"$/,
+    ],
+    [
+      'LOG_LEVEL',
+      'verbose',
+      /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/,
+    ],
     ['BILLING_HTTP_PORT', '70000', /^BILLING_HTTP_PORT must be a whole number from 0 to 65535, got "70000"$/],
     ['BILLING_HTTP_HOST', 'a b', /^BILLING_HTTP_HOST must be an address to listen on/],
     ['BILLING_CONCURRENCY', '1.5', /^BILLING_CONCURRENCY must be a whole number from 1 to 10000/],
@@ -40,14 +60,21 @@ t.test('each bad setting is refused by name', async (t) => {
 t.test('npm test says which server it chose', async (t) => {
   const script = fileURLToPath(new URL('../scripts/test.ts', import.meta.url));
   const { DATABASE_URL: _unused, ...rest } = process.env;
-  const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [script, '--which-server'], { env, encoding: 'utf8' });
+  const run = (env: NodeJS.ProcessEnv) =>
+    spawnSync(process.execPath, [script, '--which-server'], { env, encoding: 'utf8' });
   const named = run({ ...rest, DATABASE_URL: 'postgres://tester:secret@db.example:5432/x' });
   t.equal(named.status, 0);
-  t.equal(named.stdout, '# tests run on DATABASE_URL: postgres://tester:***@db.example:5432/x (each test file makes a database of its own there)\n');
+  t.equal(
+    named.stdout,
+    '# tests run on DATABASE_URL: postgres://tester:***@db.example:5432/x (each test file makes a database of its own there)\n',
+  );
   const refused = run({ ...rest, DATABASE_URL: 'not a url' });
   t.equal(refused.status, 1);
   t.match(refused.stderr, /^npm test: DATABASE_URL must be a URL like postgres:/);
   const unset = run(rest);
   t.equal(unset.status, 0);
-  t.match(unset.stdout, /^# tests run on (the local PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:5432\/postgres|an embedded PostgreSQL started for them)/);
+  t.match(
+    unset.stdout,
+    /^# tests run on (the local PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:5432\/postgres|an embedded PostgreSQL started for them)/,
+  );
 });

@@ -4,7 +4,14 @@
 import t from 'tap';
 import type pg from 'pg';
 import {
-  commandTypes, defaultRoleNames, holdStatuses, lockSlotCount, maxInt64, operationTypes, resultCodes, resultStatuses,
+  commandTypes,
+  defaultRoleNames,
+  holdStatuses,
+  lockSlotCount,
+  maxInt64,
+  operationTypes,
+  resultCodes,
+  resultStatuses,
 } from '../src/commands/contract.ts';
 import { createTestDatabase } from './helpers/database.ts';
 
@@ -15,7 +22,8 @@ t.teardown(() => database.drop());
 async function checkValues(table: string, constraint: string): Promise<string[]> {
   const { rows } = await database.query<{ def: string }>(
     `select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = $1::regclass and conname = $2`,
-    [table, constraint]);
+    [table, constraint],
+  );
   if (!rows[0]) throw new Error(`no constraint ${constraint} on ${table}`);
   return [...rows[0].def.matchAll(/'([^']*)'::text/g)].map((m) => m[1]!).sort();
 }
@@ -35,34 +43,52 @@ t.test('billing.operations.status and billing.holds.status', async (t) => {
 });
 
 t.test('billing.submit takes exactly the command types', async (t) => {
-  const { rows: [fn] } = await database.query<{ body: string }>(
-    `select prosrc as body from pg_proc where oid = 'billing.submit(text, json)'::regprocedure`);
+  const {
+    rows: [fn],
+  } = await database.query<{ body: string }>(
+    `select prosrc as body from pg_proc where oid = 'billing.submit(text, json)'::regprocedure`,
+  );
   const list = /command_type not in\s*\(([^)]*)\)/.exec(fn!.body)?.[1];
   t.ok(list, 'billing.submit checks command_type against a list');
   t.same([...(list ?? '').matchAll(/'([^']*)'/g)].map((m) => m[1]!).sort(), sorted(commandTypes));
   // And it really accepts each of them (a job is queued; no worker runs here).
   for (const type of commandTypes) {
-    const queued = await database.query('select billing.submit($1, $2::json)', [type, '{}'])
-      .then(() => true, (e: pg.DatabaseError) => e.message);
+    const queued = await database.query('select billing.submit($1, $2::json)', [type, '{}']).then(
+      () => true,
+      (e: pg.DatabaseError) => e.message,
+    );
     t.equal(queued, true, `billing.submit accepts ${type}`);
   }
 });
 
 t.test('the four group roles exist under their default names', async (t) => {
   const { rows } = await database.query<{ rolname: string }>(
-    'select rolname from pg_roles where rolname = any($1) order by rolname', [Object.values(defaultRoleNames)]);
-  t.same(rows.map((r) => r.rolname), sorted(Object.values(defaultRoleNames)));
+    'select rolname from pg_roles where rolname = any($1) order by rolname',
+    [Object.values(defaultRoleNames)],
+  );
+  t.same(
+    rows.map((r) => r.rolname),
+    sorted(Object.values(defaultRoleNames)),
+  );
 });
 
 t.test('billing.lock_slots holds slots 0 .. lockSlotCount - 1', async (t) => {
-  const { rows: [slots] } = await database.query<{ n: number; low: number; high: number }>(
-    'select count(*)::int as n, min(slot) as low, max(slot) as high from billing.lock_slots');
+  const {
+    rows: [slots],
+  } = await database.query<{ n: number; low: number; high: number }>(
+    'select count(*)::int as n, min(slot) as low, max(slot) as high from billing.lock_slots',
+  );
   t.same(slots, { n: lockSlotCount, low: 0, high: lockSlotCount - 1 });
 });
 
 t.test('maxInt64 is the largest bigint', async (t) => {
-  const { rows: [row] } = await database.query<{ v: bigint }>('select $1::bigint as v', [String(maxInt64)]);
+  const {
+    rows: [row],
+  } = await database.query<{ v: bigint }>('select $1::bigint as v', [String(maxInt64)]);
   t.equal(row!.v, maxInt64);
-  const beyond = await database.query('select $1::bigint', [String(maxInt64 + 1n)]).then(() => undefined, (e: pg.DatabaseError) => e.code);
+  const beyond = await database.query('select $1::bigint', [String(maxInt64 + 1n)]).then(
+    () => undefined,
+    (e: pg.DatabaseError) => e.code,
+  );
   t.equal(beyond, '22003', 'one more is out of range');
 });

@@ -35,27 +35,49 @@ for (const [, step] of story) await step();
 const historyIds = async (account: string) =>
   (await database.query<{ id: string }>('select id from billing.account_history($1)', [account])).rows.map((r) => r.id);
 
-t.test("an account's history: every command that named it or its holds, applied or rejected, in seq order", async (t) => {
-  t.same(await historyIds('a'), ['open-a', 'credit-a', 'pay-b', 'pay-nobody', 'hold-a', 'capture-a-to-b', 'release-a-late']);
-  t.same(await historyIds('b'), ['open-b', 'pay-b', 'debit-b-too-much', 'capture-a-to-b']);
-  t.same(await historyIds('c'), ['open-c', 'credit-c', 'hold-c-same-id'], "a rejected hold naming a's hold id stays c's");
-  t.same(await historyIds('nobody'), ['pay-nobody'], 'a rejection naming an account that does not exist');
-  const { rows } = await database.query<{ status: string; code: string }>(
-    `select status, code from billing.account_history('a') where id in ('pay-nobody', 'release-a-late') order by seq`);
-  t.same(rows, [{ status: 'rejected', code: 'account_not_found' }, { status: 'rejected', code: 'hold_closed' }]);
-});
+t.test(
+  "an account's history: every command that named it or its holds, applied or rejected, in seq order",
+  async (t) => {
+    t.same(await historyIds('a'), [
+      'open-a',
+      'credit-a',
+      'pay-b',
+      'pay-nobody',
+      'hold-a',
+      'capture-a-to-b',
+      'release-a-late',
+    ]);
+    t.same(await historyIds('b'), ['open-b', 'pay-b', 'debit-b-too-much', 'capture-a-to-b']);
+    t.same(
+      await historyIds('c'),
+      ['open-c', 'credit-c', 'hold-c-same-id'],
+      "a rejected hold naming a's hold id stays c's",
+    );
+    t.same(await historyIds('nobody'), ['pay-nobody'], 'a rejection naming an account that does not exist');
+    const { rows } = await database.query<{ status: string; code: string }>(
+      `select status, code from billing.account_history('a') where id in ('pay-nobody', 'release-a-late') order by seq`,
+    );
+    t.same(rows, [
+      { status: 'rejected', code: 'account_not_found' },
+      { status: 'rejected', code: 'hold_closed' },
+    ]);
+  },
+);
 
-t.test('pages by seq: each page starts after the last seq of the previous one, nothing skipped or repeated', async (t) => {
-  const pages: string[][] = [];
-  let after = 0n;
-  for (;;) {
-    const page = await client.history('a', { after, limit: 2 });
-    if (page.length === 0) break;
-    pages.push(page.map((r) => r.id));
-    after = page.at(-1)!.seq;
-  }
-  t.same(pages, [['open-a', 'credit-a'], ['pay-b', 'pay-nobody'], ['hold-a', 'capture-a-to-b'], ['release-a-late']]);
-});
+t.test(
+  'pages by seq: each page starts after the last seq of the previous one, nothing skipped or repeated',
+  async (t) => {
+    const pages: string[][] = [];
+    let after = 0n;
+    for (;;) {
+      const page = await client.history('a', { after, limit: 2 });
+      if (page.length === 0) break;
+      pages.push(page.map((r) => r.id));
+      after = page.at(-1)!.seq;
+    }
+    t.same(pages, [['open-a', 'credit-a'], ['pay-b', 'pay-nobody'], ['hold-a', 'capture-a-to-b'], ['release-a-late']]);
+  },
+);
 
 t.test('the history reads through indexes, whatever the size of billing.operations', async (t) => {
   // 50,000 results of other accounts, written directly: the plan must not scan them.
@@ -65,31 +87,54 @@ t.test('the history reads through indexes, whatever the size of billing.operatio
     from generate_series(1, 50000) as i`);
   await database.query('analyze billing.operations');
   await database.query('analyze billing.holds');
-  const { rows: [fn] } = await database.query<{ body: string }>(
-    `select prosrc as body from pg_proc where oid = 'billing.account_history(text, bigint, integer)'::regprocedure`);
+  const {
+    rows: [fn],
+  } = await database.query<{ body: string }>(
+    `select prosrc as body from pg_proc where oid = 'billing.account_history(text, bigint, integer)'::regprocedure`,
+  );
   const body = fn!.body.replaceAll('account_id', `'a'`).replaceAll('after_seq', '0').replaceAll('page_size', '100');
   const { rows } = await database.query<{ 'QUERY PLAN': string }>(`explain ${body}`);
   const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
   t.notMatch(plan, /Seq Scan on operations/, plan);
-  for (const index of ['operations_request_account', 'operations_request_from', 'operations_request_to', 'operations_request_hold']) {
+  for (const index of [
+    'operations_request_account',
+    'operations_request_from',
+    'operations_request_to',
+    'operations_request_hold',
+  ]) {
     t.match(plan, index, `uses ${index}`);
   }
-  t.same(await historyIds('a'), ['open-a', 'credit-a', 'pay-b', 'pay-nobody', 'hold-a', 'capture-a-to-b', 'release-a-late']);
+  t.same(await historyIds('a'), [
+    'open-a',
+    'credit-a',
+    'pay-b',
+    'pay-nobody',
+    'hold-a',
+    'capture-a-to-b',
+    'release-a-late',
+  ]);
 });
 
 t.test('journal entries carry the time of the transaction that wrote them', async (t) => {
   const { rows } = await database.query<{ n: bigint; same: bigint }>(
     `select count(*) as n, count(*) filter (where e.created_at = o.created_at) as same
-     from billing.entries e join billing.operations o on o.id = e.operation_id`);
+     from billing.entries e join billing.operations o on o.id = e.operation_id`,
+  );
   t.ok(rows[0]!.n > 0n);
   t.equal(rows[0]!.same, rows[0]!.n);
 });
 
 t.test('reconciliation_mismatches lists only the accounts whose row disagrees with their entries', async (t) => {
-  t.same((await database.query('select * from billing.reconciliation_mismatches')).rows, [], 'none while the ledger is right');
+  t.same(
+    (await database.query('select * from billing.reconciliation_mismatches')).rows,
+    [],
+    'none while the ledger is right',
+  );
   await database.query(`update billing.accounts set balance = balance + 7 where account = 'b'`);
   try {
-    const { rows } = await database.query('select account, balance, entries_balance, held, entries_held from billing.reconciliation_mismatches');
+    const { rows } = await database.query(
+      'select account, balance, entries_balance, held, entries_held from billing.reconciliation_mismatches',
+    );
     t.same(rows, [{ account: 'b', balance: 41n, entries_balance: '34', held: 0n, entries_held: '0' }]);
   } finally {
     await database.query(`update billing.accounts set balance = balance - 7 where account = 'b'`);
@@ -105,5 +150,9 @@ t.test('\\d+ explains everything: every table, view and column of schema billing
     join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
     where n.nspname = 'billing' and c.relkind in ('r', 'v', 'p', 'm') and col_description(c.oid, a.attnum) is null
     order by 1`);
-  t.same(rows.map((r) => r.what), [], 'nothing without a comment');
+  t.same(
+    rows.map((r) => r.what),
+    [],
+    'nothing without a comment',
+  );
 });

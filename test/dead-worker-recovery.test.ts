@@ -115,8 +115,11 @@ const lockersOf = async (ids: string[]) =>
   ).rows.map((r) => r.locked_by);
 const remaining = async (ids: string[]) =>
   Number(
-    (await db.query<{ n: string }>('select count(*) as n from graphile_worker.jobs where id = any($1::bigint[])', [ids]))
-      .rows[0]!.n,
+    (
+      await db.query<{ n: string }>('select count(*) as n from graphile_worker.jobs where id = any($1::bigint[])', [
+        ids,
+      ])
+    ).rows[0]!.n,
   );
 
 t.test('pickDeadIds', async (t) => {
@@ -136,7 +139,11 @@ t.test('pickDeadIds', async (t) => {
       { id: 'pool-hidden', session: 'unknown' },
     ],
   });
-  t.same(d, { dead: ['pool-dead', 'worker-gone'], expiredUnregistered: ['pool-ancient'], unknown: ['pool-hidden', 'pool-plain'] });
+  t.same(d, {
+    dead: ['pool-dead', 'worker-gone'],
+    expiredUnregistered: ['pool-ancient'],
+    unknown: ['pool-hidden', 'pool-plain'],
+  });
 });
 
 t.test('jobs of a SIGKILLed worker are run by another worker within 10 s', async (t) => {
@@ -158,7 +165,11 @@ t.test('jobs of a SIGKILLed worker are run by another worker within 10 s', async
   await a.exited;
   let elapsed = Infinity;
   try {
-    await waitFor('the jobs to complete elsewhere', async () => (await remaining(ids)) === 0 || undefined, RECOVERY_LIMIT_MS + 5_000);
+    await waitFor(
+      'the jobs to complete elsewhere',
+      async () => (await remaining(ids)) === 0 || undefined,
+      RECOVERY_LIMIT_MS + 5_000,
+    );
     elapsed = performance.now() - t0;
   } catch (err) {
     t.comment(`B's log:\n${b.log.join('')}`);
@@ -203,7 +214,10 @@ t.test('a paused (SIGSTOP) worker keeps its jobs; they run exactly once', async 
   await waitFor('the jobs to complete', async () => (await remaining(ids)) === 0 || undefined, 30_000);
   const runs = await runsOf(ids);
   t.equal(runs.length, ids.length, 'each job ran exactly once');
-  t.ok(runs.every((r) => r.pid === c.pid && r.attempt === 1), 'all on the paused-then-resumed worker');
+  t.ok(
+    runs.every((r) => r.pid === c.pid && r.attempt === 1),
+    'all on the paused-then-resumed worker',
+  );
   t.equal(d.child.exitCode, null, 'the other worker is still running');
 
   c.child.kill('SIGKILL');

@@ -30,13 +30,19 @@ async function submit(type: string, json: string): Promise<bigint> {
 
 /** graphile_worker.add_job as the owner, the payload as exact JSON text; the job id. */
 async function addJob(task: string, json: string): Promise<bigint> {
-  const { rows } = await database.query<{ id: bigint }>('select (graphile_worker.add_job($1, $2::json)).id', [`billing/${task}`, json]);
+  const { rows } = await database.query<{ id: bigint }>('select (graphile_worker.add_job($1, $2::json)).id', [
+    `billing/${task}`,
+    json,
+  ]);
   return rows[0]!.id;
 }
 
 /** The stored request as text, exactly as PostgreSQL keeps it. */
 async function requestText(id: string): Promise<string> {
-  const { rows } = await database.query<{ request: string }>('select request::text as request from billing.operations where id = $1', [id]);
+  const { rows } = await database.query<{ request: string }>(
+    'select request::text as request from billing.operations where id = $1',
+    [id],
+  );
   return rows[0]!.request;
 }
 
@@ -44,9 +50,15 @@ async function requestText(id: string): Promise<string> {
 async function resultsOfJob(jobId: bigint, timeoutMs = 30_000): Promise<ResultRow[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows: jobs } = await database.query<{ last_error: string | null }>('select last_error from graphile_worker.jobs where id = $1', [jobId]);
+    const { rows: jobs } = await database.query<{ last_error: string | null }>(
+      'select last_error from graphile_worker.jobs where id = $1',
+      [jobId],
+    );
     if (jobs.length === 0) {
-      const { rows } = await database.query<ResultRow>('select * from billing.operations where job_id = $1 order by seq', [jobId]);
+      const { rows } = await database.query<ResultRow>(
+        'select * from billing.operations where job_id = $1 order by seq',
+        [jobId],
+      );
       return rows;
     }
     if (jobs[0]!.last_error) throw new Error(`job ${jobId} failed: ${jobs[0]!.last_error}`);
@@ -116,8 +128,13 @@ t.test('2. metadata is stored digit for digit; the fingerprint tells such payloa
   const other = await submit('credit', json.replace('67890', '67891'));
   t.same(await resultsOfJob(other), [], 'another number under the same id is not applied');
   const { rows: conflicts } = await database.query<{ request: string }>(
-    "select request::text as request from billing.id_conflicts where id = 'meta-1'");
-  t.same(conflicts.map((c) => c.request), [json.replace('67890', '67891')], 'it is an id_conflict, kept as sent');
+    "select request::text as request from billing.id_conflicts where id = 'meta-1'",
+  );
+  t.same(
+    conflicts.map((c) => c.request),
+    [json.replace('67890', '67891')],
+    'it is an id_conflict, kept as sent',
+  );
   t.equal((await balanceOf(database, 'edge-a'))!.balance, balance, 'credited once');
 
   const replacement = '{"id":"meta-2","account":"edge-a","amount":"1","metadata":{"note":"a\\ufffdb"}}';
@@ -125,12 +142,28 @@ t.test('2. metadata is stored digit for digit; the fingerprint tells such payloa
   t.equal((await resultOf(database, 'meta-2')).code, 'ok');
   const nul = await submit('credit', replacement.replace('\\ufffd', '\\u0000'));
   t.same(await resultsOfJob(nul), []);
-  const { rows } = await database.query<{ request: string }>("select request::text as request from billing.id_conflicts where id = 'meta-2'");
-  t.same(rows.map((r) => r.request), [replacement.replace('\\ufffd', '\\u0000')], '"a\\u0000b" is not a replay of "a\\ufffdb"');
+  const { rows } = await database.query<{ request: string }>(
+    "select request::text as request from billing.id_conflicts where id = 'meta-2'",
+  );
+  t.same(
+    rows.map((r) => r.request),
+    [replacement.replace('\\ufffd', '\\u0000')],
+    '"a\\u0000b" is not a replay of "a\\ufffdb"',
+  );
 
-  await submit('credit', '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}');
-  t.equal((await resultOf(database, 'meta-3')).code, 'ok', 'metadata with \\u0000 and a lone surrogate is kept, not refused');
-  t.equal(await requestText('meta-3'), '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}');
+  await submit(
+    'credit',
+    '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}',
+  );
+  t.equal(
+    (await resultOf(database, 'meta-3')).code,
+    'ok',
+    'metadata with \\u0000 and a lone surrogate is kept, not refused',
+  );
+  t.equal(
+    await requestText('meta-3'),
+    '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}',
+  );
 });
 
 t.test('3. ids the service derives belong to the service', async (t) => {
@@ -146,10 +179,14 @@ t.test('3. ids the service derives belong to the service', async (t) => {
     }
   });
 
-  await t.test('an expire: id sent to the queue does not block the hold\'s expiry', async (t) => {
+  await t.test("an expire: id sent to the queue does not block the hold's expiry", async (t) => {
     const jobId = await addJob('release', '{"id":"expire:sq-h1","hold":"sq-h1"}');
     const [refused] = await resultsOfJob(jobId);
-    t.match(refused, { id: `job:${jobId}`, code: 'invalid_command', message: /^id: must not start with "job:" or "expire:" \(ids the service derives\)$/ });
+    t.match(refused, {
+      id: `job:${jobId}`,
+      code: 'invalid_command',
+      message: /^id: must not start with "job:" or "expire:" \(ids the service derives\)$/,
+    });
     await submit('hold', '{"id":"sq-h1","account":"edge-a","amount":"10","ttl_seconds":1}');
     t.equal((await resultOf(database, 'sq-h1')).code, 'ok');
     const expired = await resultOf(database, 'expire:sq-h1', 30_000);
@@ -158,7 +195,7 @@ t.test('3. ids the service derives belong to the service', async (t) => {
     t.equal(rows[0]!.status, 'expired');
   });
 
-  await t.test('a job: id cannot take a later command\'s id', async (t) => {
+  await t.test("a job: id cannot take a later command's id", async (t) => {
     await drained(database);
     const before = (await balanceOf(database, 'edge-a'))!.balance;
     // billing.submit refuses the thief (above); as the owner, add_job reaches the worker.
@@ -167,7 +204,11 @@ t.test('3. ids the service derives belong to the service', async (t) => {
     const victim = await addJob('credit', '{"account":"edge-a","amount":"500"}');
     t.equal(victim, first + 2n, 'precondition: job ids were sequential');
     t.match(await resultsOfJob(thief), [{ id: `job:${thief}`, code: 'invalid_command', message: /^id: / }]);
-    t.match(await resultsOfJob(victim), [{ id: `job:${victim}`, code: 'ok' }], 'the credit without an id was applied under its own id');
+    t.match(
+      await resultsOfJob(victim),
+      [{ id: `job:${victim}`, code: 'ok' }],
+      'the credit without an id was applied under its own id',
+    );
     t.equal((await balanceOf(database, 'edge-a'))!.balance, before + 501n);
   });
 
@@ -195,12 +236,19 @@ t.test('6. the client and the CLI refuse an id the worker would refuse, before e
   const billing = createBillingClient({ connectionString: database.url, timeoutMs: 0 });
   try {
     for (const id of ['', 'job:1', 'expire:x', 'x'.repeat(129), 'nul\u0000']) {
-      await t.rejects(billing.credit({ id, account: 'edge-a', amount: 1n }), TypeError, `client id ${JSON.stringify(id)}`);
+      await t.rejects(
+        billing.credit({ id, account: 'edge-a', amount: 1n }),
+        TypeError,
+        `client id ${JSON.stringify(id)}`,
+      );
     }
   } finally {
     await billing.close();
   }
-  for (const [id, refusal] of [['', /id must not be empty/], ['job:3', /id must not start with "job:"/]] as const) {
+  for (const [id, refusal] of [
+    ['', /id must not be empty/],
+    ['job:3', /id must not start with "job:"/],
+  ] as const) {
     // With --timeout 1, a CLI that enqueued would say the command "may still be applied later".
     const cli = await runCli(['credit', 'edge-a', '1', '--id', id, '--timeout', '1'], { DATABASE_URL: database.url });
     t.equal(cli.code, 1, `billing credit --id ${JSON.stringify(id)}: ${cli.stderr.trim()}`);
@@ -215,13 +263,22 @@ t.test('7. billing watch escapes control characters: no forged lines', async (t)
   const forged = 'x\n#999  credit  fake  applied ok  edge-a=1000000\u001b[31m';
   await submit('credit', JSON.stringify({ id: forged, account: 'edge-a', amount: '1' }));
   await resultOf(database, forged);
-  const watch = await runCli(['watch', '--after', String(rows[0]!.seq), '--count', '1'], { DATABASE_URL: database.url });
+  const watch = await runCli(['watch', '--after', String(rows[0]!.seq), '--count', '1'], {
+    DATABASE_URL: database.url,
+  });
   t.equal(watch.code, 0, watch.stderr);
   const lines = watch.stdout.split('\n').filter(Boolean);
   t.equal(lines.length, 1, 'one result, one line');
+  // eslint-disable-next-line no-control-regex -- the test looks for the escape character itself
   t.notMatch(watch.stdout, /\u001b/, 'no escape character reaches the terminal');
-  t.match(lines[0], /x\\u000a#999 {2}credit {2}fake {2}applied ok {2}edge-a=1000000\\u001b\[31m/, 'the id shown escaped');
-  const json = await runCli(['watch', '--after', String(rows[0]!.seq), '--count', '1', '--json'], { DATABASE_URL: database.url });
+  t.match(
+    lines[0],
+    /x\\u000a#999 {2}credit {2}fake {2}applied ok {2}edge-a=1000000\\u001b\[31m/,
+    'the id shown escaped',
+  );
+  const json = await runCli(['watch', '--after', String(rows[0]!.seq), '--count', '1', '--json'], {
+    DATABASE_URL: database.url,
+  });
   t.equal(JSON.parse(json.stdout).id, forged, '--json keeps the id exact (JSON escapes it)');
 });
 
@@ -245,17 +302,26 @@ t.test('8. billing verify sees stuck money', async (t) => {
   t.match(cli.stdout, /BREACH +no active hold more than 5 s past its expiry \(1\)/);
 
   // The way out for an operator: enqueue the hold's expiry again.
-  await database.query(`select graphile_worker.add_job('billing/expire_hold', json_build_object('hold', 'stuck-h'), job_key => 'expire:stuck-h')`);
+  await database.query(
+    `select graphile_worker.add_job('billing/expire_hold', json_build_object('hold', 'stuck-h'), job_key => 'expire:stuck-h')`,
+  );
   t.equal((await resultOf(database, 'expire:stuck-h')).code, 'ok');
   t.ok((await verifyLedger(database.db)).ok, 'expired: verify passes again');
 
   // An expiry job that keeps failing (its attempts recorded as graphile-worker records them).
   const { rows } = await database.query<{ id: bigint }>(
-    "select (graphile_worker.add_job('billing/expire_hold', '{\"hold\":\"ghost\"}'::json, run_at => now() + interval '1 hour')).id");
-  await database.query("update graphile_worker._private_jobs set attempts = 3, last_error = 'simulated failure' where id = $1", [rows[0]!.id]);
+    "select (graphile_worker.add_job('billing/expire_hold', '{\"hold\":\"ghost\"}'::json, run_at => now() + interval '1 hour')).id",
+  );
+  await database.query(
+    "update graphile_worker._private_jobs set attempts = 3, last_error = 'simulated failure' where id = $1",
+    [rows[0]!.id],
+  );
   const failing = await verifyLedger(database.db);
   t.notOk(failing.ok);
-  t.match(failing.checks.find((c) => c.name === 'no expiry job failing or failed'), { severity: 'breach', violations: 1, examples: [/simulated failure/] });
+  t.match(
+    failing.checks.find((c) => c.name === 'no expiry job failing or failed'),
+    { severity: 'breach', violations: 1, examples: [/simulated failure/] },
+  );
   await database.query('delete from graphile_worker._private_jobs where id = $1', [rows[0]!.id]);
   t.ok((await verifyLedger(database.db)).ok);
 });

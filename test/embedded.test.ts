@@ -9,7 +9,12 @@ import path from 'node:path';
 import t from 'tap';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { queryOnce } from './helpers/query-once.ts';
-import { freePort, readEmbeddedDatabaseUrl, startEmbeddedDatabase, type EmbeddedLogger } from '../src/embedded/embedded-default.ts';
+import {
+  freePort,
+  readEmbeddedDatabaseUrl,
+  startEmbeddedDatabase,
+  type EmbeddedLogger,
+} from '../src/embedded/embedded-default.ts';
 
 function tempFolder(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-embedded-'));
@@ -23,15 +28,22 @@ const query = queryOnce;
 async function otherProcess(code: string): Promise<string> {
   const module = new URL('../src/embedded/embedded-default.ts', import.meta.url).href;
   const log = '{ info() {}, warn() {} }';
-  const { stdout } = await promisify(execFile)(process.execPath,
-    ['--input-type=module', '-e', `import * as e from ${JSON.stringify(module)}; const log = ${log};\n${code}`]);
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `import * as e from ${JSON.stringify(module)}; const log = ${log};\n${code}`,
+  ]);
   return stdout.trim();
 }
 
 const messages: string[] = [];
 const log: EmbeddedLogger = {
-  info: (obj, msg) => { messages.push(`${msg ?? ''} ${JSON.stringify(obj)}`); },
-  warn: (obj, msg) => { messages.push(`WARN ${msg ?? ''} ${JSON.stringify(obj)}`); },
+  info: (obj, msg) => {
+    messages.push(`${msg ?? ''} ${JSON.stringify(obj)}`);
+  },
+  warn: (obj, msg) => {
+    messages.push(`WARN ${msg ?? ''} ${JSON.stringify(obj)}`);
+  },
 };
 
 t.test('a cluster survives an immediate (crash) stop with its committed rows', async (t) => {
@@ -39,7 +51,12 @@ t.test('a cluster survives an immediate (crash) stop with its committed rows', a
   const port = await freePort();
   t.not(port, 5432);
   // initdbSync: false (initdb --no-sync) halves initdb time; sync only matters for an OS crash.
-  const cluster = new PostgresCluster({ dataDir: path.join(dir, 'pgdata'), port, initdbSync: false, onLog: (m) => t.comment(m) });
+  const cluster = new PostgresCluster({
+    dataDir: path.join(dir, 'pgdata'),
+    port,
+    initdbSync: false,
+    onLog: (m) => t.comment(m),
+  });
   t.teardown(() => cluster.stop('immediate'));
   t.equal(cluster.isRunning(), false);
 
@@ -55,8 +72,9 @@ t.test('a cluster survives an immediate (crash) stop with its committed rows', a
   const url = cluster.databaseUrl();
   t.equal(url, `postgres://postgres@127.0.0.1:${port}/postgres`);
   t.same(await query(url, 'select 1 as one'), [{ one: 1 }]);
-  t.same(await query(url, "select current_setting('max_connections') as m, current_setting('listen_addresses') as l"),
-    [{ m: '200', l: '127.0.0.1' }]);
+  t.same(await query(url, "select current_setting('max_connections') as m, current_setting('listen_addresses') as l"), [
+    { m: '200', l: '127.0.0.1' },
+  ]);
   await query(url, 'create table kept (id int primary key, note text)');
   await query(url, "insert into kept values (1, 'committed before the crash')");
 
@@ -69,7 +87,11 @@ t.test('a cluster survives an immediate (crash) stop with its committed rows', a
   await cluster.start();
   t.comment(`start after crash (recovery) ${Date.now() - started} ms`);
   t.same(await query(url, 'select id, note from kept'), [{ id: 1, note: 'committed before the crash' }]);
-  t.match(cluster.logTail(200), /database system was interrupted|not properly shut down|redo/, 'the server ran crash recovery');
+  t.match(
+    cluster.logTail(200),
+    /database system was interrupted|not properly shut down|redo/,
+    'the server ran crash recovery',
+  );
 
   await cluster.restart({ mode: 'fast' });
   t.same(await query(url, 'select count(*)::int as n from kept'), [{ n: 1 }]);
@@ -82,7 +104,9 @@ t.test('startEmbeddedDatabase creates, stops, and reuses the cluster', async (t)
   const dataDir = path.join(tempFolder(t), '.data', 'postgres');
   const port = await freePort();
   const stops: Array<() => Promise<void>> = [];
-  t.teardown(async () => { for (const stop of stops) await stop().catch(() => {}); });
+  t.teardown(async () => {
+    for (const stop of stops) await stop().catch(() => {});
+  });
   t.equal(readEmbeddedDatabaseUrl(dataDir), undefined, 'nothing runs yet');
 
   let started = Date.now();
@@ -138,7 +162,9 @@ t.test('another process finds, shares and leaves the server; one left by a dead 
   const opts = JSON.stringify({ dataDir, port, database: 'shared' });
 
   // A process that starts the server and exits without stopping it (a crashed `npm start`).
-  const url = await otherProcess(`const db = await e.startEmbeddedDatabase({ ...${opts}, log }); console.log(db.databaseUrl); process.exit(0);`);
+  const url = await otherProcess(
+    `const db = await e.startEmbeddedDatabase({ ...${opts}, log }); console.log(db.databaseUrl); process.exit(0);`,
+  );
   t.equal(url, `postgres://postgres@127.0.0.1:${port}/shared`);
   t.equal(readEmbeddedDatabaseUrl(dataDir), url, 'still running after its process died');
 
@@ -149,10 +175,18 @@ t.test('another process finds, shares and leaves the server; one left by a dead 
 
   // The CLI in another terminal finds it; a second `npm start` shares it and does not stop it.
   t.equal(await otherProcess(`console.log(e.readEmbeddedDatabaseUrl(${JSON.stringify(dataDir)}))`), url);
-  t.equal(await otherProcess(`const db = await e.startEmbeddedDatabase({ ...${opts}, log }); await db.stop(); console.log(db.shared)`), 'true');
+  t.equal(
+    await otherProcess(
+      `const db = await e.startEmbeddedDatabase({ ...${opts}, log }); await db.stop(); console.log(db.shared)`,
+    ),
+    'true',
+  );
   t.same(await query(url, 'select 1 as one'), [{ one: 1 }], 'the sharer did not stop it');
 
   await adopted.stop();
   t.equal(readEmbeddedDatabaseUrl(dataDir), undefined);
-  t.equal(await otherProcess(`console.log(String(e.readEmbeddedDatabaseUrl(${JSON.stringify(dataDir)})))`), 'undefined');
+  t.equal(
+    await otherProcess(`console.log(String(e.readEmbeddedDatabaseUrl(${JSON.stringify(dataDir)})))`),
+    'undefined',
+  );
 });

@@ -9,7 +9,14 @@ import pg from 'pg';
 import t from 'tap';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { runCli } from './helpers/cli.ts';
-import { billingArgs, checkInDocs, compareWithRecorded, formatRows, readExample, sqlStatements } from './helpers/examples.ts';
+import {
+  billingArgs,
+  checkInDocs,
+  compareWithRecorded,
+  formatRows,
+  readExample,
+  sqlStatements,
+} from './helpers/examples.ts';
 import { startTestWorker } from './helpers/worker.ts';
 
 // About 20 CLI processes, each loading the CLI anew: minutes on a loaded 2-core machine.
@@ -29,7 +36,9 @@ t.teardown(async () => {
 
 async function runShellExample(database: TestDatabase, name: string): Promise<string> {
   const out: string[] = [];
-  for (const line of readExample(name).split('\n').filter((l) => l.trim() !== '')) {
+  for (const line of readExample(name)
+    .split('\n')
+    .filter((l) => l.trim() !== '')) {
     const run = await runCli(billingArgs(line), { DATABASE_URL: database.url, LOG_LEVEL: 'warn' });
     out.push(`$ ${line.replace(/\s*#.*$/, '')}`, run.stdout.trimEnd());
     if (run.code !== 0) out.push(`[exit ${run.code}] ${run.stderr.trim()}`);
@@ -43,8 +52,17 @@ async function runSqlExample(query: (text: string) => Promise<pg.QueryResult>, s
     const result = await query(statement);
     out.push(`> ${statement.split('\n')[0]}`);
     // billing.submit returns the job id: masked, like every job id.
-    const rows = result.rows.map((row: Record<string, unknown>) => ('submit' in row ? { ...row, submit: '<job>' } : row));
-    out.push(result.fields.length > 0 ? formatRows(result.fields.map((f) => f.name), rows) : result.command);
+    const rows = result.rows.map((row: Record<string, unknown>) =>
+      'submit' in row ? { ...row, submit: '<job>' } : row,
+    );
+    out.push(
+      result.fields.length > 0
+        ? formatRows(
+            result.fields.map((f) => f.name),
+            rows,
+          )
+        : result.command,
+    );
   }
   return `${out.join('\n')}\n`;
 }
@@ -73,21 +91,34 @@ t.test('the original task from SQL alone, statement by statement (autocommit, as
 
 t.test("the DBA's queries, after the original task", async (t) => {
   checkInDocs(t, '03-dba-queries.sql');
-  compareWithRecorded(t, '03-dba-queries.sql', await runSqlExample((text) => sqlDatabase.query(text), readExample('03-dba-queries.sql')));
+  compareWithRecorded(
+    t,
+    '03-dba-queries.sql',
+    await runSqlExample((text) => sqlDatabase.query(text), readExample('03-dba-queries.sql')),
+  );
 });
 
 t.test('least privilege: the login users, then the application as app', async (t) => {
   checkInDocs(t, '04-security.sql');
   checkInDocs(t, '05-as-app.sql');
-  const rename = (text: string) => text.replace(/\b(app|billing_svc|dba_ro)\b(?= login)/g, (name) => users[name as keyof typeof users]);
-  compareWithRecorded(t, '04-security.sql', await runSqlExample((text) => sqlDatabase.query(rename(text)), readExample('04-security.sql')));
+  const rename = (text: string) =>
+    text.replace(/\b(app|billing_svc|dba_ro)\b(?= login)/g, (name) => users[name as keyof typeof users]);
+  compareWithRecorded(
+    t,
+    '04-security.sql',
+    await runSqlExample((text) => sqlDatabase.query(rename(text)), readExample('04-security.sql')),
+  );
   const url = new URL(sqlDatabase.url);
   url.username = users.app;
   url.password = '...';
   const app = new pg.Client({ connectionString: url.toString() });
   await app.connect();
   try {
-    compareWithRecorded(t, '05-as-app.sql', await runSqlExample((text) => app.query(text), readExample('05-as-app.sql')));
+    compareWithRecorded(
+      t,
+      '05-as-app.sql',
+      await runSqlExample((text) => app.query(text), readExample('05-as-app.sql')),
+    );
   } finally {
     await app.end();
   }

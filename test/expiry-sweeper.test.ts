@@ -31,25 +31,42 @@ t.test('a hold whose expiry job is held up is expired by the sweeper within 5 s 
   await run(database, 'hold', { id: 'sw-hold', account: 'sw-1', amount: '40', ttl_seconds: 2 });
   const { rows: moved } = await database.query<{ id: bigint }>(
     `select id from graphile_worker.reschedule_jobs(
-       array(select id from graphile_worker.jobs where key = 'expire:sw-hold'), run_at => now() + interval '1 hour')`);
+       array(select id from graphile_worker.jobs where key = 'expire:sw-hold'), run_at => now() + interval '1 hour')`,
+  );
   t.equal(moved.length, 1, 'the expiry job is pushed an hour away');
 
-  const expired = await until('the expiry result', async () => (await database.query<{ late_ms: number; job_id: bigint | null }>(
-    `select extract(epoch from o.created_at - h.expires_at) * 1000 as late_ms, o.job_id
-     from billing.operations o join billing.holds h on o.id = 'expire:' || h.hold where h.hold = 'sw-hold'`)).rows[0]);
+  const expired = await until(
+    'the expiry result',
+    async () =>
+      (
+        await database.query<{ late_ms: number; job_id: bigint | null }>(
+          `select extract(epoch from o.created_at - h.expires_at) * 1000 as late_ms, o.job_id
+     from billing.operations o join billing.holds h on o.id = 'expire:' || h.hold where h.hold = 'sw-hold'`,
+        )
+      ).rows[0],
+  );
   t.ok(expired.late_ms >= 0, `not before due (${Math.round(expired.late_ms)} ms after)`);
   t.ok(expired.late_ms < 5_000, `within 5 s of due (${Math.round(expired.late_ms)} ms after)`);
   t.equal(expired.job_id, null, 'applied by the sweeper, not by the job');
-  t.same(await balanceOf(database, 'sw-1'), { balance: 100n, held: 0n, available: 100n }, 'the money is available again');
-  const { rows: [hold] } = await database.query<{ status: string }>("select status from billing.holds where hold = 'sw-hold'");
+  t.same(
+    await balanceOf(database, 'sw-1'),
+    { balance: 100n, held: 0n, available: 100n },
+    'the money is available again',
+  );
+  const {
+    rows: [hold],
+  } = await database.query<{ status: string }>("select status from billing.holds where hold = 'sw-hold'");
   t.equal(hold!.status, 'expired');
 
   // The job, brought back, finds the result and is a replay: no conflict, no second effect.
   await database.query(`select graphile_worker.reschedule_jobs(array[$1::int8], run_at => now())`, [moved[0]!.id]);
   await until('the expiry job to complete', async () =>
-    ((await database.query('select 1 from graphile_worker.jobs where id = $1', [moved[0]!.id])).rows.length === 0 ? true : undefined));
+    (await database.query('select 1 from graphile_worker.jobs where id = $1', [moved[0]!.id])).rows.length === 0
+      ? true
+      : undefined,
+  );
   const { rows: conflicts } = await database.query("select 1 from billing.id_conflicts where id = 'expire:sw-hold'");
-  t.equal(conflicts.length, 0, 'the job was a replay of the sweeper\'s result, not an id conflict');
+  t.equal(conflicts.length, 0, "the job was a replay of the sweeper's result, not an id conflict");
   const { rows: results } = await database.query("select 1 from billing.operations where id = 'expire:sw-hold'");
   t.equal(results.length, 1, 'one result');
   t.same(await balanceOf(database, 'sw-1'), { balance: 100n, held: 0n, available: 100n });

@@ -16,7 +16,10 @@ const RECOVERY_LIMIT_MS = 10_000;
 const database = await createTestDatabase('hostile');
 const roles = roleNamesFromEnv();
 const logins = await createLogins(database, 'h', {
-  workerA: roles.worker, workerB: roles.worker, client: roles.client, reader: roles.reader,
+  workerA: roles.worker,
+  workerB: roles.worker,
+  client: roles.client,
+  reader: roles.reader,
 });
 const { users, urlAs, connectAs } = logins;
 
@@ -33,11 +36,22 @@ t.teardown(async () => {
   await logins.drop(() => database.drop());
 });
 
-interface WorkerProcess { child: ChildProcess; pid: number; exited: Promise<void>; poolId: string }
+interface WorkerProcess {
+  child: ChildProcess;
+  pid: number;
+  exited: Promise<void>;
+  poolId: string;
+}
 
 async function startWorkerAs(user: string): Promise<WorkerProcess> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('../chaos/worker-process.ts', import.meta.url))], {
-    env: { ...process.env, DATABASE_URL: urlAs(user), BILLING_HTTP_PORT: '0', LOG_LEVEL: 'warn', BILLING_CONCURRENCY: '20' },
+    env: {
+      ...process.env,
+      DATABASE_URL: urlAs(user),
+      BILLING_HTTP_PORT: '0',
+      LOG_LEVEL: 'warn',
+      BILLING_CONCURRENCY: '20',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
@@ -52,8 +66,17 @@ async function startWorkerAs(user: string): Promise<WorkerProcess> {
   });
   const pid = child.pid!;
   // graphile-worker announces its pool id once run() is under way: wait for its registration.
-  const poolId = await waitFor('the worker to register its pool id', async () => (await database.query<{ id: string }>(
-    "select id from billing.worker_liveness where os_pid = $1 and id like 'pool-%'", [pid])).rows[0]?.id, 15_000);
+  const poolId = await waitFor(
+    'the worker to register its pool id',
+    async () =>
+      (
+        await database.query<{ id: string }>(
+          "select id from billing.worker_liveness where os_pid = $1 and id like 'pool-%'",
+          [pid],
+        )
+      ).rows[0]?.id,
+    15_000,
+  );
   return { child, pid, exited, poolId };
 }
 
@@ -66,20 +89,28 @@ async function codeOf(id: string): Promise<string | undefined> {
   return rows[0]?.code;
 }
 
-/** Four producers, each sending `perProducer` credits one after another; each command's latency from submit to result. */
+/**
+ * Four producers, each sending `perProducer` credits one after another; each command's latency
+ * from submit to result.
+ */
 async function flow(label: string, perProducer: number): Promise<number[]> {
   const latencies: number[] = [];
-  await Promise.all(['f1', 'f2', 'f3', 'f4'].map(async (account) => {
-    const session = await connectAs(users.client);
-    for (let i = 0; i < perProducer; i++) {
-      const id = `${label}-${account}-${i}`;
-      const started = performance.now();
-      await session.query('select billing.submit($1, $2::json)', ['credit', JSON.stringify({ id, account, amount: '1' })]);
-      const { rows } = await session.query<{ code: string }>('select code from billing.await_result($1, 30)', [id]);
-      if (rows[0]!.code !== 'ok') throw new Error(`${id}: ${rows[0]!.code}`);
-      latencies.push(performance.now() - started);
-    }
-  }));
+  await Promise.all(
+    ['f1', 'f2', 'f3', 'f4'].map(async (account) => {
+      const session = await connectAs(users.client);
+      for (let i = 0; i < perProducer; i++) {
+        const id = `${label}-${account}-${i}`;
+        const started = performance.now();
+        await session.query('select billing.submit($1, $2::json)', [
+          'credit',
+          JSON.stringify({ id, account, amount: '1' }),
+        ]);
+        const { rows } = await session.query<{ code: string }>('select code from billing.await_result($1, 30)', [id]);
+        if (rows[0]!.code !== 'ok') throw new Error(`${id}: ${rows[0]!.code}`);
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
   return latencies;
 }
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -97,14 +128,19 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   // exclusively, and a shared hold blocks every exclusive taker just as an exclusive one would. A
   // key someone holds now is waited for, so it is taken the moment it is free (issue 10's attack on
   // the liveness keys); worker A's keys come first.
-  const flowIds = ['f1', 'f2', 'f3', 'f4'].flatMap((account) => Array.from({ length: 10 }, (_, i) => `hostile-${account}-${i}`));
+  const flowIds = ['f1', 'f2', 'f3', 'f4'].flatMap((account) =>
+    Array.from({ length: 10 }, (_, i) => `hostile-${account}-${i}`),
+  );
   const stuckIds = ['stuck-1', 'stuck-2', 'stuck-3'];
   const { rows: registered } = await database.query<{ id: string }>(
-    'select id from billing.worker_liveness order by os_pid <> $1, id not like $2, id', [a.pid, 'pool-%']);
+    'select id from billing.worker_liveness order by os_pid <> $1, id not like $2, id',
+    [a.pid, 'pool-%'],
+  );
   const locks: [number, number][] = registered.map((r) => [LIVENESS_CLASS, livenessKey(r.id)]);
   locks.push([SEQ_CLASS, 0]);
-  const { rows: keys } = await database.query<{ h: number }>('select hashtext(id) as h from unnest($1::text[]) as id',
-    [[...flowIds, ...stuckIds, 'stuck']]);
+  const { rows: keys } = await database.query<{ h: number }>('select hashtext(id) as h from unnest($1::text[]) as id', [
+    [...flowIds, ...stuckIds, 'stuck'],
+  ]);
   for (const row of keys) locks.push([KEY_CLASS, row.h]);
   const hostilePids: number[] = [];
   for (const user of [users.client, users.reader]) {
@@ -114,13 +150,23 @@ t.test('client and reader sessions holding every advisory lock delay neither com
       for (const [classId, key] of locks) await hostile.query('select pg_advisory_lock_shared($1, $2)', [classId, key]);
     })().catch(() => {}); // ends with the session at teardown
   }
-  const advisoryLocksOf = async (granted: boolean) => (await database.query<{ n: number }>(
-    "select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = any($1) and granted = $2",
-    [hostilePids, granted])).rows[0]!.n;
+  const advisoryLocksOf = async (granted: boolean) =>
+    (
+      await database.query<{ n: number }>(
+        "select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = any($1) and granted = $2",
+        [hostilePids, granted],
+      )
+    ).rows[0]!.n;
   // Every key taken, or one being waited for (then the rest follow as keys come free).
-  await waitFor('the hostile sessions to take or wait for the keys', async () =>
-    (await advisoryLocksOf(true)) === 2 * locks.length || (await advisoryLocksOf(false)) > 0 ? true : undefined, 15_000);
-  t.comment(`the client and the reader take ${locks.length} advisory locks each; ${await advisoryLocksOf(true)} held now`);
+  await waitFor(
+    'the hostile sessions to take or wait for the keys',
+    async () =>
+      (await advisoryLocksOf(true)) === 2 * locks.length || (await advisoryLocksOf(false)) > 0 ? true : undefined,
+    15_000,
+  );
+  t.comment(
+    `the client and the reader take ${locks.length} advisory locks each; ${await advisoryLocksOf(true)} held now`,
+  );
 
   // Worker A takes three jobs and blocks on a row lock, so that it dies holding them.
   const rowLock = await database.pool.connect();
@@ -128,11 +174,17 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   await rowLock.query("select * from billing.accounts where account = 'stuck' for update");
   b.child.kill('SIGSTOP');
   for (const id of stuckIds) await submit('credit', { id, account: 'stuck', amount: '5' });
-  await waitFor('A to take the stuck jobs', async () => {
-    const { rows } = await database.query<{ n: number }>(
-      `select count(*)::int as n from graphile_worker._private_jobs where locked_by = $1 and payload->>'account' = 'stuck'`, [a.poolId]);
-    return rows[0]!.n === stuckIds.length ? true : undefined;
-  }, 15_000);
+  await waitFor(
+    'A to take the stuck jobs',
+    async () => {
+      const { rows } = await database.query<{ n: number }>(
+        `select count(*)::int as n from graphile_worker._private_jobs where locked_by = $1 and payload->>'account' = 'stuck'`,
+        [a.poolId],
+      );
+      return rows[0]!.n === stuckIds.length ? true : undefined;
+    },
+    15_000,
+  );
   b.child.kill('SIGCONT');
 
   const hostileFlow = flow('hostile', 10);
@@ -142,18 +194,33 @@ t.test('client and reader sessions holding every advisory lock delay neither com
   await a.exited;
   await rowLock.query('commit');
   rowLock.release();
-  for (const id of stuckIds) await waitFor(`${id} to be applied elsewhere`, () => codeOf(id), RECOVERY_LIMIT_MS + 10_000);
+  for (const id of stuckIds)
+    await waitFor(`${id} to be applied elsewhere`, () => codeOf(id), RECOVERY_LIMIT_MS + 10_000);
   const recoveredMs = performance.now() - killedAt;
-  t.ok(recoveredMs < RECOVERY_LIMIT_MS, `the dead worker's jobs ran on the other worker ${recoveredMs.toFixed(0)} ms after SIGKILL`);
-  const { rows: balance } = await database.query<{ balance: bigint }>("select balance from billing.accounts where account = 'stuck'");
+  t.ok(
+    recoveredMs < RECOVERY_LIMIT_MS,
+    `the dead worker's jobs ran on the other worker ${recoveredMs.toFixed(0)} ms after SIGKILL`,
+  );
+  const { rows: balance } = await database.query<{ balance: bigint }>(
+    "select balance from billing.accounts where account = 'stuck'",
+  );
   t.equal(balance[0]!.balance, 15n, 'each stuck credit applied once');
 
-  t.equal(await advisoryLocksOf(true), 2 * locks.length, `the client and the reader each held all ${locks.length} advisory locks`);
+  t.equal(
+    await advisoryLocksOf(true),
+    2 * locks.length,
+    `the client and the reader each held all ${locks.length} advisory locks`,
+  );
   const hostile = await hostileFlow;
   const before = median(baseline);
   const during = median(hostile);
-  t.comment(`median latency from submit to result: ${before.toFixed(0)} ms before, ${during.toFixed(0)} ms with the locks held and a worker killed`);
-  t.ok(during <= 2 * before + 250, `commands keep their usual latency (${during.toFixed(0)} ms vs ${before.toFixed(0)} ms)`);
+  t.comment(
+    `median latency from submit to result: ${before.toFixed(0)} ms before, ${during.toFixed(0)} ms with the locks held and a worker killed`,
+  );
+  t.ok(
+    during <= 2 * before + 250,
+    `commands keep their usual latency (${during.toFixed(0)} ms vs ${before.toFixed(0)} ms)`,
+  );
   b.child.kill('SIGKILL');
   await b.exited;
 });

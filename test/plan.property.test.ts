@@ -7,7 +7,17 @@ import { decide } from '../src/ledger/decide.ts';
 import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type ExistingResult } from '../src/ledger/plan.ts';
 import type { AccountState, HoldState, LedgerView } from '../src/ledger/state.ts';
 import {
-  account, type CommandSpec, invalidCommands, opening, type Payload, samePayload, spec, type Step, step, stringify, type Task,
+  account,
+  type CommandSpec,
+  invalidCommands,
+  opening,
+  type Payload,
+  samePayload,
+  spec,
+  type Step,
+  step,
+  stringify,
+  type Task,
   validCommand,
 } from './helpers/command-arbitraries.ts';
 import { ReferenceLedger, type Prediction } from './helpers/reference-model.ts';
@@ -29,7 +39,11 @@ const day = 24 * 60 * 60 * second;
 const maxInt64 = 2n ** 63n - 1n;
 
 type PlanStep = Step | { kind: 'due' };
-interface BatchSpec { advanceMs: number; steps: PlanStep[]; lockAll: boolean }
+interface BatchSpec {
+  advanceMs: number;
+  steps: PlanStep[];
+  lockAll: boolean;
+}
 
 /** The instant `ms` written in another zone: the same instant, another text. */
 function timestampAt(ms: number, zone: 'Z' | '+02:00' | '-05:30'): string {
@@ -43,9 +57,21 @@ function timestampAt(ms: number, zone: 'Z' | '+02:00' | '-05:30'): string {
 const expiry: fc.Arbitrary<Payload> = fc.oneof(
   { weight: 4, arbitrary: fc.constant({}) },
   { weight: 4, arbitrary: fc.integer({ min: 1, max: 8 }).map((ttl) => ({ ttl_seconds: ttl })) },
-  { weight: 3, arbitrary: fc.tuple(fc.integer({ min: -5 * second, max: 30 * second }), fc.constantFrom('Z', '+02:00', '-05:30') as fc.Arbitrary<'Z' | '+02:00' | '-05:30'>)
-    .map(([offset, zone]) => ({ expires_at: timestampAt(start + offset, zone) })) },
-  { weight: 1, arbitrary: fc.constantFrom(30 * day, 30 * day + 1, 31 * day).map((offset) => ({ expires_at: timestampAt(start + offset, 'Z') })) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(
+        fc.integer({ min: -5 * second, max: 30 * second }),
+        fc.constantFrom('Z', '+02:00', '-05:30') as fc.Arbitrary<'Z' | '+02:00' | '-05:30'>,
+      )
+      .map(([offset, zone]) => ({ expires_at: timestampAt(start + offset, zone) })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom(30 * day, 30 * day + 1, 31 * day)
+      .map((offset) => ({ expires_at: timestampAt(start + offset, 'Z') })),
+  },
   { weight: 1, arbitrary: fc.constant({ ttl_seconds: 30 * 24 * 60 * 60 }) },
 );
 
@@ -53,8 +79,12 @@ const expiry: fc.Arbitrary<Payload> = fc.oneof(
 // may run early, or twice), and commands without an id (the service gives them the job's).
 const valid = validCommand(expiry, [
   { weight: 2, arbitrary: fc.nat().map((holdRef): CommandSpec => ({ task: 'expire_hold', fields: {}, holdRef })) },
-  { weight: 1, arbitrary: fc.record({ account, amount: fc.integer({ min: 1, max: 50 }) })
-    .map((fields): CommandSpec => ({ ...spec('credit')(fields), withoutId: true })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ account, amount: fc.integer({ min: 1, max: 50 }) })
+      .map((fields): CommandSpec => ({ ...spec('credit')(fields), withoutId: true })),
+  },
 ]);
 
 const invalid = fc.constantFrom<CommandSpec>(
@@ -70,16 +100,29 @@ const invalid = fc.constantFrom<CommandSpec>(
 const advance = fc.oneof(fc.constantFrom(0, second, 2 * second), fc.integer({ min: 1, max: 9 * second }));
 const batch: fc.Arbitrary<BatchSpec> = fc.record({
   advanceMs: advance,
-  steps: fc.array(fc.oneof({ weight: 17, arbitrary: step(valid, invalid) }, { weight: 1, arbitrary: fc.constant<PlanStep>({ kind: 'due' }) }),
-    { minLength: 1, maxLength: 12 }),
+  steps: fc.array(
+    fc.oneof(
+      { weight: 17, arbitrary: step(valid, invalid) },
+      { weight: 1, arbitrary: fc.constant<PlanStep>({ kind: 'due' }) },
+    ),
+    { minLength: 1, maxLength: 12 },
+  ),
   lockAll: fc.boolean(),
 });
 
-interface Job { task: Task; payload: Payload; jobId: bigint }
+interface Job {
+  task: Task;
+  payload: Payload;
+  jobId: bigint;
+}
 
-const byAccount = <T extends { account: string }>(list: T[]) => [...list].sort((x, y) => (x.account < y.account ? -1 : x.account > y.account ? 1 : 0));
+const byAccount = <T extends { account: string }>(list: T[]) =>
+  [...list].sort((x, y) => (x.account < y.account ? -1 : x.account > y.account ? 1 : 0));
 /** Rows as one line of text, to compare (faster than JSON, which cannot take a bigint anyway). */
-const rowsText = (rows: { account: string }[]) => byAccount(rows).map((row) => Object.values(row).map(String).join('/')).join(' ');
+const rowsText = (rows: { account: string }[]) =>
+  byAccount(rows)
+    .map((row) => Object.values(row).map(String).join('/'))
+    .join(' ');
 
 /**
  * What the database keeps between batches, written only from plans, with the database's unique
@@ -94,7 +137,11 @@ class PlannedLedger {
   #seq = 0n;
 
   /** The rows a batch locks: all of them, or only those its commands name (and their holds' accounts). */
-  readFor(items: BatchItem[], lockAll: boolean, now: number): { existing: Map<string, ExistingResult>; view: LedgerView } {
+  readFor(
+    items: BatchItem[],
+    lockAll: boolean,
+    now: number,
+  ): { existing: Map<string, ExistingResult>; view: LedgerView } {
     const accountIds = new Set<string>();
     const holdIds = new Set<string>();
     const existing = new Map<string, ExistingResult>();
@@ -105,7 +152,10 @@ class PlannedLedger {
       if (!parsed.ok) continue;
       const c = parsed.command;
       if ('account' in c) accountIds.add(c.account);
-      if (c.type === 'transfer') { accountIds.add(c.from); accountIds.add(c.to); }
+      if (c.type === 'transfer') {
+        accountIds.add(c.from);
+        accountIds.add(c.to);
+      }
       if (c.type === 'capture' && c.to !== undefined) accountIds.add(c.to);
       if ('hold' in c) holdIds.add(c.hold);
     }
@@ -128,7 +178,8 @@ class PlannedLedger {
     for (const [account, after] of plan.changedAccounts) {
       const row = this.accounts.get(account);
       if (!row || after.account !== account) throw new Error(`update of a missing account ${account}`);
-      if (after.held < 0n || after.balance < after.held || after.balance > maxInt64) throw new Error(`CHECK violated on ${account}: ${stringify(after)}`);
+      if (after.held < 0n || after.balance < after.held || after.balance > maxInt64)
+        throw new Error(`CHECK violated on ${account}: ${stringify(after)}`);
       row.balance = after.balance;
       row.held = after.held;
     }
@@ -144,7 +195,10 @@ class PlannedLedger {
     }
     for (const entry of plan.entries) {
       const before = this.journal.findLast((e) => e.account === entry.account);
-      if (entry.balanceAfter !== (before?.balanceAfter ?? 0n) + entry.balanceDelta || entry.heldAfter !== (before?.heldAfter ?? 0n) + entry.heldDelta) {
+      if (
+        entry.balanceAfter !== (before?.balanceAfter ?? 0n) + entry.balanceDelta ||
+        entry.heldAfter !== (before?.heldAfter ?? 0n) + entry.heldDelta
+      ) {
         throw new Error(`journal chain broken on ${entry.account} by ${entry.operationId}`);
       }
       this.journal.push(entry);
@@ -158,7 +212,10 @@ class PlannedLedger {
 
   /** graphile-worker hands out the expiry jobs whose run_at has come; each runs once. */
   takeDueExpiries(now: number): string[] {
-    const due = [...this.expiryJobs].filter(([, runAt]) => runAt <= now).map(([hold]) => hold).sort();
+    const due = [...this.expiryJobs]
+      .filter(([, runAt]) => runAt <= now)
+      .map(([hold]) => hold)
+      .sort();
     for (const hold of due) this.expiryJobs.delete(hold);
     return due;
   }
@@ -182,17 +239,27 @@ class Run {
       if (task !== 'expire_hold') this.jobs.push(job);
       // The hold id the service gives it: `hold`, else the command's id, else (none, or unusable) the job's.
       const usableId = typeof payload.id === 'string' && payload.id.length >= 1 && payload.id.length <= 128;
-      if (task === 'hold') this.holdIds.push(typeof payload.hold === 'string' ? payload.hold : usableId ? payload.id as string : `job:${job.jobId}`);
+      if (task === 'hold')
+        this.holdIds.push(
+          typeof payload.hold === 'string' ? payload.hold : usableId ? (payload.id as string) : `job:${job.jobId}`,
+        );
     };
     const fields = (s: CommandSpec): Payload =>
-      s.holdRef === undefined ? s.fields : { hold: this.holdIds[s.holdRef % Math.max(1, this.holdIds.length)] ?? 'h9', ...s.fields };
+      s.holdRef === undefined
+        ? s.fields
+        : { hold: this.holdIds[s.holdRef % Math.max(1, this.holdIds.length)] ?? 'h9', ...s.fields };
     for (const s of steps) {
       if (s.kind === 'due') {
         for (const hold of this.ledger.takeDueExpiries(this.now)) add('expire_hold', { hold });
       } else if (s.kind === 'new' || this.jobs.length === 0) {
         const { task, withoutId } = s.kind === 'new' ? s.spec : { task: 'credit' as const, withoutId: false };
         const payload = s.kind === 'new' ? fields(s.spec) : { account: 'a', amount: '1' };
-        add(task, task === 'expire_hold' || withoutId || 'id' in payload ? payload : { id: `c${this.jobs.length + 1}`, ...payload });
+        add(
+          task,
+          task === 'expire_hold' || withoutId || 'id' in payload
+            ? payload
+            : { id: `c${this.jobs.length + 1}`, ...payload },
+        );
       } else if (s.kind === 'repeat') {
         const earlier = this.jobs[s.of % this.jobs.length]!;
         add(earlier.task, samePayload(earlier.payload, s.reorder));
@@ -216,30 +283,62 @@ class Run {
     const predictions = jobs.map((job) => this.model.submit(job.task, job.payload, `job:${job.jobId}`));
     const { existing, view } = this.ledger.readFor(items, lockAll, this.now);
     const plan = planBatch(items, existing, view);
-    const describe = (i: number) => `${jobs[i]!.task} ${stringify(jobs[i]!.payload)} (job ${jobs[i]!.jobId}, clock +${this.now - start} ms)`;
-    if (plan.outcomes.length !== jobs.length) throw new Error(`${plan.outcomes.length} outcomes for ${jobs.length} commands`);
+    const describe = (i: number) =>
+      `${jobs[i]!.task} ${stringify(jobs[i]!.payload)} (job ${jobs[i]!.jobId}, clock +${this.now - start} ms)`;
+    if (plan.outcomes.length !== jobs.length)
+      throw new Error(`${plan.outcomes.length} outcomes for ${jobs.length} commands`);
     plan.outcomes.forEach((outcome, i) => checkOutcome(outcome, predictions[i]!, items[i]!, plan, describe(i)));
     const recorded = predictions.filter((p) => p.kind === 'result').length;
-    if (plan.operations.length !== recorded) throw new Error(`${plan.operations.length} result rows planned, the model says ${recorded}`);
+    if (plan.operations.length !== recorded)
+      throw new Error(`${plan.operations.length} result rows planned, the model says ${recorded}`);
     const conflicts = plan.conflicts.map((c) => c.jobId);
     const expectedConflicts = predictions.flatMap((p, i) => (p.kind === 'conflict' ? [jobs[i]!.jobId] : []));
-    if (conflicts.join() !== expectedConflicts.join()) throw new Error(`id conflicts of jobs ${stringify(conflicts)}, the model says ${stringify(expectedConflicts)}`);
+    if (conflicts.join() !== expectedConflicts.join())
+      throw new Error(`id conflicts of jobs ${stringify(conflicts)}, the model says ${stringify(expectedConflicts)}`);
     for (const hold of plan.createdHolds) {
-      const scheduled = hold.expiresAt && plan.expiries.some((e) => e.hold === hold.hold && e.runAt.getTime() === hold.expiresAt!.getTime());
-      if (hold.expiresAt && !scheduled) throw new Error(`hold ${hold.hold} expires at ${hold.expiresAt.toISOString()} with no expiry job`);
+      const scheduled =
+        hold.expiresAt &&
+        plan.expiries.some((e) => e.hold === hold.hold && e.runAt.getTime() === hold.expiresAt!.getTime());
+      if (hold.expiresAt && !scheduled)
+        throw new Error(`hold ${hold.hold} expires at ${hold.expiresAt.toISOString()} with no expiry job`);
     }
     this.ledger.write(plan);
     this.compareLedger();
   }
 
   compareLedger(): void {
-    const accounts = [...this.ledger.accounts.values()].map(({ account, currency, balance, held }) => ({ account, currency, balance, held }));
-    const expectedAccounts = [...this.model.accounts].map(([name, a]) => ({ account: name, currency: a.currency, balance: a.balance, held: a.held }));
-    const holds = [...this.ledger.holds.values()].map((h) => ({ account: h.hold, owner: h.account, amount: h.amount, status: h.status, expiresAt: h.expiresAt?.getTime() ?? null }));
-    const expectedHolds = [...this.model.holds].map(([hold, h]) => ({ account: hold, owner: h.account, amount: h.amount, status: h.status, expiresAt: h.expiresAt }));
+    const accounts = [...this.ledger.accounts.values()].map(({ account, currency, balance, held }) => ({
+      account,
+      currency,
+      balance,
+      held,
+    }));
+    const expectedAccounts = [...this.model.accounts].map(([name, a]) => ({
+      account: name,
+      currency: a.currency,
+      balance: a.balance,
+      held: a.held,
+    }));
+    const holds = [...this.ledger.holds.values()].map((h) => ({
+      account: h.hold,
+      owner: h.account,
+      amount: h.amount,
+      status: h.status,
+      expiresAt: h.expiresAt?.getTime() ?? null,
+    }));
+    const expectedHolds = [...this.model.holds].map(([hold, h]) => ({
+      account: hold,
+      owner: h.account,
+      amount: h.amount,
+      status: h.status,
+      expiresAt: h.expiresAt,
+    }));
     const actual = `accounts ${rowsText(accounts)}; holds ${rowsText(holds)}`;
     const expected = `accounts ${rowsText(expectedAccounts)}; holds ${rowsText(expectedHolds)}`;
-    if (actual !== expected) throw new Error(`ledger differs from the model at clock +${this.now - start} ms\n  model:  ${expected}\n  plans:  ${actual}`);
+    if (actual !== expected)
+      throw new Error(
+        `ledger differs from the model at clock +${this.now - start} ms\n  model:  ${expected}\n  plans:  ${actual}`,
+      );
   }
 
   /** The journal alone gives every balance: the sum of an account's entries is its row. */
@@ -248,14 +347,25 @@ class Run {
       const entries = this.ledger.journal.filter((e) => e.account === row.account);
       const balance = entries.reduce((sum, e) => sum + e.balanceDelta, 0n);
       const held = entries.reduce((sum, e) => sum + e.heldDelta, 0n);
-      if (balance !== row.balance || held !== row.held) throw new Error(`journal of ${row.account} sums to ${balance}/${held}, the row says ${row.balance}/${row.held}`);
+      if (balance !== row.balance || held !== row.held)
+        throw new Error(
+          `journal of ${row.account} sums to ${balance}/${held}, the row says ${row.balance}/${row.held}`,
+        );
     }
   }
 }
 
-function checkOutcome(outcome: BatchPlan['outcomes'][number], predicted: Prediction, item: BatchItem, plan: BatchPlan, describe: string): void {
+function checkOutcome(
+  outcome: BatchPlan['outcomes'][number],
+  predicted: Prediction,
+  item: BatchItem,
+  plan: BatchPlan,
+  describe: string,
+): void {
   const id = item.parsed.ok ? item.parsed.command.id : item.parsed.id;
-  const fail = (got: string) => { throw new Error(`${describe}: the model says ${stringify(predicted)}, planBatch ${got}`); };
+  const fail = (got: string) => {
+    throw new Error(`${describe}: the model says ${stringify(predicted)}, planBatch ${got}`);
+  };
   switch (predicted.kind) {
     case 'result': {
       if (outcome.kind !== 'recorded') return fail(stringify(outcome));
@@ -264,11 +374,13 @@ function checkOutcome(outcome: BatchPlan['outcomes'][number], predicted: Predict
       if (result.id !== id || result.type !== type || result.code !== predicted.code) return fail(stringify(result));
       if (result.status !== (predicted.code === 'ok' ? 'applied' : 'rejected')) return fail(`status ${result.status}`);
       if ((result.message === null) !== (predicted.code === 'ok')) return fail(`message ${stringify(result.message)}`);
-      if (rowsText(result.balances) !== rowsText(predicted.balances)) return fail(`balances ${stringify(result.balances)}`);
+      if (rowsText(result.balances) !== rowsText(predicted.balances))
+        return fail(`balances ${stringify(result.balances)}`);
       return;
     }
     case 'replay':
-      if (outcome.kind !== 'replayed' || outcome.result.id !== id || outcome.result.code !== predicted.code) fail(stringify(outcome));
+      if (outcome.kind !== 'replayed' || outcome.result.id !== id || outcome.result.code !== predicted.code)
+        fail(stringify(outcome));
       return;
     case 'conflict':
       if (outcome.kind !== 'conflict' || outcome.id !== id) fail(stringify(outcome));
@@ -277,7 +389,8 @@ function checkOutcome(outcome: BatchPlan['outcomes'][number], predicted: Predict
       if (outcome.kind !== 'skipped') return fail(stringify(outcome));
       const hold = item.parsed.ok && item.parsed.command.type === 'expire' ? item.parsed.command.hold : undefined;
       const retry = plan.expiries.filter((e) => e.hold === hold).map((e) => e.runAt.getTime());
-      if (predicted.retryAt !== null && !retry.includes(predicted.retryAt)) return fail(`no expiry job at ${new Date(predicted.retryAt).toISOString()}`);
+      if (predicted.retryAt !== null && !retry.includes(predicted.retryAt))
+        return fail(`no expiry job at ${new Date(predicted.retryAt).toISOString()}`);
       return;
     }
   }
@@ -311,7 +424,10 @@ const fixedSeed = 20261202;
 const runs = Number(process.env.FC_RUNS ?? 500);
 const seeds: { seed: number; path?: string; label: string }[] = process.env.FC_SEED
   ? [{ seed: Number(process.env.FC_SEED), ...(process.env.FC_PATH && { path: process.env.FC_PATH }), label: 'FC_SEED' }]
-  : [{ seed: fixedSeed, label: 'fixed seed' }, { seed: Date.now() ^ (Math.random() * 2 ** 31), label: 'random seed' }];
+  : [
+      { seed: fixedSeed, label: 'fixed seed' },
+      { seed: Date.now() ^ (Math.random() * 2 ** 31), label: 'random seed' },
+    ];
 
 for (const { seed, path, label } of seeds) {
   t.test(`planBatch answers and plans as the reference model says (${label} ${seed})`, async (t) => {
@@ -320,12 +436,15 @@ for (const { seed, path, label } of seeds) {
     const details = fc.check(fc.property(run, runMatchesModel), { numRuns: runs, seed, ...(path ? { path } : {}) });
     const seconds = (performance.now() - started) / 1000;
     if (details.failed) {
-      const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+      const error =
+        details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
       t.fail(`${error}\nreproduce with FC_SEED=${details.seed} FC_PATH=${details.counterexamplePath ?? ''}`, {
         counterexample: stringify(details.counterexample),
       });
     } else {
-      t.pass(`${details.numRuns} runs, ${commandsPlanned} commands in ${seconds.toFixed(2)} s (${Math.round(details.numRuns / seconds)} runs, ${Math.round(commandsPlanned / seconds)} commands a second), seed ${details.seed}`);
+      t.pass(
+        `${details.numRuns} runs, ${commandsPlanned} commands in ${seconds.toFixed(2)} s (${Math.round(details.numRuns / seconds)} runs, ${Math.round(commandsPlanned / seconds)} commands a second), seed ${details.seed}`,
+      );
     }
   });
 }
@@ -333,7 +452,11 @@ for (const { seed, path, label } of seeds) {
 // decide() alone, from any state the CHECKs allow (balances up to 2^63-1, holds in every status,
 // expiries on both sides of the clock): it reads the view without changing it, answers the same
 // twice, rejects only with a listed code, and never proposes postings that would break a CHECK.
-const bigAmount = fc.oneof(fc.bigInt({ min: 1n, max: 200n }), fc.bigInt({ min: 1n, max: maxInt64 }), fc.constant(maxInt64));
+const bigAmount = fc.oneof(
+  fc.bigInt({ min: 1n, max: 200n }),
+  fc.bigInt({ min: 1n, max: maxInt64 }),
+  fc.constant(maxInt64),
+);
 // As in the database, an account's held is the sum of its active holds (two at most here, so
 // each is at most half the limit), and its balance is at least that.
 const holdRow = fc.record({
@@ -346,54 +469,105 @@ const spare = fc.oneof(fc.bigInt({ min: 0n, max: 300n }), fc.bigInt({ min: 0n, m
 const someAccount = fc.constantFrom('a', 'b', 'z');
 const someHold = fc.constantFrom('h1', 'h2', 'h9');
 const command: fc.Arbitrary<Command> = fc.oneof(
-  fc.record({ account: fc.constantFrom('a', 'n'), currency: fc.constantFrom('USD', 'EUR') }).map((c): Command => ({ id: 'x', type: 'open_account', ...c })),
+  fc
+    .record({ account: fc.constantFrom('a', 'n'), currency: fc.constantFrom('USD', 'EUR') })
+    .map((c): Command => ({ id: 'x', type: 'open_account', ...c })),
   fc.record({ account: someAccount, amount: bigAmount }).map((c): Command => ({ id: 'x', type: 'credit', ...c })),
   fc.record({ account: someAccount, amount: bigAmount }).map((c): Command => ({ id: 'x', type: 'debit', ...c })),
-  fc.record({ from: someAccount, to: someAccount, amount: bigAmount }).map((c): Command => ({ id: 'x', type: 'transfer', ...c })),
-  fc.record({ account: someAccount, amount: bigAmount, hold: someHold, ttl: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }) })
-    .map(({ ttl, ...c }): Command => ({ id: 'x', type: 'hold', ...c, ...(ttl === undefined ? {} : { ttlSeconds: ttl }) })),
-  fc.record({ hold: someHold, amount: fc.option(bigAmount, { nil: undefined }), to: fc.option(someAccount, { nil: undefined }) })
-    .map(({ amount: a, to, ...c }): Command => ({ id: 'x', type: 'capture', ...c, ...(a === undefined ? {} : { amount: a }), ...(to === undefined ? {} : { to }) })),
+  fc
+    .record({ from: someAccount, to: someAccount, amount: bigAmount })
+    .map((c): Command => ({ id: 'x', type: 'transfer', ...c })),
+  fc
+    .record({
+      account: someAccount,
+      amount: bigAmount,
+      hold: someHold,
+      ttl: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
+    })
+    .map(({ ttl, ...c }): Command => ({
+      id: 'x',
+      type: 'hold',
+      ...c,
+      ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+    })),
+  fc
+    .record({
+      hold: someHold,
+      amount: fc.option(bigAmount, { nil: undefined }),
+      to: fc.option(someAccount, { nil: undefined }),
+    })
+    .map(({ amount: a, to, ...c }): Command => ({
+      id: 'x',
+      type: 'capture',
+      ...c,
+      ...(a === undefined ? {} : { amount: a }),
+      ...(to === undefined ? {} : { to }),
+    })),
   someHold.map((hold): Command => ({ id: 'x', type: 'release', hold })),
   someHold.map((hold): Command => ({ id: 'expire:x', type: 'expire', hold })),
 );
-const view = fc.tuple(spare, spare, fc.constantFrom('USD', 'EUR'), fc.option(holdRow, { nil: undefined }), fc.option(holdRow, { nil: undefined }))
+const view = fc
+  .tuple(
+    spare,
+    spare,
+    fc.constantFrom('USD', 'EUR'),
+    fc.option(holdRow, { nil: undefined }),
+    fc.option(holdRow, { nil: undefined }),
+  )
   .map(([spareA, spareB, currencyOfB, h1, h2]): LedgerView => {
     const holds = new Map<string, HoldState>();
-    for (const [hold, row] of [['h1', h1], ['h2', h2]] as const) {
+    for (const [hold, row] of [
+      ['h1', h1],
+      ['h2', h2],
+    ] as const) {
       if (!row) continue;
       const { expiresInMs, ...rest } = row;
       holds.set(hold, { hold, ...rest, expiresAt: expiresInMs === null ? null : new Date(start + expiresInMs) });
     }
     const row = (account: string, currency: string, extra: bigint): AccountState => {
-      const held = [...holds.values()].filter((h) => h.account === account && h.status === 'active').reduce((sum, h) => sum + h.amount, 0n);
+      const held = [...holds.values()]
+        .filter((h) => h.account === account && h.status === 'active')
+        .reduce((sum, h) => sum + h.amount, 0n);
       const balance = held + extra > maxInt64 ? maxInt64 : held + extra;
       return { account, currency, balance, held };
     };
-    return { accounts: new Map([['a', row('a', 'USD', spareA)], ['b', row('b', currencyOfB, spareB)]]), holds, now: new Date(start) };
+    return {
+      accounts: new Map([
+        ['a', row('a', 'USD', spareA)],
+        ['b', row('b', currencyOfB, spareB)],
+      ]),
+      holds,
+      now: new Date(start),
+    };
   });
 
 const copyOf = (v: LedgerView) => stringify({ accounts: [...v.accounts], holds: [...v.holds], now: v.now });
 
 t.test('decide: pure, listed codes only, never a posting that breaks a CHECK', async (t) => {
-  const details = fc.check(fc.property(command, view, (c, v) => {
-    const before = copyOf(v);
-    const decision = decide(c, v);
-    if (copyOf(v) !== before) throw new Error('decide changed the view');
-    if (stringify(decide(c, v)) !== stringify(decision)) throw new Error('decide answered twice differently');
-    if (decision.kind === 'rejected' && !(resultCodes as readonly string[]).includes(decision.code)) throw new Error(`unlisted code ${decision.code}`);
-    if (decision.kind !== 'applied') return;
-    const after = new Map([...v.accounts].map(([id, row]) => [id, { ...row }]));
-    for (const posting of decision.postings) {
-      const row = after.get(posting.account);
-      if (!row) throw new Error(`posting to ${posting.account}, which is not in the view`);
-      row.balance += posting.balanceDelta;
-      row.held += posting.heldDelta;
-      if (row.held < 0n || row.balance < row.held || row.balance > maxInt64) throw new Error(`CHECK broken on ${row.account}: ${stringify(row)}`);
-    }
-  }), { numRuns: runs * 10, seed: seeds[0]!.seed });
+  const details = fc.check(
+    fc.property(command, view, (c, v) => {
+      const before = copyOf(v);
+      const decision = decide(c, v);
+      if (copyOf(v) !== before) throw new Error('decide changed the view');
+      if (stringify(decide(c, v)) !== stringify(decision)) throw new Error('decide answered twice differently');
+      if (decision.kind === 'rejected' && !(resultCodes as readonly string[]).includes(decision.code))
+        throw new Error(`unlisted code ${decision.code}`);
+      if (decision.kind !== 'applied') return;
+      const after = new Map([...v.accounts].map(([id, row]) => [id, { ...row }]));
+      for (const posting of decision.postings) {
+        const row = after.get(posting.account);
+        if (!row) throw new Error(`posting to ${posting.account}, which is not in the view`);
+        row.balance += posting.balanceDelta;
+        row.held += posting.heldDelta;
+        if (row.held < 0n || row.balance < row.held || row.balance > maxInt64)
+          throw new Error(`CHECK broken on ${row.account}: ${stringify(row)}`);
+      }
+    }),
+    { numRuns: runs * 10, seed: seeds[0]!.seed },
+  );
   if (details.failed) {
-    const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    const error =
+      details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     t.fail(`${error}\nreproduce with FC_SEED=${details.seed}`, { counterexample: stringify(details.counterexample) });
   } else {
     t.pass(`${details.numRuns} commands decided, seed ${details.seed}`);

@@ -10,7 +10,10 @@ import { balanceOf, drained, resultOf, run } from './helpers/ledger.ts';
 // NODE_OPTIONS), neither crashes nor restarts. On 8bf903f the 700,000 `{}` killed every worker run.
 const deployedNodeOptions = '--max-old-space-size=128 --max-semi-space-size=2';
 const database = await createTestDatabase('poison');
-const { worker } = await startWorkerProcess(database.url, { NODE_OPTIONS: deployedNodeOptions, BILLING_CONCURRENCY: '10' });
+const { worker } = await startWorkerProcess(database.url, {
+  NODE_OPTIONS: deployedNodeOptions,
+  BILLING_CONCURRENCY: '10',
+});
 const workerPid = worker.child.pid!;
 
 const client = await connectAsClientRole(database);
@@ -38,21 +41,24 @@ const poisons: { name: string; id: string; json: () => string; send: 'submit' | 
   {
     name: '700,000 {} in metadata (2.1 MB)',
     id: 'poison-empties',
-    json: () => `{"id":"poison-empties","account":"poison","amount":"1","metadata":{"list":[${'{},'.repeat(699_999)}{}]}}`,
+    json: () =>
+      `{"id":"poison-empties","account":"poison","amount":"1","metadata":{"list":[${'{},'.repeat(699_999)}{}]}}`,
     send: 'submit',
     message: /^payload: is 2100\d{3} bytes, at most 65536 are accepted$/,
   },
   {
     name: '50 MB of metadata',
     id: 'poison-50mb',
-    json: () => `{"id":"poison-50mb","account":"poison","amount":"1","metadata":{"pad":"${'x'.repeat(50 * 1024 * 1024)}"}}`,
+    json: () =>
+      `{"id":"poison-50mb","account":"poison","amount":"1","metadata":{"pad":"${'x'.repeat(50 * 1024 * 1024)}"}}`,
     send: 'add_job',
     message: /^payload: is 524\d+ bytes/,
   },
   {
     name: '5,000 levels deep, under 64 KiB',
     id: 'poison-deep',
-    json: () => `{"id":"poison-deep","account":"poison","amount":"1","metadata":${'['.repeat(5_000)}${']'.repeat(5_000)}}`,
+    json: () =>
+      `{"id":"poison-deep","account":"poison","amount":"1","metadata":${'['.repeat(5_000)}${']'.repeat(5_000)}}`,
     send: 'submit',
     message: /^metadata: must be nested at most 8 levels deep$/,
   },
@@ -72,7 +78,9 @@ t.test('each poison payload ends with one invalid_command result; the worker liv
       throw new Error(`${error.message}; jobs ${JSON.stringify(rows)}; worker log:\n${worker.output.slice(-3000)}`);
     });
     t.match(result, { status: 'rejected', code: 'invalid_command', message: poison.message }, poison.name);
-    const { rows } = await database.query<{ n: bigint }>('select count(*) as n from billing.operations where id = $1', [poison.id]);
+    const { rows } = await database.query<{ n: bigint }>('select count(*) as n from billing.operations where id = $1', [
+      poison.id,
+    ]);
     t.equal(rows[0]!.n, 1n, 'one result');
     t.ok(JSON.stringify(result.request).length < 400, 'the request stored is a summary, not the payload');
     t.ok(worker.running, 'the worker process is still running');
@@ -84,7 +92,9 @@ t.test('each poison payload ends with one invalid_command result; the worker liv
   t.equal((await balanceOf(database, 'poison'))!.balance, 105n, 'only the good credits applied');
   // A job is completed by a statement of its own after its result commits: wait for the queue.
   await drained(database);
-  const { rows } = await database.query<{ n: bigint }>("select count(*) as n from graphile_worker.jobs where task_identifier like 'billing/%'");
+  const { rows } = await database.query<{ n: bigint }>(
+    "select count(*) as n from graphile_worker.jobs where task_identifier like 'billing/%'",
+  );
   t.equal(rows[0]!.n, 0n, 'nothing left in the queue, nothing retrying');
   t.equal(worker.child.pid, workerPid, 'the same process throughout');
   t.notMatch(worker.output, /heap out of memory|"level":(50|60)/, 'no crash, no error logged');

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import t from 'tap';
 import { migrate } from '../src/db/migrate.ts';
 import { freePort } from '../src/embedded/embedded-default.ts';
@@ -37,8 +37,10 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-const statusOf = async (id: string) => (await sql<{ status: string }>('select status from billing.operations where id = $1', [id]))[0]?.status;
-const enqueue = (payload: object, task = 'billing/credit') => sql('select graphile_worker.add_job($1, $2::json)', [task, JSON.stringify(payload)]);
+const statusOf = async (id: string) =>
+  (await sql<{ status: string }>('select status from billing.operations where id = $1', [id]))[0]?.status;
+const enqueue = (payload: object, task = 'billing/credit') =>
+  sql('select graphile_worker.add_job($1, $2::json)', [task, JSON.stringify(payload)]);
 
 t.test('a worker carries on across an immediate PostgreSQL restart', async (t) => {
   const worker = new CliProcess(['worker'], { DATABASE_URL: url, BILLING_HTTP_PORT: '0', BILLING_CONCURRENCY: '10' });
@@ -53,12 +55,20 @@ t.test('a worker carries on across an immediate PostgreSQL restart', async (t) =
   t.ok(worker.running, 'the worker process is still running');
 
   await enqueue({ id: 'after', account: 'r-1', amount: '5' });
-  t.equal(await until('a result after the restart', () => statusOf('after')), 'applied', 'a command enqueued after the restart is applied');
+  t.equal(
+    await until('a result after the restart', () => statusOf('after')),
+    'applied',
+    'a command enqueued after the restart is applied',
+  );
   const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
   t.match(metrics, /^billing_runner_restarts_total 1$/m, 'the restart is counted');
   t.equal((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status, 200, 'ready again');
   t.notMatch(worker.output, /"level":(50|60)[^\n]*"msg":"(uncaught|worker stopped working)/, 'no fatal line');
 
   t.same(await worker.stop('SIGTERM'), { code: 0, signal: null }, 'SIGTERM after the restart: a clean exit 0');
-  t.equal((await sql('select 1 from graphile_worker.jobs where locked_at is not null')).length, 0, 'no job left locked');
+  t.equal(
+    (await sql('select 1 from graphile_worker.jobs where locked_at is not null')).length,
+    0,
+    'no job left locked',
+  );
 });

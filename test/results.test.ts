@@ -18,24 +18,33 @@ async function session(): Promise<pg.Client> {
 /** Reads results the way a consumer does: by cursor, and moves the cursor to the last row read. */
 async function readAfter(cursor: bigint): Promise<{ ids: string[]; cursor: bigint }> {
   const { rows } = await database.query<{ id: string; seq: bigint }>(
-    'select id, seq from billing.operations where seq > $1 order by seq', [cursor]);
+    'select id, seq from billing.operations where seq > $1 order by seq',
+    [cursor],
+  );
   return { ids: rows.map((r) => r.id), cursor: rows.length ? rows[rows.length - 1]!.seq : cursor };
 }
 
 /** Waits until some backend of the test database waits for a lock that `holder` holds. */
 async function waitUntilWaitingOn(holder: pg.Client): Promise<void> {
-  const { rows: [me] } = await holder.query<{ pid: number }>('select pg_backend_pid() as pid');
+  const {
+    rows: [me],
+  } = await holder.query<{ pid: number }>('select pg_backend_pid() as pid');
   for (let i = 0; ; i++) {
-    const { rows } = await database.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [me!.pid]);
+    const { rows } = await database.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [
+      me!.pid,
+    ]);
     if (rows.length) return;
     if (i > 1000) throw new Error('nothing waits on the seq lock');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
-const insertResult = (client: pg.Client, id: string) => client.query(
-  `insert into billing.operations (id, type, status, code, request, fingerprint)
-   values ($1, 'credit', 'rejected', 'account_not_found', '{}', 'x')`, [id]);
+const insertResult = (client: pg.Client, id: string) =>
+  client.query(
+    `insert into billing.operations (id, type, status, code, request, fingerprint)
+   values ($1, 'credit', 'rejected', 'account_not_found', '{}', 'x')`,
+    [id],
+  );
 
 t.test('the hazard: plain identity numbers commit out of order and a cursor skips a row', async (t) => {
   const early = await session();
@@ -63,7 +72,12 @@ t.test('the service: seqs are handed out under a lock held to commit, so the cur
   await a.query('select from billing.result_seq_lock for update');
   await insertResult(a, 'cursor-a');
   // Batch B, through the real apply path, starts later and must not commit a higher seq first.
-  const parsed = parseCommand({ task: 'credit', payload: { id: 'cursor-b', account, amount: '5' }, defaultId: 'x', defaultCurrency: 'USD' });
+  const parsed = parseCommand({
+    task: 'credit',
+    payload: { id: 'cursor-b', account, amount: '5' },
+    defaultId: 'x',
+    defaultCurrency: 'USD',
+  });
   const b = applyBatch(database.pool, [{ parsed, jobId: null }]);
   await waitUntilWaitingOn(a);
   const during = await readAfter(start);
@@ -105,7 +119,10 @@ t.test('no lock a client or reader session can take stalls a batch', async (t) =
       await s.query('rollback to savepoint attempt');
     }
   };
-  for (const [name, s] of [['client', client], ['reader', reader]] as const) {
+  for (const [name, s] of [
+    ['client', client],
+    ['reader', reader],
+  ] as const) {
     for (const statement of [
       'select from billing.lock_slots for key share',
       'select from billing.result_seq_lock for key share',
@@ -115,20 +132,41 @@ t.test('no lock a client or reader session can take stalls a batch', async (t) =
       'lock table billing.lock_slots in row share mode',
       'lock table billing.result_seq_lock in row share mode',
       'lock table billing.accounts in row share mode',
-    ]) t.equal(await refused(s, statement), '42501', `${name}: ${statement} is refused`);
+    ])
+      t.equal(await refused(s, statement), '42501', `${name}: ${statement} is refused`);
   }
-  const credit = (id: string) => parseCommand({ task: 'credit', payload: { id, account, amount: '5' }, defaultId: id, defaultCurrency: 'USD' });
-  const hold = parseCommand({ task: 'hold', payload: { id: 'trust-1', account, amount: '2' }, defaultId: 'trust-1', defaultCurrency: 'USD' });
+  const credit = (id: string) =>
+    parseCommand({ task: 'credit', payload: { id, account, amount: '5' }, defaultId: id, defaultCurrency: 'USD' });
+  const hold = parseCommand({
+    task: 'hold',
+    payload: { id: 'trust-1', account, amount: '2' },
+    defaultId: 'trust-1',
+    defaultCurrency: 'USD',
+  });
   // With lock_timeout set, a batch that had to wait for either session would fail, not hang.
-  const { rows: [setting] } = await database.query<{ lock_timeout: string }>('show lock_timeout');
-  t.equal(setting!.lock_timeout, '0', 'the test pool waits for locks: a stalled batch would hang the test, so it is timed below');
+  const {
+    rows: [setting],
+  } = await database.query<{ lock_timeout: string }>('show lock_timeout');
+  t.equal(
+    setting!.lock_timeout,
+    '0',
+    'the test pool waits for locks: a stalled batch would hang the test, so it is timed below',
+  );
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const applied = await Promise.race([
-    applyBatch(database.pool, [{ parsed: credit('trust-2'), jobId: null }, { parsed: hold, jobId: null }]),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('the batch waited on a client or reader lock')), 10_000); }),
+    applyBatch(database.pool, [
+      { parsed: credit('trust-2'), jobId: null },
+      { parsed: hold, jobId: null },
+    ]),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the batch waited on a client or reader lock')), 10_000);
+    }),
   ]).finally(() => clearTimeout(timer));
-  t.same(applied.outcomes.map((o) => (o.kind === 'recorded' ? o.result.code : o.kind)), ['ok', 'ok']);
+  t.same(
+    applied.outcomes.map((o) => (o.kind === 'recorded' ? o.result.code : o.kind)),
+    ['ok', 'ok'],
+  );
   t.comment(`batch applied in ${Math.round(performance.now() - started)} ms while both sessions held their locks`);
   await Promise.all([client.query('rollback'), reader.query('rollback')]);
 });
@@ -142,10 +180,14 @@ t.test('through the queue', async (t) => {
     const app = await session();
     await app.query('begin');
     await app.query('create temp table app_orders (id int)'); // the caller's own business rows
-    await app.query("select graphile_worker.add_job('billing/credit', json_build_object('id', 'tx-credit-1', 'account', 'tx-1', 'amount', '10'))");
+    await app.query(
+      "select graphile_worker.add_job('billing/credit', json_build_object('id', 'tx-credit-1', 'account', 'tx-1', 'amount', '10'))",
+    );
     await app.query('rollback');
     await app.query('begin');
-    await app.query("select graphile_worker.add_job('billing/credit', json_build_object('id', 'tx-credit-2', 'account', 'tx-1', 'amount', '20'))");
+    await app.query(
+      "select graphile_worker.add_job('billing/credit', json_build_object('id', 'tx-credit-2', 'account', 'tx-1', 'amount', '20'))",
+    );
     await app.query('commit');
     await app.end();
     t.equal((await resultOf(database, 'tx-credit-2')).code, 'ok');
@@ -168,7 +210,10 @@ t.test('through the queue', async (t) => {
     await listener.end();
     t.ok(payloads.length >= 1, `${payloads.length} notifications for 40 commands`);
     t.ok(payloads.length <= ids.length);
-    t.ok(payloads.every((p) => Buffer.byteLength(p) < 8000), 'every payload under the 8000-byte limit');
+    t.ok(
+      payloads.every((p) => Buffer.byteLength(p) < 8000),
+      'every payload under the 8000-byte limit',
+    );
     const highest = payloads.map((p) => BigInt(JSON.parse(p).seq as string)).reduce((a, b) => (a > b ? a : b));
     const last = await resultOf(database, ids[ids.length - 1]!);
     t.ok(highest >= last.seq, 'the highest notified seq covers the last result');

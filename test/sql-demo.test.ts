@@ -22,50 +22,69 @@ t.test('open 1 and 2, credit 777 to 1, transfer 111 from 1 to 2, from SQL alone'
   for (const [id, type, payload] of steps) {
     await database.query(`select billing.submit($1, $2::json)`, [type, payload]);
     const { rows } = await database.query<{ type: string; status: string; code: string }>(
-      'select type, status, code from billing.await_result($1)', [id]);
+      'select type, status, code from billing.await_result($1)',
+      [id],
+    );
     results.push(`${rows[0]!.type} ${rows[0]!.status} ${rows[0]!.code}`);
   }
   t.same(results, ['open_account applied ok', 'open_account applied ok', 'credit applied ok', 'transfer applied ok']);
   const { rows: balances } = await database.query<{ account: string; balance: bigint; journal: bigint }>(
     `select a.account, a.balance, (select sum(balance_delta) from billing.entries e where e.account = a.account) as journal
-     from billing.accounts a order by account`);
-  t.same(balances, [{ account: '1', balance: 666n, journal: 666n }, { account: '2', balance: 111n, journal: 111n }]);
+     from billing.accounts a order by account`,
+  );
+  t.same(balances, [
+    { account: '1', balance: 666n, journal: 666n },
+    { account: '2', balance: 111n, journal: 111n },
+  ]);
   const { rows: count } = await database.query<{ n: bigint }>('select count(*) as n from billing.operations');
   t.equal(count[0]!.n, 4n, 'four result rows');
 });
 
-t.test('await_result times out with SQLSTATE BL001 (not 57014, statement_timeout\'s) when no worker answers', async (t) => {
-  await t.rejects(database.query(`select * from billing.await_result('never-sent', 0.2)`),
-    { code: 'BL001', message: /no result for command never-sent after 0.2 seconds/ });
-});
+t.test(
+  "await_result times out with SQLSTATE BL001 (not 57014, statement_timeout's) when no worker answers",
+  async (t) => {
+    await t.rejects(database.query(`select * from billing.await_result('never-sent', 0.2)`), {
+      code: 'BL001',
+      message: /no result for command never-sent after 0.2 seconds/,
+    });
+  },
+);
 
 t.test('await_result refuses a null or negative timeout at once', async (t) => {
-  await t.rejects(database.query(`select * from billing.await_result('x', null)`), { code: '22004', message: /timeout_seconds must not be null/ });
+  await t.rejects(database.query(`select * from billing.await_result('x', null)`), {
+    code: '22004',
+    message: /timeout_seconds must not be null/,
+  });
   await t.rejects(database.query(`select * from billing.await_result('x', -1)`), { code: '22023' });
   await t.rejects(database.query(`select * from billing.await_result('x', 'NaN')`), { code: '22023' });
 });
 
-t.test('await_result in the transaction that submitted says so at once, instead of waiting out the timeout', async (t) => {
-  // As the client role, which cannot read graphile_worker's tables: the check must work for it.
-  const session = await database.pool.connect();
-  try {
-    await session.query('begin');
-    await session.query('set local role billing_client');
-    await session.query(`select billing.submit('open_account', '{"id": "same-tx", "account": "same-tx"}')`);
-    const started = Date.now();
-    await t.rejects(session.query(`select * from billing.await_result('same-tx', 60)`),
-      { code: 'BL002', message: /enqueued by this same transaction/ });
-    t.ok(Date.now() - started < 30_000, 'at once, not after the 60 s timeout');
-    await session.query('rollback');
-    // The same wait after a commit returns the result.
-    await session.query(`select billing.submit('open_account', '{"id": "same-tx", "account": "same-tx"}')`);
-    const { rows } = await session.query<{ code: string }>(`select code from billing.await_result('same-tx', 60)`);
-    t.same(rows, [{ code: 'ok' }]);
-  } finally {
-    await session.query('rollback').catch(() => {});
-    session.release();
-  }
-});
+t.test(
+  'await_result in the transaction that submitted says so at once, instead of waiting out the timeout',
+  async (t) => {
+    // As the client role, which cannot read graphile_worker's tables: the check must work for it.
+    const session = await database.pool.connect();
+    try {
+      await session.query('begin');
+      await session.query('set local role billing_client');
+      await session.query(`select billing.submit('open_account', '{"id": "same-tx", "account": "same-tx"}')`);
+      const started = Date.now();
+      await t.rejects(session.query(`select * from billing.await_result('same-tx', 60)`), {
+        code: 'BL002',
+        message: /enqueued by this same transaction/,
+      });
+      t.ok(Date.now() - started < 30_000, 'at once, not after the 60 s timeout');
+      await session.query('rollback');
+      // The same wait after a commit returns the result.
+      await session.query(`select billing.submit('open_account', '{"id": "same-tx", "account": "same-tx"}')`);
+      const { rows } = await session.query<{ code: string }>(`select code from billing.await_result('same-tx', 60)`);
+      t.same(rows, [{ code: 'ok' }]);
+    } finally {
+      await session.query('rollback').catch(() => {});
+      session.release();
+    }
+  },
+);
 
 t.test('await_result in a REPEATABLE READ snapshot that cannot see the result says so at once', async (t) => {
   const session = await database.pool.connect();
@@ -84,7 +103,8 @@ t.test('await_result in a REPEATABLE READ snapshot that cannot see the result sa
 
 t.test('await_result is documented: signature, timeout and SQLSTATEs in its comment', async (t) => {
   const { rows } = await database.query<{ comment: string }>(
-    `select obj_description('billing.await_result(text, double precision)'::regprocedure, 'pg_proc') as comment`);
+    `select obj_description('billing.await_result(text, double precision)'::regprocedure, 'pg_proc') as comment`,
+  );
   t.match(rows[0]!.comment, /timeout_seconds double precision default 10/);
   for (const code of ['BL001', 'BL002', 'BL003']) t.match(rows[0]!.comment, code);
 });

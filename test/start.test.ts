@@ -35,14 +35,29 @@ t.teardown(async () => {
 t.test('start, demo from another process, Ctrl-C', async (t) => {
   await service.waitFor(/pg-billing is ready: .*\n/, 120_000);
   t.match(service.output, new RegExp(`embedded PostgreSQL at postgres://postgres@127\\.0\\.0\\.1:${port}/billing`));
-  t.match(service.output, /In another terminal, in this folder \(the CLI finds this server by itself\):\n {2}BILLING_DATA_DIR=\S+ npx billing demo/);
+  t.match(
+    service.output,
+    /In another terminal, in this folder \(the CLI finds this server by itself\):\n {2}BILLING_DATA_DIR=\S+ npx billing demo/,
+  );
   const url = readEmbeddedDatabaseUrl(dataDir);
-  t.equal(url, `postgres://postgres@127.0.0.1:${port}/billing`, 'another process finds the server through the data folder');
+  t.equal(
+    url,
+    `postgres://postgres@127.0.0.1:${port}/billing`,
+    'another process finds the server through the data folder',
+  );
   const postmaster = readPostmasterPid(path.join(dataDir, 'pgdata'));
   t.ok(postmaster && running(postmaster.pid), 'the embedded server runs');
 
-  const metricsPort = Number(service.output.match(/metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics {2}\(also \/healthz, \/readyz; listening on 0\.0\.0\.0:(\d+)\)/)?.[1]);
-  t.match(service.output, new RegExp(`"http_port":${metricsPort},"http_host":"0\\.0\\.0\\.0"[^\\n]*"msg":"worker started"`), 'the banner says where the server is bound');
+  const metricsPort = Number(
+    service.output.match(
+      /metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics {2}\(also \/healthz, \/readyz; listening on 0\.0\.0\.0:(\d+)\)/,
+    )?.[1],
+  );
+  t.match(
+    service.output,
+    new RegExp(`"http_port":${metricsPort},"http_host":"0\\.0\\.0\\.0"[^\\n]*"msg":"worker started"`),
+    'the banner says where the server is bound',
+  );
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200);
 
   const demo = await runCli(['demo'], env);
@@ -68,7 +83,11 @@ t.test('start, demo from another process, Ctrl-C', async (t) => {
   t.equal(readEmbeddedDatabaseUrl(dataDir), undefined, 'and nothing claims to run for the folder');
   const after = await runCli(['balance', '1'], env);
   t.equal(after.code, 1);
-  t.match(after.stderr, /no embedded PostgreSQL is running [\s\S]*Run `npm start`/, 'the CLI says how to get a database');
+  t.match(
+    after.stderr,
+    /no embedded PostgreSQL is running [\s\S]*Run `npm start`/,
+    'the CLI says how to get a database',
+  );
 });
 
 t.test('SIGHUP (the terminal closed) stops it like Ctrl-C: the embedded server stops too', async (t) => {

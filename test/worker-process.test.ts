@@ -18,12 +18,16 @@ t.teardown(async () => {
   await database.drop();
 });
 
-const count = async (sql: string, values?: unknown[]) => Number((await database.query<{ n: bigint }>(sql, values)).rows[0]!.n);
+const count = async (sql: string, values?: unknown[]) =>
+  Number((await database.query<{ n: bigint }>(sql, values)).rows[0]!.n);
 
 /** Enqueues `n` credits of 1 to `account` in one statement, as an application would from SQL. */
 async function enqueueCredits(account: string, prefix: string, n: number): Promise<void> {
-  await database.query(`select graphile_worker.add_job('billing/credit',
-      json_build_object('id', $1 || i, 'account', $2::text, 'amount', '1')) from generate_series(1, $3::int) as i`, [prefix, account, n]);
+  await database.query(
+    `select graphile_worker.add_job('billing/credit',
+      json_build_object('id', $1 || i, 'account', $2::text, 'amount', '1')) from generate_series(1, $3::int) as i`,
+    [prefix, account, n],
+  );
 }
 
 function commandsCounter(metrics: string, type: string, code: string): number {
@@ -42,7 +46,9 @@ t.test('/healthz, /readyz and /metrics; billing_commands_total moves while comma
   t.same(await get('/readyz'), { status: 200, body: 'ready\n' });
   t.equal((await get('/nowhere')).status, 404);
 
-  await database.query(`select graphile_worker.add_job('billing/open_account', '{"id":"m-open","account":"m-1"}'::json)`);
+  await database.query(
+    `select graphile_worker.add_job('billing/open_account', '{"id":"m-open","account":"m-1"}'::json)`,
+  );
   await resultOf(database, 'm-open');
   const before = commandsCounter((await get('/metrics')).body, 'credit', 'ok');
   t.equal(before, 0);
@@ -61,8 +67,14 @@ t.test('/healthz, /readyz and /metrics; billing_commands_total moves while comma
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   t.comment(`billing_commands_total{credit,ok} as scraped: ${[...new Set(scraped)].join(' -> ')}`);
-  t.ok(scraped.some((value) => value > 0 && value < total), 'seen moving while the commands ran');
-  t.ok(scraped.every((value, i) => i === 0 || value >= scraped[i - 1]!), 'never goes down');
+  t.ok(
+    scraped.some((value) => value > 0 && value < total),
+    'seen moving while the commands ran',
+  );
+  t.ok(
+    scraped.every((value, i) => i === 0 || value >= scraped[i - 1]!),
+    'never goes down',
+  );
   t.equal(scraped.at(-1), total, 'counts each command once');
   t.equal(await count("select count(*) as n from billing.operations where id like 'm-credit-%'"), total);
   t.match(worker.output, /"command_id":"m-credit-\d+","job_id":"\d+"/, 'JSON logs carry the command id and the job id');
@@ -72,81 +84,138 @@ t.test('/healthz, /readyz and /metrics; billing_commands_total moves while comma
 });
 
 t.test('SIGTERM with jobs in flight: exit 0, no job left locked, every command gets its result once', async (t) => {
-  const { worker: first } = await startWorkerProcess(database.url, { BILLING_CONCURRENCY: '100', BILLING_BATCH_SIZE: '20' });
+  const { worker: first } = await startWorkerProcess(database.url, {
+    BILLING_CONCURRENCY: '100',
+    BILLING_BATCH_SIZE: '20',
+  });
   running.push(first);
-  await database.query(`select graphile_worker.add_job('billing/open_account', '{"id":"s-open","account":"s-1"}'::json)`);
+  await database.query(
+    `select graphile_worker.add_job('billing/open_account', '{"id":"s-open","account":"s-1"}'::json)`,
+  );
   await resultOf(database, 's-open');
   const total = 4000;
   await enqueueCredits('s-1', 's-credit-', total);
   // Signal once the worker is busy: some results are in, most jobs still wait or run.
   for (;;) {
-    if (await count("select count(*) as n from billing.operations where id like 's-credit-%'") > 50) break;
+    if ((await count("select count(*) as n from billing.operations where id like 's-credit-%'")) > 50) break;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   const exit = await first.stop('SIGTERM');
   t.same(exit, { code: 0, signal: null }, 'graceful stop: exit 0');
   t.match(first.output, /"msg":"worker stopped"/);
-  t.equal(await count('select count(*) as n from graphile_worker.jobs where locked_at is not null'), 0, 'no job left locked');
+  t.equal(
+    await count('select count(*) as n from graphile_worker.jobs where locked_at is not null'),
+    0,
+    'no job left locked',
+  );
   const done = await count("select count(*) as n from billing.operations where id like 's-credit-%'");
   t.comment(`${done} of ${total} applied before the stop; the rest wait, unlocked`);
-  t.equal(await count("select count(*) as n from graphile_worker.jobs where task_identifier = 'billing/credit'"), total - done,
-    'every command without a result is still queued');
+  t.equal(
+    await count("select count(*) as n from graphile_worker.jobs where task_identifier = 'billing/credit'"),
+    total - done,
+    'every command without a result is still queued',
+  );
 
   const { worker: second } = await startWorkerProcess(database.url, { BILLING_CONCURRENCY: '100' });
   running.push(second);
   for (;;) {
-    if (await count("select count(*) as n from billing.operations where id like 's-credit-%'") === total) break;
+    if ((await count("select count(*) as n from billing.operations where id like 's-credit-%'")) === total) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  t.equal(await count("select count(*) as n from billing.entries where operation_id like 's-credit-%'"), total, 'one entry per command');
-  t.equal((await database.query<{ balance: bigint }>("select balance from billing.accounts where account = 's-1'")).rows[0]!.balance, BigInt(total));
+  t.equal(
+    await count("select count(*) as n from billing.entries where operation_id like 's-credit-%'"),
+    total,
+    'one entry per command',
+  );
+  t.equal(
+    (await database.query<{ balance: bigint }>("select balance from billing.accounts where account = 's-1'")).rows[0]!
+      .balance,
+    BigInt(total),
+  );
   t.same(await second.stop('SIGINT'), { code: 0, signal: null }, 'SIGINT: exit 0 as well');
 });
 
-t.test('metrics port: the default is a preference (several workers on one host), an explicit one is exact', async (t) => {
-  // Hold the default port (if nobody else does already): a worker with nothing set still starts.
-  const blocker = createServer();
-  await new Promise<void>((resolve) => blocker.once('error', () => resolve()).listen({ port: defaultHttpPort, host: '0.0.0.0', exclusive: true }, resolve));
-  t.teardown(() => blocker.close());
-  const first = new CliProcess(['worker'], { DATABASE_URL: database.url, BILLING_HTTP_PORT: undefined, BILLING_CONCURRENCY: '10' });
-  const second = new CliProcess(['worker'], { DATABASE_URL: database.url, BILLING_HTTP_PORT: undefined, BILLING_CONCURRENCY: '10' });
-  running.push(first, second);
-  const started = /"http_port":(\d+),"http_host":"([^"]+)"[^\n]*"msg":"worker started"/;
-  const [a, b] = await Promise.all([first.waitFor(started), second.waitFor(started)]);
-  const ports = [Number(a[1]), Number(b[1])];
-  t.not(ports[0], ports[1], 'two workers, two ports');
-  t.notOk(ports.includes(defaultHttpPort), 'neither took the port that was taken');
-  t.same([a[2], b[2]], ['0.0.0.0', '0.0.0.0'], 'bound where the log says');
-  for (const port of ports) t.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, `serves on ${port}`);
-  t.match(first.output + second.output, /"msg":"default metrics port taken \(another worker on this host\?\): using the next free one"/);
-  await Promise.all([first.stop('SIGTERM'), second.stop('SIGTERM')]);
+t.test(
+  'metrics port: the default is a preference (several workers on one host), an explicit one is exact',
+  async (t) => {
+    // Hold the default port (if nobody else does already): a worker with nothing set still starts.
+    const blocker = createServer();
+    await new Promise<void>((resolve) =>
+      blocker
+        .once('error', () => resolve())
+        .listen({ port: defaultHttpPort, host: '0.0.0.0', exclusive: true }, resolve),
+    );
+    t.teardown(() => blocker.close());
+    const first = new CliProcess(['worker'], {
+      DATABASE_URL: database.url,
+      BILLING_HTTP_PORT: undefined,
+      BILLING_CONCURRENCY: '10',
+    });
+    const second = new CliProcess(['worker'], {
+      DATABASE_URL: database.url,
+      BILLING_HTTP_PORT: undefined,
+      BILLING_CONCURRENCY: '10',
+    });
+    running.push(first, second);
+    const started = /"http_port":(\d+),"http_host":"([^"]+)"[^\n]*"msg":"worker started"/;
+    const [a, b] = await Promise.all([first.waitFor(started), second.waitFor(started)]);
+    const ports = [Number(a[1]), Number(b[1])];
+    t.not(ports[0], ports[1], 'two workers, two ports');
+    t.notOk(ports.includes(defaultHttpPort), 'neither took the port that was taken');
+    t.same([a[2], b[2]], ['0.0.0.0', '0.0.0.0'], 'bound where the log says');
+    for (const port of ports)
+      t.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, `serves on ${port}`);
+    t.match(
+      first.output + second.output,
+      /"msg":"default metrics port taken \(another worker on this host\?\): using the next free one"/,
+    );
+    await Promise.all([first.stop('SIGTERM'), second.stop('SIGTERM')]);
 
-  // Asked for explicitly and taken: one line naming the setting, exit 1.
-  const taken = ports[0]!;
-  const holder = createServer();
-  await new Promise<void>((resolve) => holder.listen({ port: taken, host: '0.0.0.0' }, resolve));
-  t.teardown(() => holder.close());
-  const explicit = new CliProcess(['worker'], { DATABASE_URL: database.url, BILLING_HTTP_PORT: String(taken) });
-  running.push(explicit);
-  t.same(await explicit.exited, { code: 1, signal: null });
-  t.equal(explicit.output, `billing: BILLING_HTTP_PORT=${taken}: cannot listen on 0.0.0.0:${taken} (in use); choose another port, or unset it to take a free one\n`);
-});
+    // Asked for explicitly and taken: one line naming the setting, exit 1.
+    const taken = ports[0]!;
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen({ port: taken, host: '0.0.0.0' }, resolve));
+    t.teardown(() => holder.close());
+    const explicit = new CliProcess(['worker'], { DATABASE_URL: database.url, BILLING_HTTP_PORT: String(taken) });
+    running.push(explicit);
+    t.same(await explicit.exited, { code: 1, signal: null });
+    t.equal(
+      explicit.output,
+      `billing: BILLING_HTTP_PORT=${taken}: cannot listen on 0.0.0.0:${taken} (in use); choose another port, or unset it to take a free one\n`,
+    );
+  },
+);
 
 t.test('a worker that loses its liveness session stops that runner and starts a fresh one by itself', async (t) => {
   const { worker, httpPort } = await startWorkerProcess(database.url);
   running.push(worker);
-  const livenessPids = async () => (await database.query<{ pid: number }>(
-    "select pid from pg_stat_activity where datname = current_database() and application_name = 'pg-billing liveness' and pid <> all($1::int[])",
-    [otherLivenessPids])).rows.map((r) => r.pid);
+  const livenessPids = async () =>
+    (
+      await database.query<{ pid: number }>(
+        "select pid from pg_stat_activity where datname = current_database() and application_name = 'pg-billing liveness' and pid <> all($1::int[])",
+        [otherLivenessPids],
+      )
+    ).rows.map((r) => r.pid);
   const otherLivenessPids: number[] = [];
-  const pids = await waitFor('its liveness connection', async () => ((await livenessPids()).length ? livenessPids() : undefined));
+  const pids = await waitFor('its liveness connection', async () =>
+    (await livenessPids()).length ? livenessPids() : undefined,
+  );
   t.equal(pids.length, 1, 'one liveness connection');
   otherLivenessPids.push(pids[0]!);
   await database.query('select pg_terminate_backend($1)', [pids[0]]);
   await worker.waitFor(/"msg":"back at work: a fresh queue runner takes jobs"/);
-  t.equal((await waitFor('a fresh liveness connection', async () => ((await livenessPids()).length ? livenessPids() : undefined))).length, 1,
-    'registered again, on a new session');
-  await database.query(`select graphile_worker.add_job('billing/open_account', '{"id":"l-open","account":"l-1"}'::json)`);
+  t.equal(
+    (
+      await waitFor('a fresh liveness connection', async () =>
+        (await livenessPids()).length ? livenessPids() : undefined,
+      )
+    ).length,
+    1,
+    'registered again, on a new session',
+  );
+  await database.query(
+    `select graphile_worker.add_job('billing/open_account', '{"id":"l-open","account":"l-1"}'::json)`,
+  );
   t.equal((await resultOf(database, 'l-open')).code, 'ok', 'and it works');
   const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
   t.match(metrics, /^billing_runner_restarts_total 1$/m);
@@ -154,62 +223,102 @@ t.test('a worker that loses its liveness session stops that runner and starts a 
   t.same(await worker.stop('SIGTERM'), { code: 0, signal: null });
 });
 
-t.test('metrics from the start: every known series at 0, build_info, reclaimed, failed for good, oldest waiting job', async (t) => {
-  const { worker, httpPort } = await startWorkerProcess(database.url, { BILLING_RECOVERY_INTERVAL_MS: '200' });
-  running.push(worker);
-  const scrape = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const value = (metrics: string, series: string) => {
-    const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
-    return line === undefined ? undefined : Number(line.slice(series.length + 1));
-  };
-  const fresh = await scrape();
-  for (const series of [
-    'billing_commands_total{type="debit",code="insufficient_funds"}', 'billing_commands_total{type="transfer",code="same_account"}',
-    'billing_commands_total{type="hold",code="invalid_command"}', 'billing_commands_total{type="expire",code="ok"}',
-    'billing_id_conflicts_total{type="capture"}', 'billing_command_latency_seconds_count{type="release"}',
-    'billing_job_retries_total{task="billing/credit"}', 'billing_jobs_failed_total{task="billing/transfer"}',
-    'billing_queue_depth{task="billing/expire_hold"}', 'billing_jobs_reclaimed_total', 'billing_runner_restarts_total',
-  ]) t.equal(value(fresh, series), 0, `${series} is there at 0`);
-  t.match(fresh, /^billing_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+\.\d+\.\d+"\} 1$/m);
-  t.match(fresh, /# HELP billing_queue_depth .*use max\(\), not sum\(\)/);
+t.test(
+  'metrics from the start: every known series at 0, build_info, reclaimed, failed for good, oldest waiting job',
+  async (t) => {
+    const { worker, httpPort } = await startWorkerProcess(database.url, { BILLING_RECOVERY_INTERVAL_MS: '200' });
+    running.push(worker);
+    const scrape = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    const value = (metrics: string, series: string) => {
+      const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const fresh = await scrape();
+    for (const series of [
+      'billing_commands_total{type="debit",code="insufficient_funds"}',
+      'billing_commands_total{type="transfer",code="same_account"}',
+      'billing_commands_total{type="hold",code="invalid_command"}',
+      'billing_commands_total{type="expire",code="ok"}',
+      'billing_id_conflicts_total{type="capture"}',
+      'billing_command_latency_seconds_count{type="release"}',
+      'billing_job_retries_total{task="billing/credit"}',
+      'billing_jobs_failed_total{task="billing/transfer"}',
+      'billing_queue_depth{task="billing/expire_hold"}',
+      'billing_jobs_reclaimed_total',
+      'billing_runner_restarts_total',
+    ])
+      t.equal(value(fresh, series), 0, `${series} is there at 0`);
+    t.match(fresh, /^billing_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+\.\d+\.\d+"\} 1$/m);
+    t.match(fresh, /# HELP billing_queue_depth .*use max\(\), not sum\(\)/);
 
-  // Oldest waiting job: one for a task no worker knows waits, due a minute ago.
-  await database.query("select graphile_worker.add_job('billing/no_such_task', '{}'::json, run_at => now() - interval '60 seconds')");
-  const waiting = await scrape();
-  t.ok(value(waiting, 'billing_oldest_waiting_job_seconds')! >= 60, 'the oldest waiting job is a minute old');
-  t.equal(value(waiting, 'billing_queue_depth{task="billing/no_such_task"}'), 1);
-  await database.query("delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'billing/no_such_task')");
-  t.equal(value(await scrape(), 'billing_queue_depth{task="billing/no_such_task"}'), 0, 'back to 0 once it is gone, not left at 1');
+    // Oldest waiting job: one for a task no worker knows waits, due a minute ago.
+    await database.query(
+      "select graphile_worker.add_job('billing/no_such_task', '{}'::json, run_at => now() - interval '60 seconds')",
+    );
+    const waiting = await scrape();
+    t.ok(value(waiting, 'billing_oldest_waiting_job_seconds')! >= 60, 'the oldest waiting job is a minute old');
+    t.equal(value(waiting, 'billing_queue_depth{task="billing/no_such_task"}'), 1);
+    await database.query(
+      "delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'billing/no_such_task')",
+    );
+    t.equal(
+      value(await scrape(), 'billing_queue_depth{task="billing/no_such_task"}'),
+      0,
+      'back to 0 once it is gone, not left at 1',
+    );
 
-  // Failed for good: a fault on every attempt (a trigger), one attempt allowed.
-  await database.query(`create function public.fail_boom() returns trigger language plpgsql as $$
+    // Failed for good: a fault on every attempt (a trigger), one attempt allowed.
+    await database.query(`create function public.fail_boom() returns trigger language plpgsql as $$
     begin if new.operation_id = 'f-boom' then raise exception 'injected fault'; end if; return new; end $$`);
-  await database.query('create trigger fail_boom before insert on billing.entries for each row execute function public.fail_boom()');
-  t.teardown(() => database.query('drop trigger fail_boom on billing.entries; drop function public.fail_boom()'));
-  await database.query(`select graphile_worker.add_job('billing/open_account', '{"id":"f-open","account":"f-1"}'::json)`);
-  await resultOf(database, 'f-open');
-  await database.query(`select graphile_worker.add_job('billing/credit', '{"id":"f-boom","account":"f-1","amount":"1"}'::json, max_attempts => 1)`);
-  await waitFor('billing_jobs_failed_total', async () => (value(await scrape(), 'billing_jobs_failed_total{task="billing/credit"}') === 1 ? true : undefined));
-  t.pass('a job that failed for good is counted');
+    await database.query(
+      'create trigger fail_boom before insert on billing.entries for each row execute function public.fail_boom()',
+    );
+    t.teardown(() => database.query('drop trigger fail_boom on billing.entries; drop function public.fail_boom()'));
+    await database.query(
+      `select graphile_worker.add_job('billing/open_account', '{"id":"f-open","account":"f-1"}'::json)`,
+    );
+    await resultOf(database, 'f-open');
+    await database.query(
+      `select graphile_worker.add_job('billing/credit', '{"id":"f-boom","account":"f-1","amount":"1"}'::json, max_attempts => 1)`,
+    );
+    await waitFor('billing_jobs_failed_total', async () =>
+      value(await scrape(), 'billing_jobs_failed_total{task="billing/credit"}') === 1 ? true : undefined,
+    );
+    t.pass('a job that failed for good is counted');
 
-  // Reclaimed: a job locked by a registered worker id whose session is gone (no such backend).
-  const deadId = 'pool-deadbeefdeadbeef00';
-  await database.query(`insert into billing.worker_liveness (id, backend_pid, backend_start, os_pid, host)
-    values ($1, 0, '-infinity', 0, 'gone')`, [deadId]);
-  const { rows: [job] } = await database.query<{ id: string }>(
-    `select (graphile_worker.add_job('billing/open_account', '{"id":"r-open","account":"r-1"}'::json, run_at => now() + interval '1 hour')).id`);
-  await database.query('update graphile_worker._private_jobs set locked_by = $1, locked_at = now(), run_at = now() where id = $2', [deadId, job!.id]);
-  await waitFor('billing_jobs_reclaimed_total', async () => (value(await scrape(), 'billing_jobs_reclaimed_total') === 1 ? true : undefined));
-  t.equal((await resultOf(database, 'r-open')).code, 'ok', 'the reclaimed job ran');
-  await worker.stop('SIGTERM');
-});
+    // Reclaimed: a job locked by a registered worker id whose session is gone (no such backend).
+    const deadId = 'pool-deadbeefdeadbeef00';
+    await database.query(
+      `insert into billing.worker_liveness (id, backend_pid, backend_start, os_pid, host)
+    values ($1, 0, '-infinity', 0, 'gone')`,
+      [deadId],
+    );
+    const {
+      rows: [job],
+    } = await database.query<{ id: string }>(
+      `select (graphile_worker.add_job('billing/open_account', '{"id":"r-open","account":"r-1"}'::json, run_at => now() + interval '1 hour')).id`,
+    );
+    await database.query(
+      'update graphile_worker._private_jobs set locked_by = $1, locked_at = now(), run_at = now() where id = $2',
+      [deadId, job!.id],
+    );
+    await waitFor('billing_jobs_reclaimed_total', async () =>
+      value(await scrape(), 'billing_jobs_reclaimed_total') === 1 ? true : undefined,
+    );
+    t.equal((await resultOf(database, 'r-open')).code, 'ok', 'the reclaimed job ran');
+    await worker.stop('SIGTERM');
+  },
+);
 
 t.test('logs: short info lines, no expected warnings, nothing twice, no pg client in a connection error', async (t) => {
   const { worker } = await startWorkerProcess(database.url, { BILLING_CONCURRENCY: '200' });
   running.push(worker);
   await worker.waitFor(/"msg":"liveness registered"/);
-  const idle = async () => (await database.query<{ pid: number }>(`select pid from pg_stat_activity where datname = current_database()
-    and application_name = 'pg-billing-queue' and state = 'idle' and query not ilike 'listen%'`)).rows.map((r) => r.pid);
+  const idle = async () =>
+    (
+      await database.query<{ pid: number }>(`select pid from pg_stat_activity where datname = current_database()
+    and application_name = 'pg-billing-queue' and state = 'idle' and query not ilike 'listen%'`)
+    ).rows.map((r) => r.pid);
   const pids = await waitFor('an idle queue connection', async () => ((await idle()).length ? idle() : undefined));
   await database.query('select pg_terminate_backend(pid) from unnest($1::int[]) as pid', [pids]);
   await worker.waitFor(/"msg":"idle queue connection lost"/);
@@ -219,12 +328,27 @@ t.test('logs: short info lines, no expected warnings, nothing twice, no pg clien
   const info = worker.logs().filter((entry) => (entry.level as number) >= 30);
   const longest = Math.max(...lines.map((line) => line.length));
   t.ok(longest < 600, `every line is short (longest ${longest} bytes)`);
-  t.match(info.find((entry) => entry.msg === 'liveness registered'), { id_count: 201 }, '201 ids counted, not listed');
-  t.notOk(info.some((entry) => /maxPoolSize/.test(String(entry.msg))), 'no maxPoolSize warning');
+  t.match(
+    info.find((entry) => entry.msg === 'liveness registered'),
+    { id_count: 201 },
+    '201 ids counted, not listed',
+  );
+  t.notOk(
+    info.some((entry) => /maxPoolSize/.test(String(entry.msg))),
+    'no maxPoolSize warning',
+  );
   const messages = info.map((entry) => String(entry.msg));
-  t.same(messages.filter((message, i) => messages.indexOf(message) !== i), [], 'no line comes twice');
+  t.same(
+    messages.filter((message, i) => messages.indexOf(message) !== i),
+    [],
+    'no line comes twice',
+  );
   const lost = lines.find((line) => line.includes('idle queue connection lost'))!;
-  t.notMatch(lost, /secretKey|processID|connectionParameters|password/, 'the error is summarised, not the whole client');
+  t.notMatch(
+    lost,
+    /secretKey|processID|connectionParameters|password/,
+    'the error is summarised, not the whole client',
+  );
   t.match(lost, /"error":\{"message":"[^"]+"/);
 });
 

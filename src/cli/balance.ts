@@ -18,7 +18,8 @@ export function balanceCommand(): Command {
         const found = await client.balances(accounts);
         const rows = accounts.map((account) => found.get(account) ?? { account, missing: true as const });
         if (options.json) {
-          for (const row of rows) console.log(toJson('missing' in row ? { account: row.account, exists: false } : { ...row, exists: true }));
+          for (const row of rows)
+            console.log(toJson('missing' in row ? { account: row.account, exists: false } : { ...row, exists: true }));
         } else {
           console.log(formatAccounts(rows));
         }

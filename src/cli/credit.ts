@@ -11,5 +11,8 @@ export function creditCommand(): Command {
   withSubmitOptions(command).action(async (account: string, amount: bigint, options: SubmitOptions) => {
     process.exitCode = await submitAndPrint('credit', { account, amount }, options);
   });
-  return withExamples(command, ['billing credit 1 777', 'billing credit 1 777 --id deposit-2024-001 --metadata \'{"source":"bank"}\'']);
+  return withExamples(command, [
+    'billing credit 1 777',
+    'billing credit 1 777 --id deposit-2024-001 --metadata \'{"source":"bank"}\'',
+  ]);
 }

@@ -5,7 +5,9 @@ import { parseAmount, submitAndPrint, withSubmitOptions, type SubmitOptions } fr
 export function debitCommand(): Command {
   const command = new Command('debit')
     .summary('take money off an account')
-    .description('Take money off an account (balance -= amount); rejected with insufficient_funds if available < amount.')
+    .description(
+      'Take money off an account (balance -= amount); rejected with insufficient_funds if available < amount.',
+    )
     .argument('<account>', 'account id')
     .argument('<amount>', 'minor units (cents), digits only', parseAmount);
   withSubmitOptions(command).action(async (account: string, amount: bigint, options: SubmitOptions) => {

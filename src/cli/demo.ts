@@ -26,9 +26,11 @@ async function freshPair(client: BillingClient): Promise<[string, string]> {
 export function demoCommand(): Command {
   const command = new Command('demo')
     .summary('the original task: accounts 1 and 2, credit 777, transfer 111')
-    .description('The original task: open accounts 1 and 2, credit 777 to 1, transfer 111 from 1 to 2; print the four ' +
-      'results and the balances (666 and 111). Run it again and it says that 1 and 2 exist and uses the next free pair ' +
-      '(3 and 4, ...), so every run starts from zero. Needs a running worker (npm start, or billing worker).')
+    .description(
+      'The original task: open accounts 1 and 2, credit 777 to 1, transfer 111 from 1 to 2; print the four ' +
+        'results and the balances (666 and 111). Run it again and it says that 1 and 2 exist and uses the next free pair ' +
+        '(3 and 4, ...), so every run starts from zero. Needs a running worker (npm start, or billing worker).',
+    )
     .option('--json', 'print one JSON document (amounts as strings)')
     .option('--timeout <ms>', 'how long to wait for each result', parseWhole, defaultTimeoutMs)
     .action(async (options: { json?: boolean; timeout: number }) => {
@@ -41,13 +43,19 @@ export function demoCommand(): Command {
       try {
         const [a, b] = await freshPair(client);
         if (a === '1') say('demo: accounts 1 and 2');
-        else say(`demo: accounts 1 and 2 exist already (an earlier run?): this run uses accounts ${a} and ${b}, which start from zero`);
+        else
+          say(
+            `demo: accounts 1 and 2 exist already (an earlier run?): this run uses accounts ${a} and ${b}, which start from zero`,
+          );
         const run = Date.now().toString(36);
         const steps: [string, () => Promise<CommandResult>][] = [
           [`open account ${a}`, () => client.openAccount({ id: `demo-${run}-open-${a}`, account: a })],
           [`open account ${b}`, () => client.openAccount({ id: `demo-${run}-open-${b}`, account: b })],
           [`credit 777 to ${a}`, () => client.credit({ id: `demo-${run}-credit`, account: a, amount: 777n })],
-          [`transfer 111 from ${a} to ${b}`, () => client.transfer({ id: `demo-${run}-transfer`, from: a, to: b, amount: 111n })],
+          [
+            `transfer 111 from ${a} to ${b}`,
+            () => client.transfer({ id: `demo-${run}-transfer`, from: a, to: b, amount: 111n }),
+          ],
         ];
         const results: CommandResult[] = [];
         for (const [index, [label, step]] of steps.entries()) {
@@ -71,5 +79,9 @@ export function demoCommand(): Command {
         await client.close();
       }
     });
-  return withExamples(command, ['npm start          # in one terminal', 'billing demo       # in another', 'billing demo --json']);
+  return withExamples(command, [
+    'npm start          # in one terminal',
+    'billing demo       # in another',
+    'billing demo --json',
+  ]);
 }

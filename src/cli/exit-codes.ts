@@ -4,7 +4,10 @@ export const exitCodes = {
   ok: 0,
   /** Error: bad usage or setting, no database, not migrated, timeout waiting for a result, `verify` found a breach. */
   error: 1,
-  /** The service answered and said no: the command was rejected (insufficient_funds, ...), or an account does not exist. */
+  /**
+   * The service answered and said no: the command was rejected (insufficient_funds, ...), or an
+   * account does not exist.
+   */
   rejected: 2,
   /** `billing result <id>`: no result is stored under that id (not applied yet, or never sent). */
   noResult: 3,

@@ -5,5 +5,8 @@ embedded PostgreSQL that \`npm start\` (billing start) runs from this folder (BI
 
 /** Examples and the database note under a subcommand's --help. */
 export function withExamples(command: Command, examples: string[]): Command {
-  return command.addHelpText('after', `\nExamples:\n${examples.map((line) => `  $ ${line}`).join('\n')}\n\n${databaseHelp}\n`);
+  return command.addHelpText(
+    'after',
+    `\nExamples:\n${examples.map((line) => `  $ ${line}`).join('\n')}\n\n${databaseHelp}\n`,
+  );
 }

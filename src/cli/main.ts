@@ -3,9 +3,7 @@
 // turns errors into the documented exit codes.
 import { Command, CommanderError } from 'commander';
 import { balanceCommand } from './balance.ts';
-import { benchCommand } from './bench.ts';
 import { captureCommand } from './capture.ts';
-import { chaosCommand } from './chaos.ts';
 import { CliError } from './context.ts';
 import { creditCommand } from './credit.ts';
 import { debitCommand } from './debit.ts';
@@ -26,14 +24,18 @@ import { defaultHttpPort } from '../config.ts';
 import { serviceVersion } from '../version.ts';
 
 /** With --json anywhere before `--`, errors are one JSON line on stderr too: {"error": ..., "exit_code": ...}. */
-const jsonErrors = process.argv.slice(2, (process.argv.indexOf('--') + 1 || process.argv.length + 1) - 1).includes('--json');
+const jsonErrors = process.argv
+  .slice(2, (process.argv.indexOf('--') + 1 || process.argv.length + 1) - 1)
+  .includes('--json');
 
 const program = new Command('billing')
   .description('pg-billing: balances in PostgreSQL, commands through a graphile-worker queue in the same database.')
   .version(serviceVersion, '-V, --version', 'print the version of pg-billing')
   .showHelpAfterError(!jsonErrors && '(add --help for usage)')
   .configureHelp({ sortSubcommands: false })
-  .addHelpText('after', `
+  .addHelpText(
+    'after',
+    `
 Examples:
   $ npm start                      # embedded PostgreSQL + migrations + a worker, in one terminal
   $ billing demo                   # in another: the original task, balances 666 and 111
@@ -50,14 +52,30 @@ Environment:
   LOG_LEVEL           fatal, error, warn, info (default), debug, trace or silent; more settings in the README
 Every setting is checked at start; a bad one is refused with a message naming it (exit 1).
 
+From a checkout of the repository (not part of the package): the benchmark, \`npm run bench -- --help\`,
+and the bank test under faults, \`npm run chaos -- --help\`.
+
 ${exitCodesHelp}
-`);
+`,
+  );
 
 for (const command of [
-  startCommand(), migrateCommand(), workerCommand(),
-  openAccountCommand(), creditCommand(), debitCommand(), transferCommand(), holdCommand(), captureCommand(), releaseCommand(),
-  resultCommand(), balanceCommand(), historyCommand(), watchCommand(), verifyCommand(), demoCommand(), benchCommand(),
-  chaosCommand(),
+  startCommand(),
+  migrateCommand(),
+  workerCommand(),
+  openAccountCommand(),
+  creditCommand(),
+  debitCommand(),
+  transferCommand(),
+  holdCommand(),
+  captureCommand(),
+  releaseCommand(),
+  resultCommand(),
+  balanceCommand(),
+  historyCommand(),
+  watchCommand(),
+  verifyCommand(),
+  demoCommand(),
 ]) {
   program.addCommand(command);
 }
@@ -96,7 +114,9 @@ function report(message: string, exitCode: number, details: Record<string, strin
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
-  if (code === 'ECONNREFUSED') return `cannot reach PostgreSQL (${error.message}): is it running, and is DATABASE_URL right?`;
-  if (code === '42P01' || code === '3F000') return `${error.message}: is the database migrated? run \`billing migrate\``;
+  if (code === 'ECONNREFUSED')
+    return `cannot reach PostgreSQL (${error.message}): is it running, and is DATABASE_URL right?`;
+  if (code === '42P01' || code === '3F000')
+    return `${error.message}: is the database migrated? run \`billing migrate\``;
   return process.env.LOG_LEVEL === 'debug' ? (error.stack ?? error.message) : error.message;
 }

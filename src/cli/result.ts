@@ -7,8 +7,10 @@ import { formatResult, resultJson } from './output.ts';
 export function resultCommand(): Command {
   const command = new Command('result')
     .summary('look up the stored result of a command id (enqueues nothing)')
-    .description('Look up the one durable result of a command id in billing.operations, without sending anything: ' +
-      'what to run after a timeout. Exit 0 applied, 2 rejected, 3 no result stored under that id (not applied yet, or never sent).')
+    .description(
+      'Look up the one durable result of a command id in billing.operations, without sending anything: ' +
+        'what to run after a timeout. Exit 0 applied, 2 rejected, 3 no result stored under that id (not applied yet, or never sent).',
+    )
     .argument('<id>', 'command id (as given with --id, or as printed)')
     .option('--json', 'print the result as one JSON line (amounts as strings)')
     .action(async (id: string, options: { json?: boolean }) => {
@@ -19,7 +21,10 @@ export function resultCommand(): Command {
         const result = await client.result(id);
         if (!result) {
           if (options.json) console.log(JSON.stringify({ id, found: false }));
-          else console.error(`billing: no result for command ${id}: not applied yet (is a worker running?), or never sent`);
+          else
+            console.error(
+              `billing: no result for command ${id}: not applied yet (is a worker running?), or never sent`,
+            );
           process.exitCode = exitCodes.noResult;
           return;
         }

@@ -12,17 +12,23 @@ const sameRequestMs = 500;
  * waited for). SIGHUP is the terminal closing: the same request as Ctrl-C, so that `npm start` in a
  * closed terminal does not leave its embedded PostgreSQL running.
  */
-export function untilStopped(stop: (signal: NodeJS.Signals) => Promise<void>, log: (message: string) => void): Promise<number> {
+export function untilStopped(
+  stop: (signal: NodeJS.Signals) => Promise<void>,
+  log: (message: string) => void,
+): Promise<number> {
   return new Promise((resolve) => {
     let firstAt = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       if (firstAt === 0) {
         firstAt = Date.now();
         log(`${signal}: stopping gracefully (send it again to force)`);
-        stop(signal).then(() => resolve(exitCodes.ok), (error: unknown) => {
-          log(`stopping failed: ${error instanceof Error ? error.message : String(error)}`);
-          resolve(exitCodes.error);
-        });
+        stop(signal).then(
+          () => resolve(exitCodes.ok),
+          (error: unknown) => {
+            log(`stopping failed: ${error instanceof Error ? error.message : String(error)}`);
+            resolve(exitCodes.error);
+          },
+        );
         return;
       }
       if (Date.now() - firstAt < sameRequestMs) return;

@@ -14,17 +14,29 @@ export const readyLine = 'pg-billing is ready';
 export function startCommand(): Command {
   const command = new Command('start')
     .summary('run everything: embedded PostgreSQL (without DATABASE_URL), migrations, a worker')
-    .description('What `npm start` runs: the whole service in one process. Without DATABASE_URL it starts an embedded ' +
-      'PostgreSQL (data under .data/postgres, or --data-dir / BILLING_DATA_DIR), migrates, starts a worker and prints ' +
-      'how to submit commands from another terminal. With DATABASE_URL it uses that server. Ctrl-C (or SIGTERM) stops ' +
-      'the worker and the embedded server cleanly; so does SIGHUP (the terminal closed). It keeps running across a ' +
-      'PostgreSQL restart: the worker gets a fresh queue runner when the server answers again.')
-    .option('--data-dir <path>', 'folder of the embedded PostgreSQL (default: BILLING_DATA_DIR, else <project>/.data/postgres)')
-    .option('--embedded-port <port>', 'preferred port of the embedded PostgreSQL (default: the last one used, else 54329; a free one if taken)', parseWhole)
+    .description(
+      'What `npm start` runs: the whole service in one process. Without DATABASE_URL it starts an embedded ' +
+        'PostgreSQL (data under .data/postgres, or --data-dir / BILLING_DATA_DIR), migrates, starts a worker and prints ' +
+        'how to submit commands from another terminal. With DATABASE_URL it uses that server. Ctrl-C (or SIGTERM) stops ' +
+        'the worker and the embedded server cleanly; so does SIGHUP (the terminal closed). It keeps running across a ' +
+        'PostgreSQL restart: the worker gets a fresh queue runner when the server answers again.',
+    )
+    .option(
+      '--data-dir <path>',
+      'folder of the embedded PostgreSQL (default: BILLING_DATA_DIR, else <project>/.data/postgres)',
+    )
+    .option(
+      '--embedded-port <port>',
+      'preferred port of the embedded PostgreSQL (default: the last one used, else 54329; a free one if taken)',
+      parseWhole,
+    )
     .action(async (options: { dataDir?: string; embeddedPort?: number }) => {
       const config = loadCliConfig();
       const [{ createLogger }, { migrate }, { startWorker }] = await Promise.all([
-        import('../logger.ts'), import('../db/migrate.ts'), import('../worker/run-worker.ts')]);
+        import('../logger.ts'),
+        import('../db/migrate.ts'),
+        import('../worker/run-worker.ts'),
+      ]);
       const logger = createLogger(config.logLevel);
       let embedded: EmbeddedDatabase | undefined;
       let dataDir: string | undefined;
@@ -33,7 +45,10 @@ export function startCommand(): Command {
         dataDir = embeddedDataDir(config, options.dataDir);
         const { startEmbeddedDatabase } = await import('../embedded/embedded-default.ts');
         embedded = await startEmbeddedDatabase({
-          dataDir, database: 'billing', log: logger, ...(options.embeddedPort === undefined ? {} : { port: options.embeddedPort }),
+          dataDir,
+          database: 'billing',
+          log: logger,
+          ...(options.embeddedPort === undefined ? {} : { port: options.embeddedPort }),
         });
         url = embedded.databaseUrl;
       }
@@ -43,21 +58,29 @@ export function startCommand(): Command {
         logger.info({ applied }, applied.length ? 'migrations applied' : 'database is up to date');
         worker = await startWorker({ ...config, databaseUrl: url }, logger, (error) => {
           logger.fatal({ err: error }, 'worker stopped working: exiting');
-          void Promise.race([embedded?.stop(), new Promise((resolve) => setTimeout(resolve, 10_000))])
-            .finally(() => process.exit(exitCodes.workerFatal));
+          void Promise.race([embedded?.stop(), new Promise((resolve) => setTimeout(resolve, 10_000))]).finally(() =>
+            process.exit(exitCodes.workerFatal),
+          );
         });
       } catch (error) {
         await embedded?.stop();
         throw error;
       }
       console.log(banner({ url, embedded, dataDir, httpPort: worker.httpPort, httpHost: worker.httpHost }));
-      process.exitCode = await untilStopped(async () => {
-        await worker.stop();
-        logger.info('worker stopped');
-        await embedded?.stop();
-      }, (message) => logger.info(message));
+      process.exitCode = await untilStopped(
+        async () => {
+          await worker.stop();
+          logger.info('worker stopped');
+          await embedded?.stop();
+        },
+        (message) => logger.info(message),
+      );
     });
-  return withExamples(command, ['npm start', 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing npm start', 'billing start --data-dir /tmp/billing-pg']);
+  return withExamples(command, [
+    'npm start',
+    'DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing npm start',
+    'billing start --data-dir /tmp/billing-pg',
+  ]);
 }
 
 interface BannerOptions {
@@ -72,9 +95,7 @@ function banner(options: BannerOptions): string {
   const { url, embedded, dataDir, httpPort, httpHost } = options;
   const defaultDir = path.join(projectRoot, '.data', 'postgres');
   // The CLI in another terminal finds the embedded server through its data folder.
-  const env = embedded
-    ? (dataDir && path.resolve(dataDir) !== defaultDir ? `BILLING_DATA_DIR=${dataDir} ` : '')
-    : '';
+  const env = embedded ? (dataDir && path.resolve(dataDir) !== defaultDir ? `BILLING_DATA_DIR=${dataDir} ` : '') : '';
   const billing = `${env}npx billing`;
   const where = embedded
     ? `embedded PostgreSQL ${embedded.shared ? '(shared with another npm start) ' : ''}at ${url}, data in ${embedded.pgdata}`
@@ -82,8 +103,10 @@ function banner(options: BannerOptions): string {
   // The address the server is bound to, as the OS reports it; a wildcard one is reached on 127.0.0.1 here.
   const wildcard = httpHost === '0.0.0.0' || httpHost === '::';
   const linkHost = wildcard ? '127.0.0.1' : httpHost?.includes(':') ? `[${httpHost}]` : httpHost;
-  const metrics = httpPort === undefined ? 'off'
-    : `http://${linkHost}:${httpPort}/metrics  (also /healthz, /readyz; listening on ${httpHost?.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort})`;
+  const metrics =
+    httpPort === undefined
+      ? 'off'
+      : `http://${linkHost}:${httpPort}/metrics  (also /healthz, /readyz; listening on ${httpHost?.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort})`;
   return `
 ${readyLine}: a worker is running on ${where}.
   metrics: ${metrics}
@@ -105,5 +128,7 @@ function examples(billing: string): string {
     ['balance alice', ''],
   ];
   const width = Math.max(...lines.map(([command]) => command.length));
-  return lines.map(([command, comment]) => `  ${billing} ${command.padEnd(width)}${comment ? `   # ${comment}` : ''}`.trimEnd()).join('\n');
+  return lines
+    .map(([command, comment]) => `  ${billing} ${command.padEnd(width)}${comment ? `   # ${comment}` : ''}`.trimEnd())
+    .join('\n');
 }

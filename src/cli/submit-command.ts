@@ -18,7 +18,8 @@ export interface SubmitOptions {
 export const defaultTimeoutMs = 15_000;
 
 export function parseAmount(value: string): bigint {
-  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('a whole number of minor units (cents), digits only, like 111');
+  if (!/^[0-9]+$/.test(value))
+    throw new InvalidArgumentError('a whole number of minor units (cents), digits only, like 111');
   return BigInt(value);
 }
 
@@ -34,7 +35,8 @@ function parseMetadata(value: string): Metadata {
   } catch {
     throw new InvalidArgumentError('JSON, e.g. \'{"order":"42"}\'');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError('a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new InvalidArgumentError('a JSON object');
   return parsed as Metadata;
 }
 
@@ -44,7 +46,9 @@ export function withSubmitOptions(command: Command): Command {
     .option('--id <id>', 'command id and idempotency key (default: a random one); the same id and payload apply once')
     .option('--metadata <json>', 'JSON object stored with the result (at most 4 KiB)', parseMetadata)
     .option('--json', 'print the result as one JSON line (amounts as strings)')
-    .addOption(new Option('--timeout <ms>', 'how long to wait for the result').argParser(parseWhole).default(defaultTimeoutMs));
+    .addOption(
+      new Option('--timeout <ms>', 'how long to wait for the result').argParser(parseWhole).default(defaultTimeoutMs),
+    );
 }
 
 /**
@@ -53,7 +57,11 @@ export function withSubmitOptions(command: Command): Command {
  * how to look it up without sending it again). A result that was stored before this call sent the
  * command (the same id and payload, sent earlier) is printed as a replay.
  */
-export async function submitAndPrint<T extends CommandType>(type: T, input: CommandInputs[T], options: SubmitOptions): Promise<number> {
+export async function submitAndPrint<T extends CommandType>(
+  type: T,
+  input: CommandInputs[T],
+  options: SubmitOptions,
+): Promise<number> {
   const config = loadCliConfig();
   const { url } = await findDatabase(config);
   const { createBillingClient } = await import('../client/client.ts');
@@ -65,13 +73,19 @@ export async function submitAndPrint<T extends CommandType>(type: T, input: Comm
     const result = await client.submit(type, full);
     const replayed = earlier !== undefined && result.seq === earlier.seq;
     if (options.json) console.log(resultJson(result, { replayed }));
-    else console.log(`${formatResult(result)}${replayed ? `  (replayed: the result stored ${result.createdAt.toISOString()} for this id; nothing applied again)` : ''}`);
+    else
+      console.log(
+        `${formatResult(result)}${replayed ? `  (replayed: the result stored ${result.createdAt.toISOString()} for this id; nothing applied again)` : ''}`,
+      );
     return result.status === 'applied' ? exitCodes.ok : exitCodes.rejected;
   } catch (error) {
     if (error instanceof ResultTimeoutError) {
-      throw new CliError(`no result for command ${error.commandId} (job ${error.jobId}) after ${options.timeout} ms: it is enqueued and ` +
-        `may still be applied later (is a worker running?). Look its result up, without sending it again: billing result ${error.commandId}`,
-      exitCodes.error, { id: error.commandId, job_id: String(error.jobId) });
+      throw new CliError(
+        `no result for command ${error.commandId} (job ${error.jobId}) after ${options.timeout} ms: it is enqueued and ` +
+          `may still be applied later (is a worker running?). Look its result up, without sending it again: billing result ${error.commandId}`,
+        exitCodes.error,
+        { id: error.commandId, job_id: String(error.jobId) },
+      );
     }
     if (error instanceof TypeError) throw new CliError(error.message);
     throw error;

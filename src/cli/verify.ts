@@ -7,13 +7,18 @@ import { printable } from './output.ts';
 export function verifyCommand(): Command {
   const command = new Command('verify')
     .summary('check the ledger (exit 1 on any breach)')
-    .description('Check the ledger in one snapshot: journal chains, balances = journal, nothing negative, holds = held, ' +
-      'constraints in place, no hold left active past its expiry, no expiry job failing; warn about stuck jobs. Exit 1 on any breach; warnings alone exit 0.')
+    .description(
+      'Check the ledger in one snapshot: journal chains, balances = journal, nothing negative, holds = held, ' +
+        'constraints in place, no hold left active past its expiry, no expiry job failing; warn about stuck jobs. Exit 1 on any breach; warnings alone exit 0.',
+    )
     .option('--json', 'print the report as JSON')
     .action(async (options: { json?: boolean }) => {
       const { url } = await findDatabase(loadCliConfig());
       const [{ createKysely }, { createPool }, { verifyLedger }] = await Promise.all([
-        import('../db/kysely.ts'), import('../db/pool.ts'), import('../ledger/verify.ts')]);
+        import('../db/kysely.ts'),
+        import('../db/pool.ts'),
+        import('../ledger/verify.ts'),
+      ]);
       const db = createKysely(createPool({ connectionString: url, max: 2, applicationName: 'pg-billing-verify' }));
       try {
         const report = await verifyLedger(db);
@@ -26,7 +31,9 @@ export function verifyCommand(): Command {
             console.log(`${mark}  ${check.name}${count}`);
             for (const example of check.examples) console.log(`           ${printable(example)}`);
           }
-          console.log(`${report.ok ? 'verify: ok' : 'verify: BREACH'} (${report.accounts} accounts, ${report.entries} entries, ${report.operations} results)`);
+          console.log(
+            `${report.ok ? 'verify: ok' : 'verify: BREACH'} (${report.accounts} accounts, ${report.entries} entries, ${report.operations} results)`,
+          );
         }
         process.exitCode = report.ok ? exitCodes.ok : exitCodes.error;
       } finally {

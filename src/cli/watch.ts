@@ -13,18 +13,22 @@ interface WatchOptions {
 export function watchCommand(): Command {
   const command = new Command('watch')
     .summary('tail results as they commit, from a cursor')
-    .description('Print results as they commit, in seq order. Reads by cursor and reconnects by itself, ' +
-      'so nothing is skipped or printed twice across lost connections and server restarts. Ctrl-C stops.')
+    .description(
+      'Print results as they commit, in seq order. Reads by cursor and reconnects by itself, ' +
+        'so nothing is skipped or printed twice across lost connections and server restarts. Ctrl-C stops.',
+    )
     .option('--after <seq>', 'start after this seq (0: from the first result; default: the current end)')
     .option('--json', 'one JSON line per result (amounts as strings)')
     .option('--count <n>', 'exit after this many results', parseWhole)
     .action(async (options: WatchOptions) => {
-      if (options.after !== undefined && !/^[0-9]+$/.test(options.after)) throw new CliError('--after: a seq, digits only');
+      if (options.after !== undefined && !/^[0-9]+$/.test(options.after))
+        throw new CliError('--after: a seq, digits only');
       const { url } = await findDatabase(loadCliConfig());
       const { createBillingClient } = await import('../client/client.ts');
       const client = createBillingClient({
         connectionString: url,
-        onListenerError: (error) => console.error(`watch: listener: ${error.message} (reconnecting; no result is missed)`),
+        onListenerError: (error) =>
+          console.error(`watch: listener: ${error.message} (reconnecting; no result is missed)`),
       });
       const stop = new AbortController();
       const onSignal = () => stop.abort();
@@ -45,5 +49,9 @@ export function watchCommand(): Command {
         await client.close();
       }
     });
-  return withExamples(command, ['billing watch', 'billing watch --after 0 --json | jq .code', 'billing watch --after 120 --count 10']);
+  return withExamples(command, [
+    'billing watch',
+    'billing watch --after 0 --json | jq .code',
+    'billing watch --after 120 --count 10',
+  ]);
 }

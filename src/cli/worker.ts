@@ -9,17 +9,22 @@ import { untilStopped } from './signals.ts';
 export function workerCommand(): Command {
   const command = new Command('worker')
     .summary('run a worker process (health and metrics on BILLING_HTTP_PORT)')
-    .description('Run a worker: takes billing jobs from the queue and applies them (run as many as you like, anywhere). ' +
-      `Serves /healthz, /readyz and /metrics on port ${defaultHttpPort}, or the next free one up to ${defaultHttpPort + fallbackPorts}, ` +
-      'else any free one (several workers on one host; the port is logged as http_port). BILLING_HTTP_PORT=<port> asks for ' +
-      'exactly that one (taken: exit 1); 0 takes any free port. Needs a migrated database (else exit 1: run billing migrate). ' +
-      'A PostgreSQL restart does not stop it: it starts a fresh queue runner once the server answers. ' +
-      'SIGTERM/SIGINT/SIGHUP: in-flight commands finish, the rest go back to the queue, exit 0; a second signal forces exit 1. ' +
-      'Exits 70 if it cannot go on by itself (an uncaught fault), so that its supervisor starts a fresh one.')
+    .description(
+      'Run a worker: takes billing jobs from the queue and applies them (run as many as you like, anywhere). ' +
+        `Serves /healthz, /readyz and /metrics on port ${defaultHttpPort}, or the next free one up to ${defaultHttpPort + fallbackPorts}, ` +
+        'else any free one (several workers on one host; the port is logged as http_port). BILLING_HTTP_PORT=<port> asks for ' +
+        'exactly that one (taken: exit 1); 0 takes any free port. Needs a migrated database (else exit 1: run billing migrate). ' +
+        'A PostgreSQL restart does not stop it: it starts a fresh queue runner once the server answers. ' +
+        'SIGTERM/SIGINT/SIGHUP: in-flight commands finish, the rest go back to the queue, exit 0; a second signal forces exit 1. ' +
+        'Exits 70 if it cannot go on by itself (an uncaught fault), so that its supervisor starts a fresh one.',
+    )
     .action(async () => {
       const config = loadCliConfig();
       const { url } = await findDatabase(config);
-      const [{ createLogger }, { startWorker }] = await Promise.all([import('../logger.ts'), import('../worker/run-worker.ts')]);
+      const [{ createLogger }, { startWorker }] = await Promise.all([
+        import('../logger.ts'),
+        import('../worker/run-worker.ts'),
+      ]);
       const logger = createLogger(config.logLevel);
       // graphile-worker 0.18 can throw out of its local queue when its connection dies during a
       // shutdown (seen in the chaos suite). Nothing is lost (the reaper hands the jobs on), but the
@@ -32,10 +37,13 @@ export function workerCommand(): Command {
         logger.fatal({ err: error }, 'worker stopped working: exiting so that a fresh one takes over');
         process.exit(exitCodes.workerFatal);
       });
-      process.exitCode = await untilStopped(async () => {
-        await worker.stop();
-        logger.info('worker stopped');
-      }, (message) => logger.info(message));
+      process.exitCode = await untilStopped(
+        async () => {
+          await worker.stop();
+          logger.info('worker stopped');
+        },
+        (message) => logger.info(message),
+      );
     });
   return withExamples(command, [
     'DATABASE_URL=postgres://billing@db:5432/billing billing worker',

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { commandTypes, resultsChannel, type CommandType } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import { createPool } from '../db/pool.ts';
-import { isTransientError } from '../worker/errors.ts';
+import { isTransientError } from '../db/errors.ts';
 import { ClientClosedError } from './errors.ts';
 import { ResultListener } from './listener.ts';
 import { fallbackCheckMs, PendingResults } from './pending.ts';
@@ -80,7 +80,11 @@ const maxRetryMs = 5_000;
 
 export function createBillingClient(options: BillingClientOptions): BillingClient {
   const applicationName = options.applicationName ?? 'pg-billing-client';
-  const pool: pg.Pool = createPool({ connectionString: options.connectionString, max: options.poolSize ?? 4, applicationName });
+  const pool: pg.Pool = createPool({
+    connectionString: options.connectionString,
+    max: options.poolSize ?? 4,
+    applicationName,
+  });
   const listener = new ResultListener({
     connectionString: options.connectionString,
     channel: resultsChannel,
@@ -90,7 +94,11 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
   const pending = new PendingResults(pool, listener);
   let closed = false;
 
-  async function submit<T extends CommandType>(type: T, input: CommandInputs[T], call: CallOptions = {}): Promise<CommandResult> {
+  async function submit<T extends CommandType>(
+    type: T,
+    input: CommandInputs[T],
+    call: CallOptions = {},
+  ): Promise<CommandResult> {
     if (closed) throw new ClientClosedError();
     if (!commandTypes.includes(type)) throw new TypeError(`unknown command type: ${String(type)}`);
     const id = input.id ?? randomUUID();
@@ -99,13 +107,17 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     // The same parser the worker runs gives the same fingerprint, and the id it would file the result under.
     const parsed = parseCommand({ task: type, payload: JSON.parse(text), defaultId: '', defaultCurrency: 'XXX' });
     const filedUnder = parsed.ok ? parsed.command.id : parsed.id;
-    if (filedUnder !== id) throw new TypeError(`id must be 1 to 128 characters of well-formed text, got ${JSON.stringify(id)}`);
+    if (filedUnder !== id)
+      throw new TypeError(`id must be 1 to 128 characters of well-formed text, got ${JSON.stringify(id)}`);
     // Registered before the enqueue, so a result that commits at once is not missed.
     const call$ = pending.add(id, type, parsed.fingerprint);
     listener.start();
     let jobId: bigint;
     try {
-      const { rows } = await pool.query<{ job_id: bigint }>('select billing.submit($1, $2::json) as job_id', [type, text]);
+      const { rows } = await pool.query<{ job_id: bigint }>('select billing.submit($1, $2::json) as job_id', [
+        type,
+        text,
+      ]);
       jobId = rows[0]!.job_id;
     } catch (error) {
       call$.abandon();
@@ -130,7 +142,9 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
         let rows: ResultRow[];
         try {
           ({ rows } = await pool.query<ResultRow>(
-            `select ${resultColumns} from billing.operations where seq > $1 order by seq limit $2`, [cursor, batchSize]));
+            `select ${resultColumns} from billing.operations where seq > $1 order by seq limit $2`,
+            [cursor, batchSize],
+          ));
           retryMs = 100;
         } catch (error) {
           if (closed || signal?.aborted) return;
@@ -154,11 +168,16 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
 
   async function balances(accounts: string[]): Promise<Map<string, Account>> {
     const { rows } = await pool.query<AccountRow>(
-      `select ${accountColumns} from billing.accounts where account = any($1::text[])`, [accounts]);
+      `select ${accountColumns} from billing.accounts where account = any($1::text[])`,
+      [accounts],
+    );
     return new Map(rows.map((row) => [row.account, toAccount(row)]));
   }
 
-  const command = <T extends CommandType>(type: T) => (input: CommandInputs[T], call?: CallOptions) => submit(type, input, call);
+  const command =
+    <T extends CommandType>(type: T) =>
+    (input: CommandInputs[T], call?: CallOptions) =>
+      submit(type, input, call);
 
   return {
     openAccount: command('open_account'),
@@ -171,11 +190,15 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     submit,
     results,
     async result(id) {
-      const { rows } = await pool.query<ResultRow>(`select ${resultColumns} from billing.operations where id = $1`, [id]);
+      const { rows } = await pool.query<ResultRow>(`select ${resultColumns} from billing.operations where id = $1`, [
+        id,
+      ]);
       return rows[0] ? toStoredResult(rows[0]) : undefined;
     },
     async lastSeq() {
-      const { rows } = await pool.query<{ seq: bigint }>('select coalesce(max(seq), 0)::int8 as seq from billing.operations');
+      const { rows } = await pool.query<{ seq: bigint }>(
+        'select coalesce(max(seq), 0)::int8 as seq from billing.operations',
+      );
       return rows[0]!.seq;
     },
     async balance(account) {
@@ -183,8 +206,11 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     },
     balances,
     async history(account, { after = 0n, limit = 100 } = {}) {
-      const { rows } = await pool.query<ResultRow>(
-        `select ${resultColumns} from billing.account_history($1, $2, $3)`, [account, after, limit]);
+      const { rows } = await pool.query<ResultRow>(`select ${resultColumns} from billing.account_history($1, $2, $3)`, [
+        account,
+        after,
+        limit,
+      ]);
       return rows.map(toStoredResult);
     },
     get pendingCount() {

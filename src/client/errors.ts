@@ -7,8 +7,10 @@ export class ResultTimeoutError extends Error {
   readonly jobId: bigint;
 
   constructor(commandId: string, jobId: bigint, timeoutMs: number) {
-    super(`no result for command ${commandId} (job ${jobId}) after ${timeoutMs} ms: it is enqueued and may still be applied later ` +
-      '(is a worker running?); send it again with the same id to get its result, it will not apply twice');
+    super(
+      `no result for command ${commandId} (job ${jobId}) after ${timeoutMs} ms: it is enqueued and may still be applied later ` +
+        '(is a worker running?); send it again with the same id to get its result, it will not apply twice',
+    );
     this.name = 'ResultTimeoutError';
     this.commandId = commandId;
     this.jobId = jobId;

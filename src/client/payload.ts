@@ -19,13 +19,19 @@ export const inputFields: { readonly [T in CommandType]: readonly (keyof Command
  * take is refused (a TypeError, nothing enqueued), never dropped: a misspelt `ttlSeconds` would
  * otherwise make a hold that never expires.
  */
-export function toPayload<T extends CommandType>(type: T, id: string, input: CommandInputs[T]): Record<string, unknown> {
+export function toPayload<T extends CommandType>(
+  type: T,
+  id: string,
+  input: CommandInputs[T],
+): Record<string, unknown> {
   const known: readonly PropertyKey[] | undefined = inputFields[type];
   if (!known) throw new TypeError(`unknown command type: ${String(type)}`);
   const unknown = Object.keys(input).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
-    throw new TypeError(`${type}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => JSON.stringify(key)).join(', ')}; ` +
-      `it takes ${known.join(', ')}`);
+    throw new TypeError(
+      `${type}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => JSON.stringify(key)).join(', ')}; ` +
+        `it takes ${known.join(', ')}`,
+    );
   }
   // The worker would refuse this id and file the refusal under job:<n>: a caller waiting on the id
   // would wait in vain. Refused here, before anything is enqueued.
@@ -35,7 +41,9 @@ export function toPayload<T extends CommandType>(type: T, id: string, input: Com
   const set = (key: string, value: unknown) => {
     if (value !== undefined) payload[key] = value;
   };
-  const all = input as Partial<CommandInputs['hold'] & CommandInputs['transfer'] & CommandInputs['capture'] & CommandInputs['open_account']>;
+  const all = input as Partial<
+    CommandInputs['hold'] & CommandInputs['transfer'] & CommandInputs['capture'] & CommandInputs['open_account']
+  >;
   switch (type) {
     case 'open_account':
       set('account', all.account);

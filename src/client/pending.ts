@@ -58,6 +58,9 @@ export class PendingResults {
     const promise = new Promise<CommandResult>((resolve, reject) => {
       waiter = { id, type, fingerprint, jobId: null, resolve, reject, timer: undefined };
     });
+    // The caller awaits the promise only once the enqueue has answered; a close() before that
+    // rejects it first, which must not count as an unhandled rejection (the caller still gets it).
+    promise.catch(() => {});
     let set = this.#waiters.get(id);
     if (!set) this.#waiters.set(id, (set = new Set()));
     set.add(waiter);
@@ -69,7 +72,10 @@ export class PendingResults {
         waiter.jobId = jobId;
         if (!this.#waiters.get(id)?.has(waiter)) return; // settled meanwhile (the client was closed)
         if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-          waiter.timer = setTimeout(() => this.#settle(waiter, () => waiter.reject(new ResultTimeoutError(id, jobId, timeoutMs))), timeoutMs);
+          waiter.timer = setTimeout(
+            () => this.#settle(waiter, () => waiter.reject(new ResultTimeoutError(id, jobId, timeoutMs))),
+            timeoutMs,
+          );
         }
         void this.check();
       },
@@ -90,7 +96,9 @@ export class PendingResults {
         if (this.#waiters.size === 0) return;
         const ids = [...this.#waiters.keys()];
         const { rows } = await this.#pool.query<ResultRow & { fingerprint: string }>(
-          `select ${resultColumns}, fingerprint from billing.operations where id = any($1::text[])`, [ids]);
+          `select ${resultColumns}, fingerprint from billing.operations where id = any($1::text[])`,
+          [ids],
+        );
         for (const row of rows) this.#deliver(row);
       } while (this.#checkAgain);
     } catch {
@@ -103,7 +111,14 @@ export class PendingResults {
   closeAll(): void {
     this.#closed = true;
     for (const set of [...this.#waiters.values()]) {
-      for (const waiter of set) this.#settle(waiter, () => waiter.reject(new ClientClosedError('the billing client was closed before the result came (the command may still be applied)')));
+      for (const waiter of set)
+        this.#settle(waiter, () =>
+          waiter.reject(
+            new ClientClosedError(
+              'the billing client was closed before the result came (the command may still be applied)',
+            ),
+          ),
+        );
     }
   }
 

@@ -1,4 +1,4 @@
-import type { AccountBalance, OperationType, ResultCode, ResultStatus, StoredResultCode } from '../commands/contract.ts';
+import type { AccountBalance, OperationType, ResultStatus, StoredResultCode } from '../commands/contract.ts';
 import type { Metadata } from '../commands/command.ts';
 
 /**
@@ -13,10 +13,23 @@ export interface CommandOptions {
   metadata?: Metadata;
 }
 
-export interface OpenAccountInput extends CommandOptions { account: string; currency?: string }
-export interface CreditInput extends CommandOptions { account: string; amount: bigint }
-export interface DebitInput extends CommandOptions { account: string; amount: bigint }
-export interface TransferInput extends CommandOptions { from: string; to: string; amount: bigint }
+export interface OpenAccountInput extends CommandOptions {
+  account: string;
+  currency?: string;
+}
+export interface CreditInput extends CommandOptions {
+  account: string;
+  amount: bigint;
+}
+export interface DebitInput extends CommandOptions {
+  account: string;
+  amount: bigint;
+}
+export interface TransferInput extends CommandOptions {
+  from: string;
+  to: string;
+  amount: bigint;
+}
 export interface HoldInput extends CommandOptions {
   account: string;
   amount: bigint;
@@ -27,8 +40,14 @@ export interface HoldInput extends CommandOptions {
   /** Or: seconds from now (database clock), a positive whole number, at most 30 days. */
   ttl_seconds?: number;
 }
-export interface CaptureInput extends CommandOptions { hold: string; amount?: bigint; to?: string }
-export interface ReleaseInput extends CommandOptions { hold: string }
+export interface CaptureInput extends CommandOptions {
+  hold: string;
+  amount?: bigint;
+  to?: string;
+}
+export interface ReleaseInput extends CommandOptions {
+  hold: string;
+}
 
 export interface CommandInputs {
   open_account: OpenAccountInput;

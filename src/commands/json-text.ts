@@ -42,7 +42,13 @@ export class UnreadablePayload {
   /** The top-level `"id"` string, if the payload has one that is short and plain. */
   readonly claimedId: string | undefined;
 
-  constructor(reason: UnreadablePayload['reason'], bytes: number, digest: string, field: string | undefined, claimedId: string | undefined) {
+  constructor(
+    reason: UnreadablePayload['reason'],
+    bytes: number,
+    digest: string,
+    field: string | undefined,
+    claimedId: string | undefined,
+  ) {
     this.reason = reason;
     this.bytes = bytes;
     this.digest = digest;
@@ -55,15 +61,18 @@ export class UnreadablePayload {
 export function readPayloadJson(text: string): unknown {
   const bytes = Buffer.byteLength(text);
   const scan = scanJson(text);
-  if (bytes > maxPayloadBytes) return new UnreadablePayload('too_large', bytes, digestOf(text), undefined, scan.claimedId);
-  if (scan.tooDeepField !== undefined) return new UnreadablePayload('too_deep', bytes, digestOf(text), scan.tooDeepField, scan.claimedId);
+  if (bytes > maxPayloadBytes)
+    return new UnreadablePayload('too_large', bytes, digestOf(text), undefined, scan.claimedId);
+  if (scan.tooDeepField !== undefined)
+    return new UnreadablePayload('too_deep', bytes, digestOf(text), scan.tooDeepField, scan.claimedId);
   return parseKeepingNumbers(text);
 }
 
 /** `JSON.parse` with numbers kept as written; for texts already known to be small and shallow. */
 export function parseKeepingNumbers(text: string): unknown {
   return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
-    (typeof value === 'number' && context?.source !== undefined ? rawJson.rawJSON(context.source) : value));
+    typeof value === 'number' && context?.source !== undefined ? rawJson.rawJSON(context.source) : value,
+  );
 }
 
 function digestOf(text: string): string {

@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
-  type CommandType, commandTypes, derivedIdPrefixes, expiryIdPrefix, expiryTaskId, expiryType, maxHoldSeconds, maxInt64,
+  type CommandType,
+  commandTypes,
+  derivedIdPrefixes,
+  expiryIdPrefix,
+  expiryTaskId,
+  expiryType,
+  maxHoldSeconds,
+  maxInt64,
   maxMetadataBytes,
 } from './contract.ts';
 import type { Command, Metadata } from './command.ts';
@@ -29,7 +36,7 @@ function kindOf(value: unknown): string {
 
 /** A type error that says what was sent, or that nothing was. */
 const wrongType = (expected: string) => (issue: { input?: unknown }) =>
-  (issue.input === undefined ? 'is required' : `must be ${expected}, not ${kindOf(issue.input)}`);
+  issue.input === undefined ? 'is required' : `must be ${expected}, not ${kindOf(issue.input)}`;
 
 /**
  * Why a client's command id is refused, or undefined. Ids the service derives (`job:`, `expire:`)
@@ -56,10 +63,12 @@ const clientId = z.unknown().transform((value, ctx): string => {
   return value;
 });
 /** An id that names an existing hold: any 1 to 128 characters (a hold may carry a derived id). */
-const holdRef = z.string({ error: wrongType('a string') })
+const holdRef = z
+  .string({ error: wrongType('a string') })
   .min(1, 'must not be empty')
   .max(maxCommandIdLength, `must be at most ${maxCommandIdLength} characters`);
-const accountId = z.string({ error: wrongType('a string') })
+const accountId = z
+  .string({ error: wrongType('a string') })
   .regex(accountPattern, 'must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -');
 const currency = z.string({ error: wrongType('a string') }).regex(/^[A-Z]{3}$/, 'must be three capital letters');
 
@@ -72,11 +81,14 @@ function wholeNumber(value: unknown, max: bigint, fail: (message: string) => nev
   let parsed: bigint;
   if (isJsonNumber(value)) {
     if (!digitsPattern.test(value.rawJSON)) {
-      return fail(`must be a positive whole number written with digits only (no sign, fraction or exponent), got ${quoteNumber(value.rawJSON)}`);
+      return fail(
+        `must be a positive whole number written with digits only (no sign, fraction or exponent), got ${quoteNumber(value.rawJSON)}`,
+      );
     }
     parsed = BigInt(value.rawJSON);
   } else if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value <= 0) return fail(`must be a positive whole number, got ${quoteNumber(String(value))}`);
+    if (!Number.isInteger(value) || value <= 0)
+      return fail(`must be a positive whole number, got ${quoteNumber(String(value))}`);
     parsed = BigInt(value);
   } else {
     return fail('must be a number');
@@ -112,17 +124,20 @@ const ttlSeconds = z.unknown().transform((value, ctx): number => {
     ctx.addIssue({ code: 'custom', message });
     return z.NEVER as never;
   };
-  if (!isJsonNumber(value) && typeof value !== 'number') return fail(`must be a JSON number of seconds, not ${kindOf(value)}`);
+  if (!isJsonNumber(value) && typeof value !== 'number')
+    return fail(`must be a JSON number of seconds, not ${kindOf(value)}`);
   const seconds = wholeNumber(value, BigInt(maxHoldSeconds), (message) =>
-    fail(message.startsWith('must be at most') ? 'must be at most 30 days' : message));
+    fail(message.startsWith('must be at most') ? 'must be at most 30 days' : message),
+  );
   return Number(seconds);
 });
 
 const expiresAt = z.iso.datetime({
   offset: true,
-  error: (issue) => (issue.code === 'invalid_type'
-    ? wrongType('an ISO 8601 timestamp string')(issue)
-    : 'must be an ISO 8601 timestamp with a time zone'),
+  error: (issue) =>
+    issue.code === 'invalid_type'
+      ? wrongType('an ISO 8601 timestamp string')(issue)
+      : 'must be an ISO 8601 timestamp with a time zone',
 });
 
 const metadata = z.unknown().transform((value, ctx): Metadata => {
@@ -131,7 +146,8 @@ const metadata = z.unknown().transform((value, ctx): Metadata => {
     return z.NEVER as never;
   };
   if (!isObject(value)) return fail(`must be a JSON object, not ${kindOf(value)}`);
-  if (Buffer.byteLength(JSON.stringify(value)) > maxMetadataBytes) return fail(`must be at most ${maxMetadataBytes} bytes serialized`);
+  if (Buffer.byteLength(JSON.stringify(value)) > maxMetadataBytes)
+    return fail(`must be at most ${maxMetadataBytes} bytes serialized`);
   if (depthOf(value) > maxMetadataDepth) return fail(`must be nested at most ${maxMetadataDepth} levels deep`);
   return value;
 });
@@ -143,18 +159,20 @@ const payloadSchemas = {
   credit: z.strictObject({ ...common, account: accountId, amount }),
   debit: z.strictObject({ ...common, account: accountId, amount }),
   transfer: z.strictObject({ ...common, from: accountId, to: accountId, amount }),
-  hold: z.strictObject({
-    ...common,
-    account: accountId,
-    amount,
-    // A new hold's id is a client id too: it defaults to the command id, and may be derived from it.
-    hold: clientId.optional(),
-    expires_at: expiresAt.optional(),
-    ttl_seconds: ttlSeconds.optional(),
-  }).refine((p) => p.expires_at === undefined || p.ttl_seconds === undefined, {
-    message: 'give expires_at or ttl_seconds, not both',
-    path: ['ttl_seconds'],
-  }),
+  hold: z
+    .strictObject({
+      ...common,
+      account: accountId,
+      amount,
+      // A new hold's id is a client id too: it defaults to the command id, and may be derived from it.
+      hold: clientId.optional(),
+      expires_at: expiresAt.optional(),
+      ttl_seconds: ttlSeconds.optional(),
+    })
+    .refine((p) => p.expires_at === undefined || p.ttl_seconds === undefined, {
+      message: 'give expires_at or ttl_seconds, not both',
+      path: ['ttl_seconds'],
+    }),
   capture: z.strictObject({ ...common, hold: holdRef, amount: amount.optional(), to: accountId.optional() }),
   release: z.strictObject({ ...common, hold: holdRef }),
   expire_hold: z.strictObject({ hold: holdRef }),
@@ -188,14 +206,26 @@ export function parseCommand(input: ParseInput): ParsedCommand {
   } catch (error) {
     // A payload built in code (not read from JSON text) can still get here, e.g. a cycle.
     const message = error instanceof RangeError ? 'payload: nested too deeply' : 'payload: not JSON';
-    return { ok: false, id: input.defaultId, type, message, request: '{"unreadable":true}', fingerprint: `unreadable:${input.defaultId}` };
+    return {
+      ok: false,
+      id: input.defaultId,
+      type,
+      message,
+      request: '{"unreadable":true}',
+      fingerprint: `unreadable:${input.defaultId}`,
+    };
   }
 }
 
 function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
   if (input.payload instanceof UnreadablePayload) return rejectUnreadable(input, type, input.payload);
   const tooDeep = findTooDeepField(input.payload);
-  if (tooDeep !== undefined) return rejectUnreadable(input, type, new UnreadablePayload('too_deep', 0, '', tooDeep, usableId(claimedIdOf(input.payload))));
+  if (tooDeep !== undefined)
+    return rejectUnreadable(
+      input,
+      type,
+      new UnreadablePayload('too_deep', 0, '', tooDeep, usableId(claimedIdOf(input.payload))),
+    );
   const request = JSON.stringify(input.payload) ?? 'null';
   const fingerprint = fingerprintOf(type, input.payload);
   const claimedId = claimedIdOf(input.payload);
@@ -205,12 +235,14 @@ function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
   if (!isObject(input.payload)) return reject(`payload: must be a JSON object, not ${kindOf(input.payload)}`);
   const size = Buffer.byteLength(request);
   if (size > maxPayloadBytes) return reject(`payload: is ${size} bytes, at most ${maxPayloadBytes} are accepted`);
-  if (input.requireId && input.payload.id === undefined) return reject('id: is required for each element of a batch job');
+  if (input.requireId && input.payload.id === undefined)
+    return reject('id: is required for each element of a batch job');
   // Metadata is stored as JSON text, which keeps any string; every other field ends up in a text
   // column or in a message, which cannot hold a NUL or a lone surrogate.
   const fields = Object.fromEntries(Object.entries(input.payload).filter(([key]) => key !== 'metadata'));
   const unstorable = findUnstorableText(fields, []);
-  if (unstorable) return reject(`${unstorable}: contains a NUL character or a lone surrogate, which PostgreSQL cannot store`);
+  if (unstorable)
+    return reject(`${unstorable}: contains a NUL character or a lone surrogate, which PostgreSQL cannot store`);
 
   const command = buildCommand(input.task, input, id);
   if (typeof command === 'string') return reject(command);
@@ -228,14 +260,22 @@ function claimedIdOf(payload: unknown): unknown {
 
 type Task = keyof typeof payloadSchemas;
 type Payload<T extends Task> = z.output<(typeof payloadSchemas)[T]>;
-interface Base { id: string; metadata?: Metadata }
+interface Base {
+  id: string;
+  metadata?: Metadata;
+}
 
 /** Each schema, typed by its own output: a checked assignment, so indexing by a task keeps the type. */
 const schemaOf: { [T in Task]: z.ZodType<Payload<T>> } = payloadSchemas;
 
 /** Each task's command, built from its schema's output type: a field the schema lacks does not compile. */
 const builders: { [T in Task]: (p: Payload<T>, base: Base, input: ParseInput) => Command } = {
-  open_account: (p, base, input) => ({ ...base, type: 'open_account', account: p.account, currency: p.currency ?? input.defaultCurrency }),
+  open_account: (p, base, input) => ({
+    ...base,
+    type: 'open_account',
+    account: p.account,
+    currency: p.currency ?? input.defaultCurrency,
+  }),
   credit: (p, base) => ({ ...base, type: 'credit', account: p.account, amount: p.amount }),
   debit: (p, base) => ({ ...base, type: 'debit', account: p.account, amount: p.amount }),
   transfer: (p, base) => ({ ...base, type: 'transfer', from: p.from, to: p.to, amount: p.amount }),
@@ -275,7 +315,8 @@ export function isCommandTask(name: string): name is CommandType {
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (!issue) return 'payload: invalid';
-  if (issue.code === 'unrecognized_keys') return `${issue.keys.map((key) => quotableKey(storableText(key))).join(', ')}: unknown field`;
+  if (issue.code === 'unrecognized_keys')
+    return `${issue.keys.map((key) => quotableKey(storableText(key))).join(', ')}: unknown field`;
   const field = issue.path.length ? issue.path.map((part) => storableText(String(part))).join('.') : 'payload';
   return `${field}: ${issue.message}`;
 }
@@ -344,9 +385,10 @@ function rejectUnreadable(input: ParseInput, type: Command['type'], payload: Unr
     summary = { id, payload_bytes: payload.bytes, refused: 'too large' };
   } else {
     const field = quotableKey(storableText(payload.field ?? 'payload'));
-    message = field === 'metadata'
-      ? `metadata: must be nested at most ${maxMetadataDepth} levels deep`
-      : `${field}: is nested more than ${maxPayloadDepth} levels deep`;
+    message =
+      field === 'metadata'
+        ? `metadata: must be nested at most ${maxMetadataDepth} levels deep`
+        : `${field}: is nested more than ${maxPayloadDepth} levels deep`;
     summary = { id, nested_too_deeply: field };
   }
   if (payload.digest) summary.sha256 = payload.digest;

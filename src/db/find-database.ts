@@ -20,7 +20,10 @@ export class NoDatabaseError extends Error {
   }
 }
 
-/** Where `billing start` keeps the embedded PostgreSQL: an override (--data-dir), else BILLING_DATA_DIR, else .data/postgres. */
+/**
+ * Where `billing start` keeps the embedded PostgreSQL: an override (--data-dir), else
+ * BILLING_DATA_DIR, else .data/postgres.
+ */
 export function embeddedDataDir(config: Pick<Config, 'dataDir'>, override?: string): string {
   return path.resolve(override ?? config.dataDir ?? path.join(projectRoot, '.data', 'postgres'));
 }
@@ -36,6 +39,8 @@ export async function findDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir
   const { readEmbeddedDatabaseUrl } = await import('../embedded/embedded-default.ts');
   const url = readEmbeddedDatabaseUrl(dataDir);
   if (url) return { url, source: 'embedded' };
-  throw new NoDatabaseError(`no database: DATABASE_URL is not set and no embedded PostgreSQL is running for ${dataDir}.\n` +
-    'Run `npm start` in another terminal (it starts one), or set DATABASE_URL=postgres://user@host:5432/db.');
+  throw new NoDatabaseError(
+    `no database: DATABASE_URL is not set and no embedded PostgreSQL is running for ${dataDir}.\n` +
+      'Run `npm start` in another terminal (it starts one), or set DATABASE_URL=postgres://user@host:5432/db.',
+  );
 }

@@ -139,23 +139,30 @@ export async function startEmbeddedDatabase(options: StartEmbeddedOptions): Prom
     const owner = previous?.ownerPid;
     shared = owner !== undefined && owner !== process.pid && processAlive(owner);
     const mine = handles.has(pgdata);
-    log.info({ port: running.port, pgdata, shared, ownerPid: owner }, shared
-      ? 'embedded PostgreSQL: reusing the server another process runs (it stops it)'
-      : mine ? 'embedded PostgreSQL: reusing the server this process runs'
-        : 'embedded PostgreSQL: adopting a server left running by a process that is gone');
+    log.info(
+      { port: running.port, pgdata, shared, ownerPid: owner },
+      shared
+        ? 'embedded PostgreSQL: reusing the server another process runs (it stops it)'
+        : mine
+          ? 'embedded PostgreSQL: reusing the server this process runs'
+          : 'embedded PostgreSQL: adopting a server left running by a process that is gone',
+    );
     if (!shared) writeState(dataDir, { port: running.port, database, ownerPid: process.pid });
   } else {
     // An explicit port first, then the one remembered from the last run, then 54329, then any free one.
-    const candidates = [options.port, previous?.port, DEFAULT_EMBEDDED_PORT]
-      .filter((port): port is number => typeof port === 'number');
+    const candidates = [options.port, previous?.port, DEFAULT_EMBEDDED_PORT].filter(
+      (port): port is number => typeof port === 'number',
+    );
     const firstStart = !existsSync(path.join(pgdata, 'PG_VERSION'));
     const started = Date.now();
     const result = await startOnAFreePort(pgdata, candidates, onLog, log);
     cluster = result.cluster;
     created = result.created;
     writeState(dataDir, { port: cluster.port, database, ownerPid: process.pid });
-    log.info({ port: cluster.port, pgdata, ms: Date.now() - started, firstStart },
-      firstStart ? 'embedded PostgreSQL: created and started' : 'embedded PostgreSQL: started');
+    log.info(
+      { port: cluster.port, pgdata, ms: Date.now() - started, firstStart },
+      firstStart ? 'embedded PostgreSQL: created and started' : 'embedded PostgreSQL: started',
+    );
   }
 
   await createDatabaseIfMissing(cluster.databaseUrl('postgres'), database);
@@ -183,8 +190,12 @@ export async function startEmbeddedDatabase(options: StartEmbeddedOptions): Prom
 }
 
 /** Tries the candidate ports that are free, then OS-picked ones; retries when a port is lost to a race. */
-async function startOnAFreePort(pgdata: string, candidates: number[], onLog: (message: string) => void, log: EmbeddedLogger):
-Promise<{ cluster: PostgresCluster; created: boolean }> {
+async function startOnAFreePort(
+  pgdata: string,
+  candidates: number[],
+  onLog: (message: string) => void,
+  log: EmbeddedLogger,
+): Promise<{ cluster: PostgresCluster; created: boolean }> {
   let created = false;
   for (let attempt = 1; ; attempt++) {
     let port = candidates.shift();

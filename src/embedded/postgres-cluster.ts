@@ -54,8 +54,16 @@ export interface PostmasterStatus {
   status: string;
 }
 
-interface RunResult { code: number | null; stdout: string; stderr: string }
-interface Identity { uid: number; gid: number; name: string }
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+interface Identity {
+  uid: number;
+  gid: number;
+  name: string;
+}
 
 const SUPERUSER = 'postgres';
 const SOCKET_PATH_MAX = 107;
@@ -78,17 +86,23 @@ export function locateBinaries(): Promise<PostgresBinaries> {
       try {
         resolved = createRequire(import.meta.url).resolve(name);
       } catch {
-        throw new Error(`embedded PostgreSQL: no binaries for ${platform()}-${arch()} (package ${name} is not installed)`);
+        throw new Error(
+          `embedded PostgreSQL: no binaries for ${platform()}-${arch()} (package ${name} is not installed)`,
+        );
       }
     }
     const mod = (await import(pathToFileURL(resolved).href)) as Partial<PostgresBinaries>;
-    if (!mod.initdb || !mod.pg_ctl || !mod.postgres) throw new Error(`embedded PostgreSQL: ${name} does not export initdb, pg_ctl and postgres`);
+    if (!mod.initdb || !mod.pg_ctl || !mod.postgres)
+      throw new Error(`embedded PostgreSQL: ${name} does not export initdb, pg_ctl and postgres`);
     for (const file of [mod.initdb, mod.pg_ctl, mod.postgres]) {
-      if (!existsSync(file)) throw new Error(`embedded PostgreSQL: missing binary ${file} (did the install script of ${name} run?)`);
+      if (!existsSync(file))
+        throw new Error(`embedded PostgreSQL: missing binary ${file} (did the install script of ${name} run?)`);
     }
     return { initdb: mod.initdb, pg_ctl: mod.pg_ctl, postgres: mod.postgres };
   })();
-  binariesPromise.catch(() => { binariesPromise = undefined; });
+  binariesPromise.catch(() => {
+    binariesPromise = undefined;
+  });
   return binariesPromise;
 }
 
@@ -134,7 +148,9 @@ export class PostgresCluster {
     const socketName = `.s.PGSQL.${options.port}`;
     this.socketDir = options.socketDir
       ? path.resolve(options.socketDir)
-      : Buffer.byteLength(path.join(this.dataDir, socketName)) <= SOCKET_PATH_MAX ? this.dataDir : tmpdir();
+      : Buffer.byteLength(path.join(this.dataDir, socketName)) <= SOCKET_PATH_MAX
+        ? this.dataDir
+        : tmpdir();
   }
 
   /** postgres://postgres@127.0.0.1:<port>/<database> (trust auth, no password). */
@@ -171,7 +187,9 @@ export class PostgresCluster {
     this.#log(`initdb ${this.dataDir}${identity ? ` as ${identity.name}` : ''}`);
     const result = await this.#run(initdb, args, identity);
     if (result.code !== 0) {
-      throw new Error(`initdb failed (exit ${result.code}) for ${this.dataDir}: ${(result.stderr || result.stdout).trim()}`);
+      throw new Error(
+        `initdb failed (exit ${result.code}) for ${this.dataDir}: ${(result.stderr || result.stdout).trim()}`,
+      );
     }
     const settings: Record<string, string | number | boolean> = {
       listen_addresses: '127.0.0.1',
@@ -179,7 +197,10 @@ export class PostgresCluster {
       ...this.#options.settings,
     };
     const lines = Object.entries(settings).map(([key, value]) => `${key} = ${formatSetting(value)}`);
-    appendFileSync(path.join(this.dataDir, 'postgresql.conf'), `\n# pg-billing embedded cluster\n${lines.join('\n')}\n`);
+    appendFileSync(
+      path.join(this.dataDir, 'postgresql.conf'),
+      `\n# pg-billing embedded cluster\n${lines.join('\n')}\n`,
+    );
     return true;
   }
 
@@ -205,16 +226,23 @@ export class PostgresCluster {
       this.#ensureTraversable(path.dirname(this.logFile), identity);
     }
     const serverOptions = [
-      '-p', String(this.port),
-      '-c', 'listen_addresses=127.0.0.1',
-      '-k', shellQuote(this.socketDir),
+      '-p',
+      String(this.port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-k',
+      shellQuote(this.socketDir),
     ].join(' ');
     const started = Date.now();
-    const result = await this.#run(pg_ctl, [
-      'start', '-D', this.dataDir, '-l', this.logFile, '-w', '-t', String(this.#timeout()), '-s', '-o', serverOptions,
-    ], identity);
+    const result = await this.#run(
+      pg_ctl,
+      ['start', '-D', this.dataDir, '-l', this.logFile, '-w', '-t', String(this.#timeout()), '-s', '-o', serverOptions],
+      identity,
+    );
     if (result.code !== 0) {
-      throw new Error(`PostgreSQL did not start on port ${this.port} (pg_ctl exit ${result.code}): ${(result.stderr || result.stdout).trim()}\n--- ${this.logFile} (tail) ---\n${this.logTail()}`);
+      throw new Error(
+        `PostgreSQL did not start on port ${this.port} (pg_ctl exit ${result.code}): ${(result.stderr || result.stdout).trim()}\n--- ${this.logFile} (tail) ---\n${this.logTail()}`,
+      );
     }
     await this.#waitForConnections();
     this.#log(`started on 127.0.0.1:${this.port} in ${Date.now() - started} ms (data ${this.dataDir})`);
@@ -224,9 +252,15 @@ export class PostgresCluster {
   async stop(mode: StopMode = 'fast'): Promise<void> {
     if (!this.isRunning()) return;
     const { pg_ctl } = await locateBinaries();
-    const result = await this.#run(pg_ctl, ['stop', '-D', this.dataDir, '-m', mode, '-w', '-t', String(this.#timeout()), '-s'], this.#runAs());
+    const result = await this.#run(
+      pg_ctl,
+      ['stop', '-D', this.dataDir, '-m', mode, '-w', '-t', String(this.#timeout()), '-s'],
+      this.#runAs(),
+    );
     if (result.code !== 0 && this.isRunning()) {
-      throw new Error(`pg_ctl stop -m ${mode} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+      throw new Error(
+        `pg_ctl stop -m ${mode} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`,
+      );
     }
     this.#log(`stopped (${mode})`);
   }
@@ -285,14 +319,19 @@ export class PostgresCluster {
     let identity = lookupUser(name);
     if (!identity) {
       if (this.#options.createSystemUser === false) {
-        throw new Error(`PostgreSQL refuses to run as root and there is no "${name}" system user to run it as: create one (useradd --system --user-group ${name}) or run as a non-root user`);
+        throw new Error(
+          `PostgreSQL refuses to run as root and there is no "${name}" system user to run it as: create one (useradd --system --user-group ${name}) or run as a non-root user`,
+        );
       }
       this.#log(`creating system user ${name} (PostgreSQL refuses to run as root)`);
       try {
         execFileSync('useradd', ['--system', '--user-group', '--no-create-home', name], { stdio: 'pipe' });
       } catch (error) {
         const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-        throw new Error(`PostgreSQL refuses to run as root, and creating the "${name}" system user failed: ${stderr || String(error)}`);
+        throw new Error(
+          `PostgreSQL refuses to run as root, and creating the "${name}" system user failed: ${stderr || String(error)}`,
+          { cause: error },
+        );
       }
       identity = lookupUser(name);
       if (!identity) throw new Error(`created system user ${name} but cannot look it up`);
@@ -336,8 +375,12 @@ export class PostgresCluster {
       });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8'); });
-      child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString('utf8');
+      });
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });

@@ -1,10 +1,26 @@
 import { createHash } from 'node:crypto';
-import { type Compilable, type CompiledQuery, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
+import {
+  type Compilable,
+  type CompiledQuery,
+  DummyDriver,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+} from 'kysely';
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { holdStatuses, operationTypes, resultCodes, resultStatuses } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
-import { lockAccounts, lockHolds, lockSlots, selectEarlierResults, WriteParameter, writeStatement, writeValues } from './batch-sql.ts';
+import {
+  lockAccounts,
+  lockHolds,
+  lockSlots,
+  selectEarlierResults,
+  WriteParameter,
+  writeStatement,
+  writeValues,
+} from './batch-sql.ts';
 import { accountsNamedBy, holdNamedBy, lockSlotsOf } from './lock-slots.ts';
 import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type ExistingResult } from './plan.ts';
 
@@ -12,8 +28,7 @@ export { resultsChannel } from '../commands/contract.ts';
 
 /** A recorded outcome carries the seq its result row got; the others wrote no row. */
 export type AppliedOutcome =
-  | (Extract<ItemOutcome, { kind: 'recorded' }> & { seq: bigint })
-  | Exclude<ItemOutcome, { kind: 'recorded' }>;
+  (Extract<ItemOutcome, { kind: 'recorded' }> & { seq: bigint }) | Exclude<ItemOutcome, { kind: 'recorded' }>;
 
 export interface AppliedBatch {
   outcomes: AppliedOutcome[];
@@ -38,7 +53,10 @@ const builder = new Kysely<DB>({
  * (lists travel as array parameters), so each connection parses and plans each of them once, not
  * once a batch. Its rows are the query's own row type (int8 arrives as bigint: src/db/pool.ts).
  */
-function sendQuery<O extends pg.QueryResultRow>(client: pg.PoolClient, query: Compilable<O> | CompiledQuery<O>): Promise<O[]> {
+function sendQuery<O extends pg.QueryResultRow>(
+  client: pg.PoolClient,
+  query: Compilable<O> | CompiledQuery<O>,
+): Promise<O[]> {
   const compiled = 'compile' in query ? query.compile() : query;
   const name = statementName(compiled.sql);
   return client.query<O>({ name, text: compiled.sql, values: [...compiled.parameters] }).then((result) => result.rows);
@@ -49,7 +67,10 @@ const compiledWrites = writeStatement(builder).compile();
 
 function writesOf(plan: BatchPlan): typeof compiledWrites {
   const values = writeValues(plan);
-  return { ...compiledWrites, parameters: compiledWrites.parameters.map((p) => (p instanceof WriteParameter ? values[p.name] : p)) };
+  return {
+    ...compiledWrites,
+    parameters: compiledWrites.parameters.map((p) => (p instanceof WriteParameter ? values[p.name] : p)),
+  };
 }
 
 const statementNames = new Map<string, string>();
@@ -114,8 +135,10 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
     // failure here is a fault to look at, not a state to roll back.
     const seqs = new Map<string, bigint>();
     for (const row of rows) if (row.id !== null && row.seq !== null) seqs.set(row.id, row.seq);
-    if (seqs.size !== plan.operations.length) throw new Error(`wrote ${seqs.size} of ${plan.operations.length} results`);
-    if (Number(rows[0]?.expiries) !== plan.expiries.length) throw new Error(`scheduled ${rows[0]?.expiries} of ${plan.expiries.length} expiries`);
+    if (seqs.size !== plan.operations.length)
+      throw new Error(`wrote ${seqs.size} of ${plan.operations.length} results`);
+    if (Number(rows[0]?.expiries) !== plan.expiries.length)
+      throw new Error(`scheduled ${rows[0]?.expiries} of ${plan.expiries.length} expiries`);
     const outcomes = plan.outcomes.map((outcome): AppliedOutcome => {
       if (outcome.kind !== 'recorded') return outcome;
       const seq = seqs.get(outcome.result.id);
@@ -127,7 +150,9 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
   } catch (error) {
     // The transaction may be open (a failed statement aborts it) or already ended by a failed commit;
     // rollback covers both. A connection that cannot even roll back is not given back to the pool.
-    await client.query('rollback').catch((rollbackError: Error) => { broken = rollbackError; });
+    await client.query('rollback').catch((rollbackError: Error) => {
+      broken = rollbackError;
+    });
     throw error;
   } finally {
     client.release(broken);
@@ -156,24 +181,34 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
   // A missing slot row would be a lock silently not taken.
   if (locked.length !== slots.length) throw new Error(`locked ${locked.length} of ${slots.length} lock slots`);
 
-  const existing = new Map(earlier.map((row) => [row.id, {
-    id: row.id,
-    seq: row.seq,
-    type: oneOf(operationTypes, row.type, 'operation type'),
-    status: oneOf(resultStatuses, row.status, 'result status'),
-    code: oneOf(resultCodes, row.code, 'result code'),
-    message: row.message,
-    balances: balancesFromJson(row.balances),
-    fingerprint: row.fingerprint,
-    jobId: row.job_id,
-  } satisfies ExistingResult]));
-  const holds = new Map(holdRows.map((row) => [row.hold, {
-    hold: row.hold,
-    account: row.account,
-    amount: row.amount,
-    status: oneOf(holdStatuses, row.status, 'hold status'),
-    expiresAt: row.expires_at,
-  }]));
+  const existing = new Map(
+    earlier.map((row) => [
+      row.id,
+      {
+        id: row.id,
+        seq: row.seq,
+        type: oneOf(operationTypes, row.type, 'operation type'),
+        status: oneOf(resultStatuses, row.status, 'result status'),
+        code: oneOf(resultCodes, row.code, 'result code'),
+        message: row.message,
+        balances: balancesFromJson(row.balances),
+        fingerprint: row.fingerprint,
+        jobId: row.job_id,
+      } satisfies ExistingResult,
+    ]),
+  );
+  const holds = new Map(
+    holdRows.map((row) => [
+      row.hold,
+      {
+        hold: row.hold,
+        account: row.account,
+        amount: row.amount,
+        status: oneOf(holdStatuses, row.status, 'hold status'),
+        expiresAt: row.expires_at,
+      },
+    ]),
+  );
   const accounts = new Map(accountRows.map((row) => [row.account, { ...row }]));
   // The clock after the last slot lock was granted: the database's, never the worker's.
   const now = locked[locked.length - 1]!.now;

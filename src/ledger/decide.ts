@@ -1,5 +1,15 @@
 import { maxHoldSeconds, maxInt64, type RejectionCode } from '../commands/contract.ts';
-import type { Capture, Command, Credit, Debit, HoldExpiry, Hold, OpenAccount, Release, Transfer } from '../commands/command.ts';
+import type {
+  Capture,
+  Command,
+  Credit,
+  Debit,
+  HoldExpiry,
+  Hold,
+  OpenAccount,
+  Release,
+  Transfer,
+} from '../commands/command.ts';
 import type { AccountState, HoldState, LedgerView } from './state.ts';
 
 /** A change of one account: what the journal records as one entry. */
@@ -16,7 +26,12 @@ export type Decision =
       postings: Posting[];
       openAccount?: { account: string; currency: string };
       createHold?: HoldState;
-      closeHold?: { hold: string; status: 'captured' | 'released' | 'expired'; captured: bigint; capturedTo: string | null };
+      closeHold?: {
+        hold: string;
+        status: 'captured' | 'released' | 'expired';
+        captured: bigint;
+        capturedTo: string | null;
+      };
     }
   /** Nothing to do and nothing to record: an expiry for a hold that is already closed or not yet due. */
   | { kind: 'skipped'; reason: string; retryAt?: Date };
@@ -29,14 +44,22 @@ const reject = (code: RejectionCode, message: string): Decision => ({ kind: 'rej
  */
 export function decide(command: Command, view: LedgerView): Decision {
   switch (command.type) {
-    case 'open_account': return decideOpenAccount(command, view);
-    case 'credit': return decideCredit(command, view);
-    case 'debit': return decideDebit(command, view);
-    case 'transfer': return decideTransfer(command, view);
-    case 'hold': return decideHold(command, view);
-    case 'capture': return decideCapture(command, view);
-    case 'release': return decideRelease(command, view);
-    case 'expire': return decideExpiry(command, view);
+    case 'open_account':
+      return decideOpenAccount(command, view);
+    case 'credit':
+      return decideCredit(command, view);
+    case 'debit':
+      return decideDebit(command, view);
+    case 'transfer':
+      return decideTransfer(command, view);
+    case 'hold':
+      return decideHold(command, view);
+    case 'capture':
+      return decideCapture(command, view);
+    case 'release':
+      return decideRelease(command, view);
+    case 'expire':
+      return decideExpiry(command, view);
   }
 }
 
@@ -111,7 +134,8 @@ function decideCapture(command: Capture, view: LedgerView): Decision {
   const closed = closedReason(hold, view.now);
   if (closed) return reject('hold_closed', closed);
   const amount = command.amount ?? hold.amount;
-  if (amount > hold.amount) return reject('amount_exceeds_hold', `amount ${amount} is more than the ${hold.amount} held`);
+  if (amount > hold.amount)
+    return reject('amount_exceeds_hold', `amount ${amount} is more than the ${hold.amount} held`);
   const source = view.accounts.get(hold.account);
   if (!source) return notFound(hold.account);
   // The whole hold leaves `held`; only the captured amount leaves the balance: the rest is released.
@@ -123,7 +147,11 @@ function decideCapture(command: Capture, view: LedgerView): Decision {
   if (to.currency !== source.currency) return mismatch(source, to);
   // Captured back to its own account, the money leaves and returns: the balance cannot grow.
   if (command.to !== hold.account && to.balance + amount > maxInt64) return overflow(command.to);
-  return { kind: 'applied', postings: [release, { account: command.to, balanceDelta: amount, heldDelta: 0n }], closeHold };
+  return {
+    kind: 'applied',
+    postings: [release, { account: command.to, balanceDelta: amount, heldDelta: 0n }],
+    closeHold,
+  };
 }
 
 function decideRelease(command: Release, view: LedgerView): Decision {
@@ -155,7 +183,8 @@ function decideExpiry(command: HoldExpiry, view: LedgerView): Decision {
 /** A hold past its expiry is closed for capture and release even before the expiry job has run. */
 function closedReason(hold: HoldState, now: Date): string | undefined {
   if (hold.status !== 'active') return `hold ${hold.hold} is already ${hold.status}`;
-  if (hold.expiresAt && hold.expiresAt.getTime() <= now.getTime()) return `hold ${hold.hold} expired at ${hold.expiresAt.toISOString()}`;
+  if (hold.expiresAt && hold.expiresAt.getTime() <= now.getTime())
+    return `hold ${hold.hold} expired at ${hold.expiresAt.toISOString()}`;
   return undefined;
 }
 
@@ -168,7 +197,10 @@ function overflow(account: string): Decision {
 }
 
 function insufficient(account: AccountState, amount: bigint): Decision {
-  return reject('insufficient_funds', `account ${account.account} has ${available(account)} available, ${amount} needed`);
+  return reject(
+    'insufficient_funds',
+    `account ${account.account} has ${available(account)} available, ${amount} needed`,
+  );
 }
 
 function mismatch(a: AccountState, b: AccountState): Decision {

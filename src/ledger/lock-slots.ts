@@ -43,16 +43,26 @@ export function lockSlotsOf(items: readonly BatchItem[]): number[] {
 
 export function accountsNamedBy(command: Command): string[] {
   switch (command.type) {
-    case 'transfer': return [command.from, command.to];
-    case 'capture': return command.to === undefined ? [] : [command.to];
-    case 'release': case 'expire': return [];
-    default: return [command.account];
+    case 'transfer':
+      return [command.from, command.to];
+    case 'capture':
+      return command.to === undefined ? [] : [command.to];
+    case 'release':
+    case 'expire':
+      return [];
+    default:
+      return [command.account];
   }
 }
 
 export function holdNamedBy(command: Command): string | undefined {
   switch (command.type) {
-    case 'hold': case 'capture': case 'release': case 'expire': return command.hold;
-    default: return undefined;
+    case 'hold':
+    case 'capture':
+    case 'release':
+    case 'expire':
+      return command.hold;
+    default:
+      return undefined;
   }
 }

@@ -59,7 +59,13 @@ export interface BatchPlan {
   changedAccounts: Map<string, AccountBalance>;
   entries: EntryRow[];
   createdHolds: (HoldState & { operationId: string })[];
-  closedHolds: { hold: string; status: 'captured' | 'released' | 'expired'; captured: bigint; capturedTo: string | null; operationId: string }[];
+  closedHolds: {
+    hold: string;
+    status: 'captured' | 'released' | 'expired';
+    captured: bigint;
+    capturedTo: string | null;
+    operationId: string;
+  }[];
   /** Expiry jobs to schedule (new holds with an expiry, and expiries that ran early). */
   expiries: { hold: string; runAt: Date }[];
 }
@@ -71,8 +77,15 @@ export interface BatchPlan {
  */
 export function planBatch(items: BatchItem[], existing: Map<string, ExistingResult>, view: LedgerView): BatchPlan {
   const plan: BatchPlan = {
-    outcomes: [], operations: [], conflicts: [], openedAccounts: [], changedAccounts: new Map(),
-    entries: [], createdHolds: [], closedHolds: [], expiries: [],
+    outcomes: [],
+    operations: [],
+    conflicts: [],
+    openedAccounts: [],
+    changedAccounts: new Map(),
+    entries: [],
+    createdHolds: [],
+    closedHolds: [],
+    expiries: [],
   };
   const seen = new Map<string, { fingerprint: string; result: ExistingResult | CommandResult }>();
   for (const [id, stored] of existing) seen.set(id, { fingerprint: stored.fingerprint, result: stored });
@@ -86,7 +99,12 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
       if (earlier.fingerprint === parsed.fingerprint) {
         plan.outcomes.push({ kind: 'replayed', result: earlier.result });
       } else {
-        plan.outcomes.push({ kind: 'conflict', id, type, message: `id ${id} was already used by another ${earlier.result.type} command` });
+        plan.outcomes.push({
+          kind: 'conflict',
+          id,
+          type,
+          message: `id ${id} was already used by another ${earlier.result.type} command`,
+        });
         plan.conflicts.push({ id, type, request: parsed.request, jobId: item.jobId });
       }
       continue;
@@ -99,7 +117,8 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
       const decision = decide(parsed.command, view);
       if (decision.kind === 'skipped') {
         plan.outcomes.push({ kind: 'skipped', reason: decision.reason });
-        if (decision.retryAt && parsed.command.type === 'expire') plan.expiries.push({ hold: parsed.command.hold, runAt: decision.retryAt });
+        if (decision.retryAt && parsed.command.type === 'expire')
+          plan.expiries.push({ hold: parsed.command.hold, runAt: decision.retryAt });
         continue;
       }
       if (decision.kind === 'rejected') {
@@ -114,7 +133,8 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
         if (decision.createHold) {
           view.holds.set(decision.createHold.hold, decision.createHold);
           plan.createdHolds.push({ ...decision.createHold, operationId: id });
-          if (decision.createHold.expiresAt) plan.expiries.push({ hold: decision.createHold.hold, runAt: decision.createHold.expiresAt });
+          if (decision.createHold.expiresAt)
+            plan.expiries.push({ hold: decision.createHold.hold, runAt: decision.createHold.expiresAt });
         }
         if (decision.closeHold) {
           const hold = view.holds.get(decision.closeHold.hold);
@@ -145,7 +165,8 @@ function applyPostings(plan: BatchPlan, view: LedgerView, operationId: string, p
     account.held += posting.heldDelta;
     // The rules never get here with a negative result; if they ever did, the database's CHECK
     // constraints would refuse the commit. Failing early names the command.
-    if (account.held < 0n || account.balance < account.held) throw new Error(`rule breach on ${account.account} by ${operationId}`);
+    if (account.held < 0n || account.balance < account.held)
+      throw new Error(`rule breach on ${account.account} by ${operationId}`);
     plan.entries.push({ ...posting, operationId, balanceAfter: account.balance, heldAfter: account.held });
     const after = { account: account.account, balance: account.balance, held: account.held };
     plan.changedAccounts.set(account.account, after);

@@ -20,96 +20,142 @@ export interface VerifyReport {
   checks: VerifyCheck[];
 }
 
-
 /**
  * Checks the ledger in one snapshot: every account's journal is a gapless chain from zero to the
  * account row, nothing is negative, active holds add up to `held`, the constraints that guarantee
  * all this are in place, and no billing job is stuck.
  */
 export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
-  return db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
-    await sql`set transaction read only`.execute(trx);
-    const checks: VerifyCheck[] = [];
-    const check = async (name: string, severity: VerifyCheck['severity'], query: ReturnType<typeof sql<{ example: string }>>) => {
-      const { rows } = await query.execute(trx);
-      checks.push({ name, severity, violations: rows.length, examples: rows.slice(0, 5).map((r) => r.example) });
-    };
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      await sql`set transaction read only`.execute(trx);
+      const checks: VerifyCheck[] = [];
+      const check = async (
+        name: string,
+        severity: VerifyCheck['severity'],
+        query: ReturnType<typeof sql<{ example: string }>>,
+      ) => {
+        const { rows } = await query.execute(trx);
+        checks.push({ name, severity, violations: rows.length, examples: rows.slice(0, 5).map((r) => r.example) });
+      };
 
-    await check('journal chains: each entry = previous values + its deltas, from zero', 'breach', sql<{ example: string }>`
+      await check(
+        'journal chains: each entry = previous values + its deltas, from zero',
+        'breach',
+        sql<{ example: string }>`
       select format('entry %s of %s', id, account) as example from (
         select id, account, balance_delta, held_delta, balance_after, held_after,
                lag(balance_after, 1, 0::bigint) over w as prev_balance,
                lag(held_after, 1, 0::bigint) over w as prev_held
         from billing.entries window w as (partition by account order by id)) as chained
-      where balance_after <> prev_balance + balance_delta or held_after <> prev_held + held_delta`);
+      where balance_after <> prev_balance + balance_delta or held_after <> prev_held + held_delta`,
+      );
 
-    await check('journal ends at the account row', 'breach', sql<{ example: string }>`
+      await check(
+        'journal ends at the account row',
+        'breach',
+        sql<{ example: string }>`
       select format('%s: row %s/%s, journal %s/%s', a.account, a.balance, a.held,
                     coalesce(last.balance_after, 0), coalesce(last.held_after, 0)) as example
       from billing.accounts as a
       left join lateral (select balance_after, held_after from billing.entries as e
                          where e.account = a.account order by id desc limit 1) as last on true
-      where coalesce(last.balance_after, 0) <> a.balance or coalesce(last.held_after, 0) <> a.held`);
+      where coalesce(last.balance_after, 0) <> a.balance or coalesce(last.held_after, 0) <> a.held`,
+      );
 
-    await check('never negative: held >= 0 and available >= 0', 'breach', sql<{ example: string }>`
+      await check(
+        'never negative: held >= 0 and available >= 0',
+        'breach',
+        sql<{ example: string }>`
       select format('%s: balance %s held %s', account, balance, held) as example
-      from billing.accounts where held < 0 or balance - held < 0`);
+      from billing.accounts where held < 0 or balance - held < 0`,
+      );
 
-    await check('active holds add up to held', 'breach', sql<{ example: string }>`
+      await check(
+        'active holds add up to held',
+        'breach',
+        sql<{ example: string }>`
       select format('%s: held %s, active holds %s', a.account, a.held, coalesce(h.total, 0)) as example
       from billing.accounts as a
       left join (select account, sum(amount) as total from billing.holds where status = 'active' group by account) as h
         using (account)
-      where coalesce(h.total, 0) <> a.held`);
+      where coalesce(h.total, 0) <> a.held`,
+      );
 
-    await check('every applied command that moved money has entries, every rejected one none', 'breach', sql<{ example: string }>`
+      await check(
+        'every applied command that moved money has entries, every rejected one none',
+        'breach',
+        sql<{ example: string }>`
       select format('%s (%s %s)', o.id, o.type, o.status) as example
       from billing.operations as o
       where (o.status = 'applied' and o.type <> 'open_account'
              and not exists (select 1 from billing.entries as e where e.operation_id = o.id))
-         or (o.status = 'rejected' and exists (select 1 from billing.entries as e where e.operation_id = o.id))`);
+         or (o.status = 'rejected' and exists (select 1 from billing.entries as e where e.operation_id = o.id))`,
+      );
 
-    await check('guarding constraints are in place and validated', 'breach', sql<{ example: string }>`
+      await check(
+        'guarding constraints are in place and validated',
+        'breach',
+        sql<{ example: string }>`
       select expected.name as example
       from (values ('accounts', 'held_not_negative'), ('accounts', 'available_not_negative'),
                    ('entries', 'entry_after_not_negative'), ('operations', 'operations_pkey'),
                    ('operations', 'operations_seq_key')) as expected(tbl, name)
       where not exists (
         select 1 from pg_constraint as c
-        where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)`);
+        where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)`,
+      );
 
-    // Money held past its time is stuck money (docs/guarantees.md: an expired hold is released within 5 seconds).
-    await check('no active hold more than 5 s past its expiry', 'breach', sql<{ example: string }>`
+      // Money held past its time is stuck money (docs/guarantees.md: an expired hold is released within 5 seconds).
+      await check(
+        'no active hold more than 5 s past its expiry',
+        'breach',
+        sql<{ example: string }>`
       select format('hold %s of %s: %s held, expired %s ago', hold, account, amount, date_trunc('second', now() - expires_at)) as example
       from billing.holds where status = 'active' and expires_at < now() - interval '5 seconds'
-      order by expires_at`);
+      order by expires_at`,
+      );
 
-    await check('no expiry job failing or failed', 'breach', sql<{ example: string }>`
+      await check(
+        'no expiry job failing or failed',
+        'breach',
+        sql<{ example: string }>`
       select format('job %s %s: attempt %s of %s: %s', id, task_identifier, attempts, max_attempts, left(coalesce(last_error, ''), 80)) as example
       from graphile_worker.jobs
-      where task_identifier = ${expiryTask} and (last_error is not null or attempts >= max_attempts)`);
+      where task_identifier = ${expiryTask} and (last_error is not null or attempts >= max_attempts)`,
+      );
 
-    await check('billing jobs that failed for good', 'warning', sql<{ example: string }>`
+      await check(
+        'billing jobs that failed for good',
+        'warning',
+        sql<{ example: string }>`
       select format('job %s %s: %s', id, task_identifier, left(coalesce(last_error, ''), 80)) as example
       from graphile_worker.jobs
-      where task_identifier like ${`${taskPrefix}%`} and attempts >= max_attempts and locked_at is null`);
+      where task_identifier like ${`${taskPrefix}%`} and attempts >= max_attempts and locked_at is null`,
+      );
 
-    await check('jobs waiting under an unknown billing/ task name', 'warning', sql<{ example: string }>`
+      await check(
+        'jobs waiting under an unknown billing/ task name',
+        'warning',
+        sql<{ example: string }>`
       select format('job %s %s', id, task_identifier) as example
       from graphile_worker.jobs
-      where task_identifier like ${`${taskPrefix}%`} and task_identifier <> all(${taskNames}::text[])`);
+      where task_identifier like ${`${taskPrefix}%`} and task_identifier <> all(${taskNames}::text[])`,
+      );
 
-    const { rows } = await sql<{ accounts: bigint; entries: bigint; operations: bigint }>`
+      const { rows } = await sql<{ accounts: bigint; entries: bigint; operations: bigint }>`
       select (select count(*) from billing.accounts) as accounts,
              (select count(*) from billing.entries) as entries,
              (select count(*) from billing.operations) as operations`.execute(trx);
-    const counts = rows[0]!;
-    return {
-      ok: checks.every((c) => c.severity === 'warning' || c.violations === 0),
-      accounts: Number(counts.accounts),
-      entries: Number(counts.entries),
-      operations: Number(counts.operations),
-      checks,
-    };
-  });
+      const counts = rows[0]!;
+      return {
+        ok: checks.every((c) => c.severity === 'warning' || c.violations === 0),
+        accounts: Number(counts.accounts),
+        entries: Number(counts.entries),
+        operations: Number(counts.operations),
+        checks,
+      };
+    });
 }

@@ -1,6 +1,6 @@
 import type { AppliedBatch, AppliedOutcome } from '../ledger/apply.ts';
 import type { BatchItem } from '../ledger/plan.ts';
-import { isTransientError } from './errors.ts';
+import { isTransientError } from '../db/errors.ts';
 
 export type ApplyBatch = (items: BatchItem[]) => Promise<AppliedBatch>;
 export type BatchOutcome = AppliedOutcome;
@@ -37,6 +37,7 @@ export class CommandBatcher {
   readonly #options: BatcherOptions;
   #queue: Waiting[] = [];
   #inFlight = 0;
+  // eslint-disable-next-line no-unused-private-class-members -- read by `??=` in #pump
   #timer: NodeJS.Timeout | undefined;
   #pending = 0;
   /** Submitters waiting for room under maxPending, first come first served. */

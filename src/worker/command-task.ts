@@ -2,7 +2,7 @@ import type { JobHelpers, Task } from 'graphile-worker';
 import type { CommandType, expiryTaskId } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { BatchOutcome } from './batcher.ts';
-import { isTransientError } from './errors.ts';
+import { isTransientError } from '../db/errors.ts';
 import { getRuntime } from './runtime.ts';
 
 /**
@@ -23,7 +23,11 @@ export function commandTask(task: CommandType | typeof expiryTaskId): Task {
 }
 
 async function runCommand(
-  task: CommandType | typeof expiryTaskId, payload: unknown, helpers: JobHelpers, defaultId: string | null, index = 0,
+  task: CommandType | typeof expiryTaskId,
+  payload: unknown,
+  helpers: JobHelpers,
+  defaultId: string | null,
+  index = 0,
 ): Promise<void> {
   const runtime = getRuntime();
   const job = helpers.job;
@@ -45,19 +49,30 @@ async function runCommand(
   } catch (error) {
     const transient = isTransientError(error);
     const level = transient ? 'warn' : 'error';
-    log[level]({ err: error, attempt: job.attempts, transient }, transient ? 'command failed, will retry' : 'command failed with an unexpected error, will retry');
+    log[level](
+      { err: error, attempt: job.attempts, transient },
+      transient ? 'command failed, will retry' : 'command failed with an unexpected error, will retry',
+    );
     throw error;
   }
   report(outcome, job, runtime, log);
 }
 
-function report(outcome: BatchOutcome, job: JobHelpers['job'], runtime: ReturnType<typeof getRuntime>, log: ReturnType<typeof getRuntime>['logger']): void {
+function report(
+  outcome: BatchOutcome,
+  job: JobHelpers['job'],
+  runtime: ReturnType<typeof getRuntime>,
+  log: ReturnType<typeof getRuntime>['logger'],
+): void {
   switch (outcome.kind) {
     case 'recorded': {
       const { result } = outcome;
       runtime.metrics.commands.inc({ type: result.type, code: result.code });
       runtime.metrics.latency.observe({ type: result.type }, (Date.now() - new Date(job.created_at).getTime()) / 1000);
-      log.info({ type: result.type, status: result.status, code: result.code, seq: String(outcome.seq) }, result.message ?? 'applied');
+      log.info(
+        { type: result.type, status: result.status, code: result.code, seq: String(outcome.seq) },
+        result.message ?? 'applied',
+      );
       return;
     }
     case 'replayed':

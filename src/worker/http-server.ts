@@ -27,7 +27,9 @@ export const fallbackPorts = 9;
 /** An explicitly asked-for port is in use (or not ours to bind): the message names the setting. */
 export class PortTakenError extends Error {
   constructor(port: number, host: string, cause: string) {
-    super(`BILLING_HTTP_PORT=${port}: cannot listen on ${host}:${port} (${cause}); choose another port, or unset it to take a free one`);
+    super(
+      `BILLING_HTTP_PORT=${port}: cannot listen on ${host}:${port} (${cause}); choose another port, or unset it to take a free one`,
+    );
     this.name = 'PortTakenError';
   }
 }
@@ -60,11 +62,13 @@ export async function startHttpServer(listen: Listen, metrics: Metrics, checks: 
   if (listen.explicit) {
     await bind(server, listen.port, listen.host).catch((error: NodeJS.ErrnoException) => {
       throw error.code === 'EADDRINUSE' || error.code === 'EACCES' || error.code === 'EADDRNOTAVAIL'
-        ? new PortTakenError(listen.port, listen.host, error.code === 'EADDRINUSE' ? 'in use' : error.code) : error;
+        ? new PortTakenError(listen.port, listen.host, error.code === 'EADDRINUSE' ? 'in use' : error.code)
+        : error;
     });
     return server;
   }
-  const candidates = listen.port === 0 ? [0] : [...Array.from({ length: fallbackPorts + 1 }, (_, i) => listen.port + i), 0];
+  const candidates =
+    listen.port === 0 ? [0] : [...Array.from({ length: fallbackPorts + 1 }, (_, i) => listen.port + i), 0];
   for (const port of candidates) {
     try {
       await bind(server, port, listen.host);

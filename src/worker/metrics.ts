@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { commandTypes, expiryType, taskNames, type OperationType, type ResultCode } from '../commands/contract.ts';
+import { expiryType, taskNames, type OperationType, type ResultCode } from '../commands/contract.ts';
 import { serviceVersion } from '../version.ts';
-import { errorCode, isTransientError } from './errors.ts';
+import { errorCode, isTransientError } from '../db/errors.ts';
 
 /** Prometheus metrics of one worker process, served on /metrics (docs/operations.md: Metrics). */
 export interface Metrics {
@@ -35,7 +35,14 @@ const codesByType: Record<OperationType, readonly ResultCode[]> = {
   debit: ['account_not_found', 'insufficient_funds'],
   transfer: ['account_not_found', 'same_account', 'currency_mismatch', 'insufficient_funds', 'overflow'],
   hold: ['account_not_found', 'insufficient_funds', 'hold_exists'],
-  capture: ['hold_not_found', 'hold_closed', 'amount_exceeds_hold', 'account_not_found', 'currency_mismatch', 'overflow'],
+  capture: [
+    'hold_not_found',
+    'hold_closed',
+    'amount_exceeds_hold',
+    'account_not_found',
+    'currency_mismatch',
+    'overflow',
+  ],
   release: ['hold_not_found', 'hold_closed'],
   expire: [],
 };
@@ -45,46 +52,63 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const buildInfo = new Gauge({
-    name: 'billing_build_info', help: 'Always 1; the labels say which build runs (join on instance)',
-    labelNames: ['version', 'node_version'] as const, registers: [registry],
+    name: 'billing_build_info',
+    help: 'Always 1; the labels say which build runs (join on instance)',
+    labelNames: ['version', 'node_version'] as const,
+    registers: [registry],
   });
   buildInfo.set({ version: serviceVersion, node_version: process.version }, 1);
   const metrics: Omit<Metrics, 'observeBatch'> = {
     registry,
     commands: new Counter({
-      name: 'billing_commands_total', help: 'Commands that got their result, by type and result code',
-      labelNames: ['type', 'code'] as const, registers: [registry],
+      name: 'billing_commands_total',
+      help: 'Commands that got their result, by type and result code',
+      labelNames: ['type', 'code'] as const,
+      registers: [registry],
     }),
     idConflicts: new Counter({
-      name: 'billing_id_conflicts_total', help: 'Command ids reused with another payload',
-      labelNames: ['type'] as const, registers: [registry],
+      name: 'billing_id_conflicts_total',
+      help: 'Command ids reused with another payload',
+      labelNames: ['type'] as const,
+      registers: [registry],
     }),
     latency: new Histogram({
-      name: 'billing_command_latency_seconds', help: 'From enqueue (job created_at) to committed result',
-      labelNames: ['type'] as const, registers: [registry],
+      name: 'billing_command_latency_seconds',
+      help: 'From enqueue (job created_at) to committed result',
+      labelNames: ['type'] as const,
+      registers: [registry],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     }),
     retries: new Counter({
-      name: 'billing_job_retries_total', help: 'Jobs run again after a failed attempt',
-      labelNames: ['task'] as const, registers: [registry],
+      name: 'billing_job_retries_total',
+      help: 'Jobs run again after a failed attempt',
+      labelNames: ['task'] as const,
+      registers: [registry],
     }),
     errors: new Counter({
-      name: 'billing_errors_total', help: 'Failed attempts, transient (retried) or not (retried, and logged as errors)',
-      labelNames: ['kind', 'code'] as const, registers: [registry],
+      name: 'billing_errors_total',
+      help: 'Failed attempts, transient (retried) or not (retried, and logged as errors)',
+      labelNames: ['kind', 'code'] as const,
+      registers: [registry],
     }),
     batchSize: new Histogram({
-      name: 'billing_batch_commands', help: 'Commands per group-commit transaction', registers: [registry],
+      name: 'billing_batch_commands',
+      help: 'Commands per group-commit transaction',
+      registers: [registry],
       buckets: [1, 2, 5, 10, 25, 50, 100, 200, 500, 1000],
     }),
     batchSeconds: new Histogram({
-      name: 'billing_batch_seconds', help: 'Duration of a group-commit transaction',
-      labelNames: ['outcome'] as const, registers: [registry],
+      name: 'billing_batch_seconds',
+      help: 'Duration of a group-commit transaction',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     }),
     queueDepth: new Gauge({
       name: 'billing_queue_depth',
       help: 'Jobs waiting per billing task, in the whole database (every replica reports the same: use max(), not sum())',
-      labelNames: ['task'] as const, registers: [registry],
+      labelNames: ['task'] as const,
+      registers: [registry],
     }),
     oldestWaitingSeconds: new Gauge({
       name: 'billing_oldest_waiting_job_seconds',
@@ -92,21 +116,26 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     jobsReclaimed: new Counter({
-      name: 'billing_jobs_reclaimed_total', help: 'Jobs locked by dead workers that this worker handed back to the queue',
+      name: 'billing_jobs_reclaimed_total',
+      help: 'Jobs locked by dead workers that this worker handed back to the queue',
       registers: [registry],
     }),
     jobsFailed: new Counter({
-      name: 'billing_jobs_failed_total', help: 'Jobs that failed for good (max attempts reached): they stay in graphile_worker.jobs',
-      labelNames: ['task'] as const, registers: [registry],
+      name: 'billing_jobs_failed_total',
+      help: 'Jobs that failed for good (max attempts reached): they stay in graphile_worker.jobs',
+      labelNames: ['task'] as const,
+      registers: [registry],
     }),
     runnerRestarts: new Counter({
-      name: 'billing_runner_restarts_total', help: 'Fresh queue runners started after losing the database (a PostgreSQL restart)',
+      name: 'billing_runner_restarts_total',
+      help: 'Fresh queue runners started after losing the database (a PostgreSQL restart)',
       registers: [registry],
     }),
   };
   for (const [type, codes] of Object.entries(codesByType) as [OperationType, readonly ResultCode[]][]) {
     metrics.latency.zero({ type });
-    for (const code of type === expiryType ? ['ok' as const] : [...everyCommandCanEnd, ...codes]) metrics.commands.inc({ type, code }, 0);
+    for (const code of type === expiryType ? ['ok' as const] : [...everyCommandCanEnd, ...codes])
+      metrics.commands.inc({ type, code }, 0);
     if (type !== expiryType) metrics.idConflicts.inc({ type }, 0);
   }
   for (const task of taskNames) {

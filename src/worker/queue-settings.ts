@@ -8,7 +8,7 @@ export interface QueueSettings {
 }
 
 /**
- * graphile-worker settings of a billing worker, shared with `billing bench`'s queue ceiling so that
+ * graphile-worker settings of a billing worker, shared with the bench's queue ceiling so that
  * it measures the queue exactly as the service runs it. Chosen by measurement (docs/performance.md).
  */
 export function queueSettings(config: Config): QueueSettings {

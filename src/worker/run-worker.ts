@@ -41,7 +41,11 @@ export interface RunningWorker {
  * until PostgreSQL answers again and starts a fresh one in this process, as graphile-worker and
  * pg-boss users expect. `onFatal` is called only if that is impossible (the schema went away).
  */
-export async function startWorker(config: Config, logger: Logger, onFatal: (error: Error) => void): Promise<RunningWorker> {
+export async function startWorker(
+  config: Config,
+  logger: Logger,
+  onFatal: (error: Error) => void,
+): Promise<RunningWorker> {
   const connectionString = config.databaseUrl!;
   await assertMigrated(connectionString);
   const runtime = createRuntime(config, logger);
@@ -50,11 +54,21 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
   let server: Server | undefined;
   if (config.httpPort >= 0) {
     try {
-      server = await startHttpServer({ port: config.httpPort, host: config.httpHost, explicit: config.httpPortExplicit }, runtime.metrics, {
-        live: () => !stopping,
-        ready: async () => !stopping && runner !== undefined && (await sql`select 1`.execute(runtime.db).then(() => true, () => false)),
-        beforeScrape: () => refreshQueueGauges(runtime),
-      });
+      server = await startHttpServer(
+        { port: config.httpPort, host: config.httpHost, explicit: config.httpPortExplicit },
+        runtime.metrics,
+        {
+          live: () => !stopping,
+          ready: async () =>
+            !stopping &&
+            runner !== undefined &&
+            (await sql`select 1`.execute(runtime.db).then(
+              () => true,
+              () => false,
+            )),
+          beforeScrape: () => refreshQueueGauges(runtime),
+        },
+      );
     } catch (error) {
       await runtime.close();
       throw error;
@@ -65,7 +79,10 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
   const httpPort = address && typeof address === 'object' ? address.port : undefined;
   const httpHost = address && typeof address === 'object' ? address.address : undefined;
   if (httpPort !== undefined && !config.httpPortExplicit && config.httpPort !== 0 && httpPort !== config.httpPort) {
-    logger.info({ http_port: httpPort, default_port: config.httpPort }, 'default metrics port taken (another worker on this host?): using the next free one');
+    logger.info(
+      { http_port: httpPort, default_port: config.httpPort },
+      'default metrics port taken (another worker on this host?): using the next free one',
+    );
   }
 
   const wake = new AbortController();
@@ -82,11 +99,17 @@ export async function startWorker(config: Config, logger: Logger, onFatal: (erro
     setRuntime(undefined);
     throw error;
   }
-  logger.info({ concurrency: config.concurrency, batch_size: config.batchSize, http_port: httpPort, http_host: httpHost }, 'worker started');
+  logger.info(
+    { concurrency: config.concurrency, batch_size: config.batchSize, http_port: httpPort, http_host: httpHost },
+    'worker started',
+  );
 
   /** Stops the lost runner, then starts fresh ones until one runs (or the worker is stopped). */
   async function restartRunner(reason: Error): Promise<void> {
-    logger.warn({ reason: describeError(reason) }, 'lost the database: stopping this queue runner, a fresh one starts when PostgreSQL answers');
+    logger.warn(
+      { reason: describeError(reason) },
+      'lost the database: stopping this queue runner, a fresh one starts when PostgreSQL answers',
+    );
     const old = runner;
     runner = undefined;
     // The old runner's in-flight jobs may wait on a connection that will never answer (a partition
@@ -153,7 +176,12 @@ interface QueueRunner {
  * when it can no longer work: its liveness registration is gone (other workers may now be handed
  * its jobs) or the runner ended by itself.
  */
-async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: Logger, onLost: (reason: Error) => void): Promise<QueueRunner> {
+async function startQueueRunner(
+  config: Config,
+  runtime: WorkerRuntime,
+  logger: Logger,
+  onLost: (reason: Error) => void,
+): Promise<QueueRunner> {
   const connectionString = config.databaseUrl!;
   const recoveryLogger = shortIdLists(logger);
   let stopping = false;
@@ -165,7 +193,10 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
   };
   const settings = queueSettings(config);
   const queuePool = new RegistrationGatedPool({
-    connectionString, max: settings.maxPoolSize, application_name: 'pg-billing-queue', options: workerSessionOptions(config),
+    connectionString,
+    max: settings.maxPoolSize,
+    application_name: 'pg-billing-queue',
+    options: workerSessionOptions(config),
     // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
     types: queuePoolTypes,
   });
@@ -191,7 +222,9 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
     throw error;
   }
   const events = recovery.events;
-  events.on('job:failed', ({ job }: { job: { task_identifier: string } }) => runtime.metrics.jobsFailed.inc({ task: job.task_identifier }));
+  events.on('job:failed', ({ job }: { job: { task_identifier: string } }) =>
+    runtime.metrics.jobsFailed.inc({ task: job.task_identifier }),
+  );
   let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
     await sweeper?.stop();
@@ -226,8 +259,14 @@ async function startQueueRunner(config: Config, runtime: WorkerRuntime, logger: 
     stop() {
       stopped ??= (async () => {
         stopping = true;
-        await runner.stop('shutdown requested').catch((error: unknown) =>
-          logger.debug({ error: describeError(error) }, 'queue runner did not stop cleanly (its jobs go back through the reaper)'));
+        await runner
+          .stop('shutdown requested')
+          .catch((error: unknown) =>
+            logger.debug(
+              { error: describeError(error) },
+              'queue runner did not stop cleanly (its jobs go back through the reaper)',
+            ),
+          );
         await runner.promise.catch(() => {});
         await cleanUp();
       })();
@@ -256,10 +295,14 @@ function shortIdLists(logger: Logger): RecoveryLogger {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 
@@ -274,7 +317,8 @@ async function refreshQueueGauges(runtime: WorkerRuntime): Promise<void> {
     from graphile_worker.jobs
     where task_identifier like ${`${taskPrefix}%`} and locked_at is null group by 1`.execute(runtime.db);
   const { queueDepth, oldestWaitingSeconds } = runtime.metrics;
-  for (const task of (await queueDepth.get()).values.map((value) => value.labels.task)) if (task) queueDepth.set({ task }, 0);
+  for (const task of (await queueDepth.get()).values.map((value) => value.labels.task))
+    if (task) queueDepth.set({ task }, 0);
   for (const row of rows) queueDepth.set({ task: row.task }, Number(row.waiting));
   oldestWaitingSeconds.set(Math.max(0, ...rows.map((row) => row.oldest_seconds ?? 0)));
 }

@@ -42,7 +42,12 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
     onBatch: (size, durationMs, error) => metrics.observeBatch(size, durationMs, error),
   });
   return {
-    config, pool, db, batcher, logger, metrics,
+    config,
+    pool,
+    db,
+    batcher,
+    logger,
+    metrics,
     async close() {
       await db.destroy();
     },
@@ -53,7 +58,9 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
  * Backend options of every worker connection (ledger and queue pools): a stuck command must not
  * stall the rest, so every statement, lock wait and idle transaction is bounded.
  */
-export function workerSessionOptions(config: Pick<Config, 'statementTimeoutMs' | 'lockTimeoutMs' | 'idleInTransactionTimeoutMs'>): string {
+export function workerSessionOptions(
+  config: Pick<Config, 'statementTimeoutMs' | 'lockTimeoutMs' | 'idleInTransactionTimeoutMs'>,
+): string {
   return [
     `-c statement_timeout=${config.statementTimeoutMs}`,
     `-c lock_timeout=${config.lockTimeoutMs}`,

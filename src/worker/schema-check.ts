@@ -19,19 +19,29 @@ export async function assertMigrated(connectionString: string): Promise<void> {
   const client = new pg.Client({ connectionString, application_name: 'pg-billing schema check' });
   await client.connect();
   try {
-    const { rows: [found] } = await client.query<{ jobs: string | null; liveness: string | null; readable: boolean | null }>(`
+    const {
+      rows: [found],
+    } = await client.query<{ jobs: string | null; liveness: string | null; readable: boolean | null }>(`
       select to_regclass('graphile_worker.jobs')::text as jobs, to_regclass('billing.worker_liveness')::text as liveness,
         case when to_regclass('public.pgbilling_migrations') is null then null
              else has_table_privilege('public.pgbilling_migrations', 'select') end as readable`);
     if (!found?.jobs || !found.liveness) {
-      throw new NotMigratedError(`${!found?.jobs ? 'no graphile_worker schema' : 'no billing schema'} in database "${client.database ?? '?'}"`);
+      throw new NotMigratedError(
+        `${!found?.jobs ? 'no graphile_worker schema' : 'no billing schema'} in database "${client.database ?? '?'}"`,
+      );
     }
     if (!found.readable) return;
     const { rows } = await client.query<{ name: string }>('select name from public.pgbilling_migrations');
     const applied = new Set(rows.map((row) => row.name));
-    const pending = readdirSync(sqlDirectory).filter((file) => file.endsWith('.sql')).map((file) => file.slice(0, -4))
-      .filter((name) => !applied.has(name)).sort();
-    if (pending.length) throw new NotMigratedError(`${pending.length} migration${pending.length > 1 ? 's' : ''} pending: ${pending.join(', ')}`);
+    const pending = readdirSync(sqlDirectory)
+      .filter((file) => file.endsWith('.sql'))
+      .map((file) => file.slice(0, -4))
+      .filter((name) => !applied.has(name))
+      .sort();
+    if (pending.length)
+      throw new NotMigratedError(
+        `${pending.length} migration${pending.length > 1 ? 's' : ''} pending: ${pending.join(', ')}`,
+      );
   } finally {
     await client.end().catch(() => {});
   }

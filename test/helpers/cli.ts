@@ -25,11 +25,19 @@ export function cliEnv(env: Record<string, string | undefined>): NodeJS.ProcessE
 /** Runs `node src/cli/main.ts ...args` to the end; the real exit code and output. */
 export function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { cwd: projectRoot, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      cwd: projectRoot,
+      env: cliEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`billing ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
@@ -50,7 +58,11 @@ export class CliProcess {
   #listeners = new Set<() => void>();
 
   constructor(args: string[], env: Record<string, string | undefined>) {
-    this.child = spawn(process.execPath, [cliPath, ...args], { cwd: projectRoot, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [cliPath, ...args], {
+      cwd: projectRoot,
+      env: cliEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     // A test process that ends without its teardown (an uncaught error) must not leave a worker behind.
     const killOnExit = () => this.child.kill('SIGKILL');
     process.once('exit', killOnExit);
@@ -61,10 +73,12 @@ export class CliProcess {
     };
     this.child.stdout!.on('data', collect);
     this.child.stderr!.on('data', collect);
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => {
-      resolve({ code, signal });
-      for (const listener of this.#listeners) listener();
-    }));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => {
+        resolve({ code, signal });
+        for (const listener of this.#listeners) listener();
+      }),
+    );
   }
 
   get running(): boolean {
@@ -77,9 +91,13 @@ export class CliProcess {
       const check = () => {
         const match = this.output.match(pattern);
         if (match) return done(() => resolve(match));
-        if (!this.running) return done(() => reject(new Error(`exited before ${pattern}:\n${this.output.slice(-4000)}`)));
+        if (!this.running)
+          return done(() => reject(new Error(`exited before ${pattern}:\n${this.output.slice(-4000)}`)));
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`no ${pattern} after ${timeoutMs} ms:\n${this.output.slice(-4000)}`))), timeoutMs);
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`no ${pattern} after ${timeoutMs} ms:\n${this.output.slice(-4000)}`))),
+        timeoutMs,
+      );
       const done = (settle: () => void) => {
         clearTimeout(timer);
         this.#listeners.delete(check);
@@ -92,16 +110,22 @@ export class CliProcess {
 
   /** JSON log lines (pino) written so far. */
   logs(): Record<string, unknown>[] {
-    return this.output.split('\n').filter((line) => line.startsWith('{')).flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
+    return this.output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+    timeoutMs = 30_000,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.running) this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     try {
@@ -113,8 +137,16 @@ export class CliProcess {
 }
 
 /** `billing worker` on a database, HTTP on a free port; resolves once it serves, with that port. */
-export async function startWorkerProcess(databaseUrl: string, env: Record<string, string | undefined> = {}): Promise<{ worker: CliProcess; httpPort: number }> {
-  const worker = new CliProcess(['worker'], { DATABASE_URL: databaseUrl, BILLING_HTTP_PORT: '0', BILLING_CONCURRENCY: '20', ...env });
+export async function startWorkerProcess(
+  databaseUrl: string,
+  env: Record<string, string | undefined> = {},
+): Promise<{ worker: CliProcess; httpPort: number }> {
+  const worker = new CliProcess(['worker'], {
+    DATABASE_URL: databaseUrl,
+    BILLING_HTTP_PORT: '0',
+    BILLING_CONCURRENCY: '20',
+    ...env,
+  });
   const match = await worker.waitFor(/"http_port":(\d+)[^\n]*"msg":"worker started"/);
   return { worker, httpPort: Number(match[1]) };
 }

@@ -10,7 +10,12 @@ export type Payload = Record<string, unknown>;
 /** A task name without `billing/`; `expire_hold` is the service's own, never a client's. */
 export type Task = 'open_account' | 'credit' | 'debit' | 'transfer' | 'hold' | 'capture' | 'release' | 'expire_hold';
 /** `holdRef` points a capture, release or expiry at the hold of an earlier hold command. */
-export interface CommandSpec { task: Task; fields: Payload; holdRef?: number; withoutId?: boolean }
+export interface CommandSpec {
+  task: Task;
+  fields: Payload;
+  holdRef?: number;
+  withoutId?: boolean;
+}
 export type Step =
   | { kind: 'new'; spec: CommandSpec }
   /** an earlier command again, the same payload (its keys in reverse order when `reorder`) */
@@ -27,23 +32,45 @@ export const amount = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('9223372036854775807', '9223372036854775000') },
 );
 const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined, freq: 2 });
-const withoutUndefined = (fields: Payload): Payload => Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-export const spec = (task: Task) => (fields: Payload): CommandSpec => ({ task, fields: withoutUndefined(fields) });
+const withoutUndefined = (fields: Payload): Payload =>
+  Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+export const spec =
+  (task: Task) =>
+  (fields: Payload): CommandSpec => ({ task, fields: withoutUndefined(fields) });
 
 /**
  * Valid commands, weighted so that holds meet captures and releases of the same hold id, more than
  * once. `expiry` gives a hold's expiry fields (`{}` for none); `more` adds kinds of command.
  */
-export function validCommand(expiry: fc.Arbitrary<Payload>, more: fc.WeightedArbitrary<CommandSpec>[] = []): fc.Arbitrary<CommandSpec> {
+export function validCommand(
+  expiry: fc.Arbitrary<Payload>,
+  more: fc.WeightedArbitrary<CommandSpec>[] = [],
+): fc.Arbitrary<CommandSpec> {
   return fc.oneof(
-    { weight: 1, arbitrary: fc.record({ account: openable, currency: fc.constantFrom(undefined, undefined, 'USD', 'EUR') }).map(spec('open_account')) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ account: openable, currency: fc.constantFrom(undefined, undefined, 'USD', 'EUR') })
+        .map(spec('open_account')),
+    },
     { weight: 3, arbitrary: fc.record({ account, amount }).map(spec('credit')) },
     { weight: 2, arbitrary: fc.record({ account, amount }).map(spec('debit')) },
     { weight: 3, arbitrary: fc.record({ from: account, to: account, amount }).map(spec('transfer')) },
-    { weight: 4, arbitrary: fc.tuple(fc.record({ account, amount, hold: fc.option(holdId, { nil: undefined, freq: 4 }) }), expiry)
-      .map(([fields, expiresIn]) => spec('hold')({ ...fields, ...expiresIn })) },
-    { weight: 4, arbitrary: fc.tuple(fc.nat(), fc.record({ amount: optional(fc.bigInt({ min: 1n, max: 130n }).map(String)), to: optional(account) }))
-      .map(([holdRef, fields]) => ({ ...spec('capture')(fields), holdRef })) },
+    {
+      weight: 4,
+      arbitrary: fc
+        .tuple(fc.record({ account, amount, hold: fc.option(holdId, { nil: undefined, freq: 4 }) }), expiry)
+        .map(([fields, expiresIn]) => spec('hold')({ ...fields, ...expiresIn })),
+    },
+    {
+      weight: 4,
+      arbitrary: fc
+        .tuple(
+          fc.nat(),
+          fc.record({ amount: optional(fc.bigInt({ min: 1n, max: 130n }).map(String)), to: optional(account) }),
+        )
+        .map(([holdRef, fields]) => ({ ...spec('capture')(fields), holdRef })),
+    },
     { weight: 2, arbitrary: fc.nat().map((holdRef): CommandSpec => ({ task: 'release', fields: {}, holdRef })) },
     { weight: 1, arbitrary: fc.record({ hold: fc.constantFrom('h1', 'h9') }).map(spec('capture')) },
     ...more,
@@ -76,21 +103,32 @@ export function step(valid: fc.Arbitrary<CommandSpec>, invalid: fc.Arbitrary<Com
   return fc.oneof(
     { weight: 12, arbitrary: valid.map((s): Step => ({ kind: 'new', spec: s })) },
     { weight: 2, arbitrary: invalid.map((s): Step => ({ kind: 'new', spec: s })) },
-    { weight: 2, arbitrary: fc.tuple(fc.nat(), fc.boolean()).map(([of, reorder]): Step => ({ kind: 'repeat', of, reorder })) },
-    { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.oneof(valid, invalid)).map(([of, s]): Step => ({ kind: 'reuse', of, spec: s })) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(fc.nat(), fc.boolean()).map(([of, reorder]): Step => ({ kind: 'repeat', of, reorder })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(fc.nat(), fc.oneof(valid, invalid)).map(([of, s]): Step => ({ kind: 'reuse', of, spec: s })),
+    },
   );
 }
 
 /** Every run starts with a, b and c open (c in a random currency) and some money on them. */
-export const opening: fc.Arbitrary<Step[]> = fc.tuple(
-  fc.constantFrom('USD', 'USD', 'EUR'),
-  fc.array(fc.record({ account: openable, amount: fc.bigInt({ min: 100n, max: 1000n }).map(String) }), { minLength: 3, maxLength: 6 }),
-).map(([currencyOfC, credits]) => [
-  { kind: 'new', spec: { task: 'open_account', fields: { account: 'a' } } },
-  { kind: 'new', spec: { task: 'open_account', fields: { account: 'b', currency: 'USD' } } },
-  { kind: 'new', spec: { task: 'open_account', fields: { account: 'c', currency: currencyOfC } } },
-  ...credits.map((fields): Step => ({ kind: 'new', spec: { task: 'credit', fields } })),
-]);
+export const opening: fc.Arbitrary<Step[]> = fc
+  .tuple(
+    fc.constantFrom('USD', 'USD', 'EUR'),
+    fc.array(fc.record({ account: openable, amount: fc.bigInt({ min: 100n, max: 1000n }).map(String) }), {
+      minLength: 3,
+      maxLength: 6,
+    }),
+  )
+  .map(([currencyOfC, credits]) => [
+    { kind: 'new', spec: { task: 'open_account', fields: { account: 'a' } } },
+    { kind: 'new', spec: { task: 'open_account', fields: { account: 'b', currency: 'USD' } } },
+    { kind: 'new', spec: { task: 'open_account', fields: { account: 'c', currency: currencyOfC } } },
+    ...credits.map((fields): Step => ({ kind: 'new', spec: { task: 'credit', fields } })),
+  ]);
 
 /** The payload again, its keys in reverse order when `reorder`: the same command to the service. */
 export function samePayload(payload: Payload, reorder: boolean): Payload {
@@ -99,4 +137,5 @@ export function samePayload(payload: Payload, reorder: boolean): Payload {
 }
 
 /** JSON that shows a bigint as `5n`. */
-export const stringify = (value: unknown) => JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+export const stringify = (value: unknown) =>
+  JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));

@@ -31,7 +31,10 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const pool = createPool({ connectionString: url, max: 8, applicationName: 'pg-billing-test' });
   const db = createKysely(pool);
   return {
-    url, name, pool, db,
+    url,
+    name,
+    pool,
+    db,
     query: (text, values) => pool.query(text, values),
     async drop() {
       await db.destroy();

@@ -37,9 +37,16 @@ export function compareWithRecorded(t: Test, name: string, output: string): void
 
 /** Every line of the example is in one page of the docs, so the docs show what the suite runs. */
 export function checkInDocs(t: Test, name: string): void {
-  const pages = [readmePath, ...readdirSync(docsDir).filter((f) => f.endsWith('.md')).map((f) => `${docsDir}${f}`)];
+  const pages = [
+    readmePath,
+    ...readdirSync(docsDir)
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `${docsDir}${f}`),
+  ];
   const texts = pages.map((page) => readFileSync(page, 'utf8'));
-  const lines = readExample(name).split('\n').filter((line) => line.trim() !== '');
+  const lines = readExample(name)
+    .split('\n')
+    .filter((line) => line.trim() !== '');
   const page = texts.findIndex((text) => lines.every((line) => text.includes(line)));
   const missing = page === -1 ? lines.filter((line) => !texts.some((text) => text.includes(line))) : [];
   t.same(missing, [], `every line of examples/${name} is in README.md or a page of docs/`);
@@ -65,8 +72,19 @@ export function sqlStatements(script: string): string[] {
 
 /** A result as `psql -A` prints it: a header line, then one line per row, fields joined by `|`. */
 export function formatRows(fields: string[], rows: Record<string, unknown>[]): string {
-  const cell = (value: unknown) => (value === null ? '' : value instanceof Date ? value.toISOString() : typeof value === 'object' ? JSON.stringify(value) : String(value));
-  return [fields.join('|'), ...rows.map((row) => fields.map((field) => cell(row[field])).join('|')), `(${rows.length} row${rows.length === 1 ? '' : 's'})`].join('\n');
+  const cell = (value: unknown) =>
+    value === null
+      ? ''
+      : value instanceof Date
+        ? value.toISOString()
+        : typeof value === 'object'
+          ? JSON.stringify(value)
+          : String(value);
+  return [
+    fields.join('|'),
+    ...rows.map((row) => fields.map((field) => cell(row[field])).join('|')),
+    `(${rows.length} row${rows.length === 1 ? '' : 's'})`,
+  ].join('\n');
 }
 
 /** The arguments of an `npx billing ...` line (after `npx billing`, before a `#` comment). */

@@ -15,8 +15,10 @@ export interface ResultRow {
 
 /** Enqueues a command the way an application does: graphile_worker.add_job from SQL. */
 export async function enqueue(database: TestDatabase, type: string, payload: unknown): Promise<bigint> {
-  const { rows } = await database.query<{ id: bigint }>(
-    'select (graphile_worker.add_job($1, $2::json)).id', [`billing/${type}`, JSON.stringify(payload)]);
+  const { rows } = await database.query<{ id: bigint }>('select (graphile_worker.add_job($1, $2::json)).id', [
+    `billing/${type}`,
+    JSON.stringify(payload),
+  ]);
   return rows[0]!.id;
 }
 
@@ -32,7 +34,11 @@ export async function resultOf(database: TestDatabase, id: string, timeoutMs = 1
 }
 
 /** Enqueues and waits for the result. */
-export async function run(database: TestDatabase, type: string, payload: { id: string } & Record<string, unknown>): Promise<ResultRow> {
+export async function run(
+  database: TestDatabase,
+  type: string,
+  payload: { id: string } & Record<string, unknown>,
+): Promise<ResultRow> {
   await enqueue(database, type, payload);
   return resultOf(database, payload.id);
 }
@@ -42,15 +48,21 @@ export async function drained(database: TestDatabase, timeoutMs = 15_000): Promi
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await database.query<{ n: bigint }>(
-      "select count(*) as n from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now() + interval '1 second'");
+      "select count(*) as n from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now() + interval '1 second'",
+    );
     if (rows[0]!.n === 0n) return;
     if (Date.now() > deadline) throw new Error(`queue not drained after ${timeoutMs} ms`);
     await sleep(25);
   }
 }
 
-export async function balanceOf(database: TestDatabase, account: string): Promise<{ balance: bigint; held: bigint; available: bigint } | undefined> {
+export async function balanceOf(
+  database: TestDatabase,
+  account: string,
+): Promise<{ balance: bigint; held: bigint; available: bigint } | undefined> {
   const { rows } = await database.query<{ balance: bigint; held: bigint; available: bigint }>(
-    'select balance, held, available from billing.accounts where account = $1', [account]);
+    'select balance, held, available from billing.accounts where account = $1',
+    [account],
+  );
   return rows[0];
 }

@@ -13,8 +13,14 @@ export interface Logins<K extends string> {
 }
 
 /** One login user per key, each a member of the group role given for it. */
-export async function createLogins<K extends string>(database: TestDatabase, label: string, memberOf: Record<K, string>): Promise<Logins<K>> {
-  const users = Object.fromEntries(Object.keys(memberOf).map((key) => [key, `pgb_${label}_${key}_${process.pid}`.toLowerCase()])) as Record<K, string>;
+export async function createLogins<K extends string>(
+  database: TestDatabase,
+  label: string,
+  memberOf: Record<K, string>,
+): Promise<Logins<K>> {
+  const users = Object.fromEntries(
+    Object.keys(memberOf).map((key) => [key, `pgb_${label}_${key}_${process.pid}`.toLowerCase()]),
+  ) as Record<K, string>;
   for (const key of Object.keys(memberOf) as K[]) {
     await database.query(`drop user if exists ${users[key]}`);
     await database.query(`create user ${users[key]} in role ${memberOf[key]}`);

@@ -1,7 +1,11 @@
 import pg from 'pg';
 
 /** One query on a connection of its own: works across server restarts, holds nothing afterwards. */
-export async function queryOnce<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
+export async function queryOnce<R extends pg.QueryResultRow>(
+  url: string,
+  text: string,
+  values?: unknown[],
+): Promise<R[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

@@ -86,18 +86,22 @@ export class ReferenceLedger {
    * that brings none (or an unusable one).
    */
   submit(type: string, payload: Payload, defaultId?: string): Prediction {
-    const id = type === 'expire_hold' ? `expire:${String(payload.hold)}` : isCommandId(payload.id) ? payload.id : defaultId;
+    const id =
+      type === 'expire_hold' ? `expire:${String(payload.hold)}` : isCommandId(payload.id) ? payload.id : defaultId;
     if (id === undefined) throw new Error(`the model needs a default id for ${stableJson(payload)}`);
     const key = `${type} ${stableJson(payload)}`;
     const earlier = this.seen.get(id);
-    if (earlier) return earlier.key === key ? { kind: 'replay', code: earlier.code } : { kind: 'conflict', code: 'id_conflict' };
+    if (earlier)
+      return earlier.key === key ? { kind: 'replay', code: earlier.code } : { kind: 'conflict', code: 'id_conflict' };
     if (type === 'expire_hold') {
       const expiry = this.expire(payload.hold as string);
       if (expiry.kind === 'skipped') return expiry;
       this.seen.set(id, { key, code: 'ok' });
       return { kind: 'result', code: 'ok', balances: this.balancesOf(expiry.touched) };
     }
-    const decided = isValid(type, payload) ? this.decideAndApply(type, { ...payload, id }) : { code: 'invalid_command', touched: [] };
+    const decided = isValid(type, payload)
+      ? this.decideAndApply(type, { ...payload, id })
+      : { code: 'invalid_command', touched: [] };
     this.seen.set(id, { key, code: decided.code });
     return { kind: 'result', code: decided.code, balances: this.balancesOf(decided.touched) };
   }
@@ -130,7 +134,11 @@ export class ReferenceLedger {
       case 'open_account': {
         const account = p.account as string;
         if (this.accounts.has(account)) return rejected('account_exists');
-        this.accounts.set(account, { currency: (p.currency as string | undefined) ?? this.defaultCurrency, balance: 0n, held: 0n });
+        this.accounts.set(account, {
+          currency: (p.currency as string | undefined) ?? this.defaultCurrency,
+          balance: 0n,
+          held: 0n,
+        });
         return ok(account);
       }
       case 'credit': {
@@ -168,10 +176,14 @@ export class ReferenceLedger {
         const holdId = (p.hold as string | undefined) ?? (p.id as string);
         if (!account) return rejected('account_not_found');
         if (this.holds.has(holdId)) return rejected('hold_exists');
-        const expiresAt = p.expires_at !== undefined ? Date.parse(p.expires_at as string)
-          : p.ttl_seconds !== undefined ? this.now + (p.ttl_seconds as number) * 1000
-          : null;
-        if (expiresAt !== null && (expiresAt <= this.now || expiresAt - this.now > maxHoldMs)) return rejected('invalid_command');
+        const expiresAt =
+          p.expires_at !== undefined
+            ? Date.parse(p.expires_at as string)
+            : p.ttl_seconds !== undefined
+              ? this.now + (p.ttl_seconds as number) * 1000
+              : null;
+        if (expiresAt !== null && (expiresAt <= this.now || expiresAt - this.now > maxHoldMs))
+          return rejected('invalid_command');
         if (account.balance - account.held < amount) return rejected('insufficient_funds');
         account.held += amount;
         this.holds.set(holdId, { account: p.account as string, amount, status: 'active', expiresAt });
@@ -230,9 +242,15 @@ function isValid(type: string, p: Payload): boolean {
   if (p.hold !== undefined && !(typeof p.hold === 'string' && p.hold.length >= 1 && p.hold.length <= 128)) return false;
   if (p.currency !== undefined && !(typeof p.currency === 'string' && /^[A-Z]{3}$/.test(p.currency))) return false;
   if (p.amount !== undefined && toAmountOrNull(p.amount) === null) return false;
-  if (p.metadata !== undefined && (typeof p.metadata !== 'object' || p.metadata === null || Array.isArray(p.metadata))) return false;
-  if (p.expires_at !== undefined && !(typeof p.expires_at === 'string' && timestampPattern.test(p.expires_at))) return false;
-  if (p.ttl_seconds !== undefined && !(Number.isInteger(p.ttl_seconds) && (p.ttl_seconds as number) > 0 && (p.ttl_seconds as number) * 1000 <= maxHoldMs)) return false;
+  if (p.metadata !== undefined && (typeof p.metadata !== 'object' || p.metadata === null || Array.isArray(p.metadata)))
+    return false;
+  if (p.expires_at !== undefined && !(typeof p.expires_at === 'string' && timestampPattern.test(p.expires_at)))
+    return false;
+  if (
+    p.ttl_seconds !== undefined &&
+    !(Number.isInteger(p.ttl_seconds) && (p.ttl_seconds as number) > 0 && (p.ttl_seconds as number) * 1000 <= maxHoldMs)
+  )
+    return false;
   if (p.expires_at !== undefined && p.ttl_seconds !== undefined) return false;
   return true;
 }
@@ -257,7 +275,10 @@ function toAmountOrNull(value: unknown): bigint | null {
 function stableJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${stableJson((value as Payload)[key])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${stableJson((value as Payload)[key])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }

@@ -1,6 +1,10 @@
 import pg from 'pg';
 
-type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
+type ConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void;
 
 /**
  * A pg.Pool whose `connect()` (and so `query()`, which goes through it) first waits for every
@@ -20,6 +24,9 @@ export class RegistrationGatedPool extends pg.Pool {
   override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | void {
     const gate = this.#gate;
     if (!callback) return gate.then(() => super.connect());
-    gate.then(() => super.connect(callback), (err: Error) => callback(err, undefined, () => {}));
+    gate.then(
+      () => super.connect(callback),
+      (err: Error) => callback(err, undefined, () => {}),
+    );
   }
 }

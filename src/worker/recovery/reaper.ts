@@ -54,9 +54,13 @@ export function startDeadWorkerReaper(options: {
         await client.query('begin');
         try {
           await client.query('select graphile_worker.force_unlock_workers($1::text[])', [toUnlock]);
-          if (decision.dead.length > 0) await client.query('delete from billing.worker_liveness where id = any($1::text[])', [decision.dead]);
+          if (decision.dead.length > 0)
+            await client.query('delete from billing.worker_liveness where id = any($1::text[])', [decision.dead]);
           if (unlockedJobs > 0) {
-            await client.query(`select pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)`, [unlockedJobs]);
+            await client.query(
+              `select pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)`,
+              [unlockedJobs],
+            );
           }
           await client.query('commit');
         } catch (err) {
@@ -65,13 +69,17 @@ export function startDeadWorkerReaper(options: {
         }
       }
       const expiriesRetried = await retryFailedExpiriesNow(client);
-      if (expiriesRetried > 0) logger.info({ jobs: expiriesRetried }, 'failed hold expiries retried now, not after the backoff');
+      if (expiriesRetried > 0)
+        logger.info({ jobs: expiriesRetried }, 'failed hold expiries retried now, not after the backoff');
       const newUnknown = decision.unknown.filter((id) => !reported.has(id));
       if (newUnknown.length > 0) {
         for (const id of newUnknown) reported.add(id);
         // A process without registration (plain graphile-worker, older build), or a session whose
         // backend_start we may not see: we cannot tell whether it is alive, so its jobs wait.
-        logger.warn({ ids: newUnknown, graceMs: UNREGISTERED_GRACE_MS }, 'jobs locked by worker ids we cannot judge; left alone');
+        logger.warn(
+          { ids: newUnknown, graceMs: UNREGISTERED_GRACE_MS },
+          'jobs locked by worker ids we cannot judge; left alone',
+        );
       }
       if (toUnlock.length > 0) logger.warn({ ...decision, unlockedJobs }, 'unlocked the jobs of dead workers');
       const result = { ...decision, unlockedJobs };

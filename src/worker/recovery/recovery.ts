@@ -64,7 +64,9 @@ export async function startRecovery(options: {
     options.reaperIntervalMs === 'off'
       ? undefined
       : startDeadWorkerReaper({
-          pgPool: queuePool, logger, intervalMs: options.reaperIntervalMs,
+          pgPool: queuePool,
+          logger,
+          intervalMs: options.reaperIntervalMs,
           ...(options.onRecovered && { onRecovered: options.onRecovered }),
         });
   return {

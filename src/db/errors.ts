@@ -1,7 +1,9 @@
 /**
  * Faults that a retry can cure: the database went away, the transaction lost a race, an admin
  * stopped it, a timeout fired. graphile-worker retries every thrown error; this tells the logs,
- * the metrics and the batcher (which splits a batch on anything else) what kind of fault it was.
+ * the metrics and the batcher (which splits a batch on anything else) what kind of fault it was,
+ * and the client's results cursor when to wait for the server instead of failing. It sits in db/
+ * because both the worker and the client package use it, and the client must not load the worker.
  */
 const transientSqlStates = new Set([
   '40001', // serialization_failure
