@@ -90,4 +90,10 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The two exceptions, on purpose: `billing bench` and `billing chaos` are part of the CLI the
+    // contract names; they run the checkout's scripts and, from an installed package, say so.
+    files: ['src/cli/bench.ts', 'src/cli/chaos.ts'],
+    rules: { 'no-restricted-syntax': 'off' },
+  },
 );

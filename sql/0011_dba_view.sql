@@ -14,7 +14,7 @@ update billing.entries as e set created_at = o.created_at from billing.operation
 -- (the request as received), so it needs no table of its own nor a change to how results are
 -- written. Each index is (name, seq): a page is a few index range scans, whatever the table size.
 -- The request is JSON text kept as sent (sql/0006), and a \u0000 or a lone surrogate anywhere in
--- it (metadata may hold them) makes ->> fail: such a row could then never be written. The fields
+-- it (metadata may hold them; a key may too) makes ->> fail: such a row could then never be written. The fields
 -- are read through billing.request_field, which reads them from a copy where those escapes are
 -- U+FFFD (same shape, so the text stays valid JSON). Account and hold ids cannot hold either.
 create function billing.request_field(request json, field text)
@@ -24,7 +24,7 @@ immutable
 parallel safe
 as $$
   select case when strpos(request::text, '\u') = 0 then request->>field
-              else regexp_replace(request::text, '\\u(0000|[dD][89abAB][0-9a-fA-F]{2})', '\\ufffd', 'g')::json->>field
+              else regexp_replace(request::text, '\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})', '\\ufffd', 'g')::json->>field
          end
 $$;
 comment on function billing.request_field(json, text) is 'A top-level field of a stored request as text; never fails on \u0000 or lone surrogates.';

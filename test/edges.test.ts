@@ -12,7 +12,7 @@ import { wrongTypeCases } from './helpers/wrong-types.ts';
 // Issue 9: each edge a hostile client found, driven through a real worker from SQL, as the client
 // role (billing.submit) and as the owner (graphile_worker.add_job). Each test here failed on 8bf903f.
 const database = await createTestDatabase('edges');
-const worker = await startTestWorker(database);
+let worker = await startTestWorker(database);
 
 const client = await connectAsClientRole(database);
 
@@ -291,6 +291,9 @@ t.test('8. billing verify sees stuck money', async (t) => {
   await submit('hold', `{"id":"stuck-h","account":"edge-a","amount":"4","expires_at":"${expiresAt}"}`);
   t.equal((await resultOf(database, 'stuck-h')).code, 'ok');
   await database.query("select graphile_worker.remove_job('expire:stuck-h')");
+  // With its job gone and no worker running (every worker's expiry sweeper would release it), the
+  // hold stays active past its expiry: money held for good, which verify must see.
+  await worker.stop();
   const report = await waitFor('verify reports the stuck hold', async () => {
     const r = await verifyLedger(database.db);
     return r.ok ? undefined : r;
@@ -301,7 +304,8 @@ t.test('8. billing verify sees stuck money', async (t) => {
   t.equal(cli.code, 1, 'billing verify exits 1');
   t.match(cli.stdout, /BREACH +no active hold more than 5 s past its expiry \(1\)/);
 
-  // The way out for an operator: enqueue the hold's expiry again.
+  // The way out for an operator: a worker (its sweeper expires the hold), and the expiry job again.
+  worker = await startTestWorker(database);
   await database.query(
     `select graphile_worker.add_job('billing/expire_hold', json_build_object('hold', 'stuck-h'), job_key => 'expire:stuck-h')`,
   );

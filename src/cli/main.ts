@@ -3,7 +3,9 @@
 // turns errors into the documented exit codes.
 import { Command, CommanderError } from 'commander';
 import { balanceCommand } from './balance.ts';
+import { benchCommand } from './bench.ts';
 import { captureCommand } from './capture.ts';
+import { chaosCommand } from './chaos.ts';
 import { CliError } from './context.ts';
 import { creditCommand } from './credit.ts';
 import { debitCommand } from './debit.ts';
@@ -52,8 +54,8 @@ Environment:
   LOG_LEVEL           fatal, error, warn, info (default), debug, trace or silent; more settings in the README
 Every setting is checked at start; a bad one is refused with a message naming it (exit 1).
 
-From a checkout of the repository (not part of the package): the benchmark, \`npm run bench -- --help\`,
-and the bank test under faults, \`npm run chaos -- --help\`.
+From a checkout of the repository (bench/ and chaos/ are not part of the package): the benchmark,
+\`billing bench --help\` (= \`npm run bench\`), and the bank test under faults, \`billing chaos --help\`.
 
 ${exitCodesHelp}
 `,
@@ -76,6 +78,8 @@ for (const command of [
   watchCommand(),
   verifyCommand(),
   demoCommand(),
+  benchCommand(),
+  chaosCommand(),
 ]) {
   program.addCommand(command);
 }
