@@ -39,7 +39,7 @@ t.test('bank under faults: nothing lost, nothing applied twice, the ledger repla
     `a worker was partitioned from PostgreSQL (${JSON.stringify(report.faults.partitions)})`,
   );
   t.ok(report.faults.partitions.resets >= 1, 'its connections were reset');
-  // 5 s (SPEC 2), plus the 10 s recovery bound (SPEC 4.5) for an expiry whose job a fault caught;
+  // 5 s (docs/guarantees.md), plus the 10 s recovery bound for an expiry whose job a fault caught;
   // the time PostgreSQL was down is not counted. The check above holds each expiry to its bound.
   t.ok(
     report.latestExpiryLatenessMs <= EXPIRY_BOUND_MS + RECOVERY_BOUND_MS,
