@@ -287,19 +287,20 @@ t.test(
     t.pass('a job that failed for good is counted');
 
     // Reclaimed: a job locked by a registered worker id whose session is gone (no such backend).
+    // Registered and given its job in one statement, as a real worker is registered before it
+    // locks anything: apart, a reaper pass in between drops the row of a dead id holding nothing.
     const deadId = 'pool-deadbeefdeadbeef00';
-    await database.query(
-      `insert into billing.worker_liveness (id, backend_pid, backend_start, os_pid, host)
-    values ($1, 0, '-infinity', 0, 'gone')`,
-      [deadId],
-    );
     const {
       rows: [job],
     } = await database.query<{ id: string }>(
       `select (graphile_worker.add_job('billing/open_account', '{"id":"r-open","account":"r-1"}'::json, run_at => now() + interval '1 hour')).id`,
     );
     await database.query(
-      'update graphile_worker._private_jobs set locked_by = $1, locked_at = now(), run_at = now() where id = $2',
+      `with registered as (
+         insert into billing.worker_liveness (id, backend_pid, backend_start, os_pid, host)
+         values ($1, 0, '-infinity', 0, 'gone') returning id)
+       update graphile_worker._private_jobs set locked_by = (select id from registered), locked_at = now(),
+         run_at = now() where id = $2`,
       [deadId, job!.id],
     );
     await waitFor('billing_jobs_reclaimed_total', async () =>
