@@ -36,7 +36,11 @@ function commandsCounter(metrics: string, type: string, code: string): number {
 }
 
 t.test('/healthz, /readyz and /metrics; billing_commands_total moves while commands run', async (t) => {
-  const { worker, httpPort } = await startWorkerProcess(database.url, { BILLING_CONCURRENCY: '50' });
+  // At debug, where each applied command has its line.
+  const { worker, httpPort } = await startWorkerProcess(database.url, {
+    BILLING_CONCURRENCY: '50',
+    LOG_LEVEL: 'debug',
+  });
   running.push(worker);
   const get = async (path: string) => {
     const response = await fetch(`http://127.0.0.1:${httpPort}${path}`);
@@ -77,7 +81,11 @@ t.test('/healthz, /readyz and /metrics; billing_commands_total moves while comma
   );
   t.equal(scraped.at(-1), total, 'counts each command once');
   t.equal(await count("select count(*) as n from billing.operations where id like 'm-credit-%'"), total);
-  t.match(worker.output, /"command_id":"m-credit-\d+","job_id":"\d+"/, 'JSON logs carry the command id and the job id');
+  t.match(
+    worker.output,
+    /"command_id":"m-credit-\d+","job_id":"\d+"/,
+    'JSON logs at debug carry the command id and the job id',
+  );
 
   const stopped = await worker.stop('SIGTERM');
   t.same(stopped, { code: 0, signal: null }, 'SIGTERM: exit 0');
