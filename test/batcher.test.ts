@@ -342,3 +342,42 @@ t.test('maxPending: commands beyond it wait for room, in order, and all are appl
   );
   t.equal(batcher.pending, 0);
 });
+
+t.test(
+  'an expiry goes ahead of the queued commands and past maxPending, in arrival order among expiries',
+  async (t) => {
+    const fake = new HandDrivenApply();
+    const { batcher } = batcherOver(fake.apply, { maxBatchSize: 3, maxConcurrentBatches: 1, maxPending: 4 });
+    const expiry = (hold: string): BatchItem => ({
+      jobId: null,
+      parsed: {
+        ok: true,
+        command: { id: `expire:${hold}`, type: 'expire', hold },
+        request: JSON.stringify({ hold }),
+        fingerprint: `f-${hold}`,
+      },
+    });
+    // c0 holds the one slot; c1-c3 fill maxPending; c4-c5 wait outside for room.
+    const commands = Array.from({ length: 6 }, (_, n) => batcher.submit(command(n)));
+    const first = await fake.call(0);
+    t.same(first.ids, ['c0']);
+    const expiries = [batcher.submit(expiry('h1')), batcher.submit(expiry('h2'))];
+    t.equal(batcher.pending, 6, 'the expiries did not wait for room under maxPending (4)');
+    first.succeed();
+    const second = await fake.call(1);
+    t.same(second.ids, ['expire:h1', 'expire:h2', 'c1'], 'the expiries come first, in their own order');
+    second.succeed();
+    const seen = [...first.ids, ...second.ids];
+    for (let n = 2; seen.length < 8; n++) {
+      const call = await fake.call(n);
+      seen.push(...call.ids);
+      call.succeed();
+    }
+    t.same(seen.slice(4), ['c2', 'c3', 'c4', 'c5'], 'then the other commands, in order');
+    t.same(
+      await within(settle([...commands, ...expiries]), 5000, 'the answers'),
+      ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'expire:h1', 'expire:h2'],
+      'every command and expiry applied',
+    );
+  },
+);

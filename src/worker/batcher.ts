@@ -40,6 +40,8 @@ export class CommandBatcher {
   // eslint-disable-next-line no-unused-private-class-members -- read by `??=` in #pump
   #timer: NodeJS.Timeout | undefined;
   #pending = 0;
+  /** Expiries at the head of #queue, ahead of the other commands, in their own arrival order. */
+  #urgentQueued = 0;
   /** Submitters waiting for room under maxPending, first come first served. */
   #waitingForRoom: (() => void)[] = [];
 
@@ -61,14 +63,19 @@ export class CommandBatcher {
   }
 
   async submit(item: BatchItem): Promise<BatchOutcome> {
+    // A hold's expiry has a deadline (5 s after due) and the commands queued here have none: it
+    // goes ahead of them, in the next batch, without waiting for room (an expiry is one small
+    // command, and the sweeper hands over at most a few hundred at a time).
+    const urgent = isExpiry(item);
     const limit = this.#options.maxPending ?? Infinity;
-    if (this.#pending >= limit || this.#waitingForRoom.length > 0) {
+    if (!urgent && (this.#pending >= limit || this.#waitingForRoom.length > 0)) {
       await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
     }
     this.#pending += 1;
     try {
       return await new Promise<BatchOutcome>((resolve, reject) => {
-        this.#queue.push({ item, resolve, reject });
+        if (urgent) this.#queue.splice(this.#urgentQueued++, 0, { item, resolve, reject });
+        else this.#queue.push({ item, resolve, reject });
         this.#pump();
       });
     } finally {
@@ -94,6 +101,7 @@ export class CommandBatcher {
   #flush(): void {
     if (!this.#queue.length || this.#inFlight >= this.#options.maxConcurrentBatches) return;
     const batch = this.#queue.splice(0, this.#options.maxBatchSize);
+    this.#urgentQueued = Math.max(0, this.#urgentQueued - batch.length);
     this.#inFlight += 1;
     void this.#run(batch).finally(() => {
       this.#inFlight -= 1;
@@ -118,4 +126,8 @@ export class CommandBatcher {
       for (const waiting of batch) await this.#run([waiting]);
     }
   }
+}
+
+function isExpiry(item: BatchItem): boolean {
+  return item.parsed.ok && item.parsed.command.type === 'expire';
 }

@@ -3,8 +3,8 @@ import { parseCommand } from '../commands/parse.ts';
 import type { WorkerRuntime } from './runtime.ts';
 
 /** How late an expiry job may be before the sweeper expires the hold itself. */
-export const sweepGraceMs = 1_500;
-const sweepIntervalMs = 1_000;
+export const sweepGraceMs = 1_000;
+const sweepIntervalMs = 500;
 const sweepLimit = 500;
 
 export interface ExpirySweeper {
@@ -18,7 +18,7 @@ export interface ExpirySweeper {
  * Its `billing/expire_hold` job normally does it, but a job can be held up where no retry helps:
  * prefetched into the local queue of a worker that is frozen (SIGSTOP, a long GC pause: alive, so
  * its jobs are not reclaimed), locked by a worker that just died, or waiting out a backoff. So
- * every second each worker also looks for active holds more than `sweepGraceMs` past due and hands
+ * every half second each worker also looks for active holds more than `sweepGraceMs` past due and hands
  * their expiry to its own batcher, as the job would: same id (`expire:<hold>`), same payload, so
  * whichever runs second is a replay, and the batch's slot lock on the id serializes the two.
  */
@@ -53,7 +53,7 @@ export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
       metrics.commands.inc({ type: outcome.result.type, code: outcome.result.code });
     }
     if (expired > 0)
-      logger.info({ holds: expired }, 'expired holds whose expiry job was late (more than 1.5 s past due)');
+      logger.info({ holds: expired }, 'expired holds whose expiry job was late (more than 1 s past due)');
     return expired;
   };
 
