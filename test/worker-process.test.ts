@@ -329,12 +329,16 @@ t.test('logs: short info lines, no expected warnings, nothing twice, no pg clien
     and application_name = 'pg-billing-queue' and state = 'idle' and query not ilike 'listen%'`)
     ).rows.map((r) => r.pid);
   // A connection idle in the server may still be checked out by graphile-worker (or be its notify
-  // listener), and then its loss is not the pool's "idle connection lost": terminate the idle ones
-  // until the pool reports one (each round waits for that log line, a state, not a time).
+  // listener), and then its loss is not the pool's "idle connection lost" but a failed fetch (found
+  // under load: three such lines in one run). Terminate one idle connection a round until the pool
+  // reports one (each round waits for that log line, a state, not a time), counting the kills:
+  // each killed connection is an event of its own and may log once.
+  let kills = 0;
   await waitFor('an idle queue connection lost and logged', async () => {
-    const pids = await idle();
-    if (!pids.length) return undefined;
-    await database.query('select pg_terminate_backend(pid) from unnest($1::int[]) as pid', [pids]);
+    const [pid] = await idle();
+    if (pid === undefined) return undefined;
+    await database.query('select pg_terminate_backend($1)', [pid]);
+    kills += 1;
     return worker.waitFor(/"msg":"idle queue connection lost"/, 2_000).then(
       () => true,
       () => undefined,
@@ -344,8 +348,9 @@ t.test('logs: short info lines, no expected warnings, nothing twice, no pg clien
 
   const lines = worker.output.split('\n').filter((line) => line.startsWith('{'));
   const info = worker.logs().filter((entry) => (entry.level as number) >= 30);
-  const longest = Math.max(...lines.map((line) => line.length));
-  t.ok(longest < 600, `every line is short (longest ${longest} bytes)`);
+  const longestLine = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
+  const longest = longestLine.length;
+  t.ok(longest < 600, `every line is short (longest ${longest} bytes)`, { longestLine });
   t.match(
     info.find((entry) => entry.msg === 'liveness registered'),
     { id_count: 201 },
@@ -356,12 +361,21 @@ t.test('logs: short info lines, no expected warnings, nothing twice, no pg clien
     'no maxPoolSize warning',
   );
   const messages = info.map((entry) => String(entry.msg));
+  // Each killed connection may log once from the pool ("idle queue connection lost"). When the pool
+  // handed the client out as the termination arrived, graphile-worker's fetch fails instead ("Client
+  // has encountered a connection error and is not queryable") and logs each failed fetch attempt:
+  // under load one run logged 3 of them for 2 kills. Those are attempts, not one line twice.
+  const failedFetch = (message: string) => message.startsWith('Error occurred fetching jobs');
   t.same(
-    // Each lost connection is an event of its own; any other line twice is a duplicate.
-    messages.filter((message, i) => messages.indexOf(message) !== i && message !== 'idle queue connection lost'),
+    messages.filter(
+      (message, i) =>
+        messages.indexOf(message) !== i && message !== 'idle queue connection lost' && !failedFetch(message),
+    ),
     [],
     'no line comes twice',
   );
+  const lostLines = messages.filter((message) => message === 'idle queue connection lost').length;
+  t.ok(lostLines <= kills, `"idle queue connection lost" at most once for each of the ${kills} connections killed`);
   const lost = lines.find((line) => line.includes('idle queue connection lost'))!;
   t.notMatch(
     lost,

@@ -1,5 +1,6 @@
 import { Logger as GraphileLogger } from 'graphile-worker';
 import type { Logger } from '../logger.ts';
+import { describeError } from './describe-error.ts';
 
 /**
  * graphile-worker warns when its pool is smaller than the concurrency. Ours is, on purpose: jobs come
@@ -16,7 +17,10 @@ const expectedWarning = /^WARNING: having maxPoolSize \(\d+\) smaller than concu
 export function graphileLogger(logger: Logger, lost: () => boolean = () => false): GraphileLogger {
   const child = logger.child({ component: 'graphile-worker' });
   return new GraphileLogger((scope) => (level, message, meta) => {
-    const fields = { ...scope, ...(meta ?? {}) };
+    const fields: Record<string, unknown> = { ...scope, ...(meta ?? {}) };
+    // Its fetch errors carry the error object: a pg error's every field (and whatever node-pg hangs
+    // on it) made a line of 710 bytes in a test; the summary is what a reader needs.
+    if (fields.error instanceof Error) fields.error = describeError(fields.error);
     if (lost()) child.debug(fields, message);
     else if (level === 'error') child.error(fields, message);
     else if (level === 'warning' && !expectedWarning.test(message)) child.warn(fields, message);
