@@ -17,7 +17,7 @@ import { applyPathOneByOne } from './apply-path.ts';
 import { costProbe } from './costs.ts';
 import { buildReport, costHeaders, formatNumber, table, type Measurements } from './report.ts';
 import { drain, endToEnd, queueCeiling, type Phase } from './throughput.ts';
-import { deployedNodeOptions, startWorkers } from './workers.ts';
+import { deployedMallocArenaMax, deployedNodeOptions, startWorkers } from './workers.ts';
 import { enqueueTransfers, hot, uniform } from './workload.ts';
 
 const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'batch', 'latency'] as const;
@@ -143,7 +143,10 @@ const options = {
   workerNodeOptions: values['worker-node-options'] ?? null,
 };
 const phase: Phase = { seconds: options.seconds, warmupSeconds: options.warmup, chunk: options.chunk };
-const workerEnv: Record<string, string> = { NODE_OPTIONS: values['worker-node-options'] ?? deployedNodeOptions };
+const workerEnv: Record<string, string> = {
+  NODE_OPTIONS: values['worker-node-options'] ?? deployedNodeOptions,
+  MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? deployedMallocArenaMax,
+};
 const log = (message: string) => {
   if (!values.json) process.stderr.write(`${message}\n`);
 };

@@ -11,10 +11,18 @@ const benchWorker = fileURLToPath(new URL('./worker-process.ts', import.meta.url
 /**
  * The V8 limits a worker runs with where it is deployed (Dockerfile `ENV NODE_OPTIONS`; test/bench.test.ts
  * checks the two agree), so the bench measures memory and speed as deployed. Without them V8 lets the
- * old generation grow to ~300 MB under load although the live heap is ~33 MB; a 128 MB cap and 2 MB
- * semi-spaces keep the process near 130 MB peak at no measurable throughput cost (docs/performance.md).
+ * old generation grow to ~300 MB under load although the live heap is ~33 MB. 8 MB semi-spaces, not
+ * 2: with 2 the young generation filled so often that GC was a third of a worker's busy time, and
+ * 8 bought ~12% throughput for ~10 MB (docs/performance.md).
  */
-export const deployedNodeOptions = '--max-old-space-size=128 --max-semi-space-size=2';
+export const deployedNodeOptions = '--max-old-space-size=128 --max-semi-space-size=8';
+
+/**
+ * glibc's malloc gives each thread that allocates an arena of its own (Node has several: libuv's
+ * pool, V8's platform workers); two arenas cut a worker's peak RSS by ~10 MB at no measured cost.
+ * Dockerfile `ENV MALLOC_ARENA_MAX`, checked equal by test/bench.test.ts like NODE_OPTIONS.
+ */
+export const deployedMallocArenaMax = '2';
 
 const startTimeoutMs = 180_000;
 

@@ -46,7 +46,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: databaseUrl(env, 'DATABASE_URL'),
     concurrency: integer(env, 'BILLING_CONCURRENCY', 200, 1, 10_000),
     batchSize: integer(env, 'BILLING_BATCH_SIZE', 200, 1, 5_000),
-    batchesInFlight: integer(env, 'BILLING_BATCHES_IN_FLIGHT', 2, 1, 64),
+    batchesInFlight: integer(env, 'BILLING_BATCHES_IN_FLIGHT', 1, 1, 64),
     batchWaitMs: integer(env, 'BILLING_BATCH_WAIT_MS', 0, 0, 1_000),
     poolSize: integer(env, 'BILLING_POOL_SIZE', 4, 2, 200),
     defaultCurrency: currency(env, 'BILLING_DEFAULT_CURRENCY', 'USD'),

@@ -125,8 +125,14 @@ t.test('--check exits 1 when a target is missed or not measured, and the table n
   t.equal(checked.code, 1, checked.stderr);
 });
 
-t.test('the bench runs its workers with the NODE_OPTIONS the Dockerfile deploys', async (t) => {
-  const { deployedNodeOptions } = await import('../bench/workers.ts');
+t.test('the bench runs its workers with the NODE_OPTIONS and MALLOC_ARENA_MAX the Dockerfile deploys', async (t) => {
+  const { deployedMallocArenaMax, deployedNodeOptions } = await import('../bench/workers.ts');
   const dockerfile = await readFile(fileURLToPath(new URL('../Dockerfile', import.meta.url)), 'utf8');
   t.equal(/^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile)?.[1], deployedNodeOptions);
+  t.equal(/^ENV MALLOC_ARENA_MAX="([^"]*)"$/m.exec(dockerfile)?.[1], deployedMallocArenaMax);
+  const scripts = JSON.parse(await readFile(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as {
+    scripts: { start: string };
+  };
+  t.ok(scripts.scripts.start.includes(deployedNodeOptions), 'npm start runs with the same V8 limits');
+  t.ok(scripts.scripts.start.includes(`MALLOC_ARENA_MAX=${deployedMallocArenaMax} `), 'and the same arenas');
 });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { deployedMallocArenaMax, deployedNodeOptions } from '../bench/workers.ts';
 import { startWorkerProcess } from './helpers/cli.ts';
 import { connectAsClientRole } from './helpers/client-role.ts';
 import { createTestDatabase } from './helpers/database.ts';
@@ -7,11 +8,12 @@ import { balanceOf, drained, resultOf, run } from './helpers/ledger.ts';
 
 // Issue 9, item 4: a payload of any size or depth ends with one invalid_command result, decided
 // before it is parsed; the worker, a real process with the deployed V8 limits (the Dockerfile's
-// NODE_OPTIONS), neither crashes nor restarts. On 8bf903f the 700,000 `{}` killed every worker run.
-const deployedNodeOptions = '--max-old-space-size=128 --max-semi-space-size=2';
+// NODE_OPTIONS and MALLOC_ARENA_MAX), neither crashes nor restarts. On 8bf903f the 700,000 `{}`
+// killed every worker run.
 const database = await createTestDatabase('poison');
 const { worker } = await startWorkerProcess(database.url, {
   NODE_OPTIONS: deployedNodeOptions,
+  MALLOC_ARENA_MAX: deployedMallocArenaMax,
   BILLING_CONCURRENCY: '10',
 });
 const workerPid = worker.child.pid!;
