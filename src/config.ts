@@ -44,7 +44,7 @@ export type LogLevel = (typeof logLevels)[number];
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     databaseUrl: databaseUrl(env, 'DATABASE_URL'),
-    concurrency: integer(env, 'BILLING_CONCURRENCY', 200, 1, 10_000),
+    concurrency: integer(env, 'BILLING_CONCURRENCY', 400, 1, 10_000),
     batchSize: integer(env, 'BILLING_BATCH_SIZE', 200, 1, 5_000),
     batchesInFlight: integer(env, 'BILLING_BATCHES_IN_FLIGHT', 1, 1, 64),
     batchWaitMs: integer(env, 'BILLING_BATCH_WAIT_MS', 0, 0, 1_000),

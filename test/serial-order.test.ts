@@ -16,7 +16,7 @@ t.teardown(() => database.drop());
 const cliMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const workerCount = 3;
 const rounds = 4;
-/** One local queue (BILLING_CONCURRENCY's default): creators and dependents land in different processes. */
+/** As many jobs as a worker runs at once (BILLING_CONCURRENCY, pinned below): creators and dependents land in different processes. */
 const block = 200;
 const funded = Array.from({ length: 20 }, (_, i) => `f${i}`);
 
@@ -50,7 +50,13 @@ async function waitForResults(ids: string[], timeoutMs = 120_000): Promise<void>
 function startWorkers(): ChildProcess[] {
   return Array.from({ length: workerCount }, () => {
     const child = spawn(process.execPath, [cliMain, 'worker'], {
-      env: { ...process.env, DATABASE_URL: database.url, BILLING_HTTP_PORT: '0', LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        DATABASE_URL: database.url,
+        BILLING_HTTP_PORT: '0',
+        LOG_LEVEL: 'warn',
+        BILLING_CONCURRENCY: String(block),
+      },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     return child;
