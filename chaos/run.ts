@@ -225,7 +225,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       commands,
       startedAt,
       databaseDown: faults.pgDownWindows,
-      faultTimes: faults.faultTimes,
     });
     const logs = scanWorkerLogs(
       supervisor.logFiles,
