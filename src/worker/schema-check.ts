@@ -17,6 +17,9 @@ export class NotMigratedError extends Error {
  */
 export async function assertMigrated(connectionString: string): Promise<void> {
   const client = new pg.Client({ connectionString, application_name: 'pg-billing schema check' });
+  // A connection lost mid-check rejects the query below; without a listener, node-pg's 'error'
+  // event would also crash the process with a stack trace (seen in a chaos run's partition).
+  client.on('error', () => {});
   await client.connect();
   try {
     const {
