@@ -16,7 +16,10 @@ t.teardown(() => database.drop());
 const cliMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const workerCount = 3;
 const rounds = 4;
-/** As many jobs as a worker runs at once (BILLING_CONCURRENCY, pinned below): creators and dependents land in different processes. */
+/**
+ * As many jobs as a worker runs at once (BILLING_CONCURRENCY, pinned below): creators and
+ * dependents land in different processes.
+ */
 const block = 200;
 const funded = Array.from({ length: 20 }, (_, i) => `f${i}`);
 

@@ -276,8 +276,9 @@ async function startQueueRunner(
 }
 
 /**
- * The reaper and the liveness registration log the ids they handle: 201 of them at every start
- * (the pool and 200 workers, 5.7 KB). Info lines say how many; the ids themselves go to debug.
+ * The reaper and the liveness registration log the ids they handle: 401 of them at every
+ * start with the default concurrency (the pool and 400 workers, over 11 KB). Info lines say how
+ * many; the ids themselves go to debug.
  */
 function shortIdLists(logger: Logger): RecoveryLogger {
   const shorten = (level: 'info' | 'warn' | 'error') => (fields: object, message: string) => {
