@@ -3,7 +3,7 @@
 // and every fault of the schedule once or more; then the checks of chaos/checks.ts. The long run is
 // `npm run chaos -- --seconds 300 --workers 4` (docs/guarantees.md).
 import t from 'tap';
-import { EXPIRY_BOUND_MS } from '../chaos/checks.ts';
+import { EXPIRY_BOUND_MS, RECONNECT_BOUND_MS } from '../chaos/checks.ts';
 import { defaultOptions, runChaos } from '../chaos/run.ts';
 
 const seconds = 15;
@@ -39,9 +39,10 @@ t.test('bank under faults: nothing lost, nothing applied twice, the ledger repla
     `a worker was partitioned from PostgreSQL (${JSON.stringify(report.faults.partitions)})`,
   );
   t.ok(report.faults.partitions.resets >= 1, 'its connections were reset');
-  // 5 s (docs/guarantees.md), faults or not; the time PostgreSQL itself was down is not counted.
+  // 5 s (docs/guarantees.md) whatever happens to the workers; the time PostgreSQL itself was down
+  // is not counted, and an expiry near its restart may take 10 s more (the check above says which).
   t.ok(
-    report.latestExpiryLatenessMs <= EXPIRY_BOUND_MS,
+    report.latestExpiryLatenessMs <= EXPIRY_BOUND_MS + RECONNECT_BOUND_MS,
     `hold expiries ran within their bound (latest ${report.latestExpiryLatenessMs} ms)`,
   );
   for (const check of report.checks) t.equal(check.violations, 0, check.name);
