@@ -152,7 +152,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         BILLING_CONCURRENCY: String(options.concurrency),
         BILLING_RECOVERY_INTERVAL_MS: '1000',
       },
-      ...(faketime.available ? { faketimeEnv: faketime.env } : {}),
+      // At debug the wrong-clock worker logs each command it decided (an applied command's line is
+      // at debug): the check below counts them, so that a worker that did nothing proves nothing.
+      ...(faketime.available ? { faketimeEnv: { ...faketime.env, LOG_LEVEL: 'debug' } } : {}),
       note: log,
     });
     supervisor.start();
