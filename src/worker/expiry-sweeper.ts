@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { parseCommand } from '../commands/parse.ts';
+import { runPeriodically } from './periodic.ts';
 import type { WorkerRuntime } from './runtime.ts';
 
 /** How late an expiry job may be before the sweeper expires the hold itself. */
@@ -57,34 +58,13 @@ export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
     return expired;
   };
 
-  let stopped = false;
-  let running: Promise<unknown> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const tick = () => {
-    if (stopped) return;
-    running = pass()
-      .catch((error: unknown) =>
-        logger.warn(
-          { error: error instanceof Error ? error.message : String(error) },
-          'expiry sweep failed; the next one tries again',
-        ),
-      )
-      .finally(() => {
-        running = undefined;
-        if (!stopped) {
-          timer = setTimeout(tick, sweepIntervalMs);
-          timer.unref();
-        }
-      });
-  };
-  timer = setTimeout(tick, sweepIntervalMs);
-  timer.unref();
-  return {
-    runOnce: pass,
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  const periodic = runPeriodically(pass, {
+    intervalMs: sweepIntervalMs,
+    onError: (error) =>
+      logger.warn(
+        { error: error instanceof Error ? error.message : String(error) },
+        'expiry sweep failed; the next one tries again',
+      ),
+  });
+  return { runOnce: pass, stop: () => periodic.stop() };
 }

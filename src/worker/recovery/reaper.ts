@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { pickDeadIds, UNREGISTERED_GRACE_MS, type DeadIdDecision, type RegistrationState } from './dead-ids.ts';
 import { retryFailedExpiriesNow } from './expiry-retries.ts';
 import type { RecoveryLogger } from './registration.ts';
+import { runPeriodically } from '../periodic.ts';
 
 export interface ReapResult extends DeadIdDecision {
   /** Jobs that were locked by the unlocked ids (as seen just before unlocking). */
@@ -93,30 +94,10 @@ export function startDeadWorkerReaper(options: {
     }
   };
 
-  let stopped = false;
-  let running: Promise<unknown> | null = null;
-  let timer: NodeJS.Timeout | undefined;
-  const tick = () => {
-    if (stopped) return;
-    running = pass()
-      .catch((err: Error) => logger.error({ err }, 'dead-worker reaper pass failed'))
-      .finally(() => {
-        running = null;
-        if (!stopped) {
-          timer = setTimeout(tick, intervalMs);
-          timer.unref();
-        }
-      });
-  };
-  timer = setTimeout(tick, Math.min(intervalMs, 250));
-  timer.unref();
-
-  return {
-    runOnce: pass,
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  const periodic = runPeriodically(pass, {
+    intervalMs,
+    firstAfterMs: Math.min(intervalMs, 250),
+    onError: (err) => logger.error({ err }, 'dead-worker reaper pass failed'),
+  });
+  return { runOnce: pass, stop: () => periodic.stop() };
 }
