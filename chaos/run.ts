@@ -233,14 +233,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       new Map(snapshot.ops.map((op) => [op.id, op.job_id === null ? null : String(op.job_id)])),
     );
 
-    const serverLogDeadlocks = (readFileSync(cluster.logFile, 'utf8').match(/deadlock detected/g) ?? []).length;
+    const serverLog = readFileSync(cluster.logFile, 'utf8');
+    const serverLogDeadlocks = (serverLog.match(/deadlock detected/g) ?? []).length;
     const deadlocks = Math.max(monitor.deadlocks, serverLogDeadlocks);
     const checks = [...result.checks];
     checks.push({
       name: 'no deadlocks (pg_stat_database, summed over crash restarts; server log)',
       figure: `pg_stat_database ${monitor.deadlocks}, server log ${serverLogDeadlocks}`,
       violations: deadlocks,
-      examples: [],
+      // Which statements waited for which: the work folder is gone after a run, so the report keeps it.
+      examples: deadlockReports(serverLog),
     });
     const replayProof = logs.absorbedAfterCommit > 0;
     checks.push({
@@ -450,4 +452,21 @@ function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: 
     }
   }
   return scan;
+}
+
+/** Each "deadlock detected" of the server log with the lines that follow it (the processes, their statements). */
+function deadlockReports(serverLog: string): string[] {
+  const lines = serverLog.split('\n');
+  const reports: string[] = [];
+  lines.forEach((line, i) => {
+    if (!line.includes('deadlock detected')) return;
+    // A statement can be a few KB on one line: the start of each says which one it was.
+    reports.push(
+      lines
+        .slice(i, i + 12)
+        .map((l) => l.slice(0, 240))
+        .join('\n   '),
+    );
+  });
+  return reports;
 }
