@@ -9,9 +9,9 @@ t.test(
   'passes never overlap, a failure is reported and the next pass runs, stop waits for the pass in flight',
   async (t) => {
     // The loop's timers are unref'd (they never keep a process alive): this one keeps the test's.
-  const keepAlive = setInterval(() => {}, 1000);
-  t.teardown(() => clearInterval(keepAlive));
-  let inFlight = 0;
+    const keepAlive = setInterval(() => {}, 1000);
+    t.teardown(() => clearInterval(keepAlive));
+    let inFlight = 0;
     let mostInFlight = 0;
     let passes = 0;
     const errors: unknown[] = [];
