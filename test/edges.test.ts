@@ -8,6 +8,7 @@ import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, drained, resultOf, run, type ResultRow } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
 import { wrongTypeCases } from './helpers/wrong-types.ts';
+import { waitFor } from './helpers/wait.ts';
 
 // Issue 9: each edge a hostile client found, driven through a real worker from SQL, as the client
 // role (billing.submit) and as the owner (graphile_worker.add_job). Each test here failed on 8bf903f.
@@ -64,16 +65,6 @@ async function resultsOfJob(jobId: bigint, timeoutMs = 30_000): Promise<ResultRo
     if (jobs[0]!.last_error) throw new Error(`job ${jobId} failed: ${jobs[0]!.last_error}`);
     if (Date.now() > deadline) throw new Error(`job ${jobId} still queued after ${timeoutMs} ms`);
     await sleep(20);
-  }
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs} ms`);
-    await sleep(50);
   }
 }
 
@@ -294,10 +285,14 @@ t.test('8. billing verify sees stuck money', async (t) => {
   // With its job gone and no worker running (every worker's expiry sweeper would release it), the
   // hold stays active past its expiry: money held for good, which verify must see.
   await worker.stop();
-  const report = await waitFor('verify reports the stuck hold', async () => {
-    const r = await verifyLedger(database.db);
-    return r.ok ? undefined : r;
-  });
+  const report = await waitFor(
+    'verify reports the stuck hold',
+    async () => {
+      const r = await verifyLedger(database.db);
+      return r.ok ? undefined : r;
+    },
+    30_000,
+  );
   const stuck = report.checks.find((c) => c.name.startsWith('no active hold'));
   t.match(stuck, { severity: 'breach', violations: 1, examples: [/^hold stuck-h of edge-a: 4 held/] });
   const cli = await runCli(['verify'], { DATABASE_URL: database.url });

@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, run } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
+import { waitFor } from './helpers/wait.ts';
 
 // A hold's expiry commits within 5 s of due even when its expiry job cannot run: here the job is
 // pushed an hour away (as a frozen worker's prefetched job or a long backoff would hold it), and the
@@ -15,16 +15,6 @@ t.teardown(async () => {
   await database.drop();
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
-
 t.test('a hold whose expiry job is held up is expired by the sweeper within 5 s of due', async (t) => {
   await run(database, 'open_account', { id: 'sw-open', account: 'sw-1' });
   await run(database, 'credit', { id: 'sw-credit', account: 'sw-1', amount: '100' });
@@ -35,7 +25,7 @@ t.test('a hold whose expiry job is held up is expired by the sweeper within 5 s 
   );
   t.equal(moved.length, 1, 'the expiry job is pushed an hour away');
 
-  const expired = await until(
+  const expired = await waitFor(
     'the expiry result',
     async () =>
       (
@@ -44,6 +34,7 @@ t.test('a hold whose expiry job is held up is expired by the sweeper within 5 s 
      from billing.operations o join billing.holds h on o.id = 'expire:' || h.hold where h.hold = 'sw-hold'`,
         )
       ).rows[0],
+    20_000,
   );
   t.ok(expired.late_ms >= 0, `not before due (${Math.round(expired.late_ms)} ms after)`);
   t.ok(expired.late_ms < 5_000, `within 5 s of due (${Math.round(expired.late_ms)} ms after)`);
@@ -60,10 +51,13 @@ t.test('a hold whose expiry job is held up is expired by the sweeper within 5 s 
 
   // The job, brought back, finds the result and is a replay: no conflict, no second effect.
   await database.query(`select graphile_worker.reschedule_jobs(array[$1::int8], run_at => now())`, [moved[0]!.id]);
-  await until('the expiry job to complete', async () =>
-    (await database.query('select 1 from graphile_worker.jobs where id = $1', [moved[0]!.id])).rows.length === 0
-      ? true
-      : undefined,
+  await waitFor(
+    'the expiry job to complete',
+    async () =>
+      (await database.query('select 1 from graphile_worker.jobs where id = $1', [moved[0]!.id])).rows.length === 0
+        ? true
+        : undefined,
+    20_000,
   );
   const { rows: conflicts } = await database.query("select 1 from billing.id_conflicts where id = 'expire:sw-hold'");
   t.equal(conflicts.length, 0, "the job was a replay of the sweeper's result, not an id conflict");

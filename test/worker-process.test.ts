@@ -7,6 +7,7 @@ import { defaultHttpPort } from '../src/config.ts';
 import { CliProcess, startWorkerProcess } from './helpers/cli.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { resultOf } from './helpers/ledger.ts';
+import { waitFor } from './helpers/wait.ts';
 
 // Eleven worker processes, each a Node start and a graphile-worker runner: minutes on a loaded
 // 2-core machine, more than the default per-file limit (.taprc). Every wait is on state or output.
@@ -205,8 +206,10 @@ t.test('a worker that loses its liveness session stops that runner and starts a 
       )
     ).rows.map((r) => r.pid);
   const otherLivenessPids: number[] = [];
-  const pids = await waitFor('its liveness connection', async () =>
-    (await livenessPids()).length ? livenessPids() : undefined,
+  const pids = await waitFor(
+    'its liveness connection',
+    async () => ((await livenessPids()).length ? livenessPids() : undefined),
+    60_000,
   );
   t.equal(pids.length, 1, 'one liveness connection');
   otherLivenessPids.push(pids[0]!);
@@ -214,8 +217,10 @@ t.test('a worker that loses its liveness session stops that runner and starts a 
   await worker.waitFor(/"msg":"back at work: a fresh queue runner takes jobs"/);
   t.equal(
     (
-      await waitFor('a fresh liveness connection', async () =>
-        (await livenessPids()).length ? livenessPids() : undefined,
+      await waitFor(
+        'a fresh liveness connection',
+        async () => ((await livenessPids()).length ? livenessPids() : undefined),
+        60_000,
       )
     ).length,
     1,
@@ -289,8 +294,10 @@ t.test(
     await database.query(
       `select graphile_worker.add_job('billing/credit', '{"id":"f-boom","account":"f-1","amount":"1"}'::json, max_attempts => 1)`,
     );
-    await waitFor('billing_jobs_failed_total', async () =>
-      value(await scrape(), 'billing_jobs_failed_total{task="billing/credit"}') === 1 ? true : undefined,
+    await waitFor(
+      'billing_jobs_failed_total',
+      async () => (value(await scrape(), 'billing_jobs_failed_total{task="billing/credit"}') === 1 ? true : undefined),
+      60_000,
     );
     t.pass('a job that failed for good is counted');
 
@@ -311,8 +318,10 @@ t.test(
          run_at = now() where id = $2`,
       [deadId, job!.id],
     );
-    await waitFor('billing_jobs_reclaimed_total', async () =>
-      value(await scrape(), 'billing_jobs_reclaimed_total') === 1 ? true : undefined,
+    await waitFor(
+      'billing_jobs_reclaimed_total',
+      async () => (value(await scrape(), 'billing_jobs_reclaimed_total') === 1 ? true : undefined),
+      60_000,
     );
     t.equal((await resultOf(database, 'r-open')).code, 'ok', 'the reclaimed job ran');
     await worker.stop('SIGTERM');
@@ -334,16 +343,20 @@ t.test('logs: short info lines, no expected warnings, nothing twice, no pg clien
   // reports one (each round waits for that log line, a state, not a time), counting the kills:
   // each killed connection is an event of its own and may log once.
   let kills = 0;
-  await waitFor('an idle queue connection lost and logged', async () => {
-    const [pid] = await idle();
-    if (pid === undefined) return undefined;
-    await database.query('select pg_terminate_backend($1)', [pid]);
-    kills += 1;
-    return worker.waitFor(/"msg":"idle queue connection lost"/, 2_000).then(
-      () => true,
-      () => undefined,
-    );
-  });
+  await waitFor(
+    'an idle queue connection lost and logged',
+    async () => {
+      const [pid] = await idle();
+      if (pid === undefined) return undefined;
+      await database.query('select pg_terminate_backend($1)', [pid]);
+      kills += 1;
+      return worker.waitFor(/"msg":"idle queue connection lost"/, 2_000).then(
+        () => true,
+        () => undefined,
+      );
+    },
+    60_000,
+  );
   t.same(await worker.stop('SIGTERM'), { code: 0, signal: null });
 
   const lines = worker.output.split('\n').filter((line) => line.startsWith('{'));
@@ -384,13 +397,3 @@ t.test('logs: short info lines, no expected warnings, nothing twice, no pg clien
   );
   t.match(lost, /"error":\{"message":"[^"]+"/);
 });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
