@@ -56,6 +56,7 @@ export class CliProcess {
   output = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #listeners = new Set<() => void>();
+  #closed = false;
 
   constructor(args: string[], env: Record<string, string | undefined>) {
     this.child = spawn(process.execPath, [cliPath, ...args], {
@@ -73,8 +74,11 @@ export class CliProcess {
     };
     this.child.stdout!.on('data', collect);
     this.child.stderr!.on('data', collect);
+    // 'close', not 'exit': a process can exit before the pipes have given us its last lines (a pino
+    // line written at shutdown), and a test that reads the output after `exited` must see all of it.
     this.exited = new Promise((resolve) =>
-      this.child.on('exit', (code, signal) => {
+      this.child.on('close', (code, signal) => {
+        this.#closed = true;
         resolve({ code, signal });
         for (const listener of this.#listeners) listener();
       }),
@@ -91,7 +95,7 @@ export class CliProcess {
       const check = () => {
         const match = this.output.match(pattern);
         if (match) return done(() => resolve(match));
-        if (!this.running)
+        if (this.#closed)
           return done(() => reject(new Error(`exited before ${pattern}:\n${this.output.slice(-4000)}`)));
       };
       const timer = setTimeout(
