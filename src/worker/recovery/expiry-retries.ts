@@ -12,13 +12,17 @@ import { expiryTask } from '../../commands/contract.ts';
  * `billing verify` reports it.
  */
 export async function retryFailedExpiriesNow(client: pg.PoolClient): Promise<number> {
-  const { rows } = await client.query<{ count: string }>(
-    `select count(*) as count from graphile_worker.reschedule_jobs(
-       array(select id from graphile_worker.jobs
-             where task_identifier = $1 and attempts > 0 and attempts < max_attempts
-               and locked_at is null and run_at > now() + interval '1 second'),
-       run_at => now())`,
+  // graphile-worker's reschedule_jobs would wait for each row lock in turn; like the reaper (see
+  // reaper.ts), this never waits for a job row: one that is locked right now is skipped this pass.
+  const { rowCount } = await client.query(
+    `update graphile_worker._private_jobs as jobs set run_at = now(), updated_at = now()
+     from (select j.id from graphile_worker._private_jobs j
+           join graphile_worker._private_tasks t on t.id = j.task_id
+           where t.identifier = $1 and j.attempts > 0 and j.attempts < j.max_attempts
+             and j.locked_at is null and j.run_at > now() + interval '1 second'
+           for update of j skip locked) as due
+     where jobs.id = due.id`,
     [expiryTask],
   );
-  return Number(rows[0]?.count ?? 0);
+  return rowCount ?? 0;
 }

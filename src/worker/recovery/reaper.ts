@@ -5,9 +5,23 @@ import type { RecoveryLogger } from './registration.ts';
 import { runPeriodically } from '../periodic.ts';
 
 export interface ReapResult extends DeadIdDecision {
-  /** Jobs that were locked by the unlocked ids (as seen just before unlocking). */
+  /** Jobs this pass unlocked (rows locked by someone else at that moment are left for the next pass). */
   unlockedJobs: number;
 }
+
+const unlockJobsSkippingLocked = `
+  update graphile_worker._private_jobs as jobs set locked_at = null, locked_by = null
+  from (select id from graphile_worker._private_jobs where locked_by = any($1::text[]) for update skip locked) as free
+  where jobs.id = free.id`;
+const unlockQueuesSkippingLocked = `
+  update graphile_worker._private_job_queues as queues set locked_at = null, locked_by = null
+  from (select id from graphile_worker._private_job_queues where locked_by = any($1::text[]) for update skip locked) as free
+  where queues.id = free.id`;
+/** A dead id's row goes with its last job: while it still locks one, the next pass must know it is dead. */
+const deleteEmptyRegistrations = `
+  delete from billing.worker_liveness r where r.id = any($1::text[])
+  and not exists (select 1 from graphile_worker._private_jobs j where j.locked_by = r.id)
+  and not exists (select 1 from graphile_worker._private_job_queues q where q.locked_by = r.id)`;
 
 export interface DeadWorkerReaper {
   stop(): Promise<void>;
@@ -18,9 +32,17 @@ export interface DeadWorkerReaper {
 /**
  * Every `intervalMs`: lists the distinct `locked_by` of the public `graphile_worker.jobs` view,
  * asks `billing.worker_liveness_sessions()` whether each registered id's session is still in
- * pg_stat_activity, and hands the jobs of dead ids back with the public
- * `graphile_worker.force_unlock_workers(text[])`, then wakes idle workers with graphile-worker's
- * own `jobs:insert` notification. Takes no lock a client could hold against it.
+ * pg_stat_activity, hands the jobs of dead ids back (what graphile-worker's `force_unlock_workers`
+ * does, but skipping rows that someone else has locked), then wakes idle workers with
+ * graphile-worker's own `jobs:insert` notification. Takes no lock a client could hold against it.
+ *
+ * Why not `force_unlock_workers` itself: it updates the rows in the order of a sequential scan
+ * and waits for each row lock. The runner that lost its database after a PostgreSQL restart may
+ * at the same moment return or fail those very jobs, in id order or in the order they finished,
+ * and two statements that lock the same rows in different orders can deadlock (one chaos run in
+ * 40 did). A reaper that never waits for a job row is never part of a cycle; a row it skipped is
+ * being handed back by its holder or is unlocked on the next pass, and the dead id's registration
+ * stays until none of its jobs is left.
  */
 export function startDeadWorkerReaper(options: {
   pgPool: pg.Pool;
@@ -50,13 +72,13 @@ export function startDeadWorkerReaper(options: {
       ).rows;
       const decision = pickDeadIds({ lockers, registrations, now: new Date() });
       const toUnlock = [...decision.dead, ...decision.expiredUnregistered];
-      const unlockedJobs = lockers.filter((l) => toUnlock.includes(l.lockedBy)).reduce((n, l) => n + l.jobs, 0);
+      let unlockedJobs = 0;
       if (toUnlock.length > 0) {
         await client.query('begin');
         try {
-          await client.query('select graphile_worker.force_unlock_workers($1::text[])', [toUnlock]);
-          if (decision.dead.length > 0)
-            await client.query('delete from billing.worker_liveness where id = any($1::text[])', [decision.dead]);
+          unlockedJobs = (await client.query(unlockJobsSkippingLocked, [toUnlock])).rowCount ?? 0;
+          await client.query(unlockQueuesSkippingLocked, [toUnlock]);
+          if (decision.dead.length > 0) await client.query(deleteEmptyRegistrations, [decision.dead]);
           if (unlockedJobs > 0) {
             await client.query(
               `select pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)`,
