@@ -242,8 +242,14 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       for (let i = 0; i < 600 && proxy.connections < atLeast; i++) await sleep(100);
       return proxy.connections;
     };
+    // Two that have lived a second: a worker reconnecting after PostgreSQL's restart opens short
+    // probes (is it up, is it migrated), and a blackhole begun on those cut nothing in 1 run of 24.
+    const settled = async (atLeast: number) => {
+      for (let i = 0; i < 600 && proxy.connectionsOlderThan(1000) < atLeast; i++) await sleep(100);
+      return proxy.connections;
+    };
     // A fault counts only when it cut connections: a partition of nothing proves nothing.
-    note(`partition: blackhole (${await connected(2)} connections through the proxy)`);
+    note(`partition: blackhole (${await settled(2)} connections through the proxy)`);
     proxy.setMode({ kind: 'blackhole' });
     blackholed = true;
     await sleep(plan.partitionMs);

@@ -244,6 +244,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // Which statements waited for which: the work folder is gone after a run, so the report keeps it.
       examples: deadlockReports(serverLog),
     });
+    // A worker may exit only when we SIGKILL it, or with 70 when it cannot go on (PostgreSQL was
+    // down when it started): a PostgreSQL restart is something it carries on through by itself.
+    checks.push({
+      name: 'no worker died of a fault it should have survived (every exit our SIGKILL or 70)',
+      figure: `${supervisor.exits.other} other exits`,
+      violations: supervisor.exits.other,
+      examples: supervisor.crashes,
+    });
     const replayProof = logs.absorbedAfterCommit > 0;
     checks.push({
       name: 'faults hit the window between commit and job completion (a job ran again after its command committed)',

@@ -20,6 +20,7 @@ interface Link {
   client: net.Socket;
   server: net.Socket;
   damaged: boolean;
+  openedAt: number;
 }
 
 export class TcpProxy {
@@ -41,6 +42,12 @@ export class TcpProxy {
 
   get connections(): number {
     return this.#links.size;
+  }
+
+  /** Connections open for at least `ms`: a running worker's sessions, not a reconnect's probes. */
+  connectionsOlderThan(ms: number): number {
+    const before = performance.now() - ms;
+    return [...this.#links].filter((link) => link.openedAt <= before).length;
   }
 
   /** Listens on 127.0.0.1 at a free port; resolves with the port. */
@@ -79,7 +86,7 @@ export class TcpProxy {
     }
     const server = net.connect(this.#upstreamPort, this.#upstreamHost);
     server.on('error', () => {});
-    const link: Link = { client, server, damaged: false };
+    const link: Link = { client, server, damaged: false, openedAt: performance.now() };
     this.#links.add(link);
     const end = () => {
       if (!this.#links.delete(link)) return;

@@ -47,6 +47,8 @@ export class WorkerSupervisor {
   readonly #killed = new Set<number>();
   readonly logFiles: { file: string; kind: SlotKind }[] = [];
   readonly exits: ExitCounts = { killedByUs: 0, fatal70: 0, other: 0 };
+  /** Each exit counted in `other`: the worker, its code or signal and the last lines of its log. */
+  readonly crashes: string[] = [];
   #stopping = false;
 
   constructor(options: SupervisorOptions) {
@@ -84,10 +86,14 @@ export class WorkerSupervisor {
     });
     const worker: WorkerProcess = { slot, kind, generation, child, pid: child.pid!, logFile, paused: false, exited };
     this.#slots[slot] = worker;
-    void exited.then(({ code }) => {
+    void exited.then(({ code, signal }) => {
       if (this.#killed.delete(worker.pid)) this.exits.killedByUs += 1;
       else if (code === 70) this.exits.fatal70 += 1;
-      else if (!this.#stopping) this.exits.other += 1;
+      else if (!this.#stopping) {
+        this.exits.other += 1;
+        const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-6).join('\n');
+        this.crashes.push(`worker ${slot} (${kind}, pid ${worker.pid}) exited ${code ?? signal}:\n${tail}`);
+      }
       if (code !== null && !this.#stopping)
         this.#options.note?.(`worker ${slot} (${kind}, pid ${worker.pid}) exited ${code}; see ${logFile}`);
       if (this.#slots[slot] === worker) this.#slots[slot] = undefined;

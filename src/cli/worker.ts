@@ -26,9 +26,9 @@ export function workerCommand(): Command {
         import('../worker/run-worker.ts'),
       ]);
       const logger = createLogger(config.logLevel);
-      // graphile-worker 0.18 can throw out of its local queue when its connection dies during a
-      // shutdown (seen in the chaos suite). Nothing is lost (the reaper hands the jobs on), but the
-      // process must go, with the code that tells a supervisor to start a fresh one.
+      // A fault nothing handles (graphile-worker's one known case after a PostgreSQL restart is
+      // tolerated: src/worker/lost-runner-rejections.ts): the process must go, with the code that
+      // tells a supervisor to start a fresh one.
       process.on('uncaughtException', (error) => {
         logger.fatal({ err: error }, 'uncaught exception: exiting so that a fresh worker takes over');
         process.exit(exitCodes.workerFatal);
