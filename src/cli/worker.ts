@@ -26,8 +26,8 @@ export function workerCommand(): Command {
         import('../worker/run-worker.ts'),
       ]);
       const logger = createLogger(config.logLevel);
-      // A fault nothing handles (graphile-worker's one known case after a PostgreSQL restart is
-      // tolerated: src/worker/lost-runner-rejections.ts): the process must go, with the code that
+      // A fault nothing handles (graphile-worker's known ones when its connections die are
+      // tolerated: src/worker/graphile-rejections.ts): the process must go, with the code that
       // tells a supervisor to start a fresh one.
       process.on('uncaughtException', (error) => {
         logger.fatal({ err: error }, 'uncaught exception: exiting so that a fresh worker takes over');

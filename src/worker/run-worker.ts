@@ -10,7 +10,7 @@ import { describeError } from './describe-error.ts';
 import { RegistrationGatedPool, startRecovery, type Recovery, type RecoveryLogger } from './recovery/recovery.ts';
 import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
-import { tolerateLostRunnerRejections } from './lost-runner-rejections.ts';
+import { tolerateKnownGraphileRejections } from './graphile-rejections.ts';
 import { startHttpServer } from './http-server.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
 import { queueSettings } from './queue-settings.ts';
@@ -49,7 +49,7 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   const connectionString = config.databaseUrl!;
   await assertMigrated(connectionString);
-  tolerateLostRunnerRejections(logger);
+  tolerateKnownGraphileRejections(logger);
   const runtime = createRuntime(config, logger);
   let stopping = false;
   let runner: QueueRunner | undefined;
