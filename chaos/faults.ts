@@ -238,18 +238,15 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     // sessions. A restart took over 25 s at a load average of 30 on this 2-core machine. Two at
     // once means it is running (its liveness session and a queue or ledger connection): with one,
     // a worker still starting sent nothing for the whole blackhole in 6 of 20 runs.
-    const connected = async (atLeast: number) => {
-      for (let i = 0; i < 600 && proxy.connections < atLeast; i++) await sleep(100);
+    // Waits (60 s at most) for `atLeast` connections open for at least `minAgeMs`.
+    const connected = async (atLeast: number, minAgeMs = 0) => {
+      for (let i = 0; i < 600 && proxy.connectionsOlderThan(minAgeMs) < atLeast; i++) await sleep(100);
       return proxy.connections;
     };
     // Two that have lived a second: a worker reconnecting after PostgreSQL's restart opens short
     // probes (is it up, is it migrated), and a blackhole begun on those cut nothing in 1 run of 24.
-    const settled = async (atLeast: number) => {
-      for (let i = 0; i < 600 && proxy.connectionsOlderThan(1000) < atLeast; i++) await sleep(100);
-      return proxy.connections;
-    };
     // A fault counts only when it cut connections: a partition of nothing proves nothing.
-    note(`partition: blackhole (${await settled(2)} connections through the proxy)`);
+    note(`partition: blackhole (${await connected(2, 1000)} connections through the proxy)`);
     proxy.setMode({ kind: 'blackhole' });
     blackholed = true;
     await sleep(plan.partitionMs);
