@@ -11,6 +11,7 @@ import { createPool } from '../src/db/pool.ts';
 import { verifyLedger, type VerifyReport } from '../src/ledger/verify.ts';
 import { createBenchDatabase, databaseSeconds, highestSeq, resultsAfter, type BenchDatabase } from './database.ts';
 import { latencyAt } from './latency.ts';
+import { wakeCost } from './wake-cost.ts';
 import { loadavg, availableParallelism } from 'node:os';
 import { anchorConnections, loadAnchor, runAnchor, setUpAnchor } from './anchor.ts';
 import { applyPathOneByOne } from './apply-path.ts';
@@ -54,6 +55,8 @@ Options:
                          BILLING_CONCURRENCY of the batch phase's workers (default 4, i.e. 400
                          commands in flight per worker; the service's 200 would be 20,000)
   --chunk <n>            commands per add_jobs call of the load generator (default 10000)
+  --latency-rate <n>     the latency phase's rate in commands/s instead of half the uniform rate
+                         (for latency against rate; the latency targets then count as not measured)
   --phases <list>        comma-separated subset of: ${phaseNames.join(',')} (default: all)
   --database-url <url>   server to create the bench database on (default DATABASE_URL, else
                          the embedded server that \`npm start\` runs from this folder)
@@ -86,6 +89,7 @@ const { values } = (() => {
         'batch-job-size': { type: 'string', default: '100' },
         'batch-concurrency': { type: 'string', default: '4' },
         chunk: { type: 'string', default: '10000' },
+        'latency-rate': { type: 'string', default: '0' },
         phases: { type: 'string', default: phaseNames.join(',') },
         'database-url': { type: 'string' },
         json: { type: 'boolean', default: false },
@@ -139,6 +143,7 @@ const options = {
   batchConcurrency: Math.floor(positive('batch-concurrency', values['batch-concurrency'])),
   chunk: Math.floor(positive('chunk', values.chunk)),
   backlog: Math.floor(positive('backlog', values.backlog, 0)),
+  latencyRate: positive('latency-rate', values['latency-rate'], 0),
   phases: [...phases],
   workerNodeOptions: values['worker-node-options'] ?? null,
 };
@@ -238,6 +243,7 @@ async function mainRun(): Promise<boolean> {
   );
   const bench = await createBenchDatabase(serverUrl, options.accounts, 'run');
   const { autovacuum } = (await bench.pool.query<{ autovacuum: string }>('show autovacuum')).rows[0]!;
+  const wake = await wakeCost(bench.url);
   const m: Measurements = { anchors: [] };
   let enqueued = 0;
   try {
@@ -286,10 +292,12 @@ async function mainRun(): Promise<boolean> {
         }
         if (runs('latency')) {
           // Half the measured maximum; without a uniform phase, half of 4x the anchor (the target's own rate).
-          const rate = m.uniform ? m.uniform.rate / 2 : m.anchors[0] ? 2 * m.anchors[0].rate : 1_000;
+          const halfLoad = m.uniform ? m.uniform.rate / 2 : m.anchors[0] ? 2 * m.anchors[0].rate : 1_000;
+          const rate = options.latencyRate || halfLoad;
           await settle(bench);
           log(`  latency at ${formatNumber(rate)}/s`);
-          m.latency = await latencyAt(bench, rate, options.seconds, 'l:');
+          m.latency = await latencyAt(bench, rate, options.seconds, 'l:', probe());
+          m.latencyAtHalfLoad = !options.latencyRate;
           enqueued += m.latency.enqueued;
           log(`  p50 ${formatNumber(m.latency.p50Ms)} ms, p99 ${formatNumber(m.latency.p99Ms)} ms`);
         }
@@ -340,7 +348,7 @@ async function mainRun(): Promise<boolean> {
         `${JSON.stringify(
           {
             options,
-            machine: { before, after, autovacuum },
+            machine: { before, after, autovacuum, wake },
             workerSettings: workerSettings(),
             ...report,
             measurements: m,
@@ -354,7 +362,8 @@ async function mainRun(): Promise<boolean> {
       process.stdout.write(
         `pg-billing bench, ${new Date().toISOString()}: ${options.workers} worker processes (${workerSettings()}), ` +
           `${options.accounts} accounts, ${options.seconds} s windows; load average ${before.loadAverage} before, ${after.loadAverage} after, ${before.cores} cores; ` +
-          `autovacuum ${autovacuum} (each phase starts from a vacuum)\n\n`,
+          `autovacuum ${autovacuum} (each phase starts from a vacuum); client CPU of one query ${formatNumber(wake.backToBackUs)} us ` +
+          `back to back, ${formatNumber(wake.afterIdleUs)} us after 10 ms idle\n\n`,
       );
       process.stdout.write(
         `${table(

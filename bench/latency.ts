@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resultsChannel } from '../src/ledger/apply.ts';
+import type { CostProbe, Costs } from './costs.ts';
 import { databaseSeconds, highestSeq, type BenchDatabase } from './database.ts';
 import { drain } from './throughput.ts';
 import { randomTransfer } from './workload.ts';
@@ -24,6 +25,8 @@ export interface LatencyFigures {
    * transaction, its lock waits and its commit); `read` -> the reader has the row (its query).
    */
   parts: Record<'pickup' | 'batch' | 'read', { p50Ms: number; p99Ms: number }>;
+  /** What a command cost while the generator sent (set when a cost probe watched). */
+  costs?: Costs;
 }
 
 const tickMs = 10;
@@ -45,6 +48,7 @@ export async function latencyAt(
   rate: number,
   seconds: number,
   prefix: string,
+  probe?: CostProbe,
 ): Promise<LatencyFigures> {
   const enqueuedAt = new Map<string, number>();
   const seenAt = new Map<string, number>();
@@ -68,6 +72,7 @@ export async function latencyAt(
   let inFlight = 0;
   let maxSendLagMs = 0;
   const pending: Promise<void>[] = [];
+  await probe?.start();
   const dbStarted = await databaseSeconds(bench.pool);
   const started = performance.now();
   for (let tick = 1; ; tick++) {
@@ -104,6 +109,7 @@ export async function latencyAt(
   }
   await Promise.all(pending);
   const dbEnded = await databaseSeconds(bench.pool);
+  const costs = await probe?.stop();
   await drain(bench, seq0, sent);
   await observer.catchUp();
   await observer.close();
@@ -155,6 +161,7 @@ export async function latencyAt(
     p50Ms: pick(0.5),
     p99Ms: pick(0.99),
     maxMs: latencies.at(-1) ?? NaN,
+    ...(costs ? { costs } : {}),
   };
 }
 

@@ -41,8 +41,8 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
   for (const target of report.targets) t.type(target.pass, 'boolean');
   t.same(
     report.costs.map((r) => r[0]),
-    ['anchor', 'anchor', 'uniform', 'hot account', 'batch jobs of 100'],
-    'CPU per command of each throughput phase',
+    ['anchor', 'anchor', 'uniform', 'hot account', 'batch jobs of 100', 'latency at half load'],
+    'CPU per command of each throughput phase, and of the latency phase',
   );
   t.equal(report.verify.ledger_ok, true, 'verify found no breach');
   t.equal(report.verify.lost, 0, 'every enqueued command has its result');
