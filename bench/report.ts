@@ -188,7 +188,7 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
       '1',
     ]);
   }
-  const measured: [string, Pick<Measured, 'costs'> & { rate: number } | undefined][] = [
+  const measured: [string, (Pick<Measured, 'costs'> & { rate: number }) | undefined][] = [
     ['uniform', m.uniform],
     ['hot account', m.hot],
     [`batch jobs of ${o.batchJobSize}`, m.batch],

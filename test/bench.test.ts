@@ -115,30 +115,39 @@ t.test('the targets table says which target is missed, and an unmeasured one nev
   t.equal(report.rows.find((r) => r.key === 'uniform')?.ratio, 4_500 / 1_100);
 });
 
-t.test('a latency run at a rate chosen with --latency-rate is reported, but never meets the half-load targets', async (t) => {
-  const anchor = { rate: 1_000, transfers: 1, p50Ms: 5, p99Ms: 10, pgCpuUsPerTransfer: 100 };
-  const latency = {
-    targetRate: 100,
-    achievedRate: 100,
-    samples: 1,
-    enqueued: 1,
-    calls: 1,
-    maxSendLagMs: 0,
-    p50Ms: 5,
-    p99Ms: 9,
-    maxMs: 10,
-    parts: { pickup: { p50Ms: 2, p99Ms: 4 }, batch: { p50Ms: 2, p99Ms: 4 }, read: { p50Ms: 1, p99Ms: 1 } },
-    costs: { commands: 1_000, cpuUsPerCommand: { worker: 300 }, batches: 500, commandsPerBatch: 2, commitsPerCommand: 3 },
-  };
-  const options = { workers: 2, accounts: 10, rawConnections: 8, batchJobSize: 100, batchConcurrency: 4 };
-  const chosen = buildReport({ anchors: [anchor], latency, latencyAtHalfLoad: false }, options);
-  t.equal(chosen.rows.find((r) => r.key === 'p50')?.label, 'latency p50 at a chosen rate');
-  t.equal(chosen.targets.find((x) => x.key === 'p50')?.pass, false, '5 ms at 100/s is not the target met');
-  t.equal(chosen.targets.find((x) => x.key === 'p99')?.pass, false);
-  t.same(chosen.costs.at(-1)?.slice(0, 2), ['latency at a chosen rate', '100'], 'its CPU per command is shown');
-  const half = buildReport({ anchors: [anchor], latency }, options);
-  t.equal(half.targets.find((x) => x.key === 'p50')?.pass, true, 'the same figures at half load meet it');
-});
+t.test(
+  'a latency run at a rate chosen with --latency-rate is reported, but never meets the half-load targets',
+  async (t) => {
+    const anchor = { rate: 1_000, transfers: 1, p50Ms: 5, p99Ms: 10, pgCpuUsPerTransfer: 100 };
+    const latency = {
+      targetRate: 100,
+      achievedRate: 100,
+      samples: 1,
+      enqueued: 1,
+      calls: 1,
+      maxSendLagMs: 0,
+      p50Ms: 5,
+      p99Ms: 9,
+      maxMs: 10,
+      parts: { pickup: { p50Ms: 2, p99Ms: 4 }, batch: { p50Ms: 2, p99Ms: 4 }, read: { p50Ms: 1, p99Ms: 1 } },
+      costs: {
+        commands: 1_000,
+        cpuUsPerCommand: { worker: 300 },
+        batches: 500,
+        commandsPerBatch: 2,
+        commitsPerCommand: 3,
+      },
+    };
+    const options = { workers: 2, accounts: 10, rawConnections: 8, batchJobSize: 100, batchConcurrency: 4 };
+    const chosen = buildReport({ anchors: [anchor], latency, latencyAtHalfLoad: false }, options);
+    t.equal(chosen.rows.find((r) => r.key === 'p50')?.label, 'latency p50 at a chosen rate');
+    t.equal(chosen.targets.find((x) => x.key === 'p50')?.pass, false, '5 ms at 100/s is not the target met');
+    t.equal(chosen.targets.find((x) => x.key === 'p99')?.pass, false);
+    t.same(chosen.costs.at(-1)?.slice(0, 2), ['latency at a chosen rate', '100'], 'its CPU per command is shown');
+    const half = buildReport({ anchors: [anchor], latency }, options);
+    t.equal(half.targets.find((x) => x.key === 'p50')?.pass, true, 'the same figures at half load meet it');
+  },
+);
 
 t.test('--check exits 1 when a target is missed or not measured, and the table names it', async (t) => {
   const args = ['--phases', 'anchor', '--seconds', '0.5', '--accounts', '10'];
