@@ -69,7 +69,7 @@ function writesOf(plan: BatchPlan): typeof compiledWrites {
   const values = writeValues(plan);
   return {
     ...compiledWrites,
-    parameters: compiledWrites.parameters.map((p) => (p instanceof WriteParameter ? values[p.name] : p)),
+    parameters: compiledWrites.parameters.map((p) => (p instanceof WriteParameter ? p.valueIn(values) : p)),
   };
 }
 

@@ -1,6 +1,7 @@
 // The batch transaction's SQL, in typed Kysely over the generated schema (src/db/schema.ts). Every
-// value travels as a bound parameter; a list travels as one array parameter that `unnest` turns
-// into rows, so a batch of any size is the same few statements.
+// value travels as a bound parameter; a list travels as one parameter (a JSON array) that becomes
+// an array on the server and `unnest` turns into rows, so a batch of any size is the same few
+// statements.
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { balancesToJson } from '../commands/balances-json.ts';
 import { expiryIdPrefix, expiryTask, resultsChannel } from '../commands/contract.ts';
@@ -11,9 +12,28 @@ type Db = Kysely<DB>;
 
 type ElementType = 'int4' | 'int8' | 'text' | 'json' | 'jsonb' | 'timestamptz';
 
-/** A list as one bound parameter, typed for the server: `$1::int8[]`. */
+/**
+ * A list parameter's text: a JSON array, bigints as strings of digits. node-postgres would send a
+ * JS array as an array literal that it builds and escapes element by element, which was a fifth of
+ * everything a worker allocated under load (docs/performance.md); JSON.stringify does it natively.
+ */
+export function jsonList(values: readonly unknown[]): string {
+  return JSON.stringify(values.some((v) => typeof v === 'bigint') ? values.map(digitsOfBigint) : values);
+}
+
+function digitsOfBigint(value: unknown): unknown {
+  return typeof value === 'bigint' ? String(value) : value;
+}
+
+/** `parameter` (a jsonList) as an array of `type` on the server, in the list's order. */
+function serverArray<A extends readonly unknown[]>(parameter: unknown, type: ElementType): RawBuilder<A> {
+  return sql<A>`array(select e::${sql.raw(type)} from json_array_elements_text(${parameter}::json)
+    with ordinality as t(e, i) order by i)`;
+}
+
+/** A list as one bound parameter, an array of `type` on the server. */
 function array<T>(values: readonly T[], type: ElementType): RawBuilder<T[]> {
-  return sql<T[]>`${values}::${sql.raw(type)}[]`;
+  return serverArray<T[]>(jsonList(values), type);
 }
 
 /** JSON text of a value whose money is bigint; bigint becomes a string of digits, as stored everywhere. */
@@ -148,22 +168,35 @@ export function writeValues(plan: BatchPlan) {
 
 type WriteValues = ReturnType<typeof writeValues>;
 type WriteParameterName = keyof WriteValues;
+type ListName = {
+  [N in WriteParameterName]: WriteValues[N] extends readonly unknown[] ? N : never;
+}[WriteParameterName];
 
-/** Stands in a compiled statement's parameter list for the value of that name (see compiledWrites). */
+/**
+ * Stands in a compiled statement's parameter list for the value of that name (see compiledWrites);
+ * a list's value is sent as its jsonList.
+ */
 export class WriteParameter {
   readonly name: WriteParameterName;
-  constructor(name: WriteParameterName) {
+  readonly isList: boolean;
+  constructor(name: WriteParameterName, isList: boolean) {
     this.name = name;
+    this.isList = isList;
+  }
+
+  valueIn(values: WriteValues): unknown {
+    const value = values[this.name];
+    return this.isList && Array.isArray(value) ? jsonList(value) : value;
   }
 }
 
-/** A named array parameter of the writes statement, typed for the server: `$1::int8[]`. */
-function list<N extends WriteParameterName>(name: N, type: ElementType): RawBuilder<WriteValues[N]> {
-  return sql<WriteValues[N]>`${new WriteParameter(name)}::${sql.raw(type)}[]`;
+/** A named list parameter of the writes statement, an array of `type` on the server. */
+function list<N extends ListName>(name: N, type: ElementType): RawBuilder<WriteValues[N]> {
+  return serverArray<WriteValues[N]>(new WriteParameter(name, true), type);
 }
 
 function scalar<N extends WriteParameterName>(name: N): RawBuilder<WriteValues[N]> {
-  return sql<WriteValues[N]>`${new WriteParameter(name)}`;
+  return sql<WriteValues[N]>`${new WriteParameter(name, false)}`;
 }
 
 /**
