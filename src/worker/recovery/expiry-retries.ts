@@ -12,17 +12,18 @@ import { expiryTask } from '../../commands/contract.ts';
  * `billing verify` reports it.
  */
 export async function retryFailedExpiriesNow(client: pg.PoolClient): Promise<number> {
-  // graphile-worker's reschedule_jobs would wait for each row lock in turn; like the reaper (see
-  // reaper.ts), this never waits for a job row: one that is locked right now is skipped this pass.
-  const { rowCount } = await client.query(
-    `update graphile_worker._private_jobs as jobs set run_at = now(), updated_at = now()
-     from (select j.id from graphile_worker._private_jobs j
-           join graphile_worker._private_tasks t on t.id = j.task_id
-           where t.identifier = $1 and j.attempts > 0 and j.attempts < j.max_attempts
-             and j.locked_at is null and j.run_at > now() + interval '1 second'
-           for update of j skip locked) as due
-     where jobs.id = due.id`,
-    [expiryTask],
-  );
+  const { rowCount } = await client.query(retryFailedExpiriesStatement, [expiryTask]);
   return rowCount ?? 0;
 }
+
+// graphile-worker's reschedule_jobs would wait for each row lock in turn; like the reaper (see
+// reaper.ts), this never waits for a job row: one that is locked right now is skipped this pass.
+// The due rows are locked once, as an array, then updated by id (reaper.ts says why not a join).
+export const retryFailedExpiriesStatement = `
+  update graphile_worker._private_jobs as jobs set run_at = now(), updated_at = now()
+  where jobs.id = any(array(
+    select j.id from graphile_worker._private_jobs j
+    join graphile_worker._private_tasks t on t.id = j.task_id
+    where t.identifier = $1 and j.attempts > 0 and j.attempts < j.max_attempts
+      and j.locked_at is null and j.run_at > now() + interval '1 second'
+    for update of j skip locked))`;

@@ -9,14 +9,19 @@ export interface ReapResult extends DeadIdDecision {
   unlockedJobs: number;
 }
 
-const unlockJobsSkippingLocked = `
+// The rows are locked (skipping those locked by others) in a subquery that runs once, as an array,
+// and then updated by id. Joined instead (`update ... from (select ...) where id = ...`), the plan
+// depends on the jobs table's statistics: taken while the queue was empty (a quiet moment's
+// ANALYZE), they made PostgreSQL rescan the whole table for every row of it, a nested loop that ran
+// 30 s with 37,000 jobs queued (docs/performance.md).
+export const unlockJobsSkippingLocked = `
   update graphile_worker._private_jobs as jobs set locked_at = null, locked_by = null
-  from (select id from graphile_worker._private_jobs where locked_by = any($1::text[]) for update skip locked) as free
-  where jobs.id = free.id`;
-const unlockQueuesSkippingLocked = `
+  where jobs.id = any(array(
+    select id from graphile_worker._private_jobs where locked_by = any($1::text[]) for update skip locked))`;
+export const unlockQueuesSkippingLocked = `
   update graphile_worker._private_job_queues as queues set locked_at = null, locked_by = null
-  from (select id from graphile_worker._private_job_queues where locked_by = any($1::text[]) for update skip locked) as free
-  where queues.id = free.id`;
+  where queues.id = any(array(
+    select id from graphile_worker._private_job_queues where locked_by = any($1::text[]) for update skip locked))`;
 /** A dead id's row goes with its last job: while it still locks one, the next pass must know it is dead. */
 const deleteEmptyRegistrations = `
   delete from billing.worker_liveness r where r.id = any($1::text[])
