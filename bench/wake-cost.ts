@@ -10,7 +10,7 @@ export interface WakeCost {
 
 /**
  * What one query costs this process's CPU, busy and after a short idle. On the 2-core VMs these
- * figures come from, a query after 10 ms idle cost ~4x one sent back to back (cold caches, the
+ * figures come from, a query after 10 ms idle cost 3-5x one sent back to back (cold caches, the
  * scheduler, the hypervisor): a command stream that wakes every process every 10 ms (the latency
  * phase) pays that per wake-up, which is why it costs more CPU per command than a full queue.
  */
