@@ -21,6 +21,7 @@ export function jsonList(values: readonly unknown[]): string {
   return JSON.stringify(values.some((v) => typeof v === 'bigint') ? values.map(digitsOfBigint) : values);
 }
 
+/** A bigint as its string of digits (how money is written in JSON everywhere); anything else as is. */
 function digitsOfBigint(value: unknown): unknown {
   return typeof value === 'bigint' ? String(value) : value;
 }
@@ -38,7 +39,7 @@ function array<T>(values: readonly T[], type: ElementType): RawBuilder<T[]> {
 
 /** JSON text of a value whose money is bigint; bigint becomes a string of digits, as stored everywhere. */
 export function jsonText(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+  return JSON.stringify(value, (_key, v: unknown) => digitsOfBigint(v));
 }
 
 /**
