@@ -190,6 +190,7 @@ async function observe(
   let cursor = String(seq0);
   let reading: Promise<void> | undefined;
   let again = false;
+  let closing = false;
   const read = async (): Promise<void> => {
     do {
       again = false;
@@ -203,6 +204,7 @@ async function observe(
     } while (again);
   };
   const wake = () => {
+    if (closing) return;
     if (reading) {
       again = true;
       return;
@@ -232,7 +234,11 @@ async function observe(
       await read();
     },
     async close() {
+      // A wake-up (the poll, a late notification) may have started a read: ending the connection
+      // under it rejected that read with no one to catch it, and the bench died (seen once in CI).
+      closing = true;
       clearInterval(poll);
+      while (reading) await reading;
       await client.end();
     },
   };
