@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { run } from 'graphile-worker';
+import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { startWorker } from '../src/worker/run-worker.ts';
@@ -17,7 +18,7 @@ const logger = createLogger(config.logLevel);
 if (mode === 'noop') {
   const settings = queueSettings(config);
   const runner = await run({
-    connectionString: config.databaseUrl!,
+    pgPool: new pg.Pool(settings.pool),
     concurrency: settings.concurrency,
     taskDirectory: fileURLToPath(new URL('./noop-tasks', import.meta.url)),
     noHandleSignals: true,

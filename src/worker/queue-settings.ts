@@ -1,9 +1,13 @@
+import type pg from 'pg';
 import type {} from 'graphile-worker';
 import type { Config } from '../config.ts';
+import { queuePoolTypes } from './queue-pool-types.ts';
+import { workerSessionOptions } from './runtime.ts';
 
 export interface QueueSettings {
   concurrency: number;
-  maxPoolSize: number;
+  /** The pool graphile-worker fetches and completes jobs on (and the reaper unlocks them on). */
+  pool: pg.PoolConfig;
   preset: { worker: GraphileConfig.WorkerOptions };
 }
 
@@ -17,7 +21,20 @@ export function queueSettings(config: Config): QueueSettings {
   const maxPoolSize = Math.max(10, Math.ceil(config.concurrency / 20) + 4);
   return {
     concurrency: config.concurrency,
-    maxPoolSize,
+    pool: {
+      connectionString: config.databaseUrl,
+      max: maxPoolSize,
+      application_name: 'pg-billing-queue',
+      // graphile-worker sends get_jobs and complete_jobs as named prepared statements. After five
+      // runs PostgreSQL may keep a generic plan made while the jobs table was empty (a quiet queue
+      // between bursts): a nested loop that scans the whole table once per fetched job. Measured
+      // in the bench's hot phase: one fetch of 1,200 took 3-16 s instead of ~20 ms, long enough
+      // for the other worker's completion to hit lock_timeout and its runner to shut down
+      // (docs/performance.md). A custom plan each time costs a plan per fetch of up to 1,200 jobs.
+      options: `${workerSessionOptions(config)} -c plan_cache_mode=force_custom_plan`,
+      // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
+      types: queuePoolTypes,
+    },
     preset: {
       worker: {
         maxPoolSize,

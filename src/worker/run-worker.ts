@@ -12,10 +12,9 @@ import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { tolerateKnownGraphileRejections } from './graphile-rejections.ts';
 import { startHttpServer } from './http-server.ts';
-import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
+import { createRuntime, setRuntime, type WorkerRuntime } from './runtime.ts';
 import { queueSettings } from './queue-settings.ts';
 import { assertMigrated } from './schema-check.ts';
-import { queuePoolTypes } from './queue-pool-types.ts';
 
 /** How long a lost runner may take to stop before a fresh one starts beside it. */
 const oldRunnerGraceMs = 2_000;
@@ -194,14 +193,7 @@ async function startQueueRunner(
     onLost(reason);
   };
   const settings = queueSettings(config);
-  const queuePool = new RegistrationGatedPool({
-    connectionString,
-    max: settings.maxPoolSize,
-    application_name: 'pg-billing-queue',
-    options: workerSessionOptions(config),
-    // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
-    types: queuePoolTypes,
-  });
+  const queuePool = new RegistrationGatedPool(settings.pool);
   // graphile-worker installs handlers of its own unless the pool it is given has both. The error
   // is summarised: node-pg attaches the whole client to it (its secretKey, its config).
   queuePool.on('error', (error) => {

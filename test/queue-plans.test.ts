@@ -1,0 +1,110 @@
+import pg from 'pg';
+import t from 'tap';
+import { Logger, run } from 'graphile-worker';
+import { loadConfig } from '../src/config.ts';
+import { queueSettings } from '../src/worker/queue-settings.ts';
+import { workerSessionOptions } from '../src/worker/runtime.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { waitFor } from './helpers/wait.ts';
+
+// graphile-worker fetches jobs with a named prepared statement. Run on a quiet queue, PostgreSQL
+// switches it to a generic plan made for an empty jobs table and keeps that plan when the queue
+// fills: a nested loop comparing every job row with every fetched one, 3-16 s per fetch of 1,200
+// in the bench (docs/performance.md). The queue pool's sessions must plan each fetch afresh.
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Join Filter'?: string;
+  Plans?: PlanNode[];
+}
+
+/** Nested loops that scan the whole jobs table and filter the pairs: jobs x fetched rows. */
+function jobsTimesRows(node: PlanNode): PlanNode[] {
+  const here =
+    node['Node Type'] === 'Nested Loop' &&
+    node['Join Filter'] !== undefined &&
+    (node.Plans ?? []).some((child) => child['Node Type'] === 'Seq Scan' && child['Relation Name'] === '_private_jobs')
+      ? [node]
+      : [];
+  return [...here, ...(node.Plans ?? []).flatMap(jobsTimesRows)];
+}
+
+/**
+ * Lets graphile-worker poll an empty queue on `pool` until its fetch has run `fetches` times, then
+ * fills the queue with 20,000 jobs and returns the plan that the runner's own session now uses for
+ * its fetch statement (EXPLAIN EXECUTE of that prepared statement, in that session).
+ */
+async function fetchPlanAfterQuietQueue(database: TestDatabase, pool: pg.Pool, fetches: number) {
+  let fetched = 0;
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const config = args[0] as { name?: string } | undefined;
+      if (config?.name?.startsWith('get_job')) fetched += 1;
+      return query(...args);
+    };
+  });
+  const settings = queueSettings({ ...loadConfig({}), databaseUrl: database.url, concurrency: 4 });
+  const runner = await run({
+    pgPool: pool,
+    concurrency: 4,
+    taskList: { 'plans/noop': async () => {} },
+    noHandleSignals: true,
+    logger: new Logger(() => () => {}),
+    preset: { worker: { ...settings.preset.worker, pollInterval: 10 } },
+  });
+  await waitFor(`${fetches} fetches on the empty queue`, () => (fetched >= fetches ? true : undefined));
+  await runner.stop();
+  await database.query(
+    `select count(*) from graphile_worker.add_jobs(array(
+       select row('plans/noop', json_build_object('n', g), null, null, null, null, null, null)::graphile_worker.job_spec
+       from generate_series(1, 20000) g))`,
+  );
+  // The runner's idle sessions are still in the pool: find the one that prepared the fetch.
+  const clients = await Promise.all(Array.from({ length: pool.totalCount }, () => pool.connect()));
+  try {
+    for (const client of clients) {
+      const { rows } = await client.query<{ name: string; generic_plans: string }>(
+        `select name, generic_plans from pg_prepared_statements where name like 'get_job%'`,
+      );
+      const statement = rows[0];
+      if (!statement) continue;
+      const { rows: tasks } = await client.query<{ id: number }>(
+        `select id from graphile_worker._private_tasks where identifier = 'plans/noop'`,
+      );
+      const { rows: explained } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+        `explain (format json) execute ${pg.escapeIdentifier(statement.name)}('pool-x', array[${tasks[0]!.id}])`,
+      );
+      return { plan: explained[0]!['QUERY PLAN'][0].Plan, genericPlans: Number(statement.generic_plans) };
+    }
+    throw new Error('no session of the pool prepared the fetch statement');
+  } finally {
+    for (const client of clients) client.release();
+  }
+}
+
+t.test('the queue pool plans each fetch for the jobs table as it is now', async (t) => {
+  const config = { ...loadConfig({}), concurrency: 4 };
+
+  const control = await createTestDatabase('queue-plans-control');
+  t.teardown(() => control.drop());
+  await control.query('vacuum analyze graphile_worker._private_jobs');
+  const withCachedPlans = new pg.Pool({
+    ...queueSettings({ ...config, databaseUrl: control.url }).pool,
+    options: workerSessionOptions(config),
+  });
+  t.teardown(() => withCachedPlans.end());
+  const cached = await fetchPlanAfterQuietQueue(control, withCachedPlans, 12);
+  t.ok(cached.genericPlans > 0, 'without the setting, the fetch went to a generic plan');
+  t.ok(jobsTimesRows(cached.plan).length > 0, 'and that plan compares every job with every fetched row');
+
+  const database = await createTestDatabase('queue-plans');
+  t.teardown(() => database.drop());
+  await database.query('vacuum analyze graphile_worker._private_jobs');
+  const queuePool = new pg.Pool(queueSettings({ ...config, databaseUrl: database.url }).pool);
+  t.teardown(() => queuePool.end());
+  const custom = await fetchPlanAfterQuietQueue(database, queuePool, 12);
+  t.equal(custom.genericPlans, 0, "the service's queue pool never uses a generic plan for the fetch");
+  t.same(jobsTimesRows(custom.plan), [], 'and its plan for 20,000 queued jobs has no jobs x rows loop');
+});
