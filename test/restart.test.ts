@@ -50,7 +50,7 @@ t.test('a worker carries on across an immediate PostgreSQL restart', async (t) =
   t.equal(await until('the first result', () => statusOf('before')), 'applied');
 
   await cluster.restart({ mode: 'immediate' });
-  await worker.waitFor(/"msg":"lost the database: stopping this queue runner/);
+  await worker.waitFor(/"msg":"queue runner lost \(the database went away/);
   await worker.waitFor(/"msg":"back at work: a fresh queue runner takes jobs"/);
   t.ok(worker.running, 'the worker process is still running');
 

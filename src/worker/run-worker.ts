@@ -19,6 +19,15 @@ import { assertMigrated } from './schema-check.ts';
 /** How long a lost runner may take to stop before a fresh one starts beside it. */
 const oldRunnerGraceMs = 2_000;
 
+/**
+ * How long a queue runner's graceful stop may take before its liveness registration is ended
+ * anyway, so that the reapers hand its jobs back (its commands may still commit here: a command
+ * run twice is replayed, the first result stands). graphile-worker 0.18.0's stop can wait forever:
+ * after one failed completion batch, its batcher counts each later batch as finished twice, and
+ * its release waits for a count of exactly zero.
+ */
+const runnerStopGraceMs = 5_000;
+
 export const taskDirectory = fileURLToPath(new URL('../../tasks', import.meta.url));
 
 export interface RunningWorker {
@@ -109,7 +118,7 @@ export async function startWorker(
   async function restartRunner(reason: Error): Promise<void> {
     logger.warn(
       { reason: describeError(reason) },
-      'lost the database: stopping this queue runner, a fresh one starts when PostgreSQL answers',
+      'queue runner lost (the database went away, or graphile-worker shut it down): a fresh one starts when PostgreSQL answers',
     );
     const old = runner;
     runner = undefined;
@@ -216,6 +225,12 @@ async function startQueueRunner(
     throw error;
   }
   const events = recovery.events;
+  // graphile-worker shuts a runner down by itself when it could not complete or fail jobs ("the
+  // queue is in an inconsistent state"): that runner takes no more jobs, and its promise may never
+  // settle (above). It is lost from that moment, so a fresh runner takes over.
+  events.on('pool:gracefulShutdown', ({ message }: { message: string }) =>
+    lose(new Error(`graphile-worker is shutting the queue runner down: ${message}`)),
+  );
   events.on('job:failed', ({ job }: { job: { task_identifier: string } }) =>
     runtime.metrics.jobsFailed.inc({ task: job.task_identifier }),
   );
@@ -223,7 +238,11 @@ async function startQueueRunner(
   const cleanUp = async () => {
     await sweeper?.stop();
     await recovery.stop();
-    await queuePool.end().catch(() => {});
+    // A runner that did not stop may hold a connection for good: the pool ends without waiting.
+    await settlesWithin(
+      queuePool.end().catch(() => {}),
+      runnerStopGraceMs,
+    );
   };
   let runner: Runner;
   try {
@@ -253,15 +272,22 @@ async function startQueueRunner(
     stop() {
       stopped ??= (async () => {
         stopping = true;
-        await runner
-          .stop('shutdown requested')
-          .catch((error: unknown) =>
-            logger.debug(
-              { error: describeError(error) },
-              'queue runner did not stop cleanly (its jobs go back through the reaper)',
-            ),
+        const graceful = (async () => {
+          await runner
+            .stop('shutdown requested')
+            .catch((error: unknown) =>
+              logger.debug(
+                { error: describeError(error) },
+                'queue runner did not stop cleanly (its jobs go back through the reaper)',
+              ),
+            );
+          await runner.promise.catch(() => {});
+        })();
+        if (!(await settlesWithin(graceful, runnerStopGraceMs)))
+          logger.warn(
+            { grace_ms: runnerStopGraceMs },
+            'queue runner did not stop in time: its registration ends, and the reapers hand its jobs back',
           );
-        await runner.promise.catch(() => {});
         await cleanUp();
       })();
       return stopped;
@@ -285,6 +311,23 @@ function shortIdLists(logger: Logger): RecoveryLogger {
     }
   };
   return { info: shorten('info'), warn: shorten('warn'), error: shorten('error') };
+}
+
+/** Waits for `promise` at most `ms`: true if it settled in time. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
