@@ -20,7 +20,7 @@ export interface Metrics {
   jobsReclaimed: Counter;
   /** Jobs graphile-worker gave up on (max attempts reached): each needs a human. */
   jobsFailed: Counter<'task'>;
-  /** Times this process lost its queue runner (the database went away, or graphile-worker shut it down) and started a fresh one. */
+  /** Queue runners this process replaced: the database went away, or graphile-worker shut one down. */
   runnerRestarts: Counter;
   observeBatch(size: number, durationMs: number, error?: unknown): void;
 }
