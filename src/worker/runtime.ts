@@ -65,6 +65,10 @@ export function workerSessionOptions(
     `-c statement_timeout=${config.statementTimeoutMs}`,
     `-c lock_timeout=${config.lockTimeoutMs}`,
     `-c idle_in_transaction_session_timeout=${config.idleInTransactionTimeoutMs}`,
+    // JIT compiles a statement whose estimated cost passes jit_above_cost: never worth it for these
+    // short statements, and it cost ~1 s per ledger batch once sequential scans are priced out
+    // (src/ledger/apply.ts), or per fetch on a large queue.
+    '-c jit=off',
   ].join(' ');
 }
 
