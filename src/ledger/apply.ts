@@ -171,13 +171,18 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
   }
   const reads = [
     send(() => client.query('begin')),
+    // Each statement is prepared once per connection and, after five runs, PostgreSQL keeps a
+    // generic plan. Made while billing.operations was small (a new ledger), the earlier-results
+    // lookup was a sequential scan, kept as the table grew by millions of rows. Every access here
+    // is by key: with sequential scans ruled out, a plan made on a small table stays an index scan.
+    send(() => client.query('set local enable_seqscan = off')),
     send(() => sendQuery(client, lockSlots(builder, slots))),
     send(() => sendQuery(client, selectEarlierResults(builder, items.map(idOf)))),
     send(() => sendQuery(client, lockHolds(builder, [...holdIds]))),
     send(() => sendQuery(client, lockAccounts(builder, [...accountIds], [...holdIds]))),
   ] as const;
   await Promise.allSettled(reads);
-  const [, locked, earlier, holdRows, accountRows] = await Promise.all(reads);
+  const [, , locked, earlier, holdRows, accountRows] = await Promise.all(reads);
   // A missing slot row would be a lock silently not taken.
   if (locked.length !== slots.length) throw new Error(`locked ${locked.length} of ${slots.length} lock slots`);
 
