@@ -1,11 +1,10 @@
 import pg from 'pg';
 import t from 'tap';
 import { parseCommand } from '../src/commands/parse.ts';
-import { loadConfig } from '../src/config.ts';
+import { createPool } from '../src/db/pool.ts';
 import { applyBatch } from '../src/ledger/apply.ts';
 import { selectEarlierResults } from '../src/ledger/batch-sql.ts';
 import type { BatchItem } from '../src/ledger/plan.ts';
-import { createRuntime } from '../src/worker/runtime.ts';
 import { createTestDatabase } from './helpers/database.ts';
 
 // The ledger's statements are prepared once per connection, and after five runs PostgreSQL keeps
@@ -50,20 +49,21 @@ t.test("the ledger's plans made on a small ledger stay index scans as it grows",
   for (let run = 0; run < 10; run++)
     await plain.query({ name: 'plain_lookup', text: lookup.sql, values: [...lookup.parameters] });
 
-  const runtime = createRuntime({ ...loadConfig({}), databaseUrl: database.url, poolSize: 2 });
-  t.teardown(() => runtime.close());
+  // A pool with none of the worker's session options: the batch must carry what it needs itself.
+  const ledgerPool = createPool({ connectionString: database.url, max: 2, pipeline: true });
+  t.teardown(() => ledgerPool.end());
   const accounts = Array.from({ length: 50 }, (_, i) => `a${i}`);
   await applyBatch(
-    runtime.pool,
+    ledgerPool,
     accounts.map((account) => item('open_account', { account }, `open-${account}`)),
   );
   await applyBatch(
-    runtime.pool,
+    ledgerPool,
     accounts.map((account) => item('credit', { account, amount: '1000' }, `fund-${account}`)),
   );
   for (let batch = 0; batch < 10; batch++)
     await applyBatch(
-      runtime.pool,
+      ledgerPool,
       accounts.map((account, i) =>
         item('transfer', { from: account, to: accounts[(i + 1) % accounts.length], amount: '1' }, `t-${batch}-${i}`),
       ),
@@ -78,7 +78,7 @@ t.test("the ledger's plans made on a small ledger stay index scans as it grows",
     seqScansOf(await explain(plain, 'plain_lookup'), 'operations').length > 0,
     'a plain session kept a sequential scan of billing.operations made when it was small',
   );
-  const clients = await Promise.all([runtime.pool.connect(), runtime.pool.connect()]);
+  const clients = await Promise.all([ledgerPool.connect(), ledgerPool.connect()]);
   try {
     let checked = 0;
     for (const client of clients) {
