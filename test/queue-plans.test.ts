@@ -30,6 +30,11 @@ function jobsTimesRows(node: PlanNode): PlanNode[] {
   return [...here, ...(node.Plans ?? []).flatMap(jobsTimesRows)];
 }
 
+function seqScansOfJobs(node: PlanNode): PlanNode[] {
+  const here = node['Node Type'] === 'Seq Scan' && node['Relation Name'] === '_private_jobs' ? [node] : [];
+  return [...here, ...(node.Plans ?? []).flatMap(seqScansOfJobs)];
+}
+
 /**
  * Lets graphile-worker poll an empty queue on `pool` until its fetch has run `fetches` times, then
  * fills the queue with 20,000 jobs and returns the plan that the runner's own session now uses for
@@ -107,4 +112,9 @@ t.test('the queue pool plans each fetch for the jobs table as it is now', async 
   const custom = await fetchPlanAfterQuietQueue(database, queuePool, 12);
   t.equal(custom.genericPlans, 0, "the service's queue pool never uses a generic plan for the fetch");
   t.same(jobsTimesRows(custom.plan), [], 'and its plan for 20,000 queued jobs has no jobs x rows loop');
+  t.same(
+    seqScansOfJobs(custom.plan),
+    [],
+    'nor a scan (and sort) of every queued job: the fetch walks jobs_main_index in order',
+  );
 });
