@@ -239,10 +239,7 @@ async function startQueueRunner(
     await sweeper?.stop();
     await recovery.stop();
     // A runner that did not stop may hold a connection for good: the pool ends without waiting.
-    await settlesWithin(
-      queuePool.end().catch(() => {}),
-      runnerStopGraceMs,
-    );
+    await settlesWithin(queuePool.end(), runnerStopGraceMs);
   };
   let runner: Runner;
   try {
@@ -313,7 +310,7 @@ function shortIdLists(logger: Logger): RecoveryLogger {
   return { info: shorten('info'), warn: shorten('warn'), error: shorten('error') };
 }
 
-/** Waits for `promise` at most `ms`: true if it settled in time. */
+/** Waits for `promise` at most `ms`: true if it settled (resolved or rejected) in time. */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
