@@ -102,7 +102,11 @@ t.test('the queue pool plans each fetch for the jobs table as it is now', async 
   t.teardown(() => withCachedPlans.end());
   const cached = await fetchPlanAfterQuietQueue(control, withCachedPlans, 12);
   t.ok(cached.genericPlans > 0, 'without the setting, the fetch went to a generic plan');
-  t.ok(jobsTimesRows(cached.plan).length > 0, 'and that plan compares every job with every fetched row');
+  // What that generic plan looks like once the queue has filled is not asserted: PostgreSQL drops
+  // cached plans when its shared invalidation queue overflows (other databases' DDL, as in a
+  // parallel test run), and the plan made afresh then knows the 20,000 jobs. Alone, it is the
+  // jobs x rows loop of the bench's stalls.
+  t.comment(`the cached plan without the setting: ${jobsTimesRows(cached.plan).length} jobs x rows loop(s)`);
 
   const database = await createTestDatabase('queue-plans');
   t.teardown(() => database.drop());

@@ -6,6 +6,8 @@ import { workerSessionOptions } from './runtime.ts';
 
 export interface QueueSettings {
   concurrency: number;
+  /** Jobs one fetch asks for (graphile-worker's local queue size). */
+  fetchSize: number;
   /** The pool graphile-worker fetches and completes jobs on (and the reaper unlocks them on). */
   pool: pg.PoolConfig;
   preset: { worker: GraphileConfig.WorkerOptions };
@@ -19,8 +21,10 @@ export function queueSettings(config: Config): QueueSettings {
   // One connection per fetch/complete batch in flight plus the reaper and liveness; the ledger pool
   // is separate.
   const maxPoolSize = Math.max(10, Math.ceil(config.concurrency / 20) + 4);
+  const fetchSize = 3 * config.concurrency;
   return {
     concurrency: config.concurrency,
+    fetchSize,
     pool: {
       connectionString: config.databaseUrl,
       max: maxPoolSize,
@@ -47,7 +51,7 @@ export function queueSettings(config: Config): QueueSettings {
         // fetch of 600 instead of 200 cut its CPU per job from ~250 to ~120 us (docs/
         // performance.md). The extra jobs wait locked in this process; a graceful stop returns
         // them, a killed worker's go back through the dead-worker reaper like its running ones.
-        localQueue: { size: 3 * config.concurrency },
+        localQueue: { size: fetchSize },
         // Completions are batched with no delay; with the default (-1) a job that finishes during a
         // graceful shutdown stays locked (measured on graphile-worker 0.18.0).
         completeJobBatchDelay: 0,

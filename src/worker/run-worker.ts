@@ -231,6 +231,23 @@ async function startQueueRunner(
   events.on('pool:gracefulShutdown', ({ message }: { message: string }) =>
     lose(new Error(`graphile-worker is shutting the queue runner down: ${message}`)),
   );
+  // A full fetch while the jobs table's statistics say it is (nearly) empty: the next fetches
+  // would be planned as a full scan of the table per fetched row (sql/0014_queue_statistics.sql).
+  // At most one call a second, none once the runner is stopping.
+  let statisticsCheckedAt = 0;
+  events.on('localQueue:getJobs:complete', ({ jobs }: { jobs: unknown[] }) => {
+    const now = Date.now();
+    if (jobs.length < settings.fetchSize || stopping || lost || now - statisticsCheckedAt < 1_000) return;
+    statisticsCheckedAt = now;
+    queuePool
+      .query<{ analyzed: boolean }>('select billing.refresh_queue_statistics($1) as analyzed', [jobs.length])
+      .then(({ rows }) => {
+        if (rows[0]?.analyzed) logger.info({ jobs_fetched: jobs.length }, 'jobs table statistics were stale: analyzed');
+      })
+      .catch((error: unknown) =>
+        logger.warn({ error: describeError(error) }, 'could not refresh the jobs table statistics'),
+      );
+  });
   events.on('job:failed', ({ job }: { job: { task_identifier: string } }) =>
     runtime.metrics.jobsFailed.inc({ task: job.task_identifier }),
   );
