@@ -6,6 +6,7 @@ import { queueSettings } from '../src/worker/queue-settings.ts';
 import { workerSessionOptions } from '../src/worker/runtime.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { waitFor } from './helpers/wait.ts';
+import { enqueueMany } from './helpers/ledger.ts';
 
 // graphile-worker fetches jobs with a named prepared statement. Run on a quiet queue, PostgreSQL
 // switches it to a generic plan made for an empty jobs table and keeps that plan when the queue
@@ -61,11 +62,7 @@ async function fetchPlanAfterQuietQueue(database: TestDatabase, pool: pg.Pool, f
   });
   await waitFor(`${fetches} fetches on the empty queue`, () => (fetched >= fetches ? true : undefined));
   await runner.stop();
-  await database.query(
-    `select count(*) from graphile_worker.add_jobs(array(
-       select row('plans/noop', json_build_object('n', g), null, null, null, null, null, null)::graphile_worker.job_spec
-       from generate_series(1, 20000) g))`,
-  );
+  await enqueueMany(database, 'plans/noop', 20_000, `json_build_object('n', g)`);
   // The runner's idle sessions are still in the pool: find the one that prepared the fetch.
   const clients = await Promise.all(Array.from({ length: pool.totalCount }, () => pool.connect()));
   try {

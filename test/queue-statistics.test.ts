@@ -2,6 +2,7 @@ import t from 'tap';
 import { createTestDatabase } from './helpers/database.ts';
 import { waitFor } from './helpers/wait.ts';
 import { startTestWorker } from './helpers/worker.ts';
+import { enqueueMany } from './helpers/ledger.ts';
 
 // Statistics of graphile-worker's jobs table taken while it was empty, with pages left behind, say
 // it is empty however much it fills: every fetch is then planned as a scan of the whole table per
@@ -19,19 +20,10 @@ t.test('a full fetch on statistics of an empty jobs table has them refreshed', a
     ).rows[0]!;
   // Autovacuum stays out of it: only the worker may refresh them here.
   await database.query('alter table graphile_worker._private_jobs set (autovacuum_enabled = false)');
-  await database.query(
-    `select count(*) from graphile_worker.add_jobs(array(
-       select row('stats/filler', '{}'::json, null, null, null, null, null, null)::graphile_worker.job_spec
-       from generate_series(1, 5000)))`,
-  );
+  await enqueueMany(database, 'stats/filler', 5_000, `'{}'::json`);
   await database.query('delete from graphile_worker._private_jobs');
   await database.query('analyze graphile_worker._private_jobs');
-  await database.query(
-    `select count(*) from graphile_worker.add_jobs(array(
-       select row('billing/credit', json_build_object('id', 'c' || g, 'account', 'nobody', 'amount', '1'),
-                  null, null, null, null, null, null)::graphile_worker.job_spec
-       from generate_series(1, 5000) g))`,
-  );
+  await enqueueMany(database, 'billing/credit', 5_000);
   const before = await statistics();
   t.equal(before.reltuples, 0, 'the statistics say the jobs table is empty');
   t.ok(before.relpages > 0, 'with pages left behind (so the planner trusts its density of 0)');

@@ -3,6 +3,7 @@ import { expiryTask } from '../src/commands/contract.ts';
 import { retryFailedExpiriesStatement } from '../src/worker/recovery/expiry-retries.ts';
 import { unlockJobsSkippingLocked, unlockQueuesSkippingLocked } from '../src/worker/recovery/reaper.ts';
 import { createTestDatabase } from './helpers/database.ts';
+import { enqueueMany } from './helpers/ledger.ts';
 
 // The recovery statements run every pass, on a jobs table whose statistics may be from a moment it
 // was empty (ANALYZE on a quiet queue; autovacuum off on this project's test server). With such
@@ -34,12 +35,7 @@ t.test('recovery statements keep a plan linear in the queue under statistics of 
   const database = await createTestDatabase('recovery-plans');
   t.teardown(() => database.drop());
   await database.query('vacuum analyze graphile_worker._private_jobs');
-  await database.query(
-    `select count(*) from graphile_worker.add_jobs(array(
-       select row('billing/credit', json_build_object('id', 'c' || g, 'account', 'a', 'amount', '1'),
-                  null, null, null, null, null, null)::graphile_worker.job_spec
-       from generate_series(1, 20000) g))`,
-  );
+  await enqueueMany(database, 'billing/credit', 20_000);
   const { rows: stats } = await database.query<{ reltuples: number }>(
     `select reltuples from pg_class where oid = 'graphile_worker._private_jobs'::regclass`,
   );

@@ -22,6 +22,24 @@ export async function enqueue(database: TestDatabase, type: string, payload: unk
   return rows[0]!.id;
 }
 
+/**
+ * Enqueues `count` jobs of `task` in one add_jobs call. `payload` is an SQL expression of `g`, the
+ * job's number from 1; by default a credit to an account nobody opened (each ends rejected).
+ */
+export async function enqueueMany(
+  database: TestDatabase,
+  task: string,
+  count: number,
+  payload = `json_build_object('id', 'c' || g, 'account', 'nobody', 'amount', '1')`,
+): Promise<void> {
+  await database.query(
+    `select count(*) from graphile_worker.add_jobs(array(
+       select row($1::text, ${payload}, null, null, null, null, null, null)::graphile_worker.job_spec
+       from generate_series(1, $2::int) g))`,
+    [task, count],
+  );
+}
+
 /** Waits for the result row of a command id. */
 export async function resultOf(database: TestDatabase, id: string, timeoutMs = 15_000): Promise<ResultRow> {
   const deadline = Date.now() + timeoutMs;
