@@ -39,6 +39,8 @@ export interface FaultStats {
     handedOut: number;
     finishedDuringPause: number;
     failedDuringPause: number;
+    /** Given back by the worker itself (graphile-worker's returnJobs, sent before it stopped). */
+    returnedDuringPause: number;
   }[];
   /** Counted only when connections were cut (blackhole, reset) or carried the latency. */
   partitions: { blackholes: number; resets: number; latencies: number };
@@ -171,13 +173,15 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
   const pause = async () => {
     // Live workers holding jobs; right after a kill or a restart there may be none for a moment.
     let candidates: WorkerProcess[] = [];
-    let byPid = new Map<number, { os_pid: number; ids: string[]; jobs: string[]; errors: string[] }>();
+    type Holder = { os_pid: number; ids: string[]; jobs: string[]; errors: string[]; attempts: number[] };
+    let byPid = new Map<number, Holder>();
     for (let attempt = 0; attempt < 20 && !candidates.length; attempt++) {
       if (attempt) await sleep(250);
-      const holders = await query<{ os_pid: number; ids: string[]; jobs: string[]; errors: string[] }>(
+      const holders = await query<Holder>(
         context.databaseUrl,
         `select r.os_pid, array_agg(distinct r.id) as ids, array_agg(j.id::text order by j.id) as jobs,
-                array_agg(coalesce(j.last_error, '') order by j.id) as errors
+                array_agg(coalesce(j.last_error, '') order by j.id) as errors,
+                array_agg(j.attempts order by j.id) as attempts
          from graphile_worker.jobs j join billing.worker_liveness r on r.id = j.locked_by group by r.os_pid`,
       ).catch(() => []);
       byPid = new Map(holders.map((h) => [h.os_pid, h]));
@@ -193,9 +197,9 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     supervisor.pause(worker);
     note(`SIGSTOP worker ${worker.slot} (pid ${worker.pid}) holding ${held.jobs.length} jobs`);
     await sleep(plan.pauseMs);
-    const after = await query<{ id: string; locked_by: string | null; last_error: string }>(
+    const after = await query<{ id: string; locked_by: string | null; last_error: string; attempts: number }>(
       context.databaseUrl,
-      `select id::text, locked_by, coalesce(last_error, '') as last_error from graphile_worker.jobs
+      `select id::text, locked_by, coalesce(last_error, '') as last_error, attempts from graphile_worker.jobs
        where id = any($1::bigint[])`,
       [held.jobs],
     ).catch(() => undefined);
@@ -205,14 +209,23 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       note('pause: could not read the jobs afterwards');
       return;
     }
-    // A completion or a failure the worker sent before it stopped may still land; a job unlocked
-    // with its last error unchanged, or locked by another worker, was handed out.
+    // A completion, a failure or a return the worker sent before it stopped may still land (a
+    // return follows a pg_terminate_backend of its liveness session just before the pause: its
+    // runner is being replaced). graphile-worker's return gives the attempt back; the reaper's
+    // unlock does not. So a job unlocked with its last error unchanged and no attempt given back,
+    // or locked by another worker with more attempts than before, was handed out.
     const errorBefore = new Map(held.jobs.map((id, i) => [id, held.errors[i] ?? '']));
+    const attemptsBefore = new Map(held.jobs.map((id, i) => [id, held.attempts[i] ?? 0]));
     const failedByItself = after.filter((j) => j.locked_by === null && j.last_error !== errorBefore.get(j.id)).length;
+    const returnedByItself = (j: (typeof after)[number]) =>
+      j.attempts < attemptsBefore.get(j.id)! ||
+      (j.locked_by !== null && !held.ids.includes(j.locked_by) && j.attempts <= attemptsBefore.get(j.id)!);
+    const returned = after.filter((j) => j.last_error === errorBefore.get(j.id) && returnedByItself(j)).length;
     const handedOut = after.filter(
       (j) =>
-        (j.locked_by === null && j.last_error === errorBefore.get(j.id)) ||
-        (j.locked_by !== null && !held.ids.includes(j.locked_by)),
+        !returnedByItself(j) &&
+        ((j.locked_by === null && j.last_error === errorBefore.get(j.id)) ||
+          (j.locked_by !== null && !held.ids.includes(j.locked_by))),
     ).length;
     const finished = held.jobs.length - after.length;
     stats.pauses.push({
@@ -221,10 +234,11 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
       handedOut,
       finishedDuringPause: finished,
       failedDuringPause: failedByItself,
+      returnedDuringPause: returned,
     });
     note(
       `SIGCONT worker ${worker.slot} after ${plan.pauseMs} ms: ${handedOut} of its ${held.jobs.length} jobs handed out ` +
-        `(${finished} completed and ${failedByItself} failed by requests it sent before it stopped)`,
+        `(${finished} completed, ${failedByItself} failed and ${returned} returned by requests it sent before it stopped)`,
     );
   };
 
