@@ -48,6 +48,13 @@ t.test("the ledger's plans made on a small ledger stay index scans as it grows",
   t.teardown(() => plain.end());
   for (let run = 0; run < 10; run++)
     await plain.query({ name: 'plain_lookup', text: lookup.sql, values: [...lookup.parameters] });
+  // Its generic plan, read while the ledger is small. (Read after the growth below it is the same
+  // plan unless PostgreSQL dropped its cached plans, which it does when its shared invalidation
+  // queue overflows, e.g. under other databases' DDL in a parallel test run.)
+  t.ok(
+    seqScansOf(await explain(plain, 'plain_lookup'), 'operations').length > 0,
+    "a plain session's generic plan, made while billing.operations is small, is a sequential scan",
+  );
 
   // A pool with none of the worker's session options: the batch must carry what it needs itself.
   const ledgerPool = createPool({ connectionString: database.url, max: 2, pipeline: true });
@@ -74,10 +81,6 @@ t.test("the ledger's plans made on a small ledger stay index scans as it grows",
      select 'old-' || g, 'debit', 'rejected', 'insufficient_funds', '{}', '' from generate_series(1, 100000) g`,
   );
 
-  t.ok(
-    seqScansOf(await explain(plain, 'plain_lookup'), 'operations').length > 0,
-    'a plain session kept a sequential scan of billing.operations made when it was small',
-  );
   const clients = await Promise.all([ledgerPool.connect(), ledgerPool.connect()]);
   try {
     let checked = 0;
