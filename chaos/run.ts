@@ -257,7 +257,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       name: 'faults hit the window between commit and job completion (a job ran again after its command committed)',
       figure: `${logs.absorbedAfterCommit} re-executions absorbed, ${logs.absorbedDuplicateEnqueue} duplicate enqueues absorbed`,
       violations: replayProof ? 0 : 1,
-      examples: replayProof ? [] : ['no job re-ran after its commit: the run proves nothing about that window'],
+      examples: replayProof
+        ? []
+        : [
+            'no job re-ran after its commit: the run proves nothing about that window',
+            // What to look at when this fails: were the workers' logs there to count from?
+            `worker logs read: ${logs.filesRead} of ${logs.files} files, ${logs.lines} JSON lines`,
+          ],
     });
     for (const pause of faults.pauses) {
       if (pause.handedOut > 0) {
@@ -396,6 +402,10 @@ function startMonitor(url: string, databaseName: string) {
 }
 
 interface LogScan {
+  /** Worker log files read, of those there were, and the JSON lines in them. */
+  filesRead: number;
+  files: number;
+  lines: number;
   absorbedAfterCommit: number;
   absorbedDuplicateEnqueue: number;
   retries: number;
@@ -411,6 +421,9 @@ interface LogScan {
  */
 function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: Map<string, string | null>): LogScan {
   const scan: LogScan = {
+    filesRead: 0,
+    files: files.length,
+    lines: 0,
     absorbedAfterCommit: 0,
     absorbedDuplicateEnqueue: 0,
     retries: 0,
@@ -425,6 +438,7 @@ function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: 
     } catch {
       continue;
     }
+    scan.filesRead += 1;
     let lastTime: number | undefined;
     for (const line of text.split('\n')) {
       if (!line.startsWith('{')) continue;
@@ -442,6 +456,7 @@ function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: 
       } catch {
         continue; // the last line of a killed worker may be cut short
       }
+      scan.lines += 1;
       if (typeof entry.time === 'number') lastTime = entry.time;
       if (entry.msg === 'repeated command: the first result stands' && entry.command_id) {
         if (String(entry.job_id) === jobOfResult.get(entry.command_id)) scan.absorbedAfterCommit += 1;
