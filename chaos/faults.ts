@@ -80,6 +80,8 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
   const { plan, supervisor, random } = context;
   const started = Date.now();
   const deadline = started + plan.seconds * 1000;
+  let terminating = false;
+  let pausing = false;
   let pausedWorker: WorkerProcess | undefined;
   // While the proxy swallows its bytes, the proxied worker is not killed: killed, it sends nothing
   // and the partition cuts nothing (a run failed so: SIGKILL 1.9 s into the blackhole).
@@ -142,7 +144,10 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
   const terminateLoop = async () => {
     while (Date.now() + plan.terminateEveryMs < deadline) {
       await sleep(plan.terminateEveryMs * (0.6 + 0.8 * random()));
-      if (pausedWorker) continue;
+      // Never during a pause, nor a pause during this: terminating the paused worker's liveness
+      // session would rightly hand its jobs out, and the pause check would count them.
+      if (pausing) continue;
+      terminating = true;
       const rows = await query<{ application_name: string }>(
         context.databaseUrl,
         `select application_name, pg_terminate_backend(pid) from (
@@ -151,6 +156,7 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
            order by random() limit 2) as victims`,
         [context.databaseName],
       ).catch(() => []);
+      terminating = false;
       for (const row of rows)
         stats.backendsTerminated[row.application_name] = (stats.backendsTerminated[row.application_name] ?? 0) + 1;
       if (rows.length) note(`pg_terminate_backend: ${rows.map((r) => r.application_name).join(', ')}`);
@@ -171,6 +177,16 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
   };
 
   const pause = async () => {
+    while (terminating) await sleep(25);
+    pausing = true;
+    try {
+      await pauseOne();
+    } finally {
+      pausing = false;
+    }
+  };
+
+  const pauseOne = async () => {
     // Live workers holding jobs; right after a kill or a restart there may be none for a moment.
     let candidates: WorkerProcess[] = [];
     type Holder = { os_pid: number; ids: string[]; jobs: string[]; errors: string[]; attempts: number[] };
@@ -182,7 +198,10 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
         `select r.os_pid, array_agg(distinct r.id) as ids, array_agg(j.id::text order by j.id) as jobs,
                 array_agg(coalesce(j.last_error, '') order by j.id) as errors,
                 array_agg(j.attempts order by j.id) as attempts
-         from graphile_worker.jobs j join billing.worker_liveness r on r.id = j.locked_by group by r.os_pid`,
+         from graphile_worker.jobs j join billing.worker_liveness r on r.id = j.locked_by
+         -- registered by a session that is still there (one just terminated hands its jobs out)
+         join pg_stat_activity a on a.pid = r.backend_pid and a.backend_start = r.backend_start
+         group by r.os_pid`,
       ).catch(() => []);
       byPid = new Map(holders.map((h) => [h.os_pid, h]));
       candidates = supervisor.workers.filter((w) => byPid.has(w.pid));
