@@ -212,7 +212,8 @@ function scalar<N extends WriteParameterName>(name: N): RawBuilder<WriteValues[N
  *   are handed out in commit order and its hold time is the result insert and the commit;
  * - the notification reads the inserted results (one per transaction, with the highest seq);
  * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them.
- * Foreign keys are checked at the end of the statement (entries to operations at commit).
+ * The journal's references (an entry's account and operation) are checked once, at the end of the
+ * statement, by a statement trigger (sql/0015).
  */
 export function writeStatement(db: Db) {
   const openedRows = sql<{ account: string; currency: string; balance: bigint; held: bigint }>`unnest(

@@ -96,6 +96,19 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
       );
 
       await check(
+        'every journal entry names an account and an operation that exist',
+        'breach',
+        sql<{ example: string }>`
+      select format('entry %s: account %s%s, operation %s%s', e.id, e.account,
+                    case when a.account is null then ' (missing)' else '' end, e.operation_id,
+                    case when o.id is null then ' (missing)' else '' end) as example
+      from billing.entries as e
+      left join billing.accounts as a on a.account = e.account
+      left join billing.operations as o on o.id = e.operation_id
+      where a.account is null or o.id is null`,
+      );
+
+      await check(
         'guarding constraints are in place and validated',
         'breach',
         sql<{ example: string }>`
@@ -105,7 +118,14 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
                    ('operations', 'operations_seq_key')) as expected(tbl, name)
       where not exists (
         select 1 from pg_constraint as c
-        where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)`,
+        where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)
+      union all
+      select format('trigger %s on billing.%s', expected.name, expected.tbl) as example
+      from (values ('entries', 'entries_references_exist'), ('accounts', 'accounts_stay'),
+                   ('operations', 'operations_stay')) as expected(tbl, name)
+      where not exists (
+        select 1 from pg_trigger as g
+        where g.tgrelid = format('billing.%I', expected.tbl)::regclass and g.tgname = expected.name and g.tgenabled <> 'D')`,
       );
 
       // Money held past its time is stuck money (docs/guarantees.md: an expired hold is released within 5 seconds).
