@@ -3,8 +3,9 @@
 -- instead of twice per row. The two foreign keys ran a lookup and a FOR KEY SHARE lock per entry,
 -- 400 of each for a batch of 200 transfers, all while the batch held its slot locks: 18% of the
 -- ledger's CPU and 12% of the throughput (docs/performance.md). The same rule, set-based:
--- - every statement that inserts entries ends with one query over the rows it inserted; an entry
---   whose account or operation is missing fails the statement (23503, as the foreign key did). The
+-- - every statement that inserts entries ends with one index scan over the distinct accounts and
+--   one over the distinct operations of the rows it inserted; an entry whose account or operation
+--   is missing fails the statement (23503, as the foreign key did). The
 --   operation may be inserted by the same statement (the worker writes a batch in one statement),
 --   as the deferred foreign key allowed it to be inserted later in the transaction;
 -- - what the foreign keys' locks kept (a referenced row deleted or renamed under a new entry) is
@@ -20,23 +21,23 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  orphan record;
+  entry_accounts text[] := array(select distinct account from new_entries);
+  entry_operations text[] := array(select distinct operation_id from new_entries);
+  missing text;
 begin
-  -- Two correlated subqueries, not a join: each entry is two index probes, whatever the planner
-  -- guesses of the transition table's size.
-  select n.account, n.operation_id,
-         exists (select from billing.accounts as a where a.account = n.account) as account_exists
-    into orphan
-    from new_entries as n
-   where not exists (select from billing.accounts as a where a.account = n.account)
-      or not exists (select from billing.operations as o where o.id = n.operation_id)
-   limit 1;
-  if found then
-    raise exception using
-      errcode = 'foreign_key_violation',
-      message = case when orphan.account_exists
-        then format('journal entry for operation %s, which does not exist', orphan.operation_id)
-        else format('journal entry for account %s, which does not exist', orphan.account) end;
+  -- Each list is one index scan over its keys (= any(array)): a correlated NOT EXISTS was planned
+  -- as a hashed subplan, a hash of the whole operations table built for every statement.
+  if (select count(*) from billing.accounts where account = any(entry_accounts)) <> cardinality(entry_accounts) then
+    select a.account into missing from unnest(entry_accounts) as a(account)
+     where not exists (select from billing.accounts as x where x.account = a.account) limit 1;
+    raise exception using errcode = 'foreign_key_violation',
+      message = format('journal entry for account %s, which does not exist', missing);
+  end if;
+  if (select count(*) from billing.operations where id = any(entry_operations)) <> cardinality(entry_operations) then
+    select o.id into missing from unnest(entry_operations) as o(id)
+     where not exists (select from billing.operations as x where x.id = o.id) limit 1;
+    raise exception using errcode = 'foreign_key_violation',
+      message = format('journal entry for operation %s, which does not exist', missing);
   end if;
   return null;
 end;
