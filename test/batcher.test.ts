@@ -125,8 +125,9 @@ async function settle(submitted: Promise<BatchOutcome>[]): Promise<(string | Err
  */
 async function oneBatchOf(fake: HandDrivenApply, batcher: CommandBatcher, rest: number[]) {
   const first = batcher.submit(command(0));
+  const firstCall = await fake.call(0);
   const settled = settle(rest.map((n) => batcher.submit(command(n))));
-  (await fake.call(0)).succeed();
+  firstCall.succeed();
   await first;
   const call = await fake.call(1);
   return { call, settled };
@@ -284,17 +285,34 @@ t.test(
   },
 );
 
+t.test('commands submitted in one tick while nothing is in flight share one transaction', async (t) => {
+  // As graphile-worker starts the jobs of one fetch: together, each in its own promise chain.
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 4 });
+  const settled = settle([0, 1, 2, 3, 4, 5].map((n) => Promise.resolve().then(() => batcher.submit(command(n)))));
+  const first = await fake.call(0);
+  t.same(first.ids, ['c0', 'c1', 'c2', 'c3'], 'one batch, up to maxBatchSize');
+  first.succeed();
+  const second = await fake.call(1);
+  t.same(second.ids, ['c4', 'c5'], 'the rest in the next');
+  second.succeed();
+  t.same(await within(settled, 5000, 'the answers'), ['c0', 'c1', 'c2', 'c3', 'c4', 'c5']);
+});
+
 t.test('maxWaitMs: a batch waits to fill only while another is in flight, and never beyond the limits', async (t) => {
   const waitMs = 20;
   const fake = new HandDrivenApply();
   const { batcher } = batcherOver(fake.apply, { maxBatchSize: 2, maxConcurrentBatches: 2, maxWaitMs: waitMs });
-  // apply is called synchronously from submit, so each count below is read with nothing in between.
   const settled = settle([batcher.submit(command(0))]);
+  t.same(fake.calls, [], 'nothing in flight: a lone command waits for the end of the tick');
+  await fake.call(0);
   t.same(
     fake.calls.map((c) => c.ids),
     [['c0']],
-    'a lone command is never held back',
+    'a lone command leaves at the end of the tick, without waiting on time',
   );
+  // With a batch in flight apply is called synchronously from submit, so each count below is read
+  // with nothing in between.
   const more = settle([1, 2, 3].map((n) => batcher.submit(command(n))));
   t.same(
     fake.calls.map((c) => c.ids),
@@ -358,9 +376,10 @@ t.test(
       },
     });
     // c0 holds the one slot; c1-c3 fill maxPending; c4-c5 wait outside for room.
-    const commands = Array.from({ length: 6 }, (_, n) => batcher.submit(command(n)));
+    const commands = [batcher.submit(command(0))];
     const first = await fake.call(0);
     t.same(first.ids, ['c0']);
+    commands.push(...Array.from({ length: 5 }, (_, n) => batcher.submit(command(n + 1))));
     const expiries = [batcher.submit(expiry('h1')), batcher.submit(expiry('h2'))];
     t.equal(batcher.pending, 6, 'the expiries did not wait for room under maxPending (4)');
     first.succeed();

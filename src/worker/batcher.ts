@@ -31,7 +31,8 @@ interface Waiting {
 /**
  * Group commit: concurrent task invocations hand their commands here, and they share a transaction
  * (and its commit and its notification). While one transaction is in flight the next batch fills,
- * so under load batches grow by themselves and a lone command is never held back.
+ * so under load batches grow by themselves, and a lone command waits for nothing but the end of the
+ * current tick.
  */
 export class CommandBatcher {
   readonly #options: BatcherOptions;
@@ -40,6 +41,7 @@ export class CommandBatcher {
   // eslint-disable-next-line no-unused-private-class-members -- read by `??=` in #pump
   #timer: NodeJS.Timeout | undefined;
   #pending = 0;
+  #pumpScheduled = false;
   /** Expiries at the head of #queue, ahead of the other commands, in their own arrival order. */
   #urgentQueued = 0;
   /** Submitters waiting for room under maxPending, first come first served. */
@@ -76,12 +78,28 @@ export class CommandBatcher {
       return await new Promise<BatchOutcome>((resolve, reject) => {
         if (urgent) this.#queue.splice(this.#urgentQueued++, 0, { item, resolve, reject });
         else this.#queue.push({ item, resolve, reject });
-        this.#pump();
+        if (this.#inFlight === 0 && this.#queue.length < this.#options.maxBatchSize) this.#pumpAfterThisTick();
+        else this.#pump();
       });
     } finally {
       this.#pending -= 1;
       this.#waitingForRoom.shift()?.();
     }
+  }
+
+  /**
+   * graphile-worker starts the jobs of one fetch together, each in its own promise chain: a batch
+   * sent at the first one's submit would carry that one command, and the rest would wait for it.
+   * Sent once the current run of callbacks is done, one transaction carries them all (at 4,700
+   * commands/s p50 11 instead of 15-17 ms, 10% less CPU per command; docs/performance.md).
+   */
+  #pumpAfterThisTick(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    process.nextTick(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
   }
 
   #pump(): void {
