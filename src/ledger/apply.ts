@@ -185,7 +185,8 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
   await Promise.allSettled(reads);
   const [, , locked, earlier, holdRows, accountRows] = await Promise.all(reads);
   // A missing slot row would be a lock silently not taken.
-  if (locked.length !== slots.length) throw new Error(`locked ${locked.length} of ${slots.length} lock slots`);
+  const { locked: lockedCount, now } = locked[0]!;
+  if (lockedCount !== BigInt(slots.length)) throw new Error(`locked ${lockedCount} of ${slots.length} lock slots`);
 
   const existing = new Map(
     earlier.map((row) => [
@@ -216,8 +217,7 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
     ]),
   );
   const accounts = new Map(accountRows.map((row) => [row.account, { ...row }]));
-  // The clock after the last slot lock was granted: the database's, never the worker's.
-  const now = locked[locked.length - 1]!.now;
+  // `now`: the clock after the last slot lock was granted, the database's, never the worker's.
   return { existing, view: { accounts, holds, now } };
 }
 

@@ -44,8 +44,9 @@ export function jsonText(value: unknown): string {
 
 /**
  * Locks the batch's slots in ascending order, in one statement, and holds them to commit. Returns
- * one row per slot locked, each with the clock read after its lock was granted: the batch's "now"
- * is the last one. The caller checks that every slot was there to lock.
+ * one row: how many slots were locked (the caller checks that every slot was there to lock) and
+ * the clock read after the last lock was granted, the batch's "now". One row, not one per slot:
+ * the worker reads it while the batch holds its locks.
  */
 export function lockSlots(db: Db, slots: readonly number[]) {
   return db
@@ -58,7 +59,7 @@ export function lockSlots(db: Db, slots: readonly number[]) {
         .forUpdate()
         .as('locked'),
     )
-    .select(['locked.slot', sql<Date>`clock_timestamp()`.as('now')]);
+    .select((eb) => [eb.fn.countAll<bigint>().as('locked'), sql<Date>`max(clock_timestamp())`.as('now')]);
 }
 
 // The reads that decide. Each is a statement after lockSlots, so its snapshot is taken after the
