@@ -34,7 +34,12 @@ export const mutations: Record<string, Mutation> = {
   'worker-clock': {
     what: "the rules use the worker's clock instead of the database's",
     file: 'src/ledger/apply.ts',
-    replace: [['const now = locked[locked.length - 1]!.now;', 'const now = new Date();']],
+    replace: [
+      [
+        'const { locked: lockedCount, now } = locked[0]!;',
+        'const { locked: lockedCount } = locked[0]!;\n  const now = new Date();',
+      ],
+    ],
   },
 };
 
