@@ -307,9 +307,12 @@ t.test(
     const across = await pending;
     t.equal(across.code, 'ok', 'the call pending across the restart resolved');
     t.same(across.balances, [{ account: 'r-1', balance: 15n, held: 0n }]);
-    const listenerAfter = await waitFor('LISTEN again', async () => (await listenerBackends(url, name))[0]);
+    // It listens again (waitFor fails after its deadline otherwise). The new connection shows in
+    // pg_stat_activity before its LISTEN has run: what is awaited is the LISTEN, not the connection.
+    const listenerAfter = await waitFor('the client LISTENs again', async () =>
+      (await listenerBackends(url, name)).find((backend) => /^listen "billing_results"$/i.test(backend.query)),
+    );
     t.not(listenerAfter.pid, listenerBefore.pid, 'a new LISTEN connection');
-    t.match(listenerAfter.query, /^listen "billing_results"$/i, 'it listens again');
     t.equal(
       (await restartClient.credit({ id: 'r-after', account: 'r-1', amount: 1n })).code,
       'ok',
