@@ -171,12 +171,20 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
   }
   const reads = [
     send(() => client.query('begin')),
-    // Each statement is prepared once per connection and, after five runs, PostgreSQL keeps a
-    // generic plan. Made while billing.operations was small (a new ledger), the earlier-results
-    // lookup was a sequential scan, kept as the table grew by millions of rows. Every access here
-    // is by key: with sequential scans ruled out, a plan made on a small table stays an index scan.
-    // The price that rules them out also passes jit_above_cost, and JIT cost ~1 s per batch: off.
-    send(() => client.query(`select set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)`)),
+    // Each statement is prepared once per connection, and its generic plan is used from the first
+    // run: PostgreSQL would otherwise plan it afresh for its first five runs on each connection and
+    // again after every invalidation (an ANALYZE), 2-8 ms each for the writes statement, a burst
+    // that held the first half second of a stream at 50-100 ms. Made while billing.operations was
+    // small (a new ledger), a generic plan looked up earlier results with a sequential scan, kept
+    // as the table grew by millions of rows. Every access here is by key: with sequential scans
+    // ruled out, a plan made on a small table stays an index scan. The price that rules them out
+    // also passes jit_above_cost, and JIT cost ~1 s per batch: off.
+    send(() =>
+      client.query(
+        `select set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true),
+                set_config('plan_cache_mode', 'force_generic_plan', true)`,
+      ),
+    ),
     send(() => sendQuery(client, lockSlots(builder, slots))),
     send(() => sendQuery(client, selectEarlierResults(builder, items.map(idOf)))),
     send(() => sendQuery(client, lockHolds(builder, [...holdIds]))),
