@@ -10,7 +10,10 @@ export interface LatencyFigures {
   targetRate: number;
   achievedRate: number;
   samples: number;
+  /** Every command the phase enqueued, the warm-up's included (the ledger check counts them all). */
   enqueued: number;
+  /** Seconds at the same rate before the measured window, whose commands are not timed. */
+  warmupSeconds: number;
   /** add_jobs calls made (one transaction, one NOTIFY each). */
   calls: number;
   /** Latest a call started after its 10 ms tick was due: the generator's own lag. */
@@ -49,6 +52,7 @@ export async function latencyAt(
   seconds: number,
   prefix: string,
   probe?: CostProbe,
+  warmupSeconds = 1,
 ): Promise<LatencyFigures> {
   const enqueuedAt = new Map<string, number>();
   const seenAt = new Map<string, number>();
@@ -72,15 +76,25 @@ export async function latencyAt(
   let inFlight = 0;
   let maxSendLagMs = 0;
   const pending: Promise<void>[] = [];
-  await probe?.start();
-  const dbStarted = await databaseSeconds(bench.pool);
+  // The stream starts from an idle service whose plans the bench's own VACUUM ANALYZE has just
+  // invalidated, with fresh connections of its own: the first ~0.5 s ran at 50-100 ms and alone
+  // made the p99 (docs/performance.md). The window measured starts after a warm-up at the same rate.
+  let measuredFrom: number | undefined;
+  let dbStarted = 0;
   const started = performance.now();
   for (let tick = 1; ; tick++) {
     const dueAt = started + tick * tickMs;
     const wait = dueAt - performance.now();
     if (wait > 0) await sleep(wait);
     const now = performance.now();
-    if (now - started >= seconds * 1000) break;
+    if (measuredFrom === undefined && now - started >= warmupSeconds * 1000) {
+      measuredFrom = sent;
+      calls = 0;
+      maxSendLagMs = 0;
+      await probe?.start();
+      dbStarted = await databaseSeconds(bench.pool);
+    }
+    if (now - started >= (warmupSeconds + seconds) * 1000) break;
     // Both connections busy: the due commands ride in the next call (the lag is reported).
     if (inFlight >= senderConnections) continue;
     const due = Math.floor(((now - started) / 1000) * rate) - sent;
@@ -114,6 +128,8 @@ export async function latencyAt(
   await observer.catchUp();
   await observer.close();
   await senders.end();
+  // Only the commands of the measured window are timed.
+  for (let i = 0; i < (measuredFrom ?? 0); i++) enqueuedAt.delete(`${prefix}${i}`);
   const latencies = [...enqueuedAt]
     .flatMap(([id, at]) => {
       const seen = seenAt.get(id);
@@ -153,9 +169,10 @@ export async function latencyAt(
   return {
     parts: { pickup: part(pickup), batch: part(batch), read: part(read) },
     targetRate: rate,
-    achievedRate: sent / (dbEnded - dbStarted),
+    achievedRate: (sent - (measuredFrom ?? 0)) / (dbEnded - dbStarted),
     samples: latencies.length,
     enqueued: sent,
+    warmupSeconds,
     calls,
     maxSendLagMs,
     p50Ms: pick(0.5),

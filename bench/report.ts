@@ -122,7 +122,7 @@ export function buildReport(m: Measurements, o: ReportOptions): { rows: Row[]; t
         value: l.p50Ms,
         unit: 'ms',
         ratio: l.p50Ms / anchorP50,
-        note: `at ${formatNumber(l.achievedRate)}/s (asked ${formatNumber(l.targetRate)}/s${bound}), enqueue -> result read by a LISTENing cursor reader; ${l.samples} samples; ${parts(l, 'p50Ms')} (x anchor: its transaction, p50 ${formatNumber(anchorP50)} ms)`,
+        note: `at ${formatNumber(l.achievedRate)}/s (asked ${formatNumber(l.targetRate)}/s${bound}), enqueue -> result read by a LISTENing cursor reader; ${l.samples} samples, timed after ${formatNumber(l.warmupSeconds)} s at that rate; ${parts(l, 'p50Ms')} (x anchor: its transaction, p50 ${formatNumber(anchorP50)} ms)`,
       },
       {
         key: 'p99',
