@@ -35,7 +35,7 @@ Then: the SPEC targets with pass/MISSED, where the CPU goes per command, and the
 Phases (--phases), in this order: anchor, apply (the service's own apply path, one transfer per
 transaction, no queue), queue (no-op jobs: the queue ceiling), uniform and hot (end to end, one
 command per job, add_jobs), latency (at half the uniform rate, enqueue to the result seen by a
-LISTENing reader that reads by cursor), batch (a producer sends batch jobs of --batch-job-size
+LISTENing reader that reads by cursor, timed after 1 s at that rate), batch (a producer sends batch jobs of --batch-job-size
 commands, to workers of their own; their RSS is shown apart: the RSS target is for one command
 per job), anchor again.
 
