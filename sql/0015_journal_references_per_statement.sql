@@ -27,19 +27,19 @@ declare
 begin
   -- Each list is one index scan over its keys (= any(array)): a correlated NOT EXISTS was planned
   -- as a hashed subplan, a hash of the whole operations table built for every statement.
-  if (select count(*) from billing.accounts where account = any(entry_accounts)) <> cardinality(entry_accounts) then
-    select a.account into missing from unnest(entry_accounts) as a(account)
-     where not exists (select from billing.accounts as x where x.account = a.account) limit 1;
-    raise exception using errcode = 'foreign_key_violation',
-      message = format('journal entry for account %s, which does not exist', missing);
+  if (select count(*) from billing.accounts where account = any(entry_accounts)) = cardinality(entry_accounts)
+     and (select count(*) from billing.operations where id = any(entry_operations)) = cardinality(entry_operations) then
+    return null;
   end if;
-  if (select count(*) from billing.operations where id = any(entry_operations)) <> cardinality(entry_operations) then
-    select o.id into missing from unnest(entry_operations) as o(id)
-     where not exists (select from billing.operations as x where x.id = o.id) limit 1;
-    raise exception using errcode = 'foreign_key_violation',
-      message = format('journal entry for operation %s, which does not exist', missing);
-  end if;
-  return null;
+  -- Only on a breach: name the first missing reference.
+  select format('journal entry for %s %s, which does not exist', m.kind, m.key) into missing
+    from (select 'account', a.key from unnest(entry_accounts) as a(key)
+           where not exists (select from billing.accounts as x where x.account = a.key)
+          union all
+          select 'operation', o.key from unnest(entry_operations) as o(key)
+           where not exists (select from billing.operations as x where x.id = o.key)) as m(kind, key)
+   limit 1;
+  raise exception using errcode = 'foreign_key_violation', message = missing;
 end;
 $$;
 
