@@ -3,13 +3,12 @@
 // only fails here rather than as a CHECK violation (or a silently accepted value) in production.
 import t from 'tap';
 import type pg from 'pg';
+import { commandTypes, operationTypes } from '../src/commands/command.ts';
 import {
-  commandTypes,
   defaultRoleNames,
   holdStatuses,
   lockSlotCount,
   maxInt64,
-  operationTypes,
   resultCodes,
   resultStatuses,
 } from '../src/commands/contract.ts';
@@ -51,6 +50,8 @@ t.test('billing.submit takes exactly the command types', async (t) => {
   const list = /command_type not in\s*\(([^)]*)\)/.exec(fn!.body)?.[1];
   t.ok(list, 'billing.submit checks command_type against a list');
   t.same([...(list ?? '').matchAll(/'([^']*)'/g)].map((m) => m[1]!).sort(), sorted(commandTypes));
+  // Its hint names them too, in the order the declarations list them (src/commands/command.ts).
+  t.match(fn!.body, `hint = 'one of ${commandTypes.join(', ')}'`, 'the hint lists the declared command types');
   // And it really accepts each of them (a job is queued; no worker runs here).
   for (const type of commandTypes) {
     const queued = await database.query('select billing.submit($1, $2::json)', [type, '{}']).then(

@@ -1,14 +1,9 @@
 import t from 'tap';
-import type { CommandType } from '../src/commands/contract.ts';
+import type { CommandType } from '../src/commands/command.ts';
+import { commandIdProblem } from '../src/commands/fields.ts';
 import { readPayloadJson } from '../src/commands/json-text.ts';
 import { wrongTypeCases } from './helpers/wrong-types.ts';
-import {
-  canonicalJson,
-  commandIdProblem,
-  fingerprintOf,
-  maxPayloadBytes,
-  parseCommand,
-} from '../src/commands/parse.ts';
+import { canonicalJson, fingerprintOf, maxPayloadBytes, parseCommand } from '../src/commands/parse.ts';
 
 type Task = CommandType | 'expire_hold';
 const parse = (task: Task, payload: unknown, requireId = false) =>

@@ -3,9 +3,9 @@ import t from 'tap';
 import { resultCodes } from '../src/commands/contract.ts';
 import type { Command } from '../src/commands/command.ts';
 import { parseCommand } from '../src/commands/parse.ts';
-import { decide } from '../src/ledger/decide.ts';
+import { decide } from '../src/commands/command.ts';
 import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type ExistingResult } from '../src/ledger/plan.ts';
-import type { AccountState, HoldState, LedgerView } from '../src/ledger/state.ts';
+import type { AccountState, HoldState, LedgerView } from '../src/commands/decision.ts';
 import {
   account,
   type CommandSpec,

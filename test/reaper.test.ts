@@ -1,5 +1,5 @@
 import t from 'tap';
-import { expiryTask } from '../src/commands/contract.ts';
+import { holdExpiry } from '../src/commands/contract.ts';
 import { startDeadWorkerReaper } from '../src/worker/recovery/reaper.ts';
 import { createTestDatabase } from './helpers/database.ts';
 
@@ -43,7 +43,7 @@ t.test('a pass skips the job rows another session has locked, and the next pass 
   // An expiry job that failed once and waits out its backoff: the pass makes it due now.
   const { rows: expiry } = await database.query<{ id: string }>(
     `select (graphile_worker.add_job($1, '{"hold":"reaper-test"}', run_at => now() + interval '1 hour')).id`,
-    [expiryTask],
+    [holdExpiry.task],
   );
   const expiryId = expiry[0]!.id;
   await database.query('update graphile_worker._private_jobs set attempts = 1 where id = $1', [expiryId]);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { expiryTask } from '../src/commands/contract.ts';
+import { holdExpiry } from '../src/commands/contract.ts';
 import { retryFailedExpiriesStatement } from '../src/worker/recovery/expiry-retries.ts';
 import { unlockJobsSkippingLocked, unlockQueuesSkippingLocked } from '../src/worker/recovery/reaper.ts';
 import { createTestDatabase } from './helpers/database.ts';
@@ -59,7 +59,7 @@ t.test('recovery statements keep a plan linear in the queue under statistics of 
   for (const [name, text, values] of [
     ['unlocking dead ids jobs', unlockJobsSkippingLocked, [['pool-x']]],
     ['unlocking dead ids queues', unlockQueuesSkippingLocked, [['pool-x']]],
-    ['retrying failed expiries now', retryFailedExpiriesStatement, [expiryTask]],
+    ['retrying failed expiries now', retryFailedExpiriesStatement, [holdExpiry.task]],
   ] as const) {
     const found = jobsTimesJobs(await plan(text, [...values]));
     t.same(found, [], `${name}: no nested loop over the jobs table on both sides`);

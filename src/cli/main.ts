@@ -4,21 +4,15 @@
 import { Command, CommanderError } from 'commander';
 import { balanceCommand } from './balance.ts';
 import { benchCommand } from './bench.ts';
-import { captureCommand } from './capture.ts';
 import { chaosCommand } from './chaos.ts';
+import { commandSubcommands } from './command-subcommand.ts';
 import { CliError } from './context.ts';
-import { creditCommand } from './credit.ts';
-import { debitCommand } from './debit.ts';
 import { demoCommand } from './demo.ts';
 import { exitCodes, exitCodesHelp } from './exit-codes.ts';
 import { historyCommand } from './history.ts';
-import { holdCommand } from './hold.ts';
 import { migrateCommand } from './migrate.ts';
-import { openAccountCommand } from './open-account.ts';
-import { releaseCommand } from './release.ts';
 import { resultCommand } from './result.ts';
 import { startCommand } from './start.ts';
-import { transferCommand } from './transfer.ts';
 import { verifyCommand } from './verify.ts';
 import { watchCommand } from './watch.ts';
 import { workerCommand } from './worker.ts';
@@ -65,13 +59,7 @@ for (const command of [
   startCommand(),
   migrateCommand(),
   workerCommand(),
-  openAccountCommand(),
-  creditCommand(),
-  debitCommand(),
-  transferCommand(),
-  holdCommand(),
-  captureCommand(),
-  releaseCommand(),
+  ...commandSubcommands(),
   resultCommand(),
   balanceCommand(),
   historyCommand(),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ResultTimeoutError } from '../client/errors.ts';
 import type { CommandInputs } from '../client/types.ts';
-import type { CommandType } from '../commands/contract.ts';
+import type { CommandType } from '../commands/command.ts';
 import type { Metadata } from '../commands/command.ts';
 import { CliError, findDatabase, loadCliConfig } from './context.ts';
 import { exitCodes } from './exit-codes.ts';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { commandTypes, resultsChannel, type CommandType } from '../commands/contract.ts';
+import { commandTypes, type CommandType } from '../commands/command.ts';
+import { resultsChannel } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import { createPool } from '../db/pool.ts';
 import { isTransientError } from '../db/errors.ts';
@@ -45,14 +46,17 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-export interface BillingClient {
-  openAccount(input: CommandInputs['open_account'], options?: CallOptions): Promise<CommandResult>;
-  credit(input: CommandInputs['credit'], options?: CallOptions): Promise<CommandResult>;
-  debit(input: CommandInputs['debit'], options?: CallOptions): Promise<CommandResult>;
-  transfer(input: CommandInputs['transfer'], options?: CallOptions): Promise<CommandResult>;
-  hold(input: CommandInputs['hold'], options?: CallOptions): Promise<CommandResult>;
-  capture(input: CommandInputs['capture'], options?: CallOptions): Promise<CommandResult>;
-  release(input: CommandInputs['release'], options?: CallOptions): Promise<CommandResult>;
+type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}`
+  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  : S;
+const camelCase = (type: string) => type.replace(/_(.)/g, (_, letter: string) => letter.toUpperCase());
+
+/** One method per command type, in camelCase (`openAccount` for open_account): `submit` with its type. */
+type CommandMethods = {
+  [T in CommandType as CamelCase<T>]: (input: CommandInputs[T], options?: CallOptions) => Promise<CommandResult>;
+};
+
+export interface BillingClient extends CommandMethods {
   /** Enqueues a command through billing.submit and resolves with its result (applied or rejected). */
   submit<T extends CommandType>(type: T, input: CommandInputs[T], options?: CallOptions): Promise<CommandResult>;
   /** Every result in seq order, from `after` on, waiting for new ones; survives reconnects without loss. */
@@ -179,14 +183,10 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     (input: CommandInputs[T], call?: CallOptions) =>
       submit(type, input, call);
 
+  const methods = Object.fromEntries(commandTypes.map((type) => [camelCase(type), command(type)])) as CommandMethods;
+
   return {
-    openAccount: command('open_account'),
-    credit: command('credit'),
-    debit: command('debit'),
-    transfer: command('transfer'),
-    hold: command('hold'),
-    capture: command('capture'),
-    release: command('release'),
+    ...methods,
     submit,
     results,
     async result(id) {

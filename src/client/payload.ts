@@ -1,16 +1,17 @@
-import type { CommandType } from '../commands/contract.ts';
-import { commandIdProblem } from '../commands/parse.ts';
+import { z } from 'zod';
+import { clientCommandOf, clientCommands, type CommandType } from '../commands/command.ts';
+import { commandIdProblem } from '../commands/fields.ts';
 import type { CommandInputs } from './types.ts';
 
-/** The fields each command takes: the payload names of the SQL interface and docs/commands.md, nothing else. */
-export const inputFields: { readonly [T in CommandType]: readonly (keyof CommandInputs[T])[] } = {
-  open_account: ['id', 'metadata', 'account', 'currency'],
-  credit: ['id', 'metadata', 'account', 'amount'],
-  debit: ['id', 'metadata', 'account', 'amount'],
-  transfer: ['id', 'metadata', 'from', 'to', 'amount'],
-  hold: ['id', 'metadata', 'account', 'amount', 'hold', 'expires_at', 'ttl_seconds'],
-  capture: ['id', 'metadata', 'hold', 'amount', 'to'],
-  release: ['id', 'metadata', 'hold'],
+/** The fields each command takes: its payload schema's, the names of the SQL interface and docs/commands.md. */
+export const inputFields: { readonly [type: string]: readonly string[] | undefined } = Object.fromEntries(
+  clientCommands.map((declaration) => [declaration.type, Object.keys(declaration.schema.shape)]),
+);
+
+/** How a field is written in the payload, where it is not written as it is. */
+const encoders: { [field: string]: (value: unknown) => unknown } = {
+  amount: amountText,
+  expires_at: (value) => (value instanceof Date ? value.toISOString() : value),
 };
 
 /**
@@ -24,7 +25,7 @@ export function toPayload<T extends CommandType>(
   id: string,
   input: CommandInputs[T],
 ): Record<string, unknown> {
-  const known: readonly PropertyKey[] | undefined = inputFields[type];
+  const known = inputFields[type];
   if (!known) throw new TypeError(`unknown command type: ${String(type)}`);
   const unknown = Object.keys(input).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
@@ -41,41 +42,15 @@ export function toPayload<T extends CommandType>(
   const set = (key: string, value: unknown) => {
     if (value !== undefined) payload[key] = value;
   };
-  const all = input as Partial<
-    CommandInputs['hold'] & CommandInputs['transfer'] & CommandInputs['capture'] & CommandInputs['open_account']
-  >;
-  switch (type) {
-    case 'open_account':
-      set('account', all.account);
-      set('currency', all.currency);
-      break;
-    case 'credit':
-    case 'debit':
-      set('account', all.account);
-      set('amount', amountText(all.amount));
-      break;
-    case 'transfer':
-      set('from', all.from);
-      set('to', all.to);
-      set('amount', amountText(all.amount));
-      break;
-    case 'hold':
-      set('account', all.account);
-      set('amount', amountText(all.amount));
-      set('hold', all.hold);
-      set('expires_at', all.expires_at instanceof Date ? all.expires_at.toISOString() : all.expires_at);
-      set('ttl_seconds', all.ttl_seconds);
-      break;
-    case 'capture':
-      set('hold', all.hold);
-      if (all.amount !== undefined) set('amount', amountText(all.amount));
-      set('to', all.to);
-      break;
-    case 'release':
-      set('hold', all.hold);
-      break;
-    default:
-      throw new TypeError(`unknown command type: ${String(type)}`);
+  const shape: { [field: string]: z.ZodType } = clientCommandOf[type].schema.shape;
+  const fields = input as { [field: string]: unknown };
+  for (const field of known) {
+    if (field === 'id' || field === 'metadata') continue;
+    const value = fields[field];
+    // A required field is encoded even when absent, so that a missing amount is a TypeError here.
+    if (value === undefined && shape[field] instanceof z.ZodOptional) continue;
+    const encode = encoders[field];
+    set(field, encode ? encode(value) : value);
   }
   set('metadata', input.metadata);
   return payload;

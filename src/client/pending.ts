@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { CommandType } from '../commands/contract.ts';
+import type { CommandType } from '../commands/command.ts';
 import { ClientClosedError, ResultTimeoutError } from './errors.ts';
 import type { ResultListener } from './listener.ts';
 import { resultColumns, toStoredResult, type ResultRow } from './rows.ts';

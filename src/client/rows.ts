@@ -1,4 +1,5 @@
-import type { OperationType, ResultStatus } from '../commands/contract.ts';
+import type { OperationType } from '../commands/command.ts';
+import type { ResultStatus } from '../commands/contract.ts';
 import type { Account, StoredResult } from './types.ts';
 import { balancesFromJson, type BalanceJson } from '../commands/balances-json.ts';
 

@@ -1,63 +1,29 @@
-import type { AccountBalance, OperationType, ResultStatus, StoredResultCode } from '../commands/contract.ts';
-import type { Metadata } from '../commands/command.ts';
+import type { z } from 'zod';
+import type { clientCommandOf, CommandType, OperationType } from '../commands/command.ts';
+import type { AccountBalance, ResultStatus, StoredResultCode } from '../commands/contract.ts';
 
 /**
- * Fields every command takes. `id` is the idempotency key: the same id and payload apply once.
- * Field names are the payload's own, as in SQL (`ttl_seconds`, `expires_at`); a key a command does
- * not take is refused with a TypeError before anything is enqueued.
+ * What each command method takes: its payload's fields, named as in SQL (`ttl_seconds`,
+ * `expires_at`), typed as the parser reads them (amounts as bigint), from the command's declaration
+ * in src/commands/. Every command takes `id` (the idempotency key, 1 to 128 characters, a random
+ * one when absent) and `metadata` (stored with the result, at most 4 KiB serialized). `expires_at`
+ * is a Date or an ISO 8601 timestamp with a zone. A key a command does not take is refused with a
+ * TypeError before anything is enqueued.
  */
-export interface CommandOptions {
-  /** 1 to 128 characters; a random one is made when absent. */
-  id?: string;
-  /** Stored with the result; at most 4 KiB serialized. */
-  metadata?: Metadata;
-}
+export type CommandInputs = {
+  [T in CommandType]: InputOf<(typeof clientCommandOf)[T]['schema']>;
+};
+type InputOf<Schema extends z.ZodType> = {
+  [K in keyof z.output<Schema>]: K extends 'expires_at' ? Date | string : z.output<Schema>[K];
+};
 
-export interface OpenAccountInput extends CommandOptions {
-  account: string;
-  currency?: string;
-}
-export interface CreditInput extends CommandOptions {
-  account: string;
-  amount: bigint;
-}
-export interface DebitInput extends CommandOptions {
-  account: string;
-  amount: bigint;
-}
-export interface TransferInput extends CommandOptions {
-  from: string;
-  to: string;
-  amount: bigint;
-}
-export interface HoldInput extends CommandOptions {
-  account: string;
-  amount: bigint;
-  /** Hold id; the command id when absent. */
-  hold?: string;
-  /** When the service releases the hold by itself: a Date, or an ISO 8601 timestamp with a zone. */
-  expires_at?: Date | string;
-  /** Or: seconds from now (database clock), a positive whole number, at most 30 days. */
-  ttl_seconds?: number;
-}
-export interface CaptureInput extends CommandOptions {
-  hold: string;
-  amount?: bigint;
-  to?: string;
-}
-export interface ReleaseInput extends CommandOptions {
-  hold: string;
-}
-
-export interface CommandInputs {
-  open_account: OpenAccountInput;
-  credit: CreditInput;
-  debit: DebitInput;
-  transfer: TransferInput;
-  hold: HoldInput;
-  capture: CaptureInput;
-  release: ReleaseInput;
-}
+export type OpenAccountInput = CommandInputs['open_account'];
+export type CreditInput = CommandInputs['credit'];
+export type DebitInput = CommandInputs['debit'];
+export type TransferInput = CommandInputs['transfer'];
+export type HoldInput = CommandInputs['hold'];
+export type CaptureInput = CommandInputs['capture'];
+export type ReleaseInput = CommandInputs['release'];
 
 /** What an account was left with by a command. */
 export type ResultBalance = AccountBalance;

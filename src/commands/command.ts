@@ -1,63 +1,75 @@
-import type { OperationType } from './contract.ts';
+// Every command, from its declaration: the lists, types and dispatch that the parser, the batch,
+// the client, the CLI and the metrics read. A new command is a module of its own and a line here.
+import type { z } from 'zod';
+import { taskPrefix } from './contract.ts';
+import type { CommandDeclaration } from './declare.ts';
+import type { Decision, LedgerView } from './decision.ts';
+import { capture } from './capture.ts';
+import { credit } from './credit.ts';
+import { debit } from './debit.ts';
+import { holdExpiry } from './expire_hold.ts';
+import { hold } from './hold.ts';
+import { openAccount } from './open_account.ts';
+import { release } from './release.ts';
+import { transfer } from './transfer.ts';
 
-export type Metadata = { [key: string]: unknown };
+export type { Metadata } from './declare.ts';
 
-interface CommandBase {
-  /** Command id and idempotency key (1 to 128 characters). */
-  id: string;
-  metadata?: Metadata;
-}
+/** The commands a client sends, in the order the docs and the CLI list them. */
+export const clientCommands = [openAccount, credit, debit, transfer, hold, capture, release] as const;
 
-export interface OpenAccount extends CommandBase {
-  type: 'open_account';
-  account: string;
-  currency: string;
-}
-export interface Credit extends CommandBase {
-  type: 'credit';
-  account: string;
-  amount: bigint;
-}
-export interface Debit extends CommandBase {
-  type: 'debit';
-  account: string;
-  amount: bigint;
-}
-export interface Transfer extends CommandBase {
-  type: 'transfer';
-  from: string;
-  to: string;
-  amount: bigint;
-}
-export interface Hold extends CommandBase {
-  type: 'hold';
-  account: string;
-  amount: bigint;
-  /** Hold id; defaults to the command id. */
-  hold: string;
-  /** Absolute expiry, or a time to live resolved against the database clock when applied. */
-  expiresAt?: Date;
-  ttlSeconds?: number;
-}
-export interface Capture extends CommandBase {
-  type: 'capture';
-  hold: string;
-  amount?: bigint;
-  to?: string;
-}
-export interface Release extends CommandBase {
-  type: 'release';
-  hold: string;
-}
-/**
- * Issued by the service when a hold's time runs out (task expire_hold, type expire, id
- * `expire:<hold>`: see contract.ts).
- */
-export interface HoldExpiry extends CommandBase {
-  type: 'expire';
-  hold: string;
-}
+type ClientDeclaration = (typeof clientCommands)[number];
+export type CommandType = ClientDeclaration['type'];
+/** The client's commands by type. */
+export const clientCommandOf = Object.fromEntries(clientCommands.map((d) => [d.type, d])) as {
+  [T in CommandType]: Extract<ClientDeclaration, { type: T }>;
+};
 
-export type Command = OpenAccount | Credit | Debit | Transfer | Hold | Capture | Release | HoldExpiry;
+/** Commands a client sends (graphile-worker tasks `billing/<type>`, billing.submit's command_type). */
+export const commandTypes = clientCommands.map((d) => d.type) as readonly CommandType[];
 
+/** Every command the worker runs: the client's, and the service's own hold expiry. */
+export const declarations = [...clientCommands, holdExpiry] as const;
+type Declaration = (typeof declarations)[number];
+
+/** billing.operations.type: what a client sends, plus the service's own hold expiry. */
+export type OperationType = Declaration['type'];
+export const operationTypes = declarations.map((d) => d.type) as readonly OperationType[];
+
+/** A graphile-worker task name without the `billing/` prefix, e.g. `credit` or `expire_hold`. */
+export type TaskId = Declaration['task'];
+/** Every graphile-worker task pg-billing runs. */
+export const taskNames = declarations.map((d) => `${taskPrefix}${d.task}`);
+
+export type Command = ReturnType<Declaration['build']>;
 export type CommandOf<T extends OperationType> = Extract<Command, { type: T }>;
+
+/** A declaration whatever its command, for code that hands it a command of its own type. */
+type AnyDeclaration = CommandDeclaration<OperationType, TaskId, z.ZodType, Command>;
+
+const byType = new Map<string, AnyDeclaration>(declarations.map((d) => [d.type, d]));
+const byTask = new Map<string, AnyDeclaration>(declarations.map((d) => [d.task, d]));
+
+/** The declaration of a command's type. */
+export function declarationOf(type: OperationType): AnyDeclaration {
+  return byType.get(type)!;
+}
+
+/** The declaration of a task (`credit`, `expire_hold`), or undefined for a task that is not ours. */
+export function declarationOfTask(task: string): AnyDeclaration | undefined {
+  return byTask.get(task);
+}
+
+/**
+ * The rules, with no I/O: given the locked rows, decide one command. Each command's checks run in
+ * the order its declaration lists its codes, so the same command against the same rows always gets
+ * the same code.
+ */
+export function decide(command: Command, view: LedgerView): Decision {
+  return declarationOf(command.type).decide(command, view);
+}
+
+/** The rows a command names, which the batch locks and reads. */
+export function locksOf(command: Command): { accounts: readonly string[]; hold?: string } {
+  return declarationOf(command.type).locks(command);
+}

@@ -4,36 +4,29 @@
 // Closed lists are `as const` rather than TS enums, which Node's type stripping cannot run.
 // This module imports nothing: src/client, src/ledger, src/worker and src/cli all import it.
 
-/** Commands a client sends (graphile-worker tasks `billing/<type>`, billing.submit's command_type). */
-export const commandTypes = ['open_account', 'credit', 'debit', 'transfer', 'hold', 'capture', 'release'] as const;
-export type CommandType = (typeof commandTypes)[number];
+export const taskPrefix = 'billing/';
 
 /**
- * A hold's time running out. The stored contract (SPEC) names it three ways, kept as they are:
- * - the task the service schedules is `billing/expire_hold` (expiryTask),
- * - the result row it writes has type `expire` and id `expire:<hold>` (expiryType, expiryIdPrefix),
- * - the hold it closes is left with status `expired`.
- * In code it is the hold's expiry: the HoldExpiry command, decideExpiry, expiryTask, ...
+ * A hold's time running out, under the four names the stored contract (SPEC) gives it: the task
+ * the service schedules (`billing/expire_hold`), the type and id prefix of the result row it writes
+ * (`expire`, `expire:<hold>`), and the status it leaves the hold with (`expired`). In code it is the
+ * hold's expiry: the command declared in expire_hold.ts. The command types a client sends are in
+ * command.ts, one module each.
  */
-export const expiryType = 'expire';
-export const expiryTaskId = 'expire_hold';
-export const expiryIdPrefix = 'expire:';
-
-/** billing.operations.type: what a client sends, plus the service's own hold expiry. */
-export const operationTypes = [...commandTypes, expiryType] as const;
-export type OperationType = (typeof operationTypes)[number];
-
-export const taskPrefix = 'billing/';
-export const expiryTask = `${taskPrefix}${expiryTaskId}` as const;
-/** Every graphile-worker task pg-billing runs. */
-export const taskNames = [...commandTypes.map((type) => `${taskPrefix}${type}` as const), expiryTask];
+export const holdExpiry = {
+  taskId: 'expire_hold',
+  task: `${taskPrefix}expire_hold`,
+  type: 'expire',
+  idPrefix: 'expire:',
+  status: 'expired',
+} as const;
 
 /**
  * Command ids the service derives: `job:<job id>` for a command sent without an id (and
  * `job:<job id>:<index>:unidentified` for a batch element without one), `expire:<hold id>` for the
  * release of an expired hold. They belong to the service alone: a client id may not start with them.
  */
-export const derivedIdPrefixes = ['job:', expiryIdPrefix] as const;
+export const derivedIdPrefixes = ['job:', holdExpiry.idPrefix] as const;
 
 /**
  * Every way a command can end (billing.operations.code, CHECK code_known). A rejection is one of
@@ -63,7 +56,7 @@ export type StoredResultCode = Exclude<ResultCode, 'id_conflict'>;
 export const resultStatuses = ['applied', 'rejected'] as const;
 export type ResultStatus = (typeof resultStatuses)[number];
 
-export const holdStatuses = ['active', 'captured', 'released', 'expired'] as const;
+export const holdStatuses = ['active', 'captured', 'released', holdExpiry.status] as const;
 export type HoldStatus = (typeof holdStatuses)[number];
 
 /** What a command left on one account it touched (billing.operations.balances, one per account). */

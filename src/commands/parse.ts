@@ -1,186 +1,17 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
-import {
-  type CommandType,
-  commandTypes,
-  derivedIdPrefixes,
-  expiryIdPrefix,
-  expiryTaskId,
-  expiryType,
-  maxHoldSeconds,
-  maxInt64,
-  maxMetadataBytes,
-} from './contract.ts';
-import type { Command, Metadata } from './command.ts';
+import type { z } from 'zod';
+import { type Command, type CommandType, commandTypes, declarationOfTask, type TaskId } from './command.ts';
+import type { CommandBase } from './declare.ts';
+import { commandIdProblem, isObject, isWellFormed, kindOf, maxMetadataDepth } from './fields.ts';
 import { isJsonNumber, maxPayloadBytes, maxPayloadDepth, UnreadablePayload } from './json-text.ts';
 
 export { maxPayloadBytes } from './json-text.ts';
-const maxMetadataDepth = 8;
 /** Field names quoted in a message are cut to this length: a message must stay readable. */
 const maxQuotedKeyLength = 64;
-const maxCommandIdLength = 128;
-
-const accountPattern = /^[A-Za-z0-9_.:@-]{1,64}$/;
-const digitsPattern = /^[1-9][0-9]*$/;
-const maxSafeInteger = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** What a value that was sent is, for messages: `must be a string, not a number`. */
-function kindOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (isJsonNumber(value) || typeof value === 'number') return 'a number';
-  if (typeof value === 'string') return 'a string';
-  if (typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : typeof value;
-}
-
-/** A type error that says what was sent, or that nothing was. */
-const wrongType = (expected: string) => (issue: { input?: unknown }) =>
-  issue.input === undefined ? 'is required' : `must be ${expected}, not ${kindOf(issue.input)}`;
-
-/**
- * Why a client's command id is refused, or undefined. Ids the service derives (`job:`, `expire:`)
- * are refused: a client that took one could take a later command's id or block an expiry.
- */
-export function commandIdProblem(id: unknown): string | undefined {
-  if (typeof id !== 'string') return id === undefined ? 'is required' : `must be a string, not ${kindOf(id)}`;
-  if (id.length === 0) return 'must not be empty';
-  if (id.length > maxCommandIdLength) return `must be at most ${maxCommandIdLength} characters`;
-  if (!isWellFormed(id)) return 'contains a NUL character or a lone surrogate, which PostgreSQL cannot store';
-  if (derivedIdPrefixes.some((prefix) => id.startsWith(prefix))) {
-    return `must not start with ${derivedIdPrefixes.map((prefix) => `"${prefix}"`).join(' or ')} (ids the service derives)`;
-  }
-  return undefined;
-}
-
-/** A client id: 1 to 128 characters, not one the service derives. */
-const clientId = z.unknown().transform((value, ctx): string => {
-  const problem = commandIdProblem(value);
-  if (problem !== undefined || typeof value !== 'string') {
-    ctx.addIssue({ code: 'custom', message: problem ?? 'must be a string' });
-    return z.NEVER;
-  }
-  return value;
-});
-/** An id that names an existing hold: any 1 to 128 characters (a hold may carry a derived id). */
-const holdRef = z
-  .string({ error: wrongType('a string') })
-  .min(1, 'must not be empty')
-  .max(maxCommandIdLength, `must be at most ${maxCommandIdLength} characters`);
-const accountId = z
-  .string({ error: wrongType('a string') })
-  .regex(accountPattern, 'must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -');
-const currency = z.string({ error: wrongType('a string') }).regex(/^[A-Z]{3}$/, 'must be three capital letters');
-
-/**
- * A positive whole number, judged by its JSON text (`source`), never by the double it parses to:
- * digits only, no sign, fraction or exponent. Plain JS numbers (from callers that built the
- * payload in code, not from JSON text) must be safe integers.
- */
-function wholeNumber(value: unknown, max: bigint, fail: (message: string) => never): bigint {
-  let parsed: bigint;
-  if (isJsonNumber(value)) {
-    if (!digitsPattern.test(value.rawJSON)) {
-      return fail(
-        `must be a positive whole number written with digits only (no sign, fraction or exponent), got ${quoteNumber(value.rawJSON)}`,
-      );
-    }
-    parsed = BigInt(value.rawJSON);
-  } else if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value <= 0)
-      return fail(`must be a positive whole number, got ${quoteNumber(String(value))}`);
-    parsed = BigInt(value);
-  } else {
-    return fail('must be a number');
-  }
-  if (parsed > maxSafeInteger) return fail('is above 2^53-1 as a JSON number: send it as a string of digits');
-  if (parsed > max) return fail(`must be at most ${max}`);
-  return parsed;
-}
-
-function quoteNumber(source: string): string {
-  return source.length > 40 ? `${source.slice(0, 40)}...` : source;
-}
-
-/** Minor units as a string of digits or a JSON integer; parsed straight to bigint, never a float. */
-const amount = z.unknown().transform((value, ctx): bigint => {
-  const fail = (message: string): never => {
-    ctx.addIssue({ code: 'custom', message });
-    return z.NEVER as never;
-  };
-  if (value === undefined) return fail('is required');
-  if (typeof value === 'string') {
-    if (!digitsPattern.test(value)) return fail('must be a positive whole number written with digits only, like "111"');
-    const parsed = BigInt(value);
-    return parsed > maxInt64 ? fail('must be at most 9223372036854775807') : parsed;
-  }
-  if (isJsonNumber(value) || typeof value === 'number') return wholeNumber(value, maxInt64, fail);
-  return fail(`must be a string of digits or a JSON integer, not ${kindOf(value)}`);
-});
-
-/** Seconds as a JSON number written with digits only, at most 30 days. */
-const ttlSeconds = z.unknown().transform((value, ctx): number => {
-  const fail = (message: string): never => {
-    ctx.addIssue({ code: 'custom', message });
-    return z.NEVER as never;
-  };
-  if (!isJsonNumber(value) && typeof value !== 'number')
-    return fail(`must be a JSON number of seconds, not ${kindOf(value)}`);
-  const seconds = wholeNumber(value, BigInt(maxHoldSeconds), (message) =>
-    fail(message.startsWith('must be at most') ? 'must be at most 30 days' : message),
-  );
-  return Number(seconds);
-});
-
-const expiresAt = z.iso.datetime({
-  offset: true,
-  error: (issue) =>
-    issue.code === 'invalid_type'
-      ? wrongType('an ISO 8601 timestamp string')(issue)
-      : 'must be an ISO 8601 timestamp with a time zone',
-});
-
-const metadata = z.unknown().transform((value, ctx): Metadata => {
-  const fail = (message: string): never => {
-    ctx.addIssue({ code: 'custom', message });
-    return z.NEVER as never;
-  };
-  if (!isObject(value)) return fail(`must be a JSON object, not ${kindOf(value)}`);
-  if (Buffer.byteLength(JSON.stringify(value)) > maxMetadataBytes)
-    return fail(`must be at most ${maxMetadataBytes} bytes serialized`);
-  if (depthOf(value) > maxMetadataDepth) return fail(`must be nested at most ${maxMetadataDepth} levels deep`);
-  return value;
-});
-
-const common = { id: clientId.optional(), metadata: metadata.optional() };
-
-const payloadSchemas = {
-  open_account: z.strictObject({ ...common, account: accountId, currency: currency.optional() }),
-  credit: z.strictObject({ ...common, account: accountId, amount }),
-  debit: z.strictObject({ ...common, account: accountId, amount }),
-  transfer: z.strictObject({ ...common, from: accountId, to: accountId, amount }),
-  hold: z
-    .strictObject({
-      ...common,
-      account: accountId,
-      amount,
-      // A new hold's id is a client id too: it defaults to the command id, and may be derived from it.
-      hold: clientId.optional(),
-      expires_at: expiresAt.optional(),
-      ttl_seconds: ttlSeconds.optional(),
-    })
-    .refine((p) => p.expires_at === undefined || p.ttl_seconds === undefined, {
-      message: 'give expires_at or ttl_seconds, not both',
-      path: ['ttl_seconds'],
-    }),
-  capture: z.strictObject({ ...common, hold: holdRef, amount: amount.optional(), to: accountId.optional() }),
-  release: z.strictObject({ ...common, hold: holdRef }),
-  expire_hold: z.strictObject({ hold: holdRef }),
-} as const;
 
 export type ParseInput = {
   /** graphile-worker task name without the `billing/` prefix, e.g. `credit` or `expire_hold`. */
-  task: CommandType | typeof expiryTaskId;
+  task: TaskId;
   payload: unknown;
   /** graphile-worker job id (and element index for a batch job), for the default command id. */
   defaultId: string;
@@ -200,7 +31,7 @@ export type ParsedCommand =
 
 /** Turns a job payload into a typed command, or into the reason it is not one. Never throws. */
 export function parseCommand(input: ParseInput): ParsedCommand {
-  const type: Command['type'] = input.task === expiryTaskId ? expiryType : input.task;
+  const type = declarationOfTask(input.task)!.type;
   try {
     return parsePayload(input, type);
   } catch (error) {
@@ -244,7 +75,7 @@ function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
   if (unstorable)
     return reject(`${unstorable}: contains a NUL character or a lone surrogate, which PostgreSQL cannot store`);
 
-  const command = buildCommand(input.task, input, id);
+  const command = buildCommand(input, id);
   if (typeof command === 'string') return reject(command);
   return { ok: true, command, request, fingerprint };
 }
@@ -258,55 +89,14 @@ function claimedIdOf(payload: unknown): unknown {
   return isObject(payload) ? payload.id : undefined;
 }
 
-type Task = keyof typeof payloadSchemas;
-type Payload<T extends Task> = z.output<(typeof payloadSchemas)[T]>;
-interface Base {
-  id: string;
-  metadata?: Metadata;
-}
-
-/** Each schema, typed by its own output: a checked assignment, so indexing by a task keeps the type. */
-const schemaOf: { [T in Task]: z.ZodType<Payload<T>> } = payloadSchemas;
-
-/** Each task's command, built from its schema's output type: a field the schema lacks does not compile. */
-const builders: { [T in Task]: (p: Payload<T>, base: Base, input: ParseInput) => Command } = {
-  open_account: (p, base, input) => ({
-    ...base,
-    type: 'open_account',
-    account: p.account,
-    currency: p.currency ?? input.defaultCurrency,
-  }),
-  credit: (p, base) => ({ ...base, type: 'credit', account: p.account, amount: p.amount }),
-  debit: (p, base) => ({ ...base, type: 'debit', account: p.account, amount: p.amount }),
-  transfer: (p, base) => ({ ...base, type: 'transfer', from: p.from, to: p.to, amount: p.amount }),
-  hold: (p, base) => ({
-    ...base,
-    type: 'hold',
-    account: p.account,
-    amount: p.amount,
-    hold: p.hold ?? base.id,
-    ...(p.expires_at === undefined ? {} : { expiresAt: new Date(p.expires_at) }),
-    ...(p.ttl_seconds === undefined ? {} : { ttlSeconds: p.ttl_seconds }),
-  }),
-  capture: (p, base) => ({
-    ...base,
-    type: 'capture',
-    hold: p.hold,
-    ...(p.amount === undefined ? {} : { amount: p.amount }),
-    ...(p.to === undefined ? {} : { to: p.to }),
-  }),
-  release: (p, base) => ({ ...base, type: 'release', hold: p.hold }),
-  // The service's own command: its id is derived from the hold, it carries no metadata.
-  expire_hold: (p) => ({ id: `${expiryIdPrefix}${p.hold}`, type: expiryType, hold: p.hold }),
-};
-
 /** The task's command, or why its payload is not one. */
-function buildCommand<T extends Task>(task: T, input: ParseInput, id: string): Command | string {
-  const parsed = schemaOf[task].safeParse(input.payload);
+function buildCommand(input: ParseInput, id: string): Command | string {
+  const declaration = declarationOfTask(input.task)!;
+  const parsed = declaration.schema.safeParse(input.payload);
   if (!parsed.success) return describeIssue(parsed.error.issues[0]);
-  const metadata = 'metadata' in parsed.data ? parsed.data.metadata : undefined;
-  const base: Base = { id, ...(metadata === undefined ? {} : { metadata }) };
-  return builders[task](parsed.data, base, input);
+  const { metadata } = parsed.data as Partial<CommandBase>;
+  const base: CommandBase = { id, ...(metadata === undefined ? {} : { metadata }) };
+  return declaration.build(parsed.data, base, { currency: input.defaultCurrency });
 }
 
 export function isCommandTask(name: string): name is CommandType {
@@ -343,10 +133,6 @@ export function canonicalJson(value: unknown): string {
 /** A text that a message (a text column) can carry: NUL and lone surrogates replaced. */
 function storableText(text: string): string {
   return text.toWellFormed().replaceAll('\u0000', '\uFFFD');
-}
-
-function isWellFormed(text: string): boolean {
-  return text.isWellFormed() && !text.includes('\u0000');
 }
 
 function findUnstorableText(value: unknown, path: string[]): string | undefined {
@@ -410,15 +196,4 @@ function findTooDeepField(payload: unknown): string | undefined {
     for (const inner of Object.values(value)) pending.push({ value: inner, depth: depth + 1, field });
   }
   return undefined;
-}
-
-function depthOf(value: unknown): number {
-  if (Array.isArray(value)) return 1 + Math.max(0, ...value.map(depthOf));
-  if (isObject(value)) return 1 + Math.max(0, ...Object.values(value).map(depthOf));
-  return 0;
-}
-
-/** A JSON object: not an array, not a number kept as JSON text. */
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !isJsonNumber(value);
 }

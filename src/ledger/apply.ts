@@ -10,7 +10,8 @@ import {
 } from 'kysely';
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
-import { holdStatuses, operationTypes, resultCodes, resultStatuses } from '../commands/contract.ts';
+import { locksOf, operationTypes } from '../commands/command.ts';
+import { holdStatuses, resultCodes, resultStatuses } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
 import {
   lockAccounts,
@@ -21,7 +22,7 @@ import {
   writeStatement,
   writeValues,
 } from './batch-sql.ts';
-import { accountsNamedBy, holdNamedBy, lockSlotsOf } from './lock-slots.ts';
+import { lockSlotsOf } from './lock-slots.ts';
 import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type ExistingResult } from './plan.ts';
 
 export { resultsChannel } from '../commands/contract.ts';
@@ -165,9 +166,9 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
   const accountIds = new Set<string>();
   for (const { parsed } of items) {
     if (!parsed.ok) continue;
-    const hold = holdNamedBy(parsed.command);
+    const { accounts, hold } = locksOf(parsed.command);
     if (hold !== undefined) holdIds.add(hold);
-    for (const account of accountsNamedBy(parsed.command)) accountIds.add(account);
+    for (const account of accounts) accountIds.add(account);
   }
   const reads = [
     send(() => client.query('begin')),

@@ -4,7 +4,7 @@
 // statements.
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { balancesToJson } from '../commands/balances-json.ts';
-import { expiryIdPrefix, expiryTask, resultsChannel } from '../commands/contract.ts';
+import { holdExpiry, resultsChannel } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
 import type { BatchPlan } from './plan.ts';
 
@@ -395,8 +395,8 @@ export function writeStatement(db: Db) {
       // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
       .with('expiries', (qc) =>
         qc.selectFrom(expiryRows).select(
-          sql<string>`graphile_worker.add_job(${expiryTask}, json_build_object('hold', v.hold),
-        run_at => v.run_at, job_key => ${expiryIdPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as(
+          sql<string>`graphile_worker.add_job(${holdExpiry.task}, json_build_object('hold', v.hold),
+        run_at => v.run_at, job_key => ${holdExpiry.idPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as(
             'job',
           ),
         ),

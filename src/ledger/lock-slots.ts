@@ -1,4 +1,4 @@
-import type { Command } from '../commands/command.ts';
+import { locksOf } from '../commands/command.ts';
 import { lockSlotCount } from '../commands/contract.ts';
 import type { BatchItem } from './plan.ts';
 
@@ -21,9 +21,9 @@ export function slotOf(key: string): number {
 
 /**
  * Every key the batch must hold until commit, as sorted distinct slots: each command's id (a
- * second worker with the same id waits, then replays the first result), every account it names
- * (open_account's included: a command that finds the account missing waits for its creator) and
- * every hold it names (likewise for the hold's creator).
+ * second worker with the same id waits, then replays the first result), and the accounts and hold
+ * its declaration's `locks` names (open_account's account included: a command that finds the account
+ * missing waits for its creator; likewise for a hold's creator).
  */
 export function lockSlotsOf(items: readonly BatchItem[]): number[] {
   const slots = new Set<number>();
@@ -34,35 +34,9 @@ export function lockSlotsOf(items: readonly BatchItem[]): number[] {
     }
     const command = parsed.command;
     slots.add(slotOf(`id:${command.id}`));
-    for (const account of accountsNamedBy(command)) slots.add(slotOf(`account:${account}`));
-    const hold = holdNamedBy(command);
+    const { accounts, hold } = locksOf(command);
+    for (const account of accounts) slots.add(slotOf(`account:${account}`));
     if (hold !== undefined) slots.add(slotOf(`hold:${hold}`));
   }
   return [...slots].sort((a, b) => a - b);
-}
-
-export function accountsNamedBy(command: Command): string[] {
-  switch (command.type) {
-    case 'transfer':
-      return [command.from, command.to];
-    case 'capture':
-      return command.to === undefined ? [] : [command.to];
-    case 'release':
-    case 'expire':
-      return [];
-    default:
-      return [command.account];
-  }
-}
-
-export function holdNamedBy(command: Command): string | undefined {
-  switch (command.type) {
-    case 'hold':
-    case 'capture':
-    case 'release':
-    case 'expire':
-      return command.hold;
-    default:
-      return undefined;
-  }
 }

@@ -1,7 +1,14 @@
-import type { AccountBalance, OperationType, RejectionCode, ResultCode, ResultStatus } from '../commands/contract.ts';
+import { decide, type OperationType } from '../commands/command.ts';
+import {
+  holdExpiry,
+  type AccountBalance,
+  type HoldStatus,
+  type RejectionCode,
+  type ResultCode,
+  type ResultStatus,
+} from '../commands/contract.ts';
+import type { HoldState, LedgerView, Posting } from '../commands/decision.ts';
 import type { ParsedCommand } from '../commands/parse.ts';
-import { decide, type Posting } from './decide.ts';
-import type { HoldState, LedgerView } from './state.ts';
 
 /** The result of one command as stored in billing.operations. */
 export interface CommandResult {
@@ -61,7 +68,7 @@ export interface BatchPlan {
   createdHolds: (HoldState & { operationId: string })[];
   closedHolds: {
     hold: string;
-    status: 'captured' | 'released' | 'expired';
+    status: Exclude<HoldStatus, 'active'>;
     captured: bigint;
     capturedTo: string | null;
     operationId: string;
@@ -117,7 +124,7 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
       const decision = decide(parsed.command, view);
       if (decision.kind === 'skipped') {
         plan.outcomes.push({ kind: 'skipped', reason: decision.reason });
-        if (decision.retryAt && parsed.command.type === 'expire')
+        if (decision.retryAt && parsed.command.type === holdExpiry.type)
           plan.expiries.push({ hold: parsed.command.hold, runAt: decision.retryAt });
         continue;
       }

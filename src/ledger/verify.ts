@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { expiryTask, taskNames, taskPrefix } from '../commands/contract.ts';
+import { taskNames } from '../commands/command.ts';
+import { holdExpiry, taskPrefix } from '../commands/contract.ts';
 import type { BillingDb } from '../db/kysely.ts';
 
 export interface VerifyCheck {
@@ -144,7 +145,7 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
         sql<{ example: string }>`
       select format('job %s %s: attempt %s of %s: %s', id, task_identifier, attempts, max_attempts, left(coalesce(last_error, ''), 80)) as example
       from graphile_worker.jobs
-      where task_identifier = ${expiryTask} and (last_error is not null or attempts >= max_attempts)`,
+      where task_identifier = ${holdExpiry.task} and (last_error is not null or attempts >= max_attempts)`,
       );
 
       await check(

@@ -1,3 +1,4 @@
+import { holdExpiry } from '../commands/contract.ts';
 import type { AppliedBatch, AppliedOutcome } from '../ledger/apply.ts';
 import type { BatchItem } from '../ledger/plan.ts';
 import { isTransientError } from '../db/errors.ts';
@@ -147,5 +148,5 @@ export class CommandBatcher {
 }
 
 function isExpiry(item: BatchItem): boolean {
-  return item.parsed.ok && item.parsed.command.type === 'expire';
+  return item.parsed.ok && item.parsed.command.type === holdExpiry.type;
 }

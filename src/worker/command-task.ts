@@ -1,5 +1,5 @@
 import type { JobHelpers, Task } from 'graphile-worker';
-import type { CommandType, expiryTaskId } from '../commands/contract.ts';
+import type { TaskId } from '../commands/command.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { BatchOutcome } from './batcher.ts';
 import { isTransientError } from '../db/errors.ts';
@@ -13,7 +13,7 @@ import { getRuntime } from './runtime.ts';
  * An array payload is a graphile-worker batch job: each element is a command of its own, and the
  * task returns one promise per element so that only failed elements are retried.
  */
-export function commandTask(task: CommandType | typeof expiryTaskId): Task {
+export function commandTask(task: TaskId): Task {
   return async (payload, helpers) => {
     if (Array.isArray(payload)) {
       return payload.map((element, index) => runCommand(task, element, helpers, null, index));
@@ -23,7 +23,7 @@ export function commandTask(task: CommandType | typeof expiryTaskId): Task {
 }
 
 async function runCommand(
-  task: CommandType | typeof expiryTaskId,
+  task: TaskId,
   payload: unknown,
   helpers: JobHelpers,
   defaultId: string | null,

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { holdExpiry } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import { runPeriodically } from './periodic.ts';
 import type { WorkerRuntime } from './runtime.ts';
@@ -38,9 +39,9 @@ export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
       due.map(({ hold }) =>
         batcher.submit({
           parsed: parseCommand({
-            task: 'expire_hold',
+            task: holdExpiry.taskId,
             payload: { hold },
-            defaultId: `expire:${hold}`,
+            defaultId: `${holdExpiry.idPrefix}${hold}`,
             defaultCurrency: config.defaultCurrency,
           }),
           jobId: null,

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { expiryType, taskNames, type OperationType, type ResultCode } from '../commands/contract.ts';
+import { declarations, taskNames } from '../commands/command.ts';
+import { holdExpiry, type ResultCode } from '../commands/contract.ts';
 import { serviceVersion } from '../version.ts';
 import { errorCode, isTransientError } from '../db/errors.ts';
 
@@ -26,26 +27,9 @@ export interface Metrics {
 }
 
 /**
- * The result codes each operation can end with (docs/commands.md), so that every series a dashboard
- * or an alert reads exists at 0 from the start: `rate()` and `absent()` work on a fresh worker.
+ * The result codes each operation can end with (its declaration's codes), so that every series a
+ * dashboard or an alert reads exists at 0 from the start: `rate()` and `absent()` work on a fresh worker.
  */
-const codesByType: Record<OperationType, readonly ResultCode[]> = {
-  open_account: ['account_exists'],
-  credit: ['account_not_found', 'overflow'],
-  debit: ['account_not_found', 'insufficient_funds'],
-  transfer: ['account_not_found', 'same_account', 'currency_mismatch', 'insufficient_funds', 'overflow'],
-  hold: ['account_not_found', 'insufficient_funds', 'hold_exists'],
-  capture: [
-    'hold_not_found',
-    'hold_closed',
-    'amount_exceeds_hold',
-    'account_not_found',
-    'currency_mismatch',
-    'overflow',
-  ],
-  release: ['hold_not_found', 'hold_closed'],
-  expire: [],
-};
 const everyCommandCanEnd: readonly ResultCode[] = ['ok', 'invalid_command', 'id_conflict'];
 
 export function createMetrics(): Metrics {
@@ -132,11 +116,13 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
   };
-  for (const [type, codes] of Object.entries(codesByType) as [OperationType, readonly ResultCode[]][]) {
+  for (const { type, codes } of declarations) {
+    // The service's own expiry is never refused: it applies, or is skipped and writes no result.
+    const isExpiry = type === holdExpiry.type;
     metrics.latency.zero({ type });
-    for (const code of type === expiryType ? ['ok' as const] : [...everyCommandCanEnd, ...codes])
+    for (const code of isExpiry ? ['ok' as const] : [...everyCommandCanEnd, ...codes])
       metrics.commands.inc({ type, code }, 0);
-    if (type !== expiryType) metrics.idConflicts.inc({ type }, 0);
+    if (!isExpiry) metrics.idConflicts.inc({ type }, 0);
   }
   for (const task of taskNames) {
     metrics.retries.inc({ task }, 0);

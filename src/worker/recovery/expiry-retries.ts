@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { expiryTask } from '../../commands/contract.ts';
+import { holdExpiry } from '../../commands/contract.ts';
 
 /**
  * A hold's expiry must commit within 5 s of its due time (docs/guarantees.md, expiries on time),
@@ -12,7 +12,7 @@ import { expiryTask } from '../../commands/contract.ts';
  * `billing verify` reports it.
  */
 export async function retryFailedExpiriesNow(client: pg.PoolClient): Promise<number> {
-  const { rowCount } = await client.query(retryFailedExpiriesStatement, [expiryTask]);
+  const { rowCount } = await client.query(retryFailedExpiriesStatement, [holdExpiry.task]);
   return rowCount ?? 0;
 }
 

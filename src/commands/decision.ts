@@ -1,0 +1,86 @@
+import { maxInt64, type HoldStatus, type RejectionCode } from './contract.ts';
+
+/** An account row as the rules see it, after the commands before this one in the batch. */
+export interface AccountState {
+  account: string;
+  currency: string;
+  balance: bigint;
+  held: bigint;
+}
+
+export interface HoldState {
+  hold: string;
+  account: string;
+  amount: bigint;
+  status: HoldStatus;
+  expiresAt: Date | null;
+}
+
+/** The locked rows a batch may touch, and the database's clock (never the worker's). */
+export interface LedgerView {
+  accounts: Map<string, AccountState>;
+  holds: Map<string, HoldState>;
+  now: Date;
+}
+
+/** A change of one account: what the journal records as one entry. */
+export interface Posting {
+  account: string;
+  balanceDelta: bigint;
+  heldDelta: bigint;
+}
+
+/** What a command's rule decides against the locked rows; the apply step turns it into writes. */
+export type Decision =
+  | { kind: 'rejected'; code: RejectionCode; message: string }
+  | {
+      kind: 'applied';
+      postings: Posting[];
+      openAccount?: { account: string; currency: string };
+      createHold?: HoldState;
+      closeHold?: {
+        hold: string;
+        status: Exclude<HoldStatus, 'active'>;
+        captured: bigint;
+        capturedTo: string | null;
+      };
+    }
+  /** Nothing to do and nothing to record: an expiry for a hold that is already closed or not yet due. */
+  | { kind: 'skipped'; reason: string; retryAt?: Date };
+
+// The messages the rules share, so that one code always reads the same.
+
+export const reject = (code: RejectionCode, message: string): Decision => ({ kind: 'rejected', code, message });
+
+export const available = (account: AccountState): bigint => account.balance - account.held;
+
+/** A hold past its expiry is closed for capture and release even before the expiry job has run. */
+export function closedReason(hold: HoldState, now: Date): string | undefined {
+  if (hold.status !== 'active') return `hold ${hold.hold} is already ${hold.status}`;
+  if (hold.expiresAt && hold.expiresAt.getTime() <= now.getTime())
+    return `hold ${hold.hold} expired at ${hold.expiresAt.toISOString()}`;
+  return undefined;
+}
+
+export function holdNotFound(hold: string): Decision {
+  return reject('hold_not_found', `hold ${hold} does not exist`);
+}
+
+export function notFound(account: string): Decision {
+  return reject('account_not_found', `account ${account} does not exist`);
+}
+
+export function overflow(account: string): Decision {
+  return reject('overflow', `balance of ${account} would exceed ${maxInt64}`);
+}
+
+export function insufficient(account: AccountState, amount: bigint): Decision {
+  return reject(
+    'insufficient_funds',
+    `account ${account.account} has ${available(account)} available, ${amount} needed`,
+  );
+}
+
+export function mismatch(a: AccountState, b: AccountState): Decision {
+  return reject('currency_mismatch', `${a.account} is in ${a.currency}, ${b.account} in ${b.currency}`);
+}
