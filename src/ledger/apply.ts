@@ -18,7 +18,7 @@ import {
   lockHolds,
   lockSlots,
   selectEarlierResults,
-  WriteParameter,
+  BatchParameter,
   writeStatement,
   writeValues,
 } from './batch-sql.ts';
@@ -70,7 +70,7 @@ function writesOf(plan: BatchPlan): typeof compiledWrites {
   const values = writeValues(plan);
   return {
     ...compiledWrites,
-    parameters: compiledWrites.parameters.map((p) => (p instanceof WriteParameter ? p.valueIn(values) : p)),
+    parameters: compiledWrites.parameters.map((p) => (p instanceof BatchParameter ? p.valueIn(values) : p)),
   };
 }
 

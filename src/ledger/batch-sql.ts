@@ -2,7 +2,7 @@
 // value travels as a bound parameter; a list travels as one parameter (a JSON array) that becomes
 // an array on the server and `unnest` turns into rows, so a batch of any size is the same few
 // statements.
-import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { type InsertType, type Kysely, type RawBuilder, sql } from 'kysely';
 import { balancesToJson } from '../commands/balances-json.ts';
 import { holdExpiry, resultsChannel } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
@@ -103,200 +103,249 @@ export function lockAccounts(db: Db, accounts: readonly string[], holds: readonl
     .forUpdate();
 }
 
-/** The values of one batch's writes statement, by parameter name: every list is one array parameter. */
-export function writeValues(plan: BatchPlan) {
+/**
+ * The columns one list of rows carries, each with the element type of its array: the one place a
+ * written column is named. The keys are the table's columns in src/db/schema.ts, so a column that
+ * does not exist fails to compile and a row's value must have the column's type; `extra` carries
+ * what the statement needs beside the table's columns. `ordered` numbers the rows (`n`) in the
+ * order they were planned.
+ */
+interface RowList<Table extends keyof DB> {
+  table: Table;
+  columns: TableColumns<Table>;
+  extra?: ExtraColumns;
+  ordered?: boolean;
+}
+type TableColumns<Table extends keyof DB> = { readonly [C in keyof DB[Table]]?: ElementType };
+type ExtraColumns = { readonly [name: string]: ElementType };
+/** A row of a list, as writeValues builds it: each column's value has the type the table takes. */
+type RowOf<L> = L extends { table: infer Table extends keyof DB; columns: infer Columns }
+  ? { -readonly [C in keyof Columns]: C extends keyof DB[Table] ? InsertType<DB[Table][C]> : never } & ExtraOf<L>
+  : never;
+type ExtraOf<L> = L extends { extra: infer Extra } ? { -readonly [E in keyof Extra]: string } : unknown;
+
+const rowLists = {
+  opened: {
+    table: 'billing.accounts',
+    columns: { account: 'text', currency: 'text', balance: 'int8', held: 'int8' },
+  },
+  changed: { table: 'billing.accounts', columns: { account: 'text', balance: 'int8', held: 'int8' } },
+  created: {
+    table: 'billing.holds',
+    columns: {
+      hold: 'text',
+      account: 'text',
+      amount: 'int8',
+      expires_at: 'timestamptz',
+      operation_id: 'text',
+      status: 'text',
+      captured: 'int8',
+      captured_to: 'text',
+      closed_by: 'text',
+    },
+  },
+  closed: {
+    table: 'billing.holds',
+    columns: { hold: 'text', status: 'text', captured: 'int8', captured_to: 'text', closed_by: 'text' },
+  },
+  entries: {
+    table: 'billing.entries',
+    columns: {
+      operation_id: 'text',
+      account: 'text',
+      balance_delta: 'int8',
+      held_delta: 'int8',
+      balance_after: 'int8',
+      held_after: 'int8',
+    },
+    ordered: true,
+  },
+  /** A hold whose expiry job to (re)schedule, at `run_at`. */
+  expiries: { table: 'billing.holds', columns: { hold: 'text' }, extra: { run_at: 'timestamptz' } },
+  /** `notice` is the conflict's notification payload. */
+  conflicts: {
+    table: 'billing.id_conflicts',
+    columns: { id: 'text', type: 'text', request: 'json', job_id: 'int8' },
+    extra: { notice: 'text' },
+  },
+  results: {
+    table: 'billing.operations',
+    columns: {
+      id: 'text',
+      type: 'text',
+      status: 'text',
+      code: 'text',
+      message: 'text',
+      request: 'json',
+      fingerprint: 'text',
+      job_id: 'int8',
+      balances: 'jsonb',
+    },
+    ordered: true,
+  },
+} as const satisfies {
+  opened: RowList<'billing.accounts'>;
+  changed: RowList<'billing.accounts'>;
+  created: RowList<'billing.holds'>;
+  closed: RowList<'billing.holds'>;
+  entries: RowList<'billing.entries'>;
+  expiries: RowList<'billing.holds'>;
+  conflicts: RowList<'billing.id_conflicts'>;
+  results: RowList<'billing.operations'>;
+};
+type RowLists = typeof rowLists;
+type ListName = keyof RowLists;
+
+/** The rows of one batch's writes statement, one list per write. */
+export type WriteValues = { [L in ListName]: RowOf<RowLists[L]>[] };
+
+/** The rows one batch writes, from its plan. */
+export function writeValues(plan: BatchPlan): WriteValues {
   const openedIds = new Set(plan.openedAccounts.map((a) => a.account));
-  const opened = plan.openedAccounts.map((a) => ({
-    ...a,
-    ...(plan.changedAccounts.get(a.account) ?? { balance: 0n, held: 0n }),
-  }));
-  const changed = [...plan.changedAccounts.values()].filter((a) => !openedIds.has(a.account));
   const closedById = new Map(plan.closedHolds.map((c) => [c.hold, c]));
   const createdIds = new Set(plan.createdHolds.map((h) => h.hold));
-  const created = plan.createdHolds.map((h) => ({ ...h, closed: closedById.get(h.hold) }));
-  const closed = plan.closedHolds.filter((c) => !createdIds.has(c.hold));
-  const ops = plan.operations;
   return {
-    openedAccount: opened.map((a) => a.account),
-    openedCurrency: opened.map((a) => a.currency),
-    openedBalance: opened.map((a) => a.balance),
-    openedHeld: opened.map((a) => a.held),
-    changedCount: changed.length,
-    changedAccount: changed.map((a) => a.account),
-    changedBalance: changed.map((a) => a.balance),
-    changedHeld: changed.map((a) => a.held),
-    createdHold: created.map((h) => h.hold),
-    createdAccount: created.map((h) => h.account),
-    createdAmount: created.map((h) => h.amount),
-    createdExpiresAt: created.map((h) => h.expiresAt),
-    createdOperation: created.map((h) => h.operationId),
-    createdStatus: created.map((h) => h.closed?.status ?? h.status),
-    createdCaptured: created.map((h) => h.closed?.captured ?? 0n),
-    createdCapturedTo: created.map((h) => h.closed?.capturedTo ?? null),
-    createdClosedBy: created.map((h) => h.closed?.operationId ?? null),
-    closedCount: closed.length,
-    closedHold: closed.map((c) => c.hold),
-    closedStatus: closed.map((c) => c.status),
-    closedCaptured: closed.map((c) => c.captured),
-    closedCapturedTo: closed.map((c) => c.capturedTo),
-    closedBy: closed.map((c) => c.operationId),
-    entryOperation: plan.entries.map((e) => e.operationId),
-    entryAccount: plan.entries.map((e) => e.account),
-    entryBalanceDelta: plan.entries.map((e) => e.balanceDelta),
-    entryHeldDelta: plan.entries.map((e) => e.heldDelta),
-    entryBalanceAfter: plan.entries.map((e) => e.balanceAfter),
-    entryHeldAfter: plan.entries.map((e) => e.heldAfter),
-    expiryHold: plan.expiries.map((e) => e.hold),
-    expiryRunAt: plan.expiries.map((e) => e.runAt),
-    conflictId: plan.conflicts.map((c) => c.id),
-    conflictType: plan.conflicts.map((c) => c.type),
-    conflictRequest: plan.conflicts.map((c) => c.request),
-    conflictJob: plan.conflicts.map((c) => c.jobId),
-    conflictNotice: plan.conflicts.map((c) =>
-      jsonText({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId }),
-    ),
-    hasResults: ops.length > 0,
-    resultId: ops.map((o) => o.id),
-    resultType: ops.map((o) => o.type),
-    resultStatus: ops.map((o) => o.status),
-    resultCode: ops.map((o) => o.code),
-    resultMessage: ops.map((o) => o.message),
-    resultRequest: ops.map((o) => o.request),
-    resultFingerprint: ops.map((o) => o.fingerprint),
-    resultJob: ops.map((o) => o.jobId),
-    resultBalances: ops.map((o) => jsonText(balancesToJson(o.balances))),
+    opened: plan.openedAccounts.map((a) => {
+      const { balance, held } = plan.changedAccounts.get(a.account) ?? { balance: 0n, held: 0n };
+      return { account: a.account, currency: a.currency, balance, held };
+    }),
+    changed: [...plan.changedAccounts.values()]
+      .filter((a) => !openedIds.has(a.account))
+      .map((a) => ({ account: a.account, balance: a.balance, held: a.held })),
+    created: plan.createdHolds.map((h) => {
+      const closed = closedById.get(h.hold);
+      return {
+        hold: h.hold,
+        account: h.account,
+        amount: h.amount,
+        expires_at: h.expiresAt,
+        operation_id: h.operationId,
+        status: closed?.status ?? h.status,
+        captured: closed?.captured ?? 0n,
+        captured_to: closed?.capturedTo ?? null,
+        closed_by: closed?.operationId ?? null,
+      };
+    }),
+    closed: plan.closedHolds
+      .filter((c) => !createdIds.has(c.hold))
+      .map((c) => ({
+        hold: c.hold,
+        status: c.status,
+        captured: c.captured,
+        captured_to: c.capturedTo,
+        closed_by: c.operationId,
+      })),
+    entries: plan.entries.map((e) => ({
+      operation_id: e.operationId,
+      account: e.account,
+      balance_delta: e.balanceDelta,
+      held_delta: e.heldDelta,
+      balance_after: e.balanceAfter,
+      held_after: e.heldAfter,
+    })),
+    expiries: plan.expiries.map((e) => ({ hold: e.hold, run_at: e.runAt.toISOString() })),
+    conflicts: plan.conflicts.map((c) => ({
+      id: c.id,
+      type: c.type,
+      request: c.request,
+      job_id: c.jobId,
+      notice: jsonText({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId }),
+    })),
+    results: plan.operations.map((o) => ({
+      id: o.id,
+      type: o.type,
+      status: o.status,
+      code: o.code,
+      message: o.message,
+      request: o.request,
+      fingerprint: o.fingerprint,
+      job_id: o.jobId,
+      balances: jsonText(balancesToJson(o.balances)),
+    })),
   };
 }
 
-type WriteValues = ReturnType<typeof writeValues>;
-type WriteParameterName = keyof WriteValues;
-type ListName = {
-  [N in WriteParameterName]: WriteValues[N] extends readonly unknown[] ? N : never;
-}[WriteParameterName];
+/**
+ * A parameter of the writes statement whose value each batch gives: the statement is built and
+ * compiled once with these in its parameter list, and each batch's values replace them (see
+ * applyBatch), so its text never changes and each connection prepares it once.
+ */
+export class BatchParameter {
+  readonly valueIn: (values: WriteValues) => unknown;
+  constructor(valueIn: (values: WriteValues) => unknown) {
+    this.valueIn = valueIn;
+  }
+}
+
+/** How many rows a list has this batch. */
+function rowCount(list: ListName): RawBuilder<number> {
+  return sql<number>`${new BatchParameter((values) => values[list].length)}`;
+}
 
 /**
- * Stands in a compiled statement's parameter list for the value of that name (see compiledWrites);
- * a list's value is sent as its jsonList.
+ * A list's rows, from one array parameter per column (each a jsonList: see serverArray), as the
+ * table `v` with the declared column names (and `n`, the row's place, for an ordered list).
  */
-export class WriteParameter {
-  readonly name: WriteParameterName;
-  readonly isList: boolean;
-  constructor(name: WriteParameterName, isList: boolean) {
-    this.name = name;
-    this.isList = isList;
-  }
-
-  valueIn(values: WriteValues): unknown {
-    const value = values[this.name];
-    return this.isList && Array.isArray(value) ? jsonList(value) : value;
-  }
+function rowsOf<L extends ListName>(list: L) {
+  const { columns, ...declaration } = rowLists[list] as RowList<keyof DB>;
+  const types: ExtraColumns = { ...columns, ...declaration.extra };
+  const names = Object.keys(types);
+  const arrays = names.map((name) =>
+    serverArray(
+      new BatchParameter((values) =>
+        jsonList((values[list] as { [column: string]: unknown }[]).map((row) => row[name])),
+      ),
+      types[name]!,
+    ),
+  );
+  const numbered = declaration.ordered ? [...names, 'n'] : names;
+  return sql<
+    RowOf<RowLists[L]> & { n: bigint }
+  >`unnest(${sql.join(arrays)})${declaration.ordered ? sql` with ordinality` : sql``}`.as<'v'>(
+    sql`v(${sql.join(numbered.map((name) => sql.id(name)))})`,
+  );
 }
 
-/** A named list parameter of the writes statement, an array of `type` on the server. */
-function list<N extends ListName>(name: N, type: ElementType): RawBuilder<WriteValues[N]> {
-  return serverArray<WriteValues[N]>(new WriteParameter(name, true), type);
+/** `v.<column>` for each of a list's table columns: what an insert takes from its rows. */
+function columnsOf(list: ListName): string[] {
+  return Object.keys(rowLists[list].columns);
 }
 
-function scalar<N extends WriteParameterName>(name: N): RawBuilder<WriteValues[N]> {
-  return sql<WriteValues[N]>`${new WriteParameter(name, false)}`;
-}
+/** The CTEs that write the ledger, which the seq lock waits for (see writeStatement). */
+const ledgerWrites = ['opened', 'rebalanced', 'new_holds', 'closed_holds', 'new_entries', 'new_conflicts'] as const;
 
 /**
  * Every write of a batch in ONE statement of data-modifying CTEs. Its text is the same for every
- * batch: it is built and compiled once, and each batch fills its named parameters from writeValues
+ * batch: it is built and compiled once, and each batch fills its parameters from writeValues
  * (building it per batch cost more than the rest of the batch's client work together). PostgreSQL
  * runs sibling CTEs in no defined order and all of them see the statement's snapshot, so:
  * - an account or hold created by this batch is inserted with its final state (a sibling UPDATE
  *   could not see it); only rows that existed before are updated;
- * - the seq lock is taken after every ledger write (its CTE reads their counts), and the result rows
- *   after the seq lock (they are gated on its row): the lock is held from there to commit, so seqs
- *   are handed out in commit order and its hold time is the result insert and the commit;
+ * - the seq lock is taken after every ledger write: its condition reads each write's row count,
+ *   which PostgreSQL can only give once that write has run. The result rows come after the seq lock
+ *   (they are gated on its row): the lock is held from there to commit, so seqs are handed out in
+ *   commit order and its hold time is the result insert and the commit;
  * - the notification reads the inserted results (one per transaction, with the highest seq);
  * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them.
  * The journal's references (an entry's account and operation) are checked once, at the end of the
  * statement, by a statement trigger (sql/0015).
  */
 export function writeStatement(db: Db) {
-  const openedRows = sql<{ account: string; currency: string; balance: bigint; held: bigint }>`unnest(
-    ${list('openedAccount', 'text')}, ${list('openedCurrency', 'text')}, ${list('openedBalance', 'int8')}, ${list('openedHeld', 'int8')})`.as<'v'>(
-    sql`v(account, currency, balance, held)`,
+  const insertRows = <L extends ListName>(list: L) =>
+    db.selectFrom(rowsOf(list)).select(columnsOf(list).map((column) => `v.${column}`) as never);
+  const conflictRows = rowsOf('conflicts');
+  const writesDone = sql.join(
+    ledgerWrites.map((write) => sql`(select count(*) from ${sql.table(write)})`),
+    sql` + `,
   );
-  const changedRows = sql<{ account: string; balance: bigint; held: bigint }>`unnest(
-    ${list('changedAccount', 'text')}, ${list('changedBalance', 'int8')}, ${list('changedHeld', 'int8')})`.as<'v'>(
-    sql`v(account, balance, held)`,
-  );
-  const createdRows = sql<{
-    hold: string;
-    account: string;
-    amount: bigint;
-    expires_at: Date | null;
-    operation_id: string;
-    status: string;
-    captured: bigint;
-    captured_to: string | null;
-    closed_by: string | null;
-  }>`unnest(
-    ${list('createdHold', 'text')}, ${list('createdAccount', 'text')}, ${list('createdAmount', 'int8')},
-    ${list('createdExpiresAt', 'timestamptz')}, ${list('createdOperation', 'text')}, ${list('createdStatus', 'text')},
-    ${list('createdCaptured', 'int8')}, ${list('createdCapturedTo', 'text')}, ${list('createdClosedBy', 'text')})`.as<'v'>(
-    sql`v(hold, account, amount, expires_at, operation_id, status, captured, captured_to, closed_by)`,
-  );
-  const closedRows = sql<{
-    hold: string;
-    status: string;
-    captured: bigint;
-    captured_to: string | null;
-    closed_by: string;
-  }>`unnest(
-    ${list('closedHold', 'text')}, ${list('closedStatus', 'text')}, ${list('closedCaptured', 'int8')},
-    ${list('closedCapturedTo', 'text')}, ${list('closedBy', 'text')})`.as<'v'>(
-    sql`v(hold, status, captured, captured_to, closed_by)`,
-  );
-  const entryRows = sql<{
-    operation_id: string;
-    account: string;
-    balance_delta: bigint;
-    held_delta: bigint;
-    balance_after: bigint;
-    held_after: bigint;
-    n: bigint;
-  }>`unnest(
-    ${list('entryOperation', 'text')}, ${list('entryAccount', 'text')}, ${list('entryBalanceDelta', 'int8')},
-    ${list('entryHeldDelta', 'int8')}, ${list('entryBalanceAfter', 'int8')}, ${list('entryHeldAfter', 'int8')})
-    with ordinality`.as<'v'>(sql`v(operation_id, account, balance_delta, held_delta, balance_after, held_after, n)`);
-  const expiryRows = sql<{
-    hold: string;
-    run_at: Date;
-  }>`unnest(${list('expiryHold', 'text')}, ${list('expiryRunAt', 'timestamptz')})`.as<'v'>(sql`v(hold, run_at)`);
-  const conflictRows = sql<{ id: string; type: string; request: string; job_id: bigint | null; notice: string }>`unnest(
-    ${list('conflictId', 'text')}, ${list('conflictType', 'text')}, ${list('conflictRequest', 'json')},
-    ${list('conflictJob', 'int8')}, ${list('conflictNotice', 'text')})`.as<'v'>(
-    sql`v(id, type, request, job_id, notice)`,
-  );
-  const resultRows = sql<{
-    id: string;
-    type: string;
-    status: string;
-    code: string;
-    message: string | null;
-    request: string;
-    fingerprint: string;
-    job_id: bigint | null;
-    balances: string;
-    n: bigint;
-  }>`unnest(
-    ${list('resultId', 'text')}, ${list('resultType', 'text')}, ${list('resultStatus', 'text')}, ${list('resultCode', 'text')},
-    ${list('resultMessage', 'text')}, ${list('resultRequest', 'json')}, ${list('resultFingerprint', 'text')},
-    ${list('resultJob', 'int8')}, ${list('resultBalances', 'jsonb')})
-    with ordinality`.as<'v'>(sql`v(id, type, status, code, message, request, fingerprint, job_id, balances, n)`);
 
   return (
     db
       .with('opened', (qc) =>
         qc
-          .insertInto('billing.accounts')
-          .columns(['account', 'currency', 'balance', 'held'])
-          .expression(qc.selectFrom(openedRows).select(['v.account', 'v.currency', 'v.balance', 'v.held']))
+          .insertInto(rowLists.opened.table)
+          .columns(columnsOf('opened') as never)
+          .expression(insertRows('opened'))
           .returning('account'),
       )
       // The limit tells the planner how few rows come (it guesses 100 for a function): index
@@ -304,37 +353,19 @@ export function writeStatement(db: Db) {
       .with('rebalanced', (qc) =>
         qc
           .updateTable('billing.accounts as a')
-          .from(qc.selectFrom(changedRows).selectAll().limit(scalar('changedCount')).as('c'))
+          .from(qc.selectFrom(rowsOf('changed')).selectAll().limit(rowCount('changed')).as('c'))
           .set((eb) => ({ balance: eb.ref('c.balance'), held: eb.ref('c.held'), updated_at: sql<Date>`now()` }))
           .whereRef('a.account', '=', 'c.account')
           .returning('a.account'),
       )
+      // A hold closed in the batch that created it is inserted closed, with its closing time.
       .with('new_holds', (qc) =>
         qc
-          .insertInto('billing.holds')
-          .columns([
-            'hold',
-            'account',
-            'amount',
-            'expires_at',
-            'operation_id',
-            'status',
-            'captured',
-            'captured_to',
-            'closed_by',
-            'closed_at',
-          ])
+          .insertInto(rowLists.created.table)
+          .columns([...columnsOf('created'), 'closed_at'] as never)
           .expression(
-            qc.selectFrom(createdRows).select((eb) => [
-              'v.hold',
-              'v.account',
-              'v.amount',
-              'v.expires_at',
-              'v.operation_id',
-              'v.status',
-              'v.captured',
-              'v.captured_to',
-              'v.closed_by',
+            qc.selectFrom(rowsOf('created')).select((eb) => [
+              ...(columnsOf('created').map((column) => `v.${column}`) as never[]),
               eb
                 .case()
                 .when('v.closed_by', 'is not', null)
@@ -342,14 +373,14 @@ export function writeStatement(db: Db) {
                 .else(null)
                 .end()
                 .as('closed_at'),
-            ]),
+            ]) as never,
           )
           .returning('hold'),
       )
       .with('closed_holds', (qc) =>
         qc
           .updateTable('billing.holds as h')
-          .from(qc.selectFrom(closedRows).selectAll().limit(scalar('closedCount')).as('c'))
+          .from(qc.selectFrom(rowsOf('closed')).selectAll().limit(rowCount('closed')).as('c'))
           .set((eb) => ({
             status: eb.ref('c.status'),
             captured: eb.ref('c.captured'),
@@ -363,28 +394,16 @@ export function writeStatement(db: Db) {
       // In plan order: entry ids increase per account in the order the changes were applied.
       .with('new_entries', (qc) =>
         qc
-          .insertInto('billing.entries')
-          .columns(['operation_id', 'account', 'balance_delta', 'held_delta', 'balance_after', 'held_after'])
-          .expression(
-            qc
-              .selectFrom(entryRows)
-              .select([
-                'v.operation_id',
-                'v.account',
-                'v.balance_delta',
-                'v.held_delta',
-                'v.balance_after',
-                'v.held_after',
-              ])
-              .orderBy('v.n'),
-          )
+          .insertInto(rowLists.entries.table)
+          .columns(columnsOf('entries') as never)
+          .expression(insertRows('entries').orderBy(sql.ref('v.n')))
           .returning('id'),
       )
       .with('new_conflicts', (qc) =>
         qc
-          .insertInto('billing.id_conflicts')
-          .columns(['id', 'type', 'request', 'job_id'])
-          .expression(qc.selectFrom(conflictRows).select(['v.id', 'v.type', 'v.request', 'v.job_id']))
+          .insertInto(rowLists.conflicts.table)
+          .columns(columnsOf('conflicts') as never)
+          .expression(insertRows('conflicts'))
           .returning('conflict_id'),
       )
       // An id conflict writes no result row; its notification is its own (small) payload.
@@ -394,7 +413,7 @@ export function writeStatement(db: Db) {
       // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
       // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
       .with('expiries', (qc) =>
-        qc.selectFrom(expiryRows).select(
+        qc.selectFrom(rowsOf('expiries')).select(
           sql<string>`graphile_worker.add_job(${holdExpiry.task}, json_build_object('hold', v.hold),
         run_at => v.run_at, job_key => ${holdExpiry.idPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as(
             'job',
@@ -405,33 +424,17 @@ export function writeStatement(db: Db) {
         qc
           .selectFrom('billing.result_seq_lock')
           .select('only_row')
-          .where(
-            sql<boolean>`${scalar('hasResults')} and (select count(*) from opened) + (select count(*) from rebalanced)
-        + (select count(*) from new_holds) + (select count(*) from closed_holds) + (select count(*) from new_entries)
-        + (select count(*) from new_conflicts) >= 0`,
-          )
+          .where(sql<boolean>`${rowCount('results')} > 0 and ${writesDone} >= 0`)
           .forUpdate(),
       )
       .with('results', (qc) =>
         qc
-          .insertInto('billing.operations')
-          .columns(['id', 'type', 'status', 'code', 'message', 'request', 'fingerprint', 'job_id', 'balances'])
+          .insertInto(rowLists.results.table)
+          .columns(columnsOf('results') as never)
           .expression(
-            qc
-              .selectFrom(resultRows)
-              .select([
-                'v.id',
-                'v.type',
-                'v.status',
-                'v.code',
-                'v.message',
-                'v.request',
-                'v.fingerprint',
-                'v.job_id',
-                'v.balances',
-              ])
-              .where(({ exists, selectFrom }) => exists(selectFrom('seq_locked').select('only_row')))
-              .orderBy('v.n'),
+            insertRows('results')
+              .where(({ exists, selectFrom }) => exists(selectFrom('seq_locked' as never).select('only_row' as never)))
+              .orderBy(sql.ref('v.n')),
           )
           .returning(['id', 'seq']),
       )
@@ -445,16 +448,22 @@ export function writeStatement(db: Db) {
           )
           .having(({ fn, eb }) => eb(fn.countAll(), '>', eb.val(0))),
       )
-      // One driving row, so that the effects above are read (and so run) even when no result is written.
-      .with('effects', (qc) =>
+      // One driving row, so that the side effects above are read (and so run) even when no result is written.
+      .with('side_effects', (qc) =>
         qc.selectNoFrom(({ selectFrom, fn }) => [
           selectFrom('expiries').select(fn.countAll<bigint>().as('n')).as('expiries'),
           selectFrom('conflicts_notified').select(fn.countAll<bigint>().as('n')).as('conflict_notices'),
           selectFrom('notified').select(fn.countAll<bigint>().as('n')).as('notices'),
         ]),
       )
-      .selectFrom('effects')
+      .selectFrom('side_effects')
       .leftJoin('results', (join) => join.onTrue())
-      .select(['results.id', 'results.seq', 'effects.expiries', 'effects.conflict_notices', 'effects.notices'])
+      .select([
+        'results.id',
+        'results.seq',
+        'side_effects.expiries',
+        'side_effects.conflict_notices',
+        'side_effects.notices',
+      ])
   );
 }
