@@ -9,7 +9,7 @@ import { localPortsOf, type WorkerProcess, type WorkerSupervisor } from './worke
 import { queryOnce } from './query-once.ts';
 
 const query = <R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) =>
-  queryOnce<R>(url, text, values, 'chaos-faults');
+  queryOnce<R>(url, text, values, { applicationName: 'chaos-faults', connectionTimeoutMillis: 3000 });
 
 export interface FaultPlan {
   seconds: number;

@@ -1,19 +1,28 @@
 import pg from 'pg';
 
+export interface QueryOnceOptions {
+  applicationName?: string;
+  /** How long to wait for the connection; pg's default waits as long as the OS does. */
+  connectionTimeoutMillis?: number;
+}
+
 /**
- * One query on a connection of its own, opened and closed around it: the chaos harness must keep
- * working while the server restarts and backends are terminated, so it holds no pooled connection.
+ * One query on a connection of its own, opened and closed around it: it works across server
+ * restarts and terminated backends (the chaos harness and the restart tests), and holds nothing
+ * afterwards.
  */
 export async function queryOnce<R extends pg.QueryResultRow>(
   url: string,
   text: string,
   values: unknown[] = [],
-  applicationName = 'chaos-monitor',
+  options: QueryOnceOptions = {},
 ): Promise<R[]> {
   const client = new pg.Client({
     connectionString: url,
-    connectionTimeoutMillis: 3000,
-    application_name: applicationName,
+    ...(options.connectionTimeoutMillis === undefined
+      ? {}
+      : { connectionTimeoutMillis: options.connectionTimeoutMillis }),
+    ...(options.applicationName === undefined ? {} : { application_name: options.applicationName }),
   });
   client.on('error', () => {});
   await client.connect();

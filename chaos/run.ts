@@ -16,7 +16,11 @@ import { emptyFaultStats, runFaults, type FaultPlan, type FaultStats } from './f
 import { enqueueUntilDone, producerPool, runProducer, type ProducerStats } from './producer.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { WorkerSupervisor, type SlotKind } from './workers.ts';
-import { queryOnce } from './query-once.ts';
+import { queryOnce as queryOnceWith } from './query-once.ts';
+
+/** The harness's own reads: a short connect timeout, and a name to tell them apart in pg_stat_activity. */
+const queryOnce = <R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) =>
+  queryOnceWith<R>(url, text, values, { applicationName: 'chaos-monitor', connectionTimeoutMillis: 3000 });
 
 export interface ChaosOptions {
   seconds: number;

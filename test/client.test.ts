@@ -3,7 +3,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import t from 'tap';
 import { loadConfig } from '../src/config.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -14,6 +13,7 @@ import { startWorker } from '../src/worker/run-worker.ts';
 import { createBillingClient, ResultTimeoutError, type StoredResult } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { startTestWorker } from './helpers/worker.ts';
+import { queryOnce } from '../chaos/query-once.ts';
 
 const database = await createTestDatabase('client');
 const worker = await startTestWorker(database);
@@ -296,7 +296,7 @@ t.test(
     await firstWorker.stop();
     const pending = restartClient.credit({ id: 'r-across', account: 'r-1', amount: 5n });
     await waitFor('the job', async () =>
-      (await sqlRows(url, "select 1 from graphile_worker.jobs where task_identifier = 'billing/credit'")).length
+      (await queryOnce(url, "select 1 from graphile_worker.jobs where task_identifier = 'billing/credit'")).length
         ? true
         : undefined,
     );
@@ -328,7 +328,7 @@ t.test(
       'the iterator continued after the restart, each result once',
     );
     // An immediate stop loses the sequence's cached values, so seq jumps: gaps, never a skipped row.
-    const stored = await sqlRows<{ seq: string }>(url, 'select seq from billing.operations order by seq');
+    const stored = await queryOnce<{ seq: string }>(url, 'select seq from billing.operations order by seq');
     t.same(
       seen.map((r) => String(r.seq)),
       stored.map((r) => r.seq),
@@ -337,16 +337,6 @@ t.test(
   },
 );
 
-async function sqlRows<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
-  const connection = new pg.Client({ connectionString: url });
-  await connection.connect();
-  try {
-    return (await connection.query<R>(text, values)).rows;
-  } finally {
-    await connection.end();
-  }
-}
-
 function listenerBackends(url: string, name: string): Promise<{ pid: number; query: string }[]> {
-  return sqlRows(url, 'select pid, query from pg_stat_activity where application_name = $1', [`${name}-listener`]);
+  return queryOnce(url, 'select pid, query from pg_stat_activity where application_name = $1', [`${name}-listener`]);
 }

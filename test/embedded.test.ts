@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
-import { queryOnce } from './helpers/query-once.ts';
+import { queryOnce } from '../chaos/query-once.ts';
 import {
   freePort,
   readEmbeddedDatabaseUrl,

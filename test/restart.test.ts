@@ -10,7 +10,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { freePort } from '../src/embedded/embedded-default.ts';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
-import { queryOnce } from './helpers/query-once.ts';
+import { queryOnce } from '../chaos/query-once.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-restart-'));
 const cluster = new PostgresCluster({ dataDir: path.join(dir, 'pgdata'), port: await freePort(), initdbSync: false });
