@@ -1,6 +1,8 @@
 // The end-of-run checks of the chaos run: one repeatable-read snapshot of the ledger and the queue,
 // checked on its own terms (journal chains, constraints, conservation) and replayed through the
 // model of the rules (chaos/model.ts) in seq order.
+import type { Selectable } from 'kysely';
+import type { BillingAccounts, BillingEntries, BillingHolds, BillingOperations } from '../src/db/schema.ts';
 import pg from 'pg';
 import { LedgerModel, type Posting, type ReplayOp } from './model.ts';
 import type { PlannedCommand } from './commands.ts';
@@ -24,47 +26,32 @@ export interface Snapshot {
   now: Date;
 }
 
-interface OpRow {
-  id: string;
-  seq: bigint;
-  type: string;
-  status: string;
-  code: string;
-  job_id: bigint | null;
+/** Rows as the snapshot reads them, typed by the generated schema; balances' amounts stay JSON text. */
+type OpRow = Pick<
+  Selectable<BillingOperations>,
+  'id' | 'seq' | 'type' | 'status' | 'code' | 'job_id' | 'created_at'
+> & {
   balances: { account: string; balance: string; held: string }[];
-  created_at: Date;
   committed_at: Date | null;
-}
-interface EntryRow {
-  id: bigint;
-  operation_id: string;
-  account: string;
-  balance_delta: bigint;
-  held_delta: bigint;
-  balance_after: bigint;
-  held_after: bigint;
-}
-interface AccountRow {
-  account: string;
-  currency: string;
-  balance: bigint;
-  held: bigint;
-  available: bigint;
-  created_at: Date;
-  updated_at: Date;
-}
-interface HoldRow {
-  hold: string;
-  account: string;
-  amount: bigint;
-  status: string;
-  captured: bigint;
-  captured_to: string | null;
-  expires_at: Date | null;
-  created_at: Date;
-  closed_at: Date | null;
-  operation_id: string;
-}
+};
+type EntryRow = Pick<
+  Selectable<BillingEntries>,
+  'id' | 'operation_id' | 'account' | 'balance_delta' | 'held_delta' | 'balance_after' | 'held_after'
+>;
+type AccountRow = Selectable<BillingAccounts>;
+type HoldRow = Pick<
+  Selectable<BillingHolds>,
+  | 'hold'
+  | 'account'
+  | 'amount'
+  | 'status'
+  | 'captured'
+  | 'captured_to'
+  | 'expires_at'
+  | 'created_at'
+  | 'closed_at'
+  | 'operation_id'
+>;
 interface JobRow {
   id: bigint;
   task_identifier: string;

@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { BillingAccounts, BillingOperations } from '../db/schema.ts';
 import type { OperationType } from '../commands/command.ts';
 import type { ResultStatus } from '../commands/contract.ts';
 import type { Account, StoredResult } from './types.ts';
@@ -7,27 +9,12 @@ export const resultColumns = 'id, seq, type, status, code, message, balances, jo
 export const accountColumns = 'account, currency, balance, held, available, created_at, updated_at';
 
 /** billing.operations as node-pg returns it from a pool with int8 -> bigint. */
-export interface ResultRow {
-  id: string;
-  seq: bigint;
-  type: string;
-  status: string;
-  code: string;
-  message: string | null;
-  balances: BalanceJson[] | null;
-  job_id: bigint | null;
-  created_at: Date;
-}
+export type ResultRow = Pick<
+  Selectable<BillingOperations>,
+  'id' | 'seq' | 'type' | 'status' | 'code' | 'message' | 'job_id' | 'created_at'
+> & { balances: BalanceJson[] | null };
 
-export interface AccountRow {
-  account: string;
-  currency: string;
-  balance: bigint;
-  held: bigint;
-  available: bigint;
-  created_at: Date;
-  updated_at: Date;
-}
+export type AccountRow = Selectable<BillingAccounts>;
 
 export function toStoredResult(row: ResultRow): StoredResult {
   return {

@@ -1,17 +1,16 @@
+import type { Selectable } from 'kysely';
+import type { BillingOperations } from '../../src/db/schema.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestDatabase } from './database.ts';
 
-export interface ResultRow {
-  id: string;
-  seq: bigint;
-  type: string;
-  status: string;
-  code: string;
-  message: string | null;
+/** A row of billing.operations, typed by the generated schema; balances' amounts stay JSON text. */
+export type ResultRow = Pick<
+  Selectable<BillingOperations>,
+  'id' | 'seq' | 'type' | 'status' | 'code' | 'message' | 'job_id'
+> & {
   request: unknown;
-  job_id: bigint | null;
   balances: { account: string; balance: string; held: string }[];
-}
+};
 
 /** Enqueues a command the way an application does: graphile_worker.add_job from SQL. */
 export async function enqueue(database: TestDatabase, type: string, payload: unknown): Promise<bigint> {
