@@ -173,13 +173,11 @@ async function readLocked(client: pg.PoolClient, send: ReturnType<typeof stateme
   const reads = [
     send(() => client.query('begin')),
     // Each statement is prepared once per connection, and its generic plan is used from the first
-    // run: PostgreSQL would otherwise plan it afresh for its first five runs on each connection and
-    // again after every invalidation (an ANALYZE), 2-8 ms each for the writes statement, a burst
-    // that held the first half second of a stream at 50-100 ms. Made while billing.operations was
-    // small (a new ledger), a generic plan looked up earlier results with a sequential scan, kept
-    // as the table grew by millions of rows. Every access here is by key: with sequential scans
-    // ruled out, a plan made on a small table stays an index scan. The price that rules them out
-    // also passes jit_above_cost, and JIT cost ~1 s per batch: off.
+    // run: planning the writes statement afresh (its first five runs, and after every ANALYZE)
+    // costs more than running it. A generic plan made while a table is small must not be a
+    // sequential scan kept as the table grows: every access here is by key, so sequential scans
+    // are ruled out. The cost that rules them out would also start JIT on every batch: off.
+    // (Figures: docs/performance.md.)
     send(() =>
       client.query(
         `select set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true),

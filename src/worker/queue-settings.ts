@@ -29,15 +29,13 @@ export function queueSettings(config: Config): QueueSettings {
       connectionString: config.databaseUrl,
       max: maxPoolSize,
       application_name: 'pg-billing-queue',
-      // graphile-worker sends get_jobs and complete_jobs as named prepared statements. After five
-      // runs PostgreSQL may keep a generic plan made while the jobs table was empty (a quiet queue
-      // between bursts): a nested loop that scans the whole table once per fetched job. Measured
-      // in the bench's hot phase: one fetch of 1,200 took 3-16 s instead of ~20 ms, long enough
-      // for the other worker's completion to hit lock_timeout and its runner to shut down. Planned
-      // afresh, but on statistics taken while the queue was empty, a fetch from 1,000,000 queued
-      // jobs was a scan and sort of all of them (0.7-0.8 s) instead of the ordered scan of
-      // jobs_main_index (20 ms). Every statement here reaches jobs by an index: sequential scans
-      // are ruled out (docs/performance.md). jit=off comes with workerSessionOptions.
+      // graphile-worker sends get_jobs and complete_jobs as named prepared statements. A generic
+      // plan made while the jobs table was empty (a quiet queue between bursts) scans the whole
+      // table once per fetched job, long enough for another worker's completion to hit
+      // lock_timeout: plans are custom. A custom plan on statistics taken while the queue was empty
+      // can still scan and sort every queued job: every statement here reaches jobs by an index,
+      // so sequential scans are ruled out (figures: docs/performance.md). jit=off comes with
+      // workerSessionOptions.
       options: `${workerSessionOptions(config)} -c plan_cache_mode=force_custom_plan -c enable_seqscan=off`,
       // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
       types: queuePoolTypes,
