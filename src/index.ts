@@ -3,5 +3,5 @@
 export * from './client/index.ts';
 export { resultCodes, resultStatuses, holdStatuses, maxInt64, taskPrefix } from './commands/contract.ts';
 export { commandTypes } from './commands/command.ts';
-export type { ResultCode, RejectionCode, ResultStatus, HoldStatus } from './commands/contract.ts';
+export type { AccountBalance, ResultCode, RejectionCode, ResultStatus, HoldStatus } from './commands/contract.ts';
 export type { Command, CommandOf, CommandType, Metadata, OperationType } from './commands/command.ts';

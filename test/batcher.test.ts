@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import type { AppliedBatch } from '../src/ledger/apply.ts';
 import type { BatchItem } from '../src/ledger/plan.ts';
-import { type BatchOutcome, CommandBatcher } from '../src/worker/batcher.ts';
+import type { AppliedOutcome } from '../src/ledger/apply.ts';
+import { CommandBatcher } from '../src/worker/batcher.ts';
 
 // The group-commit batcher as a unit: a real CommandBatcher over an apply function that the test
 // drives by hand (the unit under test is the batcher, not the database, which every other test
@@ -108,7 +109,7 @@ function batcherOver(
  * What became of each submitted command: its outcome's id, or the error it was failed with. Call it
  * as soon as the commands are submitted, so that no failure is left unhandled while the test runs.
  */
-async function settle(submitted: Promise<BatchOutcome>[]): Promise<(string | Error)[]> {
+async function settle(submitted: Promise<AppliedOutcome>[]): Promise<(string | Error)[]> {
   const settled = await Promise.allSettled(submitted);
   return settled.map((s) =>
     s.status === 'fulfilled'

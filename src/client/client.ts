@@ -114,7 +114,7 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     if (filedUnder !== id)
       throw new TypeError(`id must be 1 to 128 characters of well-formed text, got ${JSON.stringify(id)}`);
     // Registered before the enqueue, so a result that commits at once is not missed.
-    const call$ = pending.add(id, type, parsed.fingerprint);
+    const waiting = pending.add(id, type, parsed.fingerprint);
     listener.start();
     let jobId: bigint;
     try {
@@ -124,11 +124,11 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
       ]);
       jobId = rows[0]!.job_id;
     } catch (error) {
-      call$.abandon();
+      waiting.abandon();
       throw error;
     }
-    call$.enqueued(jobId, call.timeoutMs ?? options.timeoutMs ?? defaultTimeoutMs);
-    return call$.promise;
+    waiting.enqueued(jobId, call.timeoutMs ?? options.timeoutMs ?? defaultTimeoutMs);
+    return waiting.promise;
   }
 
   async function* results(resultsOptions: ResultsOptions = {}): AsyncGenerator<StoredResult, void, undefined> {

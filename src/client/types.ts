@@ -25,9 +25,6 @@ export type HoldInput = CommandInputs['hold'];
 export type CaptureInput = CommandInputs['capture'];
 export type ReleaseInput = CommandInputs['release'];
 
-/** What an account was left with by a command. */
-export type ResultBalance = AccountBalance;
-
 /** A row of billing.operations: the one durable result of a command id. */
 export interface StoredResult {
   id: string;
@@ -39,7 +36,7 @@ export interface StoredResult {
   code: StoredResultCode;
   message: string | null;
   /** The balances of the accounts the command touched, right after it. */
-  balances: ResultBalance[];
+  balances: AccountBalance[];
   jobId: bigint | null;
   createdAt: Date;
 }

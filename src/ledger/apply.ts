@@ -126,7 +126,7 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
   let broken: Error | undefined;
   const send = statementSender(client);
   try {
-    const { existing, view } = await readLocked(client, send, items);
+    const { existing, view } = await lockAndRead(client, send, items);
     const plan = planBatch(items, existing, view);
     const writes = [send(() => sendQuery(client, writesOf(plan))), send(() => client.query('commit'))] as const;
     await Promise.allSettled(writes);
@@ -160,7 +160,8 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
   }
 }
 
-async function readLocked(client: pg.PoolClient, send: ReturnType<typeof statementSender>, items: BatchItem[]) {
+/** Takes the batch's slot locks, then reads (and row-locks) what its commands decide on. */
+async function lockAndRead(client: pg.PoolClient, send: ReturnType<typeof statementSender>, items: BatchItem[]) {
   const slots = lockSlotsOf(items);
   const holdIds = new Set<string>();
   const accountIds = new Set<string>();

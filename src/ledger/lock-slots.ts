@@ -2,9 +2,6 @@ import { locksOf } from '../commands/command.ts';
 import { lockSlotCount } from '../commands/contract.ts';
 import type { BatchItem } from './plan.ts';
 
-/** Rows of billing.lock_slots, one per slot. */
-export const slotCount = lockSlotCount;
-
 /**
  * The lock slot of a key: FNV-1a (32 bits) over the key's UTF-16 code units, folded to a slot.
  * Fixed here rather than PostgreSQL's hashtext, whose output is not a promise across versions; two
@@ -16,7 +13,7 @@ export function slotOf(key: string): number {
     hash ^= key.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return (hash >>> 0) % slotCount;
+  return (hash >>> 0) % lockSlotCount;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { HoldState, LedgerView, Posting } from '../commands/decision.ts';
 import type { ParsedCommand } from '../commands/parse.ts';
 
 /** The result of one command as stored in billing.operations. */
-export interface CommandResult {
+export interface OperationResult {
   id: string;
   type: OperationType;
   status: ResultStatus;
@@ -24,7 +24,7 @@ export interface CommandResult {
  * A result already in billing.operations for an id of this batch, read under the batch's locks: with
  * the fingerprint that tells a replay from a reuse. (The client's StoredResult is the public row.)
  */
-export interface ExistingResult extends CommandResult {
+export interface ExistingResult extends OperationResult {
   seq: bigint;
   fingerprint: string;
   jobId: bigint | null;
@@ -37,9 +37,9 @@ export interface BatchItem {
 
 export type ItemOutcome =
   /** A new result row, written by this batch. */
-  | { kind: 'recorded'; result: CommandResult }
+  | { kind: 'recorded'; result: OperationResult }
   /** The same command again: nothing changes and the first result stands. */
-  | { kind: 'replayed'; result: ExistingResult | CommandResult }
+  | { kind: 'replayed'; result: ExistingResult | OperationResult }
   /** The id was used before with another payload: the first result stands, the reuse is reported. */
   | { kind: 'conflict'; id: string; type: OperationType; message: string }
   | { kind: 'skipped'; reason: string };
@@ -50,7 +50,7 @@ export interface EntryRow extends Posting {
   heldAfter: bigint;
 }
 
-export interface NewOperation extends CommandResult {
+export interface NewOperation extends OperationResult {
   /** JSON text, stored as it is in the json column (see ParsedCommand). */
   request: string;
   fingerprint: string;
@@ -94,7 +94,7 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
     closedHolds: [],
     expiries: [],
   };
-  const seen = new Map<string, { fingerprint: string; result: ExistingResult | CommandResult }>();
+  const seen = new Map<string, { fingerprint: string; result: ExistingResult | OperationResult }>();
   for (const [id, stored] of existing) seen.set(id, { fingerprint: stored.fingerprint, result: stored });
 
   for (const item of items) {
@@ -117,7 +117,7 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
       continue;
     }
 
-    let result: CommandResult;
+    let result: OperationResult;
     if (!parsed.ok) {
       result = rejected(id, type, 'invalid_command', parsed.message);
     } else {
@@ -158,7 +158,7 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
   return plan;
 }
 
-function rejected(id: string, type: OperationType, code: RejectionCode, message: string): CommandResult {
+function rejected(id: string, type: OperationType, code: RejectionCode, message: string): OperationResult {
   return { id, type, status: 'rejected', code, message, balances: [] };
 }
 

@@ -4,7 +4,6 @@ import type { BatchItem } from '../ledger/plan.ts';
 import { isTransientError } from '../db/errors.ts';
 
 export type ApplyBatch = (items: BatchItem[]) => Promise<AppliedBatch>;
-export type BatchOutcome = AppliedOutcome;
 
 export interface BatcherOptions {
   apply: ApplyBatch;
@@ -25,7 +24,7 @@ export interface BatcherOptions {
 
 interface Waiting {
   item: BatchItem;
-  resolve: (outcome: BatchOutcome) => void;
+  resolve: (outcome: AppliedOutcome) => void;
   reject: (error: unknown) => void;
 }
 
@@ -65,7 +64,7 @@ export class CommandBatcher {
     return this.#pending;
   }
 
-  async submit(item: BatchItem): Promise<BatchOutcome> {
+  async submit(item: BatchItem): Promise<AppliedOutcome> {
     // A hold's expiry has a deadline (5 s after due) and the commands queued here have none: it
     // goes ahead of them, in the next batch, without waiting for room (an expiry is one small
     // command, and the sweeper hands over at most a few hundred at a time).
@@ -76,7 +75,7 @@ export class CommandBatcher {
     }
     this.#pending += 1;
     try {
-      return await new Promise<BatchOutcome>((resolve, reject) => {
+      return await new Promise<AppliedOutcome>((resolve, reject) => {
         if (urgent) this.#queue.splice(this.#urgentQueued++, 0, { item, resolve, reject });
         else this.#queue.push({ item, resolve, reject });
         if (this.#inFlight === 0 && this.#queue.length < this.#options.maxBatchSize) this.#pumpAfterThisTick();

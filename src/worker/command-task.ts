@@ -1,7 +1,7 @@
 import type { JobHelpers, Task } from 'graphile-worker';
 import type { TaskId } from '../commands/command.ts';
 import { parseCommand } from '../commands/parse.ts';
-import type { BatchOutcome } from './batcher.ts';
+import type { AppliedOutcome } from '../ledger/apply.ts';
 import { isTransientError } from '../db/errors.ts';
 import { getRuntime } from './runtime.ts';
 
@@ -45,7 +45,7 @@ async function runCommand(
   // A child logger per command cost a measurable share of the worker's CPU (docs/performance.md):
   // the fields go on each line instead, and most commands log nothing above debug.
   const commandFields = { command_id: parsed.ok ? parsed.command.id : parsed.id, job_id: job.id };
-  let outcome: BatchOutcome;
+  let outcome: AppliedOutcome;
   try {
     outcome = await runtime.batcher.submit({ parsed, jobId: BigInt(job.id) });
   } catch (error) {
@@ -61,7 +61,7 @@ async function runCommand(
 }
 
 function report(
-  outcome: BatchOutcome,
+  outcome: AppliedOutcome,
   job: JobHelpers['job'],
   runtime: ReturnType<typeof getRuntime>,
   commandFields: { command_id: string; job_id: string },
