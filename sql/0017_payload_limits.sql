@@ -114,7 +114,8 @@ create trigger _100_billing_payload_limit
   when (octet_length(new.payload::text) > 65536)
   execute function billing.limit_job_payload();
 
--- billing.submit: the same as in 0006, but the early refusal of derived ids looks only into
+-- billing.submit: the same as in 0006, but a command over 64 KiB is turned into its stub before it
+-- is handed to add_job, the early refusal of derived ids looks only into
 -- payloads of at most 64 KiB (a larger one is refused by the trigger anyway, and reading ->> over
 -- hundreds of megabytes would copy them), and a payload holding a string PostgreSQL cannot turn
 -- into text (\u0000: untranslatable_character; a lone surrogate: invalid_text_representation) is
@@ -138,6 +139,11 @@ begin
   if payload is null or json_typeof(payload) not in ('object', 'array') then
     raise exception 'payload must be a JSON object (or an array of them for a batch job)'
       using errcode = '22023';
+  end if;
+  -- A command over 64 KiB becomes its stub here already, as the trigger would make it: add_job and
+  -- add_jobs copy a payload many times over (a 40 MB one cost this backend 750 MB).
+  if json_typeof(payload) = 'object' and octet_length(payload::text) > 65536 then
+    payload := billing.oversized_command_stub(payload);
   end if;
   if octet_length(payload::text) <= 65536
      and (strpos(payload::text, 'job:') > 0 or strpos(payload::text, 'expire:') > 0) then
