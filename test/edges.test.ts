@@ -136,24 +136,28 @@ t.test('2. metadata is stored digit for digit; the fingerprint tells such payloa
   const { rows } = await database.query<{ request: string }>(
     "select request::text as request from billing.id_conflicts where id = 'meta-2'",
   );
+  // Stored with U+FFFD in place of the NUL, so that the table reads as jsonb; the fingerprint
+  // (of the payload as sent) is what told the two apart.
   t.same(
     rows.map((r) => r.request),
-    [replacement.replace('\\ufffd', '\\u0000')],
+    [replacement.replace('\\ufffd', '\ufffd')],
     '"a\\u0000b" is not a replay of "a\\ufffdb"',
   );
 
+  // \u0000 and lone surrogates are refused in metadata too (issue 24, item 7): every stored request
+  // reads as jsonb.
   await submit(
     'credit',
     '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}',
   );
-  t.equal(
-    (await resultOf(database, 'meta-3')).code,
-    'ok',
-    'metadata with \\u0000 and a lone surrogate is kept, not refused',
+  t.match(
+    await resultOf(database, 'meta-3'),
+    { code: 'invalid_command', message: /^metadata\.note: contains a NUL character/ },
+    'metadata with \\u0000 and a lone surrogate is refused',
   );
   t.equal(
     await requestText('meta-3'),
-    '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}',
+    '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\ufffdb","lone":"\ufffd"}}',
   );
 });
 
