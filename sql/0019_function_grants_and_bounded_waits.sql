@@ -35,7 +35,7 @@ begin
        (select d.datdba from pg_catalog.pg_database as d where d.datname = pg_catalog.current_database()), 'MEMBER') then
     execute format('alter database %I set client_connection_check_interval = %L', pg_catalog.current_database(), '1s');
   else
-    raise notice 'billing: not the database owner, so client_connection_check_interval is left as it is: set it to 1s for this database (docs/operations.md)';
+    raise notice 'billing: not the database owner, so client_connection_check_interval is left as it is: set it to 1s for this database (docs/commands.md)';
   end if;
 exception when invalid_parameter_value or undefined_object then
   -- Not on this platform (it needs Linux's POLLRDHUP) or this PostgreSQL (before 14).

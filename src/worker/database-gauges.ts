@@ -9,6 +9,9 @@ import { runPeriodically } from './periodic.ts';
  * A gauge (or a few) whose values come from the database. `refresh` reads them on the gauge
  * loop's session and sets them; it runs once per interval, never because of a scrape.
  */
+/** Client-side bound of a gauge read (the server's statement_timeout cannot end a lost connection's). */
+const queryTimeoutMs = 30_000;
+
 export interface DatabaseGauge {
   /** Named in the log line when a refresh fails. */
   name: string;
@@ -39,13 +42,17 @@ export function startGaugeLoop(options: {
 }): GaugeLoop {
   const { gauges, metrics, logger } = options;
   let session: Promise<pg.Client> | undefined;
+  let stopped = false;
   const connect = (): Promise<pg.Client> => {
+    if (stopped) return Promise.reject(new Error('the gauge loop is stopped'));
     if (!session) {
       const client = new pg.Client({
         connectionString: options.connectionString,
         application_name: 'pg-billing-metrics',
         options: options.sessionOptions,
         connectionTimeoutMillis: 5_000,
+        // A database that stopped answering (a partition) must not hold the loop for good.
+        query_timeout: queryTimeoutMs,
       });
       // A lost connection fails the query in flight; the next pass opens a fresh session.
       client.on('error', () => {});
@@ -67,21 +74,22 @@ export function startGaugeLoop(options: {
         failing.delete(gauge.name);
       } catch (error) {
         // Once per failure streak: a database that is away for minutes gives one line, not one per interval.
-        if (!failing.has(gauge.name))
+        if (!failing.has(gauge.name) && !stopped)
           logger.warn(
             { gauge: gauge.name, error: describeError(error) },
             'could not refresh a gauge from the database',
           );
         failing.add(gauge.name);
-        await dropSession();
+        dropSession();
       }
     }
     if (failing.size === 0) metrics.gaugesRefreshed.setToCurrentTime();
   };
-  const dropSession = async () => {
+  // Not awaited: ending a session whose server went away can take as long as TCP does.
+  const dropSession = () => {
     const current = session;
     session = undefined;
-    await current?.then((client) => client.end()).catch(() => {});
+    current?.then((client) => client.end()).catch(() => {});
   };
   const periodic = runPeriodically(refreshAll, { intervalMs: options.intervalMs, firstAfterMs: 0, onError: () => {} });
   let ping: Promise<boolean> | undefined;
@@ -91,8 +99,8 @@ export function startGaugeLoop(options: {
         .then((client) => client.query('select 1'))
         .then(
           () => true,
-          async () => {
-            await dropSession();
+          () => {
+            dropSession();
             return false;
           },
         )
@@ -100,8 +108,12 @@ export function startGaugeLoop(options: {
       return ping;
     },
     async stop() {
-      await periodic.stop();
-      await dropSession();
+      stopped = true;
+      const passEnded = periodic.stop();
+      dropSession();
+      // A pass waiting on a database that does not answer ends at its query timeout: shutdown
+      // does not wait for it (it can only fail now, its session is gone).
+      await Promise.race([passEnded, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     },
   };
 }
