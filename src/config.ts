@@ -20,8 +20,13 @@ export interface Config {
    * default port is only a preference, so that several workers run on one host (docs/operations.md: Metrics).
    */
   httpPortExplicit: boolean;
-  /** Address the HTTP server binds (BILLING_HTTP_HOST): all IPv4 interfaces by default, for a scraper. */
+  /**
+   * Address the HTTP server binds (BILLING_HTTP_HOST): loopback by default, so that nothing off
+   * this host reaches an unauthenticated endpoint unless the operator says so (the image sets 0.0.0.0).
+   */
   httpHost: string;
+  /** How often the gauges read from the database (queue depth) are refreshed: never per scrape. */
+  metricsIntervalMs: number;
   logLevel: LogLevel;
   statementTimeoutMs: number;
   lockTimeoutMs: number;
@@ -52,7 +57,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultCurrency: currency(env, 'BILLING_DEFAULT_CURRENCY', 'USD'),
     httpPort: integer(env, 'BILLING_HTTP_PORT', defaultHttpPort, 0, 65_535),
     httpPortExplicit: Boolean(env.BILLING_HTTP_PORT),
-    httpHost: host(env, 'BILLING_HTTP_HOST', '0.0.0.0'),
+    httpHost: host(env, 'BILLING_HTTP_HOST', '127.0.0.1'),
+    metricsIntervalMs: integer(env, 'BILLING_METRICS_INTERVAL_MS', 5_000, 100, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
     statementTimeoutMs: integer(env, 'BILLING_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     lockTimeoutMs: integer(env, 'BILLING_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),

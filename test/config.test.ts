@@ -10,7 +10,8 @@ t.test('defaults: nothing set but DATABASE_URL', async (t) => {
     databaseUrl: 'postgres://billing@db:5432/billing',
     httpPort: defaultHttpPort,
     httpPortExplicit: false,
-    httpHost: '0.0.0.0',
+    httpHost: '127.0.0.1',
+    metricsIntervalMs: 5_000,
     logLevel: 'info',
   });
   t.not(defaultHttpPort, 9090, "not the Prometheus server's own port");
@@ -40,6 +41,11 @@ t.test('each bad setting is refused by name', async (t) => {
     ],
     ['BILLING_HTTP_PORT', '70000', /^BILLING_HTTP_PORT must be a whole number from 0 to 65535, got "70000"$/],
     ['BILLING_HTTP_HOST', 'a b', /^BILLING_HTTP_HOST must be an address to listen on/],
+    [
+      'BILLING_METRICS_INTERVAL_MS',
+      '50',
+      /^BILLING_METRICS_INTERVAL_MS must be a whole number from 100 to 3600000, got "50"$/,
+    ],
     ['BILLING_CONCURRENCY', '1.5', /^BILLING_CONCURRENCY must be a whole number from 1 to 10000/],
     ['BILLING_BATCH_SIZE', '0', /^BILLING_BATCH_SIZE /],
     ['BILLING_BATCHES_IN_FLIGHT', 'x', /^BILLING_BATCHES_IN_FLIGHT /],

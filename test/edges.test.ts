@@ -277,6 +277,51 @@ t.test('7. billing watch escapes control characters: no forged lines', async (t)
   t.equal(JSON.parse(json.stdout).id, forged, '--json keeps the id exact (JSON escapes it)');
 });
 
+t.test('7b. what a terminal would not show as itself is escaped: ids that differ never print alike', async (t) => {
+  const { rows } = await database.query<{ seq: bigint }>('select coalesce(max(seq), 0) as seq from billing.operations');
+  // Zero-width space, BOM, Hangul filler, a tag character, a no-break space: each invisible, or a space lookalike.
+  const twins = ['twin', 'twin\u200b', 'twin\ufeff', 'twin\u3164', 'twin\u{e0041}', 'twin\u00a0'];
+  for (const id of twins) {
+    await submit('credit', JSON.stringify({ id, account: 'edge-a', amount: '1' }));
+    await resultOf(database, id);
+  }
+  const watch = await runCli(['watch', '--after', String(rows[0]!.seq), '--count', String(twins.length)], {
+    DATABASE_URL: database.url,
+  });
+  t.equal(watch.code, 0, watch.stderr);
+  const shownIds = watch.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split('  ')[2]);
+  t.same(
+    shownIds.sort(),
+    ['twin', 'twin\\u00a0', 'twin\\u200b', 'twin\\u3164', 'twin\\u{e0041}', 'twin\\ufeff'].sort(),
+    'each id shown with its invisible character escaped',
+  );
+
+  const escape = '\u001b[31m';
+  const result = await runCli(['result', `nothing${escape}`], { DATABASE_URL: database.url });
+  t.equal(result.code, 3, result.stderr);
+  t.notOk(result.stderr.includes('\u001b'), 'billing result: no escape character reaches the terminal');
+  t.match(result.stderr, 'no result for command nothing\\u001b[31m:');
+  const balance = await runCli(['balance', `nobody${escape}`], { DATABASE_URL: database.url });
+  t.equal(balance.code, 2, balance.stderr);
+  t.notOk(balance.stdout.includes('\u001b'), 'billing balance: no escape character reaches the terminal');
+  t.match(balance.stdout, /^nobody\\u001b\[31m +- +no such account$/m);
+});
+
+t.test('7c. results({ batchSize }) refuses what is not a whole number of at least 1, at the call', async (t) => {
+  const reader = createBillingClient({ connectionString: database.url });
+  t.teardown(() => reader.close());
+  for (const batchSize of [0, -1, 1.5, Number.NaN, Infinity])
+    t.throws(() => reader.results({ batchSize }), RangeError, `batchSize ${batchSize}`);
+  const stop = new AbortController();
+  for await (const result of reader.results({ batchSize: 1, signal: stop.signal })) {
+    t.ok(result.seq > 0n, 'batchSize 1 reads');
+    stop.abort();
+  }
+});
+
 // Last: it leaves a hold stuck on purpose, then releases it.
 t.test('8. billing verify sees stuck money', async (t) => {
   await drained(database);

@@ -27,7 +27,7 @@ export interface BillingClientOptions {
 export interface ResultsOptions {
   /** Results with a seq above this one; 0n (the default) is from the very first. */
   after?: bigint;
-  /** Rows per read. Default 500. */
+  /** Rows per read: a whole number of at least 1 (else a RangeError when `results()` is called). Default 500. */
   batchSize?: number;
   /** Stops the iteration (it then returns normally). */
   signal?: AbortSignal;
@@ -127,10 +127,20 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     return call$.promise;
   }
 
-  async function* results(resultsOptions: ResultsOptions = {}): AsyncGenerator<StoredResult, void, undefined> {
+  /** Checked when called, not at the first `next()`: a batch size of 0 would read nothing, forever. */
+  function results(resultsOptions: ResultsOptions = {}): AsyncGenerator<StoredResult, void, undefined> {
+    const batchSize = resultsOptions.batchSize ?? 500;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1)
+      throw new RangeError(`results: batchSize must be a whole number of at least 1, got ${String(batchSize)}`);
+    return readResults(resultsOptions, batchSize);
+  }
+
+  async function* readResults(
+    resultsOptions: ResultsOptions,
+    batchSize: number,
+  ): AsyncGenerator<StoredResult, void, undefined> {
     if (closed) throw new ClientClosedError();
     let cursor = resultsOptions.after ?? 0n;
-    const batchSize = resultsOptions.batchSize ?? 500;
     const signal = resultsOptions.signal;
     // Subscribed before the first read: a notification between a read and the wait is kept.
     const wakeup = listener.subscribe();

@@ -16,6 +16,8 @@ export interface Metrics {
   queueDepth: Gauge<'task'>;
   /** Age of the oldest job that could run now and waits: the queue's backlog in time. */
   oldestWaitingSeconds: Gauge;
+  /** When the gauges read from the database were last all refreshed (src/worker/database-gauges.ts). */
+  gaugesRefreshed: Gauge;
   /** Jobs handed back from dead workers by this process's reaper (they then run elsewhere or here). */
   jobsReclaimed: Counter;
   /** Jobs graphile-worker gave up on (max attempts reached): each needs a human. */
@@ -113,6 +115,11 @@ export function createMetrics(): Metrics {
     oldestWaitingSeconds: new Gauge({
       name: 'billing_oldest_waiting_job_seconds',
       help: 'Age of the oldest billing job due and not taken, in the whole database (0 when none; use max() across replicas)',
+      registers: [registry],
+    }),
+    gaugesRefreshed: new Gauge({
+      name: 'billing_database_gauges_refreshed_timestamp_seconds',
+      help: 'When the gauges read from the database (queue depth, oldest waiting job) were last refreshed: they are read every BILLING_METRICS_INTERVAL_MS, not per scrape (0: never yet)',
       registers: [registry],
     }),
     jobsReclaimed: new Counter({

@@ -1,8 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
-import { sql } from 'kysely';
-import { taskPrefix } from '../commands/contract.ts';
 import type { Config } from '../config.ts';
 import { answers } from '../db/connection.ts';
 import type { Logger } from '../logger.ts';
@@ -12,7 +10,8 @@ import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { tolerateKnownGraphileRejections } from './graphile-rejections.ts';
 import { startHttpServer } from './http-server.ts';
-import { createRuntime, setRuntime, type WorkerRuntime } from './runtime.ts';
+import { startGaugeLoop, queueGauges, type GaugeLoop } from './database-gauges.ts';
+import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
 import { queueSettings } from './queue-settings.ts';
 import { assertMigrated } from './schema-check.ts';
 
@@ -62,24 +61,29 @@ export async function startWorker(
   let stopping = false;
   let runner: QueueRunner | undefined;
   let server: Server | undefined;
+  let gauges: GaugeLoop | undefined;
   if (config.httpPort >= 0) {
+    // Scrapes and probes read what this loop last saw, on its own session: never the ledger's pool.
+    gauges = startGaugeLoop({
+      connectionString,
+      sessionOptions: workerSessionOptions(config),
+      intervalMs: config.metricsIntervalMs,
+      gauges: [queueGauges(runtime.metrics)],
+      metrics: runtime.metrics,
+      logger,
+    });
+    const loop = gauges;
     try {
       server = await startHttpServer(
         { port: config.httpPort, host: config.httpHost, explicit: config.httpPortExplicit },
         runtime.metrics,
         {
           live: () => !stopping,
-          ready: async () =>
-            !stopping &&
-            runner !== undefined &&
-            (await sql`select 1`.execute(runtime.db).then(
-              () => true,
-              () => false,
-            )),
-          beforeScrape: () => refreshQueueGauges(runtime),
+          ready: async () => !stopping && runner !== undefined && (await loop.databaseAnswers()),
         },
       );
     } catch (error) {
+      await gauges.stop();
       await runtime.close();
       throw error;
     }
@@ -105,6 +109,7 @@ export async function startWorker(
     runner = await startQueueRunner(config, runtime, logger, lost);
   } catch (error) {
     server?.close();
+    await gauges?.stop();
     await runtime.close();
     setRuntime(undefined);
     throw error;
@@ -166,6 +171,7 @@ export async function startWorker(
         await restarting;
         await runner?.stop();
         server?.close();
+        await gauges?.stop();
         await runtime.close();
         setRuntime(undefined);
       })();
@@ -356,21 +362,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       { once: true },
     );
   });
-}
-
-/**
- * Jobs waiting per billing task (unknown `billing/` names included: they wait forever) and the age
- * of the oldest one due. Read from the shared tables: every replica reports the same values.
- */
-async function refreshQueueGauges(runtime: WorkerRuntime): Promise<void> {
-  const { rows } = await sql<{ task: string; waiting: bigint; oldest_seconds: number | null }>`
-    select task_identifier as task, count(*) as waiting,
-      extract(epoch from now() - min(run_at) filter (where run_at <= now() and attempts < max_attempts))::float8 as oldest_seconds
-    from graphile_worker.jobs
-    where task_identifier like ${`${taskPrefix}%`} and locked_at is null group by 1`.execute(runtime.db);
-  const { queueDepth, oldestWaitingSeconds } = runtime.metrics;
-  for (const task of (await queueDepth.get()).values.map((value) => value.labels.task))
-    if (task) queueDepth.set({ task }, 0);
-  for (const row of rows) queueDepth.set({ task: row.task }, Number(row.waiting));
-  oldestWaitingSeconds.set(Math.max(0, ...rows.map((row) => row.oldest_seconds ?? 0)));
 }
