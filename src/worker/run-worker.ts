@@ -12,6 +12,8 @@ import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { tolerateKnownGraphileRejections } from './graphile-rejections.ts';
 import { startHttpServer } from './http-server.ts';
+import { startNotifyWatchdog, type NotifyWatchdog } from './notify-watchdog.ts';
+import { WakeGate, gateJobWakeups } from './wake-gate.ts';
 import { createRuntime, setRuntime, type WorkerRuntime } from './runtime.ts';
 import { queueSettings } from './queue-settings.ts';
 import { assertMigrated } from './schema-check.ts';
@@ -85,6 +87,8 @@ export async function startWorker(
     }
   }
   setRuntime(runtime);
+  // Process-wide, not per runner: it must go on while a runner is lost or restarting.
+  const watchdog: NotifyWatchdog = startNotifyWatchdog({ config, logger, metrics: runtime.metrics });
   const address = server?.address();
   const httpPort = address && typeof address === 'object' ? address.port : undefined;
   const httpHost = address && typeof address === 'object' ? address.address : undefined;
@@ -105,6 +109,7 @@ export async function startWorker(
     runner = await startQueueRunner(config, runtime, logger, lost);
   } catch (error) {
     server?.close();
+    await watchdog.stop();
     await runtime.close();
     setRuntime(undefined);
     throw error;
@@ -165,6 +170,7 @@ export async function startWorker(
         wake.abort();
         await restarting;
         await runner?.stop();
+        await watchdog.stop();
         server?.close();
         await runtime.close();
         setRuntime(undefined);
@@ -208,7 +214,12 @@ async function startQueueRunner(
   queuePool.on('error', (error) => {
     if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
   });
-  queuePool.on('connect', (client) => client.on('error', () => {}));
+  // A flood of jobs:insert (any login may send it) must not run fetches back to back.
+  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => runtime.metrics.queueWakeups.inc({ outcome }));
+  queuePool.on('connect', (client) => {
+    client.on('error', () => {});
+    gateJobWakeups(client, wakeGate);
+  });
   // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
   let recovery: Recovery;
   try {
@@ -219,6 +230,7 @@ async function startQueueRunner(
       onLost: lose,
       reaperIntervalMs: config.recoveryIntervalMs,
       onRecovered: (result) => runtime.metrics.jobsReclaimed.inc(result.unlockedJobs),
+      notifyQueueLimit: config.notifyQueueLimit,
     });
   } catch (error) {
     await queuePool.end().catch(() => {});
@@ -236,6 +248,7 @@ async function startQueueRunner(
   // At most one call a second, none once the runner is stopping.
   let statisticsCheckedAt = 0;
   events.on('localQueue:getJobs:complete', ({ jobs }: { jobs: unknown[] }) => {
+    runtime.metrics.queueFetches.inc();
     const now = Date.now();
     if (jobs.length < settings.fetchSize || stopping || lost || now - statisticsCheckedAt < 1_000) return;
     statisticsCheckedAt = now;
@@ -253,6 +266,7 @@ async function startQueueRunner(
   );
   let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
+    wakeGate.close();
     await sweeper?.stop();
     await recovery.stop();
     // A runner that did not stop may hold a connection for good: the pool ends without waiting.
