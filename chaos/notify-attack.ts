@@ -1,7 +1,7 @@
 // The NOTIFY-queue attack, shared by chaos/notify-queue.ts and test/notify-queue.test.ts: a listener
 // that sits in an open transaction pins PostgreSQL's notification queue, and a second session
 // fills it with notifications of almost a page each (8 KB pages: one notification per page).
-import pg from 'pg';
+import type pg from 'pg';
 
 export const attackChannel = 'pin';
 const pagePayload = 'x'.repeat(7_900);

@@ -137,7 +137,7 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     const onAbort = () => wakeup.signal();
     signal?.addEventListener('abort', onAbort);
     let retryMs = 100;
-    let lastReadAt = Number.NEGATIVE_INFINITY;
+    let lastReadAt: number;
     try {
       while (!closed && !signal?.aborted) {
         let rows: ResultRow[];
