@@ -34,9 +34,9 @@ export const fallbackCheckMs = 1_000;
  */
 export const readSpacingMs = 10;
 
-/** Waits until `readSpacingMs` has passed since `lastReadAt` (a performance.now() time). */
-export async function spaceAfter(lastReadAt: number): Promise<void> {
-  const waitMs = lastReadAt + readSpacingMs - performance.now();
+/** Waits until `spacingMs` has passed since `lastReadAt` (a performance.now() time). */
+export async function spaceAfter(lastReadAt: number, spacingMs = readSpacingMs): Promise<void> {
+  const waitMs = lastReadAt + spacingMs - performance.now();
   if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
 }
 
@@ -57,9 +57,12 @@ export class PendingResults {
   /** Reads of the table so far (what a notification flood would multiply). */
   reads = 0;
 
-  constructor(pool: pg.Pool, listener: ResultListener) {
+  readonly #readSpacingMs: number;
+
+  constructor(pool: pg.Pool, listener: ResultListener, options: { readSpacingMs?: number } = {}) {
     this.#pool = pool;
     this.#listener = listener;
+    this.#readSpacingMs = options.readSpacingMs ?? readSpacingMs;
   }
 
   get size(): number {
@@ -101,7 +104,7 @@ export class PendingResults {
 
   /**
    * Looks up every pending id; requests that come during a look collapse into one more, started
-   * no sooner than `readSpacingMs` after the previous one.
+   * no sooner than the read spacing (default `readSpacingMs`) after the previous one.
    */
   async check(): Promise<void> {
     if (this.#checking) {
@@ -111,7 +114,7 @@ export class PendingResults {
     this.#checking = true;
     try {
       do {
-        await spaceAfter(this.#lastReadAt);
+        await spaceAfter(this.#lastReadAt, this.#readSpacingMs);
         this.#checkAgain = false;
         if (this.#waiters.size === 0) return;
         this.#lastReadAt = performance.now();
