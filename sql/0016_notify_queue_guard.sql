@@ -8,8 +8,8 @@
 --    queue fills up (src/worker/notify-watchdog.ts): it ends the sessions of client and reader
 --    logins that have been idle in a transaction, or in one statement, for longer than grace_ms.
 --    It runs as the owner role, which gets pg_signal_backend (which cannot signal a superuser's
---    session) and pg_read_all_stats (to see other logins' states); the worker role gets EXECUTE
---    on this function only, so a worker login cannot end any other session.
+--    session; pg_read_all_stats, to see other logins' states, it has since 0008); the worker role
+--    gets EXECUTE on this function only, so a worker login cannot end any other session.
 -- 2. Timeouts as role defaults of the client and reader roles: a first line only. PostgreSQL
 --    applies a role's defaults to sessions that log in as that role, not as a member of it, and a
 --    login can SET them away: docs/security.md shows the same ALTER ROLE for each login. The
@@ -50,9 +50,9 @@ begin
   execute 'revoke execute on function billing.end_queue_pinning_sessions(bigint) from public';
   execute format('grant execute on function billing.end_queue_pinning_sessions(bigint) to %I', worker_role);
   begin
-    execute format('grant pg_signal_backend, pg_read_all_stats to %I', owner_role);
+    execute format('grant pg_signal_backend to %I', owner_role);
   exception when insufficient_privilege then
-    raise warning 'billing: % cannot grant pg_signal_backend and pg_read_all_stats to %; until a superuser does, the NOTIFY-queue watchdog cannot end sessions (docs/security.md)',
+    raise warning 'billing: % cannot grant pg_signal_backend to %; until a superuser does, the NOTIFY-queue watchdog cannot end sessions (docs/security.md)',
       current_user, owner_role;
   end;
 

@@ -106,7 +106,7 @@ t.test('a client-role login pins and fills the NOTIFY queue', async (t) => {
   const attackerGone = sessionEnded(attacker);
   await pinQueue(attacker);
   const filler = await connect(urlAs('filler'));
-  t.same(await fillQueue(filler, 40), { sent: 40, full: false }, 'the queue is more than half full');
+  t.same(await fillQueue(filler, { most: 40 }), { sent: 40, full: false }, 'the queue is more than half full');
   const during = await client.credit({ id: 'during', account: 'v', amount: 5n });
   t.equal(during.status, 'applied', 'a command enqueued during the attack reaches its waiting client (by polling)');
   t.ok((await fillQueue(filler)).full, 'the queue is full: PostgreSQL refuses a notification');
