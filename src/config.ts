@@ -33,6 +33,20 @@ export interface Config {
   idleInTransactionTimeoutMs: number;
   /** How often a worker looks for jobs locked by dead workers. */
   recoveryIntervalMs: number;
+  /**
+   * NOTIFY-queue usage (a fraction of the queue, 0-1) from which the ledger sends no notification
+   * and schedules no expiry job: a full queue fails every transaction that notifies, and results are
+   * rows (readers fall back to polling), expiries have the sweeper (docs/guarantees.md).
+   */
+  notifyQueueLimit: number;
+  /** NOTIFY-queue usage (0-1) from which the watchdog ends client and reader sessions that pin the queue. */
+  notifyWatchdogLimit: number;
+  /** How long a client or reader session may sit in one transaction or statement before the watchdog may end it. */
+  notifyPinGraceMs: number;
+  /** How often the watchdog reads the queue's usage (which also advances the queue's tail). */
+  notifyWatchdogIntervalMs: number;
+  /** Least time between two wake-ups of the job fetcher by `jobs:insert` notifications. */
+  wakeSpacingMs: number;
   /** Folder of the embedded PostgreSQL that `billing start` runs without DATABASE_URL (BILLING_DATA_DIR). */
   dataDir?: string | undefined;
 }
@@ -64,6 +78,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lockTimeoutMs: integer(env, 'BILLING_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
     idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 2_000, 0, 3_600_000),
     recoveryIntervalMs: integer(env, 'BILLING_RECOVERY_INTERVAL_MS', 2_000, 100, 60_000),
+    notifyQueueLimit: integer(env, 'BILLING_NOTIFY_QUEUE_LIMIT_PERCENT', 50, 1, 100) / 100,
+    notifyWatchdogLimit: integer(env, 'BILLING_NOTIFY_WATCHDOG_PERCENT', 5, 1, 100) / 100,
+    notifyPinGraceMs: integer(env, 'BILLING_NOTIFY_PIN_GRACE_MS', 10_000, 0, 3_600_000),
+    notifyWatchdogIntervalMs: integer(env, 'BILLING_NOTIFY_WATCHDOG_INTERVAL_MS', 1_000, 100, 60_000),
+    wakeSpacingMs: integer(env, 'BILLING_WAKE_SPACING_MS', 10, 0, 1_000),
     dataDir: env.BILLING_DATA_DIR || undefined,
   };
 }

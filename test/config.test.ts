@@ -56,6 +56,15 @@ t.test('each bad setting is refused by name', async (t) => {
     ['BILLING_LOCK_TIMEOUT_MS', '1e3', /^BILLING_LOCK_TIMEOUT_MS /],
     ['BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', ' 5', /^BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS /],
     ['BILLING_RECOVERY_INTERVAL_MS', '10', /^BILLING_RECOVERY_INTERVAL_MS must be a whole number from 100 to 60000/],
+    [
+      'BILLING_NOTIFY_QUEUE_LIMIT_PERCENT',
+      '0',
+      /^BILLING_NOTIFY_QUEUE_LIMIT_PERCENT must be a whole number from 1 to 100/,
+    ],
+    ['BILLING_NOTIFY_WATCHDOG_PERCENT', '101', /^BILLING_NOTIFY_WATCHDOG_PERCENT must be a whole number from 1 to 100/],
+    ['BILLING_NOTIFY_PIN_GRACE_MS', 'x', /^BILLING_NOTIFY_PIN_GRACE_MS /],
+    ['BILLING_NOTIFY_WATCHDOG_INTERVAL_MS', '50', /^BILLING_NOTIFY_WATCHDOG_INTERVAL_MS /],
+    ['BILLING_WAKE_SPACING_MS', '1001', /^BILLING_WAKE_SPACING_MS /],
   ];
   for (const [name, value, message] of bad) {
     t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message }, `${name}=${value}`);

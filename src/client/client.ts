@@ -6,7 +6,7 @@ import { createPool } from '../db/pool.ts';
 import { isTransientError } from '../db/errors.ts';
 import { ClientClosedError } from './errors.ts';
 import { ResultListener } from './listener.ts';
-import { fallbackCheckMs, PendingResults } from './pending.ts';
+import { fallbackCheckMs, PendingResults, spaceAfter } from './pending.ts';
 import { toPayload } from './payload.ts';
 import { accountColumns, resultColumns, toAccount, toStoredResult, type AccountRow, type ResultRow } from './rows.ts';
 import type { Account, CommandInputs, CommandResult, StoredResult } from './types.ts';
@@ -147,9 +147,11 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     const onAbort = () => wakeup.signal();
     signal?.addEventListener('abort', onAbort);
     let retryMs = 100;
+    let lastReadAt: number;
     try {
       while (!closed && !signal?.aborted) {
         let rows: ResultRow[];
+        lastReadAt = performance.now();
         try {
           ({ rows } = await pool.query<ResultRow>(
             `select ${resultColumns} from billing.operations where seq > $1 order by seq limit $2`,
@@ -168,7 +170,10 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
           yield toStoredResult(row);
           if (closed || signal?.aborted) return;
         }
-        if (rows.length < batchSize) await wakeup.wait(fallbackCheckMs);
+        if (rows.length < batchSize) {
+          await wakeup.wait(fallbackCheckMs);
+          await spaceAfter(lastReadAt); // a flood of notifications: one read per spacing at most
+        }
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);

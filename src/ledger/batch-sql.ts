@@ -103,8 +103,12 @@ export function lockAccounts(db: Db, accounts: readonly string[], holds: readonl
     .forUpdate();
 }
 
-/** The values of one batch's writes statement, by parameter name: every list is one array parameter. */
-export function writeValues(plan: BatchPlan) {
+/**
+ * The values of one batch's writes statement, by parameter name: every list is one array parameter.
+ * `notify` false: the NOTIFY queue is (nearly) full, so the statement sends no notification and
+ * schedules no expiry job (graphile_worker.add_job always notifies); see writeStatement.
+ */
+export function writeValues(plan: BatchPlan, notify = true) {
   const openedIds = new Set(plan.openedAccounts.map((a) => a.account));
   const opened = plan.openedAccounts.map((a) => ({
     ...a,
@@ -156,6 +160,7 @@ export function writeValues(plan: BatchPlan) {
       jsonText({ id: c.id, type: c.type, status: 'rejected', code: 'id_conflict', job_id: c.jobId }),
     ),
     hasResults: ops.length > 0,
+    notify,
     resultId: ops.map((o) => o.id),
     resultType: ops.map((o) => o.type),
     resultStatus: ops.map((o) => o.status),
@@ -212,7 +217,11 @@ function scalar<N extends WriteParameterName>(name: N): RawBuilder<WriteValues[N
  *   after the seq lock (they are gated on its row): the lock is held from there to commit, so seqs
  *   are handed out in commit order and its hold time is the result insert and the commit;
  * - the notification reads the inserted results (one per transaction, with the highest seq);
- * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them.
+ * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them;
+ * - every notification, and every add_job (which notifies), is gated on the bound `notify`: when
+ *   PostgreSQL's NOTIFY queue is (nearly) full a notifying commit fails, and results must commit
+ *   whatever the queue holds. Readers poll by id or cursor anyway; a hold without its expiry job is
+ *   expired by the sweeper (src/worker/expiry-sweeper.ts).
  * The journal's references (an entry's account and operation) are checked once, at the end of the
  * statement, by a statement trigger (sql/0015).
  */
@@ -389,17 +398,23 @@ export function writeStatement(db: Db) {
       )
       // An id conflict writes no result row; its notification is its own (small) payload.
       .with('conflicts_notified', (qc) =>
-        qc.selectFrom(conflictRows).select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent')),
+        qc
+          .selectFrom(conflictRows)
+          .select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent'))
+          .where(sql<boolean>`${scalar('notify')}`),
       )
       // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
       // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
       .with('expiries', (qc) =>
-        qc.selectFrom(expiryRows).select(
-          sql<string>`graphile_worker.add_job(${expiryTask}, json_build_object('hold', v.hold),
+        qc
+          .selectFrom(expiryRows)
+          .select(
+            sql<string>`graphile_worker.add_job(${expiryTask}, json_build_object('hold', v.hold),
         run_at => v.run_at, job_key => ${expiryIdPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as(
-            'job',
-          ),
-        ),
+              'job',
+            ),
+          )
+          .where(sql<boolean>`${scalar('notify')}`),
       )
       .with('seq_locked', (qc) =>
         qc
@@ -443,7 +458,7 @@ export function writeStatement(db: Db) {
               'sent',
             ),
           )
-          .having(({ fn, eb }) => eb(fn.countAll(), '>', eb.val(0))),
+          .having(({ fn, eb }) => eb.and([eb(fn.countAll(), '>', eb.val(0)), sql<boolean>`${scalar('notify')}`])),
       )
       // One driving row, so that the effects above are read (and so run) even when no result is written.
       .with('effects', (qc) =>

@@ -24,6 +24,14 @@ export interface Metrics {
   jobsFailed: Counter<'task'>;
   /** Queue runners this process replaced: the database went away, or graphile-worker shut one down. */
   runnerRestarts: Counter;
+  /** PostgreSQL's NOTIFY queue, used fraction (0-1), as the watchdog last read it. */
+  notifyQueueUsage: Gauge;
+  /** Client and reader sessions the watchdog ended because they pinned a filling NOTIFY queue. */
+  notifySessionsEnded: Counter;
+  /** Job fetches (graphile-worker's get_jobs) this process ran. */
+  queueFetches: Counter;
+  /** `jobs:insert` notifications: passed on as a wake-up, or folded into one already due. */
+  queueWakeups: Counter<'outcome'>;
   observeBatch(size: number, durationMs: number, error?: unknown): void;
 }
 
@@ -138,7 +146,29 @@ export function createMetrics(): Metrics {
       help: 'Fresh queue runners started after losing the database (a PostgreSQL restart)',
       registers: [registry],
     }),
+    notifyQueueUsage: new Gauge({
+      name: 'billing_notify_queue_usage_ratio',
+      help: "PostgreSQL's NOTIFY queue, fraction used (0-1; the whole server, use max() across replicas). Alert above 0.05",
+      registers: [registry],
+    }),
+    notifySessionsEnded: new Counter({
+      name: 'billing_notify_sessions_ended_total',
+      help: 'Client and reader sessions ended by the watchdog because they pinned a filling NOTIFY queue',
+      registers: [registry],
+    }),
+    queueFetches: new Counter({
+      name: 'billing_queue_fetches_total',
+      help: 'Job fetches (graphile-worker get_jobs) run by this worker',
+      registers: [registry],
+    }),
+    queueWakeups: new Counter({
+      name: 'billing_queue_wakeups_total',
+      help: 'jobs:insert notifications: passed on to the fetcher (forwarded) or folded into a wake-up already due (coalesced)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
   };
+  for (const outcome of ['forwarded', 'coalesced']) metrics.queueWakeups.inc({ outcome }, 0);
   for (const [type, codes] of Object.entries(codesByType) as [OperationType, readonly ResultCode[]][]) {
     metrics.latency.zero({ type });
     for (const code of type === expiryType ? ['ok' as const] : [...everyCommandCanEnd, ...codes])

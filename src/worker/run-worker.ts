@@ -12,6 +12,8 @@ import { tolerateKnownGraphileRejections } from './graphile-rejections.ts';
 import { startHttpServer } from './http-server.ts';
 import { startGaugeLoop, queueGauges, type GaugeLoop } from './database-gauges.ts';
 import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
+import { startNotifyWatchdog, type NotifyWatchdog } from './notify-watchdog.ts';
+import { WakeGate, gateJobWakeups } from './wake-gate.ts';
 import { queueSettings } from './queue-settings.ts';
 import { assertMigrated } from './schema-check.ts';
 
@@ -89,6 +91,8 @@ export async function startWorker(
     }
   }
   setRuntime(runtime);
+  // Process-wide, not per runner: it must go on while a runner is lost or restarting.
+  const watchdog: NotifyWatchdog = startNotifyWatchdog({ config, logger, metrics: runtime.metrics });
   const address = server?.address();
   const httpPort = address && typeof address === 'object' ? address.port : undefined;
   const httpHost = address && typeof address === 'object' ? address.address : undefined;
@@ -110,6 +114,7 @@ export async function startWorker(
   } catch (error) {
     server?.close();
     await gauges?.stop();
+    await watchdog.stop();
     await runtime.close();
     setRuntime(undefined);
     throw error;
@@ -170,6 +175,7 @@ export async function startWorker(
         wake.abort();
         await restarting;
         await runner?.stop();
+        await watchdog.stop();
         server?.close();
         await gauges?.stop();
         await runtime.close();
@@ -214,7 +220,12 @@ async function startQueueRunner(
   queuePool.on('error', (error) => {
     if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
   });
-  queuePool.on('connect', (client) => client.on('error', () => {}));
+  // A flood of jobs:insert (any login may send it) must not run fetches back to back.
+  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => runtime.metrics.queueWakeups.inc({ outcome }));
+  queuePool.on('connect', (client) => {
+    client.on('error', () => {});
+    gateJobWakeups(client, wakeGate);
+  });
   // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
   let recovery: Recovery;
   try {
@@ -225,6 +236,7 @@ async function startQueueRunner(
       onLost: lose,
       reaperIntervalMs: config.recoveryIntervalMs,
       onRecovered: (result) => runtime.metrics.jobsReclaimed.inc(result.unlockedJobs),
+      notifyQueueLimit: config.notifyQueueLimit,
     });
   } catch (error) {
     await queuePool.end().catch(() => {});
@@ -242,6 +254,7 @@ async function startQueueRunner(
   // At most one call a second, none once the runner is stopping.
   let statisticsCheckedAt = 0;
   events.on('localQueue:getJobs:complete', ({ jobs }: { jobs: unknown[] }) => {
+    runtime.metrics.queueFetches.inc();
     const now = Date.now();
     if (jobs.length < settings.fetchSize || stopping || lost || now - statisticsCheckedAt < 1_000) return;
     statisticsCheckedAt = now;
@@ -259,6 +272,7 @@ async function startQueueRunner(
   );
   let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
+    wakeGate.close();
     await sweeper?.stop();
     await recovery.stop();
     // A runner that did not stop may hold a connection for good: the pool ends without waiting.
