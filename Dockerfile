@@ -22,7 +22,10 @@ COPY . .
 # Files stay root-owned: the service can read its code but not rewrite it.
 USER node
 
-# /healthz, /readyz, /metrics (BILLING_HTTP_PORT).
+# /healthz, /readyz, /metrics (BILLING_HTTP_PORT). On every interface of the container, so that a
+# scraper or an orchestrator's probes reach them; the worker alone binds loopback only. Publishing
+# the port (or not) decides who else reaches them.
+ENV BILLING_HTTP_HOST="0.0.0.0"
 EXPOSE 9090
 
 ENTRYPOINT ["node", "src/cli/main.ts"]

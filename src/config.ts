@@ -20,14 +20,33 @@ export interface Config {
    * default port is only a preference, so that several workers run on one host (docs/operations.md: Metrics).
    */
   httpPortExplicit: boolean;
-  /** Address the HTTP server binds (BILLING_HTTP_HOST): all IPv4 interfaces by default, for a scraper. */
+  /**
+   * Address the HTTP server binds (BILLING_HTTP_HOST): loopback by default, so that nothing off
+   * this host reaches an unauthenticated endpoint unless the operator says so (the image sets 0.0.0.0).
+   */
   httpHost: string;
+  /** How often the gauges read from the database (queue depth) are refreshed: never per scrape. */
+  metricsIntervalMs: number;
   logLevel: LogLevel;
   statementTimeoutMs: number;
   lockTimeoutMs: number;
   idleInTransactionTimeoutMs: number;
   /** How often a worker looks for jobs locked by dead workers. */
   recoveryIntervalMs: number;
+  /**
+   * NOTIFY-queue usage (a fraction of the queue, 0-1) from which the ledger sends no notification
+   * and schedules no expiry job: a full queue fails every transaction that notifies, and results are
+   * rows (readers fall back to polling), expiries have the sweeper (docs/guarantees.md).
+   */
+  notifyQueueLimit: number;
+  /** NOTIFY-queue usage (0-1) from which the watchdog ends client and reader sessions that pin the queue. */
+  notifyWatchdogLimit: number;
+  /** How long a client or reader session may sit in one transaction or statement before the watchdog may end it. */
+  notifyPinGraceMs: number;
+  /** How often the watchdog reads the queue's usage (which also advances the queue's tail). */
+  notifyWatchdogIntervalMs: number;
+  /** Least time between two wake-ups of the job fetcher by `jobs:insert` notifications. */
+  wakeSpacingMs: number;
   /** Folder of the embedded PostgreSQL that `billing start` runs without DATABASE_URL (BILLING_DATA_DIR). */
   dataDir?: string | undefined;
 }
@@ -52,12 +71,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultCurrency: currency(env, 'BILLING_DEFAULT_CURRENCY', 'USD'),
     httpPort: integer(env, 'BILLING_HTTP_PORT', defaultHttpPort, 0, 65_535),
     httpPortExplicit: Boolean(env.BILLING_HTTP_PORT),
-    httpHost: host(env, 'BILLING_HTTP_HOST', '0.0.0.0'),
+    httpHost: host(env, 'BILLING_HTTP_HOST', '127.0.0.1'),
+    metricsIntervalMs: integer(env, 'BILLING_METRICS_INTERVAL_MS', 5_000, 100, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
     statementTimeoutMs: integer(env, 'BILLING_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     lockTimeoutMs: integer(env, 'BILLING_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
     idleInTransactionTimeoutMs: integer(env, 'BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', 2_000, 0, 3_600_000),
     recoveryIntervalMs: integer(env, 'BILLING_RECOVERY_INTERVAL_MS', 2_000, 100, 60_000),
+    notifyQueueLimit: integer(env, 'BILLING_NOTIFY_QUEUE_LIMIT_PERCENT', 50, 1, 100) / 100,
+    notifyWatchdogLimit: integer(env, 'BILLING_NOTIFY_WATCHDOG_PERCENT', 5, 1, 100) / 100,
+    notifyPinGraceMs: integer(env, 'BILLING_NOTIFY_PIN_GRACE_MS', 10_000, 0, 3_600_000),
+    notifyWatchdogIntervalMs: integer(env, 'BILLING_NOTIFY_WATCHDOG_INTERVAL_MS', 1_000, 100, 60_000),
+    wakeSpacingMs: integer(env, 'BILLING_WAKE_SPACING_MS', 10, 0, 1_000),
     dataDir: env.BILLING_DATA_DIR || undefined,
   };
 }

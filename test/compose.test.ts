@@ -14,6 +14,7 @@ const readme = readFileSync(`${root}README.md`, 'utf8');
 interface Service {
   environment: Record<string, string>;
   ports?: string[];
+  expose?: string[];
   volumes?: string[];
 }
 const compose = parse(composeText) as { services: Record<string, Service> };
@@ -32,6 +33,16 @@ t.test("PostgreSQL's host port is optional: a free loopback port unless POSTGRES
   t.match(readme, /POSTGRES_HOST_PORT/, 'the README says how to fix a port');
   t.notMatch(composeText, /4 hours/, "no stale comment: dead workers' jobs come back within seconds");
 });
+
+t.test(
+  'workers serve /metrics on every interface of their container, for a scraper on the compose network',
+  async (t) => {
+    t.equal(worker.environment.BILLING_HTTP_HOST, '0.0.0.0', "the worker's own default is loopback only");
+    t.same(worker.expose, [worker.environment.BILLING_HTTP_PORT], 'exposed to the network');
+    t.notOk(worker.ports, 'and not published on the host');
+    t.match(readFileSync(`${root}Dockerfile`, 'utf8'), /^ENV BILLING_HTTP_HOST="0\.0\.0\.0"$/m, 'the image alone too');
+  },
+);
 
 t.test('docker-compose config accepts the file', async (t) => {
   const run = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], {

@@ -10,7 +10,8 @@ t.test('defaults: nothing set but DATABASE_URL', async (t) => {
     databaseUrl: 'postgres://billing@db:5432/billing',
     httpPort: defaultHttpPort,
     httpPortExplicit: false,
-    httpHost: '0.0.0.0',
+    httpHost: '127.0.0.1',
+    metricsIntervalMs: 5_000,
     logLevel: 'info',
   });
   t.not(defaultHttpPort, 9090, "not the Prometheus server's own port");
@@ -40,6 +41,11 @@ t.test('each bad setting is refused by name', async (t) => {
     ],
     ['BILLING_HTTP_PORT', '70000', /^BILLING_HTTP_PORT must be a whole number from 0 to 65535, got "70000"$/],
     ['BILLING_HTTP_HOST', 'a b', /^BILLING_HTTP_HOST must be an address to listen on/],
+    [
+      'BILLING_METRICS_INTERVAL_MS',
+      '50',
+      /^BILLING_METRICS_INTERVAL_MS must be a whole number from 100 to 3600000, got "50"$/,
+    ],
     ['BILLING_CONCURRENCY', '1.5', /^BILLING_CONCURRENCY must be a whole number from 1 to 10000/],
     ['BILLING_BATCH_SIZE', '0', /^BILLING_BATCH_SIZE /],
     ['BILLING_BATCHES_IN_FLIGHT', 'x', /^BILLING_BATCHES_IN_FLIGHT /],
@@ -50,6 +56,15 @@ t.test('each bad setting is refused by name', async (t) => {
     ['BILLING_LOCK_TIMEOUT_MS', '1e3', /^BILLING_LOCK_TIMEOUT_MS /],
     ['BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS', ' 5', /^BILLING_IDLE_IN_TRANSACTION_TIMEOUT_MS /],
     ['BILLING_RECOVERY_INTERVAL_MS', '10', /^BILLING_RECOVERY_INTERVAL_MS must be a whole number from 100 to 60000/],
+    [
+      'BILLING_NOTIFY_QUEUE_LIMIT_PERCENT',
+      '0',
+      /^BILLING_NOTIFY_QUEUE_LIMIT_PERCENT must be a whole number from 1 to 100/,
+    ],
+    ['BILLING_NOTIFY_WATCHDOG_PERCENT', '101', /^BILLING_NOTIFY_WATCHDOG_PERCENT must be a whole number from 1 to 100/],
+    ['BILLING_NOTIFY_PIN_GRACE_MS', 'x', /^BILLING_NOTIFY_PIN_GRACE_MS /],
+    ['BILLING_NOTIFY_WATCHDOG_INTERVAL_MS', '50', /^BILLING_NOTIFY_WATCHDOG_INTERVAL_MS /],
+    ['BILLING_WAKE_SPACING_MS', '1001', /^BILLING_WAKE_SPACING_MS /],
   ];
   for (const [name, value, message] of bad) {
     t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message }, `${name}=${value}`);

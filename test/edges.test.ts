@@ -136,24 +136,28 @@ t.test('2. metadata is stored digit for digit; the fingerprint tells such payloa
   const { rows } = await database.query<{ request: string }>(
     "select request::text as request from billing.id_conflicts where id = 'meta-2'",
   );
+  // Stored with U+FFFD in place of the NUL, so that the table reads as jsonb; the fingerprint
+  // (of the payload as sent) is what told the two apart.
   t.same(
     rows.map((r) => r.request),
-    [replacement.replace('\\ufffd', '\\u0000')],
+    [replacement.replace('\\ufffd', '\ufffd')],
     '"a\\u0000b" is not a replay of "a\\ufffdb"',
   );
 
+  // \u0000 and lone surrogates are refused in metadata too (issue 24, item 7): every stored request
+  // reads as jsonb.
   await submit(
     'credit',
     '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}',
   );
-  t.equal(
-    (await resultOf(database, 'meta-3')).code,
-    'ok',
-    'metadata with \\u0000 and a lone surrogate is kept, not refused',
+  t.match(
+    await resultOf(database, 'meta-3'),
+    { code: 'invalid_command', message: /^metadata\.note: contains a NUL character/ },
+    'metadata with \\u0000 and a lone surrogate is refused',
   );
   t.equal(
     await requestText('meta-3'),
-    '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\\u0000b","lone":"\\ud800"}}',
+    '{"id":"meta-3","account":"edge-a","amount":"1","metadata":{"note":"a\ufffdb","lone":"\ufffd"}}',
   );
 });
 
@@ -271,6 +275,51 @@ t.test('7. billing watch escapes control characters: no forged lines', async (t)
     DATABASE_URL: database.url,
   });
   t.equal(JSON.parse(json.stdout).id, forged, '--json keeps the id exact (JSON escapes it)');
+});
+
+t.test('7b. what a terminal would not show as itself is escaped: ids that differ never print alike', async (t) => {
+  const { rows } = await database.query<{ seq: bigint }>('select coalesce(max(seq), 0) as seq from billing.operations');
+  // Zero-width space, BOM, Hangul filler, a tag character, a no-break space: each invisible, or a space lookalike.
+  const twins = ['twin', 'twin\u200b', 'twin\ufeff', 'twin\u3164', 'twin\u{e0041}', 'twin\u00a0'];
+  for (const id of twins) {
+    await submit('credit', JSON.stringify({ id, account: 'edge-a', amount: '1' }));
+    await resultOf(database, id);
+  }
+  const watch = await runCli(['watch', '--after', String(rows[0]!.seq), '--count', String(twins.length)], {
+    DATABASE_URL: database.url,
+  });
+  t.equal(watch.code, 0, watch.stderr);
+  const shownIds = watch.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split('  ')[2]);
+  t.same(
+    shownIds.sort(),
+    ['twin', 'twin\\u00a0', 'twin\\u200b', 'twin\\u3164', 'twin\\u{e0041}', 'twin\\ufeff'].sort(),
+    'each id shown with its invisible character escaped',
+  );
+
+  const escape = '\u001b[31m';
+  const result = await runCli(['result', `nothing${escape}`], { DATABASE_URL: database.url });
+  t.equal(result.code, 3, result.stderr);
+  t.notOk(result.stderr.includes('\u001b'), 'billing result: no escape character reaches the terminal');
+  t.match(result.stderr, 'no result for command nothing\\u001b[31m:');
+  const balance = await runCli(['balance', `nobody${escape}`], { DATABASE_URL: database.url });
+  t.equal(balance.code, 2, balance.stderr);
+  t.notOk(balance.stdout.includes('\u001b'), 'billing balance: no escape character reaches the terminal');
+  t.match(balance.stdout, /^nobody\\u001b\[31m +- +no such account$/m);
+});
+
+t.test('7c. results({ batchSize }) refuses what is not a whole number of at least 1, at the call', async (t) => {
+  const reader = createBillingClient({ connectionString: database.url });
+  t.teardown(() => reader.close());
+  for (const batchSize of [0, -1, 1.5, Number.NaN, Infinity])
+    t.throws(() => reader.results({ batchSize }), RangeError, `batchSize ${batchSize}`);
+  const stop = new AbortController();
+  for await (const result of reader.results({ batchSize: 1, signal: stop.signal })) {
+    t.ok(result.seq > 0n, 'batchSize 1 reads');
+    stop.abort();
+  }
 });
 
 // Last: it leaves a hold stuck on purpose, then releases it.

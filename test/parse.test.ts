@@ -92,6 +92,16 @@ const refusals: [Task, unknown, string][] = [
   ['credit', { account: 'a', amount: '5\u0000' }, 'amount'],
   ['credit', { id: 'x\u0000', account: 'a', amount: '5' }, 'id'],
   ['credit', { 'acc\u0000ount': 'a', amount: '5' }, 'acc\uFFFDount'],
+  // ... in metadata too, at any depth, in values and keys (issue 24, item 7)
+  ['credit', { account: 'a', amount: '5', metadata: { note: 'a\u0000b' } }, 'metadata.note'],
+  ['credit', { account: 'a', amount: '5', metadata: { list: [1, { deep: '\uDC00' }] } }, 'metadata.list.1.deep'],
+  ['credit', { account: 'a', amount: '5', metadata: { a: { 'k\u0000': 1 } } }, 'metadata.a.k\uFFFD'],
+  ['credit', { account: 'a', amount: '5', metadata: { '\uD83D': 1 } }, 'metadata.\uFFFD'],
+  // ids longer than 128 characters (code points, as PostgreSQL counts them)
+  ['credit', { id: '\u{1F600}'.repeat(129), account: 'a', amount: '5' }, 'id'],
+  ['release', { hold: '\u{1F600}'.repeat(129) }, 'hold'],
+  ['hold', { account: 'a', amount: '5', hold: 'h'.repeat(129) }, 'hold'],
+  ['open_account', { account: '\u{1F600}'.repeat(64) }, 'account'],
   // not an object, too large
   ['credit', 'credit a 5', 'payload'],
   ['credit', 5, 'payload'],
@@ -166,6 +176,11 @@ t.test('valid payloads parse to exact bigints and typed commands', async (t) => 
     ['release', { hold: 'h', metadata: { order: 42, tags: ['a'] } }, { metadata: { order: 42, tags: ['a'] } }],
     ['credit', { account: 'a', amount: '5', metadata: nested(8) }, { amount: 5n }],
     ['credit', { id: 'é'.repeat(128), account: 'a', amount: '5' }, { id: 'é'.repeat(128) }],
+    // 65 and 128 emoji are 65 and 128 characters (130 and 256 UTF-16 units)
+    ['credit', { id: '\u{1F600}'.repeat(65), account: 'a', amount: '5' }, { id: '\u{1F600}'.repeat(65) }],
+    ['credit', { id: '\u{1F600}'.repeat(128), account: 'a', amount: '5' }, { id: '\u{1F600}'.repeat(128) }],
+    ['release', { hold: '\u{1F600}'.repeat(128) }, { hold: '\u{1F600}'.repeat(128) }],
+    ['hold', { account: 'a', amount: '5', hold: '\u{1F600}'.repeat(128) }, { hold: '\u{1F600}'.repeat(128) }],
     ['expire_hold', { hold: 'h' }, { type: 'expire', id: 'expire:h' }],
   ];
   for (const [task, payload, expected] of accepted) {
@@ -258,11 +273,40 @@ t.test('amounts and ttl_seconds are judged by their JSON text', async (t) => {
 
 t.test('metadata is kept digit for digit, and strings exactly', async (t) => {
   const text =
-    '{"id":"m","account":"a","amount":"5","metadata":{"order":12345678901234567890,"big":1e400,"s":"a\\u0000b\\ud800"}}';
+    '{"id":"m","account":"a","amount":"5","metadata":{"order":12345678901234567890,"big":1e400,"s":"a\\ufffdb\\u00e9","small":1.5e-16382}}';
   const parsed = fromText('credit', text);
   t.ok(parsed.ok, parsed.ok ? '' : parsed.message);
-  t.equal(parsed.request, text);
+  t.equal(
+    parsed.request,
+    '{"id":"m","account":"a","amount":"5","metadata":{"order":12345678901234567890,"big":1e400,"s":"a\ufffdb\u00e9","small":1.5e-16382}}',
+  );
 });
+
+t.test(
+  "what jsonb cannot hold is refused under the sender's id, and the request stored is one jsonb can",
+  async (t) => {
+    for (const [json, field] of [
+      ['{"id":"n1","account":"a","amount":"5","metadata":{"s":"a\\u0000b"}}', 'metadata.s'],
+      ['{"id":"n2","account":"a","amount":"5","metadata":{"x":[{"\\ud800":1}]}}', 'metadata.x.0.\uFFFD'],
+      ['{"id":"n3","account":"a","amount":"5","metadata":{"n":1e131072}}', 'metadata.n'],
+      ['{"id":"n4","account":"a","amount":"5","metadata":{"n":1.5e-16383}}', 'metadata.n'],
+      ['{"id":"n5","account":"a","amount":"5","metadata":{"n":0e-16384}}', 'metadata.n'],
+    ] as const) {
+      const parsed = fromText('credit', json);
+      t.match(
+        parsed.ok ? 'accepted' : [parsed.id, parsed.message],
+        [JSON.parse(json).id, new RegExp(`^${field.replace('.', '\\.')}: `)],
+        json,
+      );
+      t.notMatch(parsed.request, /\\u0000|\\ud[89a-f]/i, 'the request holds no escape jsonb refuses');
+      t.notMatch(parsed.request, /:-?[\d.]+e/i, 'a number beyond numeric is stored as a string');
+    }
+    t.ok(
+      fromText('credit', '{"account":"a","amount":"5","metadata":{"n":12e131070,"m":0e200000}}').ok,
+      'within numeric',
+    );
+  },
+);
 
 t.test('wrong types are named as wrong, not as missing', async (t) => {
   const cases = wrongTypeCases('a') as [Task, string, RegExp][];

@@ -400,6 +400,7 @@ function documentedPrivileges(): { rows: { role: string; object: string; tokens:
   return { rows };
 }
 
+// A function's NULL acl means PostgreSQL's default, which gives PUBLIC EXECUTE: acldefault() spells it out.
 const objectsQuery = `
   select case when n.nspname = 'public' then 'public.' else n.nspname || '.' end || c.relname as object, n.nspname as schema,
          case c.relkind when 'S' then 'sequence' else 'relation' end as kind, c.relacl as acl, c.relowner as owner, c.oid
@@ -407,7 +408,8 @@ const objectsQuery = `
   where (n.nspname in ('billing', 'graphile_worker') or (n.nspname = 'public' and c.relname = 'pgbilling_migrations'))
     and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
   union all
-  select replace(p.oid::regprocedure::text, ' ', ''), n.nspname, 'function', p.proacl, p.proowner, p.oid
+  select replace(p.oid::regprocedure::text, ' ', ''), n.nspname, 'function',
+         coalesce(p.proacl, acldefault('f', p.proowner)), p.proowner, p.oid
   from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace where n.nspname in ('billing', 'graphile_worker')
   union all
   select 'schema ' || n.nspname, n.nspname, 'schema', n.nspacl, n.nspowner, n.oid
@@ -496,6 +498,55 @@ t.test(
     );
   },
 );
+
+// Every function in schema billing, with the roles that may run it besides its owner. A function
+// added without a decision here fails; so does one that PUBLIC (every login) may run.
+const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = {
+  'billing.submit(text,json)': ['client'],
+  'billing.await_result(text,double precision)': ['client', 'reader'],
+  'billing.account_history(text,bigint,integer)': ['client', 'reader'],
+  // DBAs' queries; the worker because inserting a result evaluates the indexes built on it.
+  'billing.request_field(json,text)': ['worker', 'client', 'reader'],
+  'billing.worker_liveness_sessions()': ['worker'],
+  'billing.refresh_queue_statistics(bigint)': ['worker'],
+  // `billing migrate` only.
+  'billing.apply_access()': [],
+  // Trigger functions: a trigger runs them without checking EXECUTE.
+  'billing.check_entry_references()': [],
+  'billing.refuse_journal_target_change()': [],
+};
+
+t.test('every function in billing has a decision on who may run it, and PUBLIC may run none', async (t) => {
+  const { rows } = await database.query<{
+    name: string;
+    worker: boolean;
+    client: boolean;
+    reader: boolean;
+    public: boolean;
+  }>(
+    `select p.oid::regprocedure::text as name,
+            has_function_privilege($1, p.oid, 'execute') as worker, has_function_privilege($2, p.oid, 'execute') as client,
+            has_function_privilege($3, p.oid, 'execute') as reader, has_function_privilege('public', p.oid, 'execute') as public
+     from pg_proc as p where p.pronamespace = 'billing'::regnamespace`,
+    [roles.worker, roles.client, roles.reader],
+  );
+  t.same(rows.map((row) => row.name).sort(), Object.keys(whoRunsEachFunction).sort(), 'each function is listed here');
+  for (const row of rows) {
+    const allowed = (['worker', 'client', 'reader'] as const).filter((role) => row[role]);
+    t.same(
+      allowed,
+      whoRunsEachFunction[row.name] ?? [],
+      `${row.name}: run by ${allowed.join(', ') || 'its owner only'}`,
+    );
+    t.notOk(row.public, `${row.name}: not by PUBLIC`);
+  }
+  const account = 'r-history';
+  await submitAs(client, 'open_account', { id: 'r-history-open', account });
+  await resultOf(database, 'r-history-open');
+  const history = await client.query<{ id: string }>('select id from billing.account_history($1)', [account]);
+  t.same(history.rows, [{ id: 'r-history-open' }], 'the client reads an account history');
+  await refused(t, workerSession, `select * from billing.account_history('${account}')`, 'the worker reads no history');
+});
 
 t.test('billing migrate gives a table a graphile-worker upgrade adds its owner, grants and policies', async (t) => {
   // What a graphile-worker release would do in its own migration, run by the migrating superuser.

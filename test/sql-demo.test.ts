@@ -1,6 +1,9 @@
+import type { Socket } from 'node:net';
+import pg from 'pg';
 import t from 'tap';
 import { createTestDatabase } from './helpers/database.ts';
 import { startTestWorker } from './helpers/worker.ts';
+import { waitFor } from './helpers/wait.ts';
 
 // The original task from SQL alone, as the README shows it: each command is enqueued, then its
 // result awaited, statement by statement, as psql runs a script.
@@ -57,6 +60,32 @@ t.test('await_result refuses a null or negative timeout at once', async (t) => {
   });
   await t.rejects(database.query(`select * from billing.await_result('x', -1)`), { code: '22023' });
   await t.rejects(database.query(`select * from billing.await_result('x', 'NaN')`), { code: '22023' });
+});
+
+t.test('await_result refuses a wait longer than 300 seconds at once, naming the bound', async (t) => {
+  await t.rejects(database.query(`select * from billing.await_result('x', 1e9)`), {
+    code: '22023',
+    message: /timeout_seconds must be at most 300 seconds, got 1000000000/,
+  });
+  await t.rejects(database.query(`select * from billing.await_result('x', 300.5)`), { code: '22023' });
+});
+
+t.test('a wait whose client disconnected ends: its backend leaves pg_stat_activity', async (t) => {
+  const session = new pg.Client({ connectionString: database.url });
+  session.on('error', () => {});
+  await session.connect();
+  const { rows } = await session.query<{ pid: number }>('select pg_backend_pid() as pid');
+  const pid = rows[0]!.pid;
+  session.query(`select * from billing.await_result('never-sent', 300)`).catch(() => {});
+  const backend = () =>
+    database
+      .query<{ state: string }>('select state from pg_stat_activity where pid = $1', [pid])
+      .then((result) => result.rows[0]);
+  await waitFor('the wait to start', async () => ((await backend())?.state === 'active' ? true : undefined));
+  // The client goes away without a word, as a killed process or a dropped connection does.
+  (session as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
+  await waitFor('its backend to end', async () => ((await backend()) === undefined ? true : undefined), 15_000);
+  t.pass(`backend ${pid} ended`);
 });
 
 t.test(

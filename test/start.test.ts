@@ -50,13 +50,13 @@ t.test('start, demo from another process, Ctrl-C', async (t) => {
 
   const metricsPort = Number(
     service.output.match(
-      /metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics {2}\(also \/healthz, \/readyz; listening on 0\.0\.0\.0:(\d+)\)/,
+      /metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics {2}\(also \/healthz, \/readyz; listening on 127\.0\.0\.1:(\d+)\)/,
     )?.[1],
   );
   // The log line comes from pino's asynchronous stdout writer and the banner from console.log, so the
   // banner can reach the pipe first: wait for the line rather than expect it already there.
   const started = await service.waitFor(/"http_port":(\d+),"http_host":"([^"]+)"[^\n]*"msg":"worker started"/);
-  t.same([Number(started[1]), started[2]], [metricsPort, '0.0.0.0'], 'the banner says where the server is bound');
+  t.same([Number(started[1]), started[2]], [metricsPort, '127.0.0.1'], 'the banner says where the server is bound');
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200);
 
   const demo = await runCli(['demo'], env);

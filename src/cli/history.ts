@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { CliError, findDatabase, loadCliConfig } from './context.ts';
 import { withExamples } from './help.ts';
-import { formatResult, resultJson } from './output.ts';
+import { formatResult, printable, resultJson } from './output.ts';
 import { parseWhole } from './submit-command.ts';
 
 interface HistoryOptions {
@@ -32,7 +32,7 @@ export function historyCommand(): Command {
         const page = await client.history(account, { after: BigInt(options.after ?? 0), limit: options.limit });
         for (const result of page) console.log(options.json ? resultJson(result) : formatResult(result));
         if (!options.json && page.length === options.limit) {
-          console.error(`next page: billing history ${account} --after ${page.at(-1)!.seq}`);
+          console.error(`next page: billing history ${printable(account)} --after ${page.at(-1)!.seq}`);
         }
       } finally {
         await client.close();

@@ -3,8 +3,8 @@ import { toJson } from './context.ts';
 
 /**
  * One line per result: `#12 transfer order-42 applied ok  1=666 2=111`. Ids and messages come from
- * clients: control characters (newlines, ANSI escapes), bidi overrides, lone surrogates and the
- * backslash are escaped, so a result is always one line that says what it is.
+ * clients: whatever a terminal would not show as itself (below) is escaped, as is the backslash, so
+ * a result is always one line that says what it is, and two ids that differ look different.
  */
 export function formatResult(result: CommandResult | StoredResult): string {
   const seq = result.seq === null ? '#-' : `#${result.seq}`;
@@ -15,15 +15,23 @@ export function formatResult(result: CommandResult | StoredResult): string {
   return [seq, printable(result.type), printable(result.id), outcome, balances].filter(Boolean).join('  ');
 }
 
-// C0 and C1 controls, DEL, the bidi embeddings, overrides and isolates, lone surrogates, backslash.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\\]|\p{Cs}/gu;
+// Controls (C0, C1, DEL), format characters (bidi marks, overrides and isolates, zero-width space
+// and joiners, U+FEFF, tag characters), every default-ignorable code point (U+3164 HANGUL FILLER,
+// variation selectors, ...), line and paragraph separators, spaces other than U+0020 (they look
+// like it), surrogates on their own, private-use and unassigned code points, and the backslash.
+const unprintable = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}\p{Default_Ignorable_Code_Point}\\]/gu;
 
-/** Text for a terminal: what cannot be shown as itself is written as a `\uXXXX` escape. */
+/**
+ * Text for a terminal: what cannot be shown as itself is written as an escape, `\uXXXX` (or
+ * `\u{XXXXX}` beyond U+FFFF), the backslash as `\\`. Ordinary spaces stay.
+ */
 export function printable(text: string): string {
-  return text.replace(unprintable, (char) =>
-    char === '\\' ? '\\\\' : `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return text.replace(unprintable, (char) => {
+    if (char === ' ') return char;
+    if (char === '\\') return '\\\\';
+    const code = char.codePointAt(0)!;
+    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 /** A result as scripts read it: money as strings of digits; `replayed` when it was stored before this call. */
@@ -36,8 +44,8 @@ export function formatAccounts(accounts: (Account | { account: string; missing: 
   const header = ['account', 'currency', 'balance', 'held', 'available'];
   const rows = accounts.map((a) =>
     'missing' in a
-      ? [a.account, '-', 'no such account', '', '']
-      : [a.account, a.currency, String(a.balance), String(a.held), String(a.available)],
+      ? [printable(a.account), '-', 'no such account', '', '']
+      : [printable(a.account), a.currency, String(a.balance), String(a.held), String(a.available)],
   );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>

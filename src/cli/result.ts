@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { findDatabase, loadCliConfig } from './context.ts';
 import { exitCodes } from './exit-codes.ts';
 import { withExamples } from './help.ts';
-import { formatResult, resultJson } from './output.ts';
+import { formatResult, printable, resultJson } from './output.ts';
 
 export function resultCommand(): Command {
   const command = new Command('result')
@@ -23,7 +23,7 @@ export function resultCommand(): Command {
           if (options.json) console.log(JSON.stringify({ id, found: false }));
           else
             console.error(
-              `billing: no result for command ${id}: not applied yet (is a worker running?), or never sent`,
+              `billing: no result for command ${printable(id)}: not applied yet (is a worker running?), or never sent`,
             );
           process.exitCode = exitCodes.noResult;
           return;

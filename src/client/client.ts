@@ -7,7 +7,7 @@ import { createPool } from '../db/pool.ts';
 import { isTransientError } from '../db/errors.ts';
 import { ClientClosedError } from './errors.ts';
 import { ResultListener } from './listener.ts';
-import { fallbackCheckMs, PendingResults } from './pending.ts';
+import { fallbackCheckMs, PendingResults, spaceAfter } from './pending.ts';
 import { toPayload } from './payload.ts';
 import { accountColumns, resultColumns, toAccount, toStoredResult, type AccountRow, type ResultRow } from './rows.ts';
 import type { Account, CommandInputs, CommandResult, StoredResult } from './types.ts';
@@ -28,7 +28,7 @@ export interface BillingClientOptions {
 export interface ResultsOptions {
   /** Results with a seq above this one; 0n (the default) is from the very first. */
   after?: bigint;
-  /** Rows per read. Default 500. */
+  /** Rows per read: a whole number of at least 1 (else a RangeError when `results()` is called). Default 500. */
   batchSize?: number;
   /** Stops the iteration (it then returns normally). */
   signal?: AbortSignal;
@@ -131,19 +131,31 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     return waiting.promise;
   }
 
-  async function* results(resultsOptions: ResultsOptions = {}): AsyncGenerator<StoredResult, void, undefined> {
+  /** Checked when called, not at the first `next()`: a batch size of 0 would read nothing, forever. */
+  function results(resultsOptions: ResultsOptions = {}): AsyncGenerator<StoredResult, void, undefined> {
+    const batchSize = resultsOptions.batchSize ?? 500;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1)
+      throw new RangeError(`results: batchSize must be a whole number of at least 1, got ${String(batchSize)}`);
+    return readResults(resultsOptions, batchSize);
+  }
+
+  async function* readResults(
+    resultsOptions: ResultsOptions,
+    batchSize: number,
+  ): AsyncGenerator<StoredResult, void, undefined> {
     if (closed) throw new ClientClosedError();
     let cursor = resultsOptions.after ?? 0n;
-    const batchSize = resultsOptions.batchSize ?? 500;
     const signal = resultsOptions.signal;
     // Subscribed before the first read: a notification between a read and the wait is kept.
     const wakeup = listener.subscribe();
     const onAbort = () => wakeup.signal();
     signal?.addEventListener('abort', onAbort);
     let retryMs = 100;
+    let lastReadAt: number;
     try {
       while (!closed && !signal?.aborted) {
         let rows: ResultRow[];
+        lastReadAt = performance.now();
         try {
           ({ rows } = await pool.query<ResultRow>(
             `select ${resultColumns} from billing.operations where seq > $1 order by seq limit $2`,
@@ -162,7 +174,10 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
           yield toStoredResult(row);
           if (closed || signal?.aborted) return;
         }
-        if (rows.length < batchSize) await wakeup.wait(fallbackCheckMs);
+        if (rows.length < batchSize) {
+          await wakeup.wait(fallbackCheckMs);
+          await spaceAfter(lastReadAt); // a flood of notifications: one read per spacing at most
+        }
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);

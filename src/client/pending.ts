@@ -28,6 +28,19 @@ export interface PendingCall {
 export const fallbackCheckMs = 1_000;
 
 /**
+ * Least time between the starts of two reads woken by notifications. Any login may send
+ * `billing_results`: a flood of them costs each client at most one read per spacing (plus the one
+ * in flight), not one read per notification back to back.
+ */
+export const readSpacingMs = 10;
+
+/** Waits until `spacingMs` has passed since `lastReadAt` (a performance.now() time). */
+export async function spaceAfter(lastReadAt: number, spacingMs = readSpacingMs): Promise<void> {
+  const waitMs = lastReadAt + spacingMs - performance.now();
+  if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+}
+
+/**
  * Every caller waiting for a result, checked together with one query by id: on each notification,
  * after each reconnect of the listener and on a timer, so a lost notification only delays a result.
  */
@@ -40,10 +53,16 @@ export class PendingResults {
   #checking = false;
   #checkAgain = false;
   #closed = false;
+  #lastReadAt = Number.NEGATIVE_INFINITY;
+  /** Reads of the table so far (what a notification flood would multiply). */
+  reads = 0;
 
-  constructor(pool: pg.Pool, listener: ResultListener) {
+  readonly #readSpacingMs: number;
+
+  constructor(pool: pg.Pool, listener: ResultListener, options: { readSpacingMs?: number } = {}) {
     this.#pool = pool;
     this.#listener = listener;
+    this.#readSpacingMs = options.readSpacingMs ?? readSpacingMs;
   }
 
   get size(): number {
@@ -83,7 +102,10 @@ export class PendingResults {
     };
   }
 
-  /** Looks up every pending id; concurrent requests collapse into one more round. */
+  /**
+   * Looks up every pending id; requests that come during a look collapse into one more, started
+   * no sooner than the read spacing (default `readSpacingMs`) after the previous one.
+   */
   async check(): Promise<void> {
     if (this.#checking) {
       this.#checkAgain = true;
@@ -92,8 +114,11 @@ export class PendingResults {
     this.#checking = true;
     try {
       do {
+        await spaceAfter(this.#lastReadAt, this.#readSpacingMs);
         this.#checkAgain = false;
         if (this.#waiters.size === 0) return;
+        this.#lastReadAt = performance.now();
+        this.reads += 1;
         const ids = [...this.#waiters.keys()];
         const { rows } = await this.#pool.query<ResultRow & { fingerprint: string }>(
           `select ${resultColumns}, fingerprint from billing.operations where id = any($1::text[])`,

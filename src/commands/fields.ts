@@ -9,7 +9,7 @@ export const maxMetadataDepth = 8;
 const maxCommandIdLength = 128;
 
 const accountPattern = /^[A-Za-z0-9_.:@-]{1,64}$/;
-const digitsPattern = /^[1-9][0-9]*$/;
+export const digitsPattern = /^[1-9][0-9]*$/;
 const maxSafeInteger = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** What a value that was sent is, for messages: `must be a string, not a number`. */
@@ -27,13 +27,33 @@ const wrongType = (expected: string) => (issue: { input?: unknown }) =>
   issue.input === undefined ? 'is required' : `must be ${expected}, not ${kindOf(issue.input)}`;
 
 /**
+ * Characters as PostgreSQL's char_length counts them (code points), not UTF-16 units: an emoji is
+ * one character, as in the id's `character varying` column.
+ */
+export function characterCount(text: string): number {
+  let count = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        count--;
+        i++;
+      }
+    }
+  }
+  return count;
+}
+
+/**
  * Why a client's command id is refused, or undefined. Ids the service derives (`job:`, `expire:`)
  * are refused: a client that took one could take a later command's id or block an expiry.
  */
 export function commandIdProblem(id: unknown): string | undefined {
   if (typeof id !== 'string') return id === undefined ? 'is required' : `must be a string, not ${kindOf(id)}`;
   if (id.length === 0) return 'must not be empty';
-  if (id.length > maxCommandIdLength) return `must be at most ${maxCommandIdLength} characters`;
+  if (id.length > maxCommandIdLength && characterCount(id) > maxCommandIdLength)
+    return `must be at most ${maxCommandIdLength} characters`;
   if (!isWellFormed(id)) return 'contains a NUL character or a lone surrogate, which PostgreSQL cannot store';
   if (derivedIdPrefixes.some((prefix) => id.startsWith(prefix))) {
     return `must not start with ${derivedIdPrefixes.map((prefix) => `"${prefix}"`).join(' or ')} (ids the service derives)`;
@@ -54,7 +74,7 @@ export const clientId = z.unknown().transform((value, ctx): string => {
 export const holdRef = z
   .string({ error: wrongType('a string') })
   .min(1, 'must not be empty')
-  .max(maxCommandIdLength, `must be at most ${maxCommandIdLength} characters`);
+  .refine((hold) => characterCount(hold) <= maxCommandIdLength, `must be at most ${maxCommandIdLength} characters`);
 export const accountId = z
   .string({ error: wrongType('a string') })
   .regex(accountPattern, 'must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -');

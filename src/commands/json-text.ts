@@ -12,12 +12,22 @@ import { createHash } from 'node:crypto';
  *    of a batch job, and we store requests that way).
  */
 
-/** A payload larger than this is refused whole, before it is parsed. */
+/** A command larger than this (UTF-8 bytes of its JSON text) is refused, before it is parsed. */
 export const maxPayloadBytes = 64 * 1024;
+/**
+ * A batch job (array payload) is parsed whole up to this size, and each element is then held to
+ * maxPayloadBytes (src/commands/parse.ts). The database splits larger arrays into jobs of at most
+ * two commands' worth (sql/0017_payload_limits.sql); a larger array reaches a worker only if it was
+ * stored before that migration, and is then refused whole, under the job's id.
+ */
+export const maxBatchJobBytes = 4 * maxPayloadBytes;
 /** Deeper than this, a payload is refused before it is parsed (parsing recurses). */
 export const maxPayloadDepth = 32;
-/** A claimed id longer than this (as JSON text) is not looked at in an unreadable payload. */
-const maxClaimedIdText = 1024;
+/**
+ * A claimed id longer than this (as JSON text) is not looked at in an unreadable payload: 128
+ * characters each written as a `\\uXXXX\\uXXXX` pair fit.
+ */
+const maxClaimedIdText = 2048;
 
 /** A number as it was written in the JSON text: `JSON.rawJSON(source)`. */
 export interface JsonNumber {
@@ -40,20 +50,24 @@ export class UnreadablePayload {
   /** The top-level field in which the nesting went too deep (too_deep only). */
   readonly field: string | undefined;
   /** The top-level `"id"` string, if the payload has one that is short and plain. */
-  readonly claimedId: string | undefined;
+  readonly claimedId: unknown;
+  /** The hash `digest` is made with: md5 when the database measured the payload (its stub). */
+  readonly digestAlgorithm: 'sha256' | 'md5';
 
   constructor(
     reason: UnreadablePayload['reason'],
     bytes: number,
     digest: string,
     field: string | undefined,
-    claimedId: string | undefined,
+    claimedId: unknown,
+    digestAlgorithm: 'sha256' | 'md5' = 'sha256',
   ) {
     this.reason = reason;
     this.bytes = bytes;
     this.digest = digest;
     this.field = field;
     this.claimedId = claimedId;
+    this.digestAlgorithm = digestAlgorithm;
   }
 }
 
@@ -61,7 +75,7 @@ export class UnreadablePayload {
 export function readPayloadJson(text: string): unknown {
   const bytes = Buffer.byteLength(text);
   const scan = scanJson(text);
-  if (bytes > maxPayloadBytes)
+  if (bytes > (scan.topIsArray ? maxBatchJobBytes : maxPayloadBytes))
     return new UnreadablePayload('too_large', bytes, digestOf(text), undefined, scan.claimedId);
   if (scan.tooDeepField !== undefined)
     return new UnreadablePayload('too_deep', bytes, digestOf(text), scan.tooDeepField, scan.claimedId);
@@ -80,6 +94,7 @@ function digestOf(text: string): string {
 }
 
 interface Scan {
+  topIsArray: boolean;
   tooDeepField: string | undefined;
   claimedId: string | undefined;
 }
@@ -92,6 +107,7 @@ interface Scan {
 function scanJson(text: string): Scan {
   let depth = 0;
   let topIsObject = false;
+  let topIsArray = false;
   let expectKey = false;
   let currentKey: string | undefined;
   let valueOfId = false;
@@ -116,12 +132,16 @@ function scanJson(text: string): Scan {
         valueOfId = false;
       }
     } else if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
-      if (depth === 0) topIsObject = char === 0x7b;
+      if (depth === 0) {
+        topIsObject = char === 0x7b;
+        topIsArray = !topIsObject;
+      }
       if (valueOfId) claimedId = undefined;
       depth++;
       if (depth === 1) expectKey = topIsObject;
       valueOfId = false;
-      if (depth > maxPayloadDepth && tooDeepField === undefined) {
+      // A batch job's elements each get maxPayloadDepth levels (the array is one more).
+      if (depth > maxPayloadDepth + (topIsObject ? 0 : 1) && tooDeepField === undefined) {
         tooDeepField = topIsObject && currentKey !== undefined ? (decodeString(currentKey) ?? 'payload') : 'payload';
       }
     } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
@@ -135,7 +155,7 @@ function scanJson(text: string): Scan {
       }
     }
   }
-  return { tooDeepField, claimedId };
+  return { topIsArray, tooDeepField, claimedId };
 }
 
 function decodeString(literal: string): string | undefined {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { type Command, type CommandType, commandTypes, declarationOfTask, type TaskId } from './command.ts';
 import type { CommandBase } from './declare.ts';
-import { commandIdProblem, isObject, isWellFormed, kindOf, maxMetadataDepth } from './fields.ts';
+import { commandIdProblem, digitsPattern, isObject, isWellFormed, kindOf, maxMetadataDepth } from './fields.ts';
 import { isJsonNumber, maxPayloadBytes, maxPayloadDepth, UnreadablePayload } from './json-text.ts';
 
 export { maxPayloadBytes } from './json-text.ts';
@@ -50,6 +50,8 @@ export function parseCommand(input: ParseInput): ParsedCommand {
 
 function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
   if (input.payload instanceof UnreadablePayload) return rejectUnreadable(input, type, input.payload);
+  const oversized = oversizedStubOf(input.payload);
+  if (oversized !== undefined) return rejectUnreadable(input, type, oversized);
   const tooDeep = findTooDeepField(input.payload);
   if (tooDeep !== undefined)
     return rejectUnreadable(
@@ -57,7 +59,10 @@ function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
       type,
       new UnreadablePayload('too_deep', 0, '', tooDeep, usableId(claimedIdOf(input.payload))),
     );
-  const request = JSON.stringify(input.payload) ?? 'null';
+  // The request is stored in a json column that a DBA reads with ->> and ::jsonb: a payload jsonb
+  // cannot hold is refused, and its request stored with what jsonb cannot hold replaced.
+  const unstorable = findUnstorable(input.payload);
+  const request = JSON.stringify(unstorable === undefined ? input.payload : storableCopy(input.payload)) ?? 'null';
   const fingerprint = fingerprintOf(type, input.payload);
   const claimedId = claimedIdOf(input.payload);
   const id = commandIdProblem(claimedId) === undefined ? (claimedId as string) : input.defaultId;
@@ -68,12 +73,7 @@ function parsePayload(input: ParseInput, type: Command['type']): ParsedCommand {
   if (size > maxPayloadBytes) return reject(`payload: is ${size} bytes, at most ${maxPayloadBytes} are accepted`);
   if (input.requireId && input.payload.id === undefined)
     return reject('id: is required for each element of a batch job');
-  // Metadata is stored as JSON text, which keeps any string; every other field ends up in a text
-  // column or in a message, which cannot hold a NUL or a lone surrogate.
-  const fields = Object.fromEntries(Object.entries(input.payload).filter(([key]) => key !== 'metadata'));
-  const unstorable = findUnstorableText(fields, []);
-  if (unstorable)
-    return reject(`${unstorable}: contains a NUL character or a lone surrogate, which PostgreSQL cannot store`);
+  if (unstorable !== undefined) return reject(`${unstorable.path}: ${unstorable.problem}`);
 
   const command = buildCommand(input, id);
   if (typeof command === 'string') return reject(command);
@@ -135,21 +135,71 @@ function storableText(text: string): string {
   return text.toWellFormed().replaceAll('\u0000', '\uFFFD');
 }
 
-function findUnstorableText(value: unknown, path: string[]): string | undefined {
-  if (typeof value === 'string') return isWellFormed(value) ? undefined : path.join('.') || 'payload';
+const unstorableText = 'contains a NUL character or a lone surrogate, which PostgreSQL cannot store';
+const unstorableNumber =
+  "is a number PostgreSQL's jsonb cannot hold (more than 131072 digits before the point or 16383 after)";
+
+/**
+ * The first string, key or number that a jsonb value cannot hold, with its path (`metadata.a.0`):
+ * a NUL or a lone surrogate (json keeps them, jsonb and text refuse them), or a number beyond
+ * PostgreSQL's numeric. The path is built only for what is found: this runs on every command.
+ */
+function findUnstorable(value: unknown): { path: string; problem: string } | undefined {
+  const found = findUnstorablePath(value);
+  if (found === undefined) return undefined;
+  return { path: found.path.reverse().join('.') || 'payload', problem: found.problem };
+}
+
+function findUnstorablePath(value: unknown): { path: string[]; problem: string } | undefined {
+  if (typeof value === 'string') return isWellFormed(value) ? undefined : { path: [], problem: unstorableText };
+  if (isJsonNumber(value)) return fitsNumeric(value.rawJSON) ? undefined : { path: [], problem: unstorableNumber };
   if (Array.isArray(value)) {
-    for (const [index, inner] of value.entries()) {
-      const found = findUnstorableText(inner, [...path, String(index)]);
-      if (found) return found;
+    for (let index = 0; index < value.length; index++) {
+      const found = findUnstorablePath(value[index]);
+      if (found) return (found.path.push(String(index)), found);
     }
   } else if (isObject(value)) {
-    for (const [key, inner] of Object.entries(value)) {
-      if (!isWellFormed(key)) return [...path, storableText(key)].join('.');
-      const found = findUnstorableText(inner, [...path, key]);
-      if (found) return found;
+    for (const key in value) {
+      if (!isWellFormed(key)) return { path: [storableText(key)], problem: unstorableText };
+      const found = findUnstorablePath(value[key]);
+      if (found) return (found.path.push(key), found);
     }
   }
   return undefined;
+}
+
+/** PostgreSQL's numeric (and so jsonb) holds at most 131072 digits before the point and 16383 after. */
+function fitsNumeric(source: string): boolean {
+  const match = /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(source);
+  if (!match) return true;
+  const [, whole = '', fraction = '', exponentText = '0'] = match;
+  const exponent = Number(exponentText);
+  if (fraction.length - exponent > 16383) return false;
+  const digits = whole + fraction;
+  const firstSignificant = digits.search(/[1-9]/);
+  return firstSignificant === -1 || whole.length - firstSignificant + exponent <= 131072;
+}
+
+/** The payload with what jsonb cannot hold replaced: strings and keys made storable, numbers as strings. */
+function storableCopy(value: unknown): unknown {
+  if (typeof value === 'string') return storableText(value);
+  if (isJsonNumber(value)) return fitsNumeric(value.rawJSON) ? value : value.rawJSON;
+  if (Array.isArray(value)) return value.map(storableCopy);
+  if (isObject(value))
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [storableText(key), storableCopy(inner)]));
+  return value;
+}
+
+/**
+ * The stub the database leaves in a job in place of a command over 64 KiB (sql/0017_payload_limits.sql):
+ * `{"id", "refused": "payload too large", "payload_bytes", "md5"}`. A client that sends such an
+ * object itself only gets its own command refused.
+ */
+function oversizedStubOf(payload: unknown): UnreadablePayload | undefined {
+  if (!isObject(payload) || payload.refused !== 'payload too large') return undefined;
+  const bytes = payload.payload_bytes;
+  if (!isJsonNumber(bytes) || !digitsPattern.test(bytes.rawJSON) || typeof payload.md5 !== 'string') return undefined;
+  return new UnreadablePayload('too_large', Number(bytes.rawJSON), payload.md5, undefined, payload.id, 'md5');
 }
 
 function quotableKey(key: string): string {
@@ -163,7 +213,7 @@ function quotableKey(key: string): string {
  * replay and another one under the same id is a conflict.
  */
 function rejectUnreadable(input: ParseInput, type: Command['type'], payload: UnreadablePayload): ParsedCommand {
-  const id = commandIdProblem(payload.claimedId) === undefined ? payload.claimedId! : input.defaultId;
+  const id = usableId(payload.claimedId) ?? input.defaultId;
   let message: string;
   let summary: Record<string, unknown>;
   if (payload.reason === 'too_large') {
@@ -177,7 +227,7 @@ function rejectUnreadable(input: ParseInput, type: Command['type'], payload: Unr
         : `${field}: is nested more than ${maxPayloadDepth} levels deep`;
     summary = { id, nested_too_deeply: field };
   }
-  if (payload.digest) summary.sha256 = payload.digest;
+  if (payload.digest) summary[payload.digestAlgorithm] = payload.digest;
   return { ok: false, id, type, message, request: JSON.stringify(summary), fingerprint: fingerprintOf(type, summary) };
 }
 

@@ -27,6 +27,12 @@ import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type Exist
 
 export { resultsChannel } from '../commands/contract.ts';
 
+/**
+ * NOTIFY-queue usage (0-1) from which a batch sends no notification (BILLING_NOTIFY_QUEUE_LIMIT_PERCENT):
+ * far below full, so that notifications sent between the check and the commit still fit.
+ */
+export const defaultNotifyQueueLimit = 0.5;
+
 /** A recorded outcome carries the seq its result row got; the others wrote no row. */
 export type AppliedOutcome =
   (Extract<ItemOutcome, { kind: 'recorded' }> & { seq: bigint }) | Exclude<ItemOutcome, { kind: 'recorded' }>;
@@ -66,8 +72,8 @@ function sendQuery<O extends pg.QueryResultRow>(
 /** The writes statement, compiled once; a batch's values fill its named parameters. */
 const compiledWrites = writeStatement(builder).compile();
 
-function writesOf(plan: BatchPlan): typeof compiledWrites {
-  const values = writeValues(plan);
+function writesOf(plan: BatchPlan, notify: boolean): typeof compiledWrites {
+  const values = writeValues(plan, notify);
   return {
     ...compiledWrites,
     parameters: compiledWrites.parameters.map((p) => (p instanceof BatchParameter ? p.valueIn(values) : p)),
@@ -121,14 +127,23 @@ function statementSender(client: pg.PoolClient): <T>(statement: () => Promise<T>
  * from the server's work on the writes to its commit, with no client round trip in between. On a
  * pool that does not pipeline, pg sends each queued statement as the previous one completes.
  */
-export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<AppliedBatch> {
+export async function applyBatch(
+  pool: pg.Pool,
+  items: BatchItem[],
+  options: { notifyQueueLimit?: number } = {},
+): Promise<AppliedBatch> {
   const client = await pool.connect();
   let broken: Error | undefined;
   const send = statementSender(client);
   try {
-    const { existing, view } = await lockAndRead(client, send, items);
+    const { existing, view, notify } = await lockAndRead(
+      client,
+      send,
+      items,
+      options.notifyQueueLimit ?? defaultNotifyQueueLimit,
+    );
     const plan = planBatch(items, existing, view);
-    const writes = [send(() => sendQuery(client, writesOf(plan))), send(() => client.query('commit'))] as const;
+    const writes = [send(() => sendQuery(client, writesOf(plan, notify))), send(() => client.query('commit'))] as const;
     await Promise.allSettled(writes);
     const [rows, committed] = await Promise.all(writes);
     if (committed.command !== 'COMMIT') throw new Error('the batch transaction did not commit');
@@ -138,8 +153,9 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
     for (const row of rows) if (row.id !== null && row.seq !== null) seqs.set(row.id, row.seq);
     if (seqs.size !== plan.operations.length)
       throw new Error(`wrote ${seqs.size} of ${plan.operations.length} results`);
-    if (Number(rows[0]?.expiries) !== plan.expiries.length)
-      throw new Error(`scheduled ${rows[0]?.expiries} of ${plan.expiries.length} expiries`);
+    const expiriesDue = notify ? plan.expiries.length : 0;
+    if (Number(rows[0]?.expiries) !== expiriesDue)
+      throw new Error(`scheduled ${rows[0]?.expiries} of ${expiriesDue} expiries`);
     const outcomes = plan.outcomes.map((outcome): AppliedOutcome => {
       if (outcome.kind !== 'recorded') return outcome;
       const seq = seqs.get(outcome.result.id);
@@ -161,7 +177,12 @@ export async function applyBatch(pool: pg.Pool, items: BatchItem[]): Promise<App
 }
 
 /** Takes the batch's slot locks, then reads (and row-locks) what its commands decide on. */
-async function lockAndRead(client: pg.PoolClient, send: ReturnType<typeof statementSender>, items: BatchItem[]) {
+async function lockAndRead(
+  client: pg.PoolClient,
+  send: ReturnType<typeof statementSender>,
+  items: BatchItem[],
+  notifyQueueLimit: number,
+) {
   const slots = lockSlotsOf(items);
   const holdIds = new Set<string>();
   const accountIds = new Set<string>();
@@ -179,10 +200,14 @@ async function lockAndRead(client: pg.PoolClient, send: ReturnType<typeof statem
     // sequential scan kept as the table grows: every access here is by key, so sequential scans
     // are ruled out. The cost that rules them out would also start JIT on every batch: off.
     // (Figures: docs/performance.md.)
+    // The NOTIFY queue's usage decides whether this batch notifies (writeStatement); reading it
+    // also advances the queue's tail past what every listener has read.
     send(() =>
-      client.query(
+      client.query<{ notify: boolean }>(
         `select set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true),
-                set_config('plan_cache_mode', 'force_generic_plan', true)`,
+                set_config('plan_cache_mode', 'force_generic_plan', true),
+                pg_notification_queue_usage() < $1::float8 as notify`,
+        [notifyQueueLimit],
       ),
     ),
     send(() => sendQuery(client, lockSlots(builder, slots))),
@@ -191,7 +216,8 @@ async function lockAndRead(client: pg.PoolClient, send: ReturnType<typeof statem
     send(() => sendQuery(client, lockAccounts(builder, [...accountIds], [...holdIds]))),
   ] as const;
   await Promise.allSettled(reads);
-  const [, , locked, earlier, holdRows, accountRows] = await Promise.all(reads);
+  const [, settings, locked, earlier, holdRows, accountRows] = await Promise.all(reads);
+  const notify = settings.rows[0]?.notify === true;
   // A missing slot row would be a lock silently not taken.
   const { locked: lockedCount, now } = locked[0]!;
   if (lockedCount !== BigInt(slots.length)) throw new Error(`locked ${lockedCount} of ${slots.length} lock slots`);
@@ -226,7 +252,7 @@ async function lockAndRead(client: pg.PoolClient, send: ReturnType<typeof statem
   );
   const accounts = new Map(accountRows.map((row) => [row.account, { ...row }]));
   // `now`: the clock after the last slot lock was granted, the database's, never the worker's.
-  return { existing, view: { accounts, holds, now } };
+  return { existing, view: { accounts, holds, now }, notify };
 }
 
 function idOf(item: BatchItem): string {

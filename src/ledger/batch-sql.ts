@@ -196,11 +196,15 @@ const rowLists = {
 type RowLists = typeof rowLists;
 type ListName = keyof RowLists;
 
-/** The rows of one batch's writes statement, one list per write. */
-export type WriteValues = { [L in ListName]: RowOf<RowLists[L]>[] };
+/**
+ * The rows of one batch's writes statement, one list per write, and whether it notifies: `notify`
+ * false means the NOTIFY queue is (nearly) full, so the statement sends no notification and
+ * schedules no expiry job (graphile_worker.add_job always notifies); see writeStatement.
+ */
+export type WriteValues = { [L in ListName]: RowOf<RowLists[L]>[] } & { notify: boolean };
 
 /** The rows one batch writes, from its plan. */
-export function writeValues(plan: BatchPlan): WriteValues {
+export function writeValues(plan: BatchPlan, notify = true): WriteValues {
   const openedIds = new Set(plan.openedAccounts.map((a) => a.account));
   const closedById = new Map(plan.closedHolds.map((c) => [c.hold, c]));
   const createdIds = new Set(plan.createdHolds.map((h) => h.hold));
@@ -262,6 +266,7 @@ export function writeValues(plan: BatchPlan): WriteValues {
       job_id: o.jobId,
       balances: jsonText(balancesToJson(o.balances)),
     })),
+    notify,
   };
 }
 
@@ -276,6 +281,9 @@ export class BatchParameter {
     this.valueIn = valueIn;
   }
 }
+
+/** Whether this batch notifies (see WriteValues). */
+const notifies = sql<boolean>`${new BatchParameter((values) => values.notify)}`;
 
 /** How many rows a list has this batch. */
 function rowCount(list: ListName): RawBuilder<number> {
@@ -326,7 +334,11 @@ const ledgerWrites = ['opened', 'rebalanced', 'new_holds', 'closed_holds', 'new_
  *   (they are gated on its row): the lock is held from there to commit, so seqs are handed out in
  *   commit order and its hold time is the result insert and the commit;
  * - the notification reads the inserted results (one per transaction, with the highest seq);
- * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them.
+ * - side effects of plain SELECTs (add_job, pg_notify) run because the final row reads them;
+ * - every notification, and every add_job (which notifies), is gated on the bound `notify`: when
+ *   PostgreSQL's NOTIFY queue is (nearly) full a notifying commit fails, and results must commit
+ *   whatever the queue holds. Readers poll by id or cursor anyway; a hold without its expiry job is
+ *   expired by the sweeper (src/worker/expiry-sweeper.ts).
  * The journal's references (an entry's account and operation) are checked once, at the end of the
  * statement, by a statement trigger (sql/0015).
  */
@@ -408,17 +420,23 @@ export function writeStatement(db: Db) {
       )
       // An id conflict writes no result row; its notification is its own (small) payload.
       .with('conflicts_notified', (qc) =>
-        qc.selectFrom(conflictRows).select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent')),
+        qc
+          .selectFrom(conflictRows)
+          .select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent'))
+          .where(notifies),
       )
       // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
       // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
       .with('expiries', (qc) =>
-        qc.selectFrom(rowsOf('expiries')).select(
-          sql<string>`graphile_worker.add_job(${holdExpiry.task}, json_build_object('hold', v.hold),
+        qc
+          .selectFrom(rowsOf('expiries'))
+          .select(
+            sql<string>`graphile_worker.add_job(${holdExpiry.task}, json_build_object('hold', v.hold),
         run_at => v.run_at, job_key => ${holdExpiry.idPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as(
-            'job',
-          ),
-        ),
+              'job',
+            ),
+          )
+          .where(notifies),
       )
       .with('seq_locked', (qc) =>
         qc
@@ -446,7 +464,7 @@ export function writeStatement(db: Db) {
               'sent',
             ),
           )
-          .having(({ fn, eb }) => eb(fn.countAll(), '>', eb.val(0))),
+          .having(({ fn, eb }) => eb.and([eb(fn.countAll(), '>', eb.val(0)), notifies])),
       )
       // One driving row, so that the side effects above are read (and so run) even when no result is written.
       .with('side_effects', (qc) =>

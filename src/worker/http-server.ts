@@ -6,8 +6,6 @@ export interface HealthChecks {
   live(): boolean;
   /** Ready: a runner takes jobs and the database answers. */
   ready(): Promise<boolean>;
-  /** Refreshes gauges read from the database (queue depth) before a scrape. */
-  beforeScrape(): Promise<void>;
 }
 
 export interface Listen {
@@ -39,6 +37,7 @@ export class PortTakenError extends Error {
  * listening; `server.address()` is where it listens, which is what the logs and the banner show.
  */
 export async function startHttpServer(listen: Listen, metrics: Metrics, checks: HealthChecks): Promise<Server> {
+  const renderMetrics = renderedAtMostEvery(metricsRenderTtlMs, () => metrics.registry.metrics());
   const server = createServer((request, response) => {
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       response.writeHead(status, { 'content-type': type });
@@ -51,8 +50,9 @@ export async function startHttpServer(listen: Listen, metrics: Metrics, checks: 
         case '/readyz':
           return (await checks.ready()) ? reply(200, 'ready\n') : reply(503, 'not ready\n');
         case '/metrics':
-          await checks.beforeScrape().catch(() => {});
-          return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
+          // Only what is in memory: the gauges read from the database are refreshed by their own
+          // loop (database-gauges.ts), so a scrape costs the same whatever the queue holds.
+          return reply(200, await renderMetrics(), metrics.registry.contentType);
         default:
           return reply(404, 'not found: try /healthz, /readyz or /metrics\n');
       }
@@ -78,6 +78,30 @@ export async function startHttpServer(listen: Listen, metrics: Metrics, checks: 
     }
   }
   throw new Error('unreachable: port 0 either binds or throws');
+}
+
+/**
+ * How long one rendering of /metrics answers every scrape. Rendering runs on the worker's only
+ * thread, the one that runs commands (and the default process metrics read /proc): 32 scrapers
+ * fetching back to back took another client's command p50 to 2 s. Cached, any number of scrapers
+ * cost one rendering a second; Prometheus scrapes every 15 s or so, so values 1 s old lose nothing.
+ */
+export const metricsRenderTtlMs = 1_000;
+
+/** `render` at most once per `ttlMs`: calls in between get the last text, calls during a render share it. */
+function renderedAtMostEvery(ttlMs: number, render: () => Promise<string>): () => Promise<string> {
+  let last: { at: number; text: string } | undefined;
+  let rendering: Promise<string> | undefined;
+  return () => {
+    if (last && performance.now() - last.at < ttlMs) return Promise.resolve(last.text);
+    rendering ??= render()
+      .then((text) => {
+        last = { at: performance.now(), text };
+        return text;
+      })
+      .finally(() => (rendering = undefined));
+    return rendering;
+  };
 }
 
 function bind(server: Server, port: number, host: string): Promise<void> {

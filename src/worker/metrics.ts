@@ -17,12 +17,22 @@ export interface Metrics {
   queueDepth: Gauge<'task'>;
   /** Age of the oldest job that could run now and waits: the queue's backlog in time. */
   oldestWaitingSeconds: Gauge;
+  /** When the gauges read from the database were last all refreshed (src/worker/database-gauges.ts). */
+  gaugesRefreshed: Gauge;
   /** Jobs handed back from dead workers by this process's reaper (they then run elsewhere or here). */
   jobsReclaimed: Counter;
   /** Jobs graphile-worker gave up on (max attempts reached): each needs a human. */
   jobsFailed: Counter<'task'>;
   /** Queue runners this process replaced: the database went away, or graphile-worker shut one down. */
   runnerRestarts: Counter;
+  /** PostgreSQL's NOTIFY queue, used fraction (0-1), as the watchdog last read it. */
+  notifyQueueUsage: Gauge;
+  /** Client and reader sessions the watchdog ended because they pinned a filling NOTIFY queue. */
+  notifySessionsEnded: Counter;
+  /** Job fetches (graphile-worker's get_jobs) this process ran. */
+  queueFetches: Counter;
+  /** `jobs:insert` notifications: passed on as a wake-up, or folded into one already due. */
+  queueWakeups: Counter<'outcome'>;
   observeBatch(size: number, durationMs: number, error?: unknown): void;
 }
 
@@ -99,6 +109,11 @@ export function createMetrics(): Metrics {
       help: 'Age of the oldest billing job due and not taken, in the whole database (0 when none; use max() across replicas)',
       registers: [registry],
     }),
+    gaugesRefreshed: new Gauge({
+      name: 'billing_database_gauges_refreshed_timestamp_seconds',
+      help: 'When the gauges read from the database (queue depth, oldest waiting job) were last refreshed: they are read every BILLING_METRICS_INTERVAL_MS, not per scrape (0: never yet)',
+      registers: [registry],
+    }),
     jobsReclaimed: new Counter({
       name: 'billing_jobs_reclaimed_total',
       help: 'Jobs locked by dead workers that this worker handed back to the queue',
@@ -115,7 +130,29 @@ export function createMetrics(): Metrics {
       help: 'Fresh queue runners started after losing the database (a PostgreSQL restart)',
       registers: [registry],
     }),
+    notifyQueueUsage: new Gauge({
+      name: 'billing_notify_queue_usage_ratio',
+      help: "PostgreSQL's NOTIFY queue, fraction used (0-1; the whole server, use max() across replicas). Alert above 0.05",
+      registers: [registry],
+    }),
+    notifySessionsEnded: new Counter({
+      name: 'billing_notify_sessions_ended_total',
+      help: 'Client and reader sessions ended by the watchdog because they pinned a filling NOTIFY queue',
+      registers: [registry],
+    }),
+    queueFetches: new Counter({
+      name: 'billing_queue_fetches_total',
+      help: 'Job fetches (graphile-worker get_jobs) run by this worker',
+      registers: [registry],
+    }),
+    queueWakeups: new Counter({
+      name: 'billing_queue_wakeups_total',
+      help: 'jobs:insert notifications: passed on to the fetcher (forwarded) or folded into a wake-up already due (coalesced)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
   };
+  for (const outcome of ['forwarded', 'coalesced']) metrics.queueWakeups.inc({ outcome }, 0);
   for (const { type, codes } of declarations) {
     // The service's own expiry is never refused: it applies, or is skipped and writes no result.
     const isExpiry = type === holdExpiry.type;

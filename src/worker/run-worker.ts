@@ -1,8 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
-import { sql } from 'kysely';
-import { taskPrefix } from '../commands/contract.ts';
 import type { Config } from '../config.ts';
 import { answers } from '../db/connection.ts';
 import type { Logger } from '../logger.ts';
@@ -12,7 +10,10 @@ import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { tolerateKnownGraphileRejections } from './graphile-rejections.ts';
 import { startHttpServer } from './http-server.ts';
-import { createRuntime, setRuntime, type WorkerRuntime } from './runtime.ts';
+import { startGaugeLoop, queueGauges, type GaugeLoop } from './database-gauges.ts';
+import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
+import { startNotifyWatchdog, type NotifyWatchdog } from './notify-watchdog.ts';
+import { WakeGate, gateJobWakeups } from './wake-gate.ts';
 import { queueSettings } from './queue-settings.ts';
 import { assertMigrated } from './schema-check.ts';
 
@@ -62,29 +63,36 @@ export async function startWorker(
   let stopping = false;
   let runner: QueueRunner | undefined;
   let server: Server | undefined;
+  let gauges: GaugeLoop | undefined;
   if (config.httpPort >= 0) {
+    // Scrapes and probes read what this loop last saw, on its own session: never the ledger's pool.
+    gauges = startGaugeLoop({
+      connectionString,
+      sessionOptions: workerSessionOptions(config),
+      intervalMs: config.metricsIntervalMs,
+      gauges: [queueGauges(runtime.metrics)],
+      metrics: runtime.metrics,
+      logger,
+    });
+    const loop = gauges;
     try {
       server = await startHttpServer(
         { port: config.httpPort, host: config.httpHost, explicit: config.httpPortExplicit },
         runtime.metrics,
         {
           live: () => !stopping,
-          ready: async () =>
-            !stopping &&
-            runner !== undefined &&
-            (await sql`select 1`.execute(runtime.db).then(
-              () => true,
-              () => false,
-            )),
-          beforeScrape: () => refreshQueueGauges(runtime),
+          ready: async () => !stopping && runner !== undefined && (await loop.databaseAnswers()),
         },
       );
     } catch (error) {
+      await gauges.stop();
       await runtime.close();
       throw error;
     }
   }
   setRuntime(runtime);
+  // Process-wide, not per runner: it must go on while a runner is lost or restarting.
+  const watchdog: NotifyWatchdog = startNotifyWatchdog({ config, logger, metrics: runtime.metrics });
   const address = server?.address();
   const httpPort = address && typeof address === 'object' ? address.port : undefined;
   const httpHost = address && typeof address === 'object' ? address.address : undefined;
@@ -105,6 +113,8 @@ export async function startWorker(
     runner = await startQueueRunner(config, runtime, logger, lost);
   } catch (error) {
     server?.close();
+    await gauges?.stop();
+    await watchdog.stop();
     await runtime.close();
     setRuntime(undefined);
     throw error;
@@ -165,7 +175,9 @@ export async function startWorker(
         wake.abort();
         await restarting;
         await runner?.stop();
+        await watchdog.stop();
         server?.close();
+        await gauges?.stop();
         await runtime.close();
         setRuntime(undefined);
       })();
@@ -208,7 +220,12 @@ async function startQueueRunner(
   queuePool.on('error', (error) => {
     if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
   });
-  queuePool.on('connect', (client) => client.on('error', () => {}));
+  // A flood of jobs:insert (any login may send it) must not run fetches back to back.
+  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => runtime.metrics.queueWakeups.inc({ outcome }));
+  queuePool.on('connect', (client) => {
+    client.on('error', () => {});
+    gateJobWakeups(client, wakeGate);
+  });
   // Registers the pool's and workers' ids before graphile-worker can lock a job under them.
   let recovery: Recovery;
   try {
@@ -219,6 +236,7 @@ async function startQueueRunner(
       onLost: lose,
       reaperIntervalMs: config.recoveryIntervalMs,
       onRecovered: (result) => runtime.metrics.jobsReclaimed.inc(result.unlockedJobs),
+      notifyQueueLimit: config.notifyQueueLimit,
     });
   } catch (error) {
     await queuePool.end().catch(() => {});
@@ -236,6 +254,7 @@ async function startQueueRunner(
   // At most one call a second, none once the runner is stopping.
   let statisticsCheckedAt = 0;
   events.on('localQueue:getJobs:complete', ({ jobs }: { jobs: unknown[] }) => {
+    runtime.metrics.queueFetches.inc();
     const now = Date.now();
     if (jobs.length < settings.fetchSize || stopping || lost || now - statisticsCheckedAt < 1_000) return;
     statisticsCheckedAt = now;
@@ -253,6 +272,7 @@ async function startQueueRunner(
   );
   let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
+    wakeGate.close();
     await sweeper?.stop();
     await recovery.stop();
     // A runner that did not stop may hold a connection for good: the pool ends without waiting.
@@ -356,21 +376,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       { once: true },
     );
   });
-}
-
-/**
- * Jobs waiting per billing task (unknown `billing/` names included: they wait forever) and the age
- * of the oldest one due. Read from the shared tables: every replica reports the same values.
- */
-async function refreshQueueGauges(runtime: WorkerRuntime): Promise<void> {
-  const { rows } = await sql<{ task: string; waiting: bigint; oldest_seconds: number | null }>`
-    select task_identifier as task, count(*) as waiting,
-      extract(epoch from now() - min(run_at) filter (where run_at <= now() and attempts < max_attempts))::float8 as oldest_seconds
-    from graphile_worker.jobs
-    where task_identifier like ${`${taskPrefix}%`} and locked_at is null group by 1`.execute(runtime.db);
-  const { queueDepth, oldestWaitingSeconds } = runtime.metrics;
-  for (const task of (await queueDepth.get()).values.map((value) => value.labels.task))
-    if (task) queueDepth.set({ task }, 0);
-  for (const row of rows) queueDepth.set({ task: row.task }, Number(row.waiting));
-  oldestWaitingSeconds.set(Math.max(0, ...rows.map((row) => row.oldest_seconds ?? 0)));
 }

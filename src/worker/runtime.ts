@@ -32,7 +32,7 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
   const db = createKysely(pool);
   const metrics = createMetrics();
   const batcher = new CommandBatcher({
-    apply: (items) => applyBatch(pool, items),
+    apply: (items) => applyBatch(pool, items, { notifyQueueLimit: config.notifyQueueLimit }),
     maxBatchSize: config.batchSize,
     maxConcurrentBatches: config.batchesInFlight,
     maxWaitMs: config.batchWaitMs,

@@ -54,8 +54,11 @@ export function startDeadWorkerReaper(options: {
   intervalMs: number;
   logger: RecoveryLogger;
   onRecovered?: (result: ReapResult) => void;
+  /** NOTIFY-queue usage (0-1) from which no wake-up is sent (BILLING_NOTIFY_QUEUE_LIMIT_PERCENT). */
+  notifyQueueLimit?: number;
 }): DeadWorkerReaper {
   const { pgPool, logger, intervalMs } = options;
+  const notifyQueueLimit = options.notifyQueueLimit ?? 0.5;
   const reported = new Set<string>();
 
   const pass = async (): Promise<ReapResult> => {
@@ -84,10 +87,13 @@ export function startDeadWorkerReaper(options: {
           unlockedJobs = (await client.query(unlockJobsSkippingLocked, [toUnlock])).rowCount ?? 0;
           await client.query(unlockQueuesSkippingLocked, [toUnlock]);
           if (decision.dead.length > 0) await client.query(deleteEmptyRegistrations, [decision.dead]);
+          // Only a wake-up (workers poll anyway): never sent into a (nearly) full NOTIFY queue,
+          // where it would fail this commit and leave the dead worker's jobs locked.
           if (unlockedJobs > 0) {
             await client.query(
-              `select pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)`,
-              [unlockedJobs],
+              `select pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)
+               where pg_notification_queue_usage() < $2::float8`,
+              [unlockedJobs, notifyQueueLimit],
             );
           }
           await client.query('commit');

@@ -38,6 +38,8 @@ export async function startRecovery(options: {
   reaperIntervalMs: number | 'off';
   /** Called after each reaper pass that unlocked jobs (the reclaimed-jobs metric). */
   onRecovered?: (result: ReapResult) => void;
+  /** NOTIFY-queue usage (0-1) from which the reaper sends no wake-up. */
+  notifyQueueLimit?: number;
 }): Promise<Recovery> {
   const { queuePool, logger } = options;
   const registration = await registerLiveness(options);
@@ -68,6 +70,7 @@ export async function startRecovery(options: {
           logger,
           intervalMs: options.reaperIntervalMs,
           ...(options.onRecovered && { onRecovered: options.onRecovered }),
+          ...(options.notifyQueueLimit !== undefined && { notifyQueueLimit: options.notifyQueueLimit }),
         });
   return {
     events,
