@@ -509,6 +509,11 @@ const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = 
   'billing.request_field(json,text)': ['worker', 'client', 'reader'],
   'billing.worker_liveness_sessions()': ['worker'],
   'billing.refresh_queue_statistics(bigint)': ['worker'],
+  // The NOTIFY-queue watchdog's only power: ending client and reader sessions that pin the queue.
+  'billing.end_queue_pinning_sessions(bigint)': ['worker'],
+  // The payload-size guard on graphile-worker's job table and its helper (billing.submit's too).
+  'billing.limit_job_payload()': [],
+  'billing.oversized_command_stub(json)': [],
   // `billing migrate` only.
   'billing.apply_access()': [],
   // Trigger functions: a trigger runs them without checking EXECUTE.
