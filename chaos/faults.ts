@@ -21,6 +21,13 @@ export interface FaultPlan {
   partitions: number;
   /** How long the partition (blackhole) and the slow link (latency) each last. */
   partitionMs: number;
+  /**
+   * Kills the run must have done: the kill loop goes on past `seconds` until it has, since on a
+   * loaded machine each kill waits longer for its moment and fewer fit in the time.
+   */
+  minKills: number;
+  /** How long past `seconds` the schedule may run to reach `minKills` before the run fails. */
+  overtimeMs: number;
 }
 
 export interface FaultStats {
@@ -107,7 +114,11 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
 
   const killLoop = async () => {
     let kills = 0;
-    while (Date.now() + plan.killEveryMs < deadline) {
+    while (Date.now() + plan.killEveryMs < deadline || kills < plan.minKills) {
+      if (Date.now() > deadline + plan.overtimeMs)
+        throw new Error(
+          `chaos: ${kills} of the ${plan.minKills} SIGKILLs the run needs after ${plan.seconds} s and ${plan.overtimeMs} ms more`,
+        );
       await sleep(plan.killEveryMs * (0.6 + 0.8 * random()));
       const candidates = () =>
         supervisor.workers.filter((w) => w !== pausedWorker && !(blackholed && w.kind === 'proxied'));

@@ -56,6 +56,8 @@ export function defaultOptions(seconds: number): Omit<ChaosOptions, 'log'> {
       pauseMs: 4000,
       partitions: Math.max(1, Math.floor(seconds / 60)),
       partitionMs: seconds >= 60 ? 4000 : 2500,
+      minKills: 0,
+      overtimeMs: 120_000,
     },
     faketimeOffset: '+3h',
     keep: false,
@@ -193,9 +195,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         () => stopProducers,
       ),
     );
-    const loadEnds = sleep(options.seconds * 1000).then(() => {
-      stopProducers = true;
-    });
+    // The load runs for `seconds` and on while the schedule still owes faults (faults.minKills).
+    const minimumLoad = sleep(options.seconds * 1000);
     await runFaults(
       {
         plan: { seconds: options.seconds, ...options.faults },
@@ -209,8 +210,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         note: log,
       },
       faults,
-    );
-    await loadEnds;
+    ).catch((error: unknown) => {
+      stopProducers = true;
+      throw error;
+    });
+    await minimumLoad;
+    stopProducers = true;
     await Promise.all(producers);
     log(`load over: ${commands.size} commands (${producer.enqueued} jobs enqueued); draining`);
 
