@@ -25,7 +25,7 @@ export interface Measured {
   costs?: Costs;
 }
 
-/** Fewest jobs a measured window holds (it runs on past its seconds until it has them), and for how long more at most. */
+/** Fewest jobs a measured window holds: it runs on past its seconds until it has them, for 2 minutes at most. */
 const minimumJobsInWindow = 200;
 const windowOvertimeMs = 120_000;
 
