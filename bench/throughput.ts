@@ -25,6 +25,10 @@ export interface Measured {
   costs?: Costs;
 }
 
+/** Fewest jobs a measured window holds: it runs on past its seconds until it has them, for 2 minutes at most. */
+const minimumJobsInWindow = 200;
+const windowOvertimeMs = 120_000;
+
 /**
  * Keeps a backlog of at least a few seconds of work queued (add_jobs in big batches, ahead of and
  * during the run) and counts the jobs done between two readings of the database clock after a warm-up.
@@ -60,6 +64,15 @@ async function measure(bench: BenchDatabase, phase: Phase, counter: Counter, pro
   const started = await databaseSeconds(bench.pool);
   const startDone = await exactly();
   await sleep(phase.seconds * 1000);
+  // The window lasts `seconds` and until it holds enough jobs to make a rate of: on a loaded
+  // machine a short window could end before the workers had done a single job (a rate of 0).
+  for (const deadline = Date.now() + windowOvertimeMs; (await counter.done()) - startDone < minimumJobsInWindow;) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `bench: fewer than ${minimumJobsInWindow} jobs done ${phase.seconds} s + ${windowOvertimeMs} ms into the window`,
+      );
+    await sleep(100);
+  }
   const ended = await databaseSeconds(bench.pool);
   const endDone = await exactly();
   const costs = await probe?.stop();

@@ -3,6 +3,9 @@ import { runBench } from './helpers/bench.ts';
 
 // A file of its own: every phase with real worker processes takes a while on a loaded machine.
 // Figures are not asserted (no timing assertions): the run must print every row and a clean verify.
+// Each throughput window lasts until it holds enough jobs (bench/throughput.ts), so the run is as
+// long as the machine makes it: 130 s at a load of 15, over 240 s at 35; this is its ceiling.
+t.setTimeout(600_000);
 t.test('a tiny run prints every figure and every target, and verify passes', async (t) => {
   const { code, stdout, stderr } = await runBench([
     '--json',
