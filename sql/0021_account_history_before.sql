@@ -52,8 +52,14 @@ comment on function billing.account_history_before(text, bigint, integer) is
 
 do $grants$
 declare
-  owner_role text := coalesce(nullif(current_setting('pgbilling.owner_role', true), ''), 'billing_owner');
+  owner_role  text := coalesce(nullif(current_setting('pgbilling.owner_role', true), ''), 'billing_owner');
+  client_role text := coalesce(nullif(current_setting('pgbilling.client_role', true), ''), 'billing_client');
+  reader_role text := coalesce(nullif(current_setting('pgbilling.reader_role', true), ''), 'billing_reader');
 begin
+  -- As billing.account_history since 0019: PUBLIC runs nothing of ours, the client and the reader do.
+  execute 'revoke execute on function billing.account_history_before(text, bigint, integer) from public';
+  execute format('grant execute on function billing.account_history_before(text, bigint, integer) to %I, %I',
+                 client_role, reader_role);
   -- Owned by the owner role as billing.account_history is (0011): the SECURITY DEFINER function
   -- then carries no superuser power when a superuser migrates.
   if pg_catalog.pg_has_role(current_user, owner_role, 'MEMBER') then

@@ -505,6 +505,7 @@ const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = 
   'billing.submit(text,json)': ['client'],
   'billing.await_result(text,double precision)': ['client', 'reader'],
   'billing.account_history(text,bigint,integer)': ['client', 'reader'],
+  'billing.account_history_before(text,bigint,integer)': ['client', 'reader'],
   // DBAs' queries; the worker because inserting a result evaluates the indexes built on it.
   'billing.request_field(json,text)': ['worker', 'client', 'reader'],
   'billing.worker_liveness_sessions()': ['worker'],
