@@ -1,0 +1,111 @@
+// Issue 24 item 8, full size: many holds expiring at one instant behind a backlog of ordinary
+// commands. Prints how late the expiries committed (the hold's closed_at against its expires_at,
+// both from the database clock); SPEC: every one within 5 s.
+//
+//   node chaos/expiry-burst.ts [--holds 20000] [--commands 50000] [--workers 2]
+//
+// Real worker processes with the deployed V8 limits, on a database of its own (DATABASE_URL's
+// server, else 127.0.0.1:5432), dropped at the end.
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { resolveServerUrl } from '../src/db/connection.ts';
+import { createBenchDatabase, databaseSeconds } from '../bench/database.ts';
+import { deployedMallocArenaMax, deployedNodeOptions, startWorkers } from '../bench/workers.ts';
+
+const { values } = parseArgs({
+  options: {
+    holds: { type: 'string', default: '20000' },
+    commands: { type: 'string', default: '50000' },
+    workers: { type: 'string', default: '2' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const holds = Number(values.holds);
+const commands = Number(values.commands);
+const accounts = 10_000;
+const chunk = 10_000;
+
+const bench = await createBenchDatabase(await resolveServerUrl(), accounts, 'expiry_burst');
+const workers = await startWorkers(bench, Number(values.workers), 'real', {
+  NODE_OPTIONS: deployedNodeOptions,
+  MALLOC_ARENA_MAX: deployedMallocArenaMax,
+  LOG_LEVEL: 'warn',
+});
+try {
+  // Holds first, all due at one instant far enough ahead for them to be made; the backlog is
+  // enqueued just before that instant, so that the expiries fall due behind it.
+  const { rows } = await bench.pool.query<{ due: Date }>(`select now() + make_interval(secs => $1) as due`, [
+    Math.max(20, holds / 1_000),
+  ]);
+  const due = rows[0]!.due;
+  const addJobs = (task: string, count: number, payload: string, from: number) =>
+    bench.pool.query(
+      `select count(*) from graphile_worker.add_jobs(array(
+         select row($1::text, ${payload}, null, null, null, null, null, null)::graphile_worker.job_spec
+         from generate_series($2::int, $3::int) g))`,
+      [task, from, from + count - 1],
+    );
+  for (let from = 1; from <= holds; from += chunk) {
+    await addJobs(
+      'billing/hold',
+      Math.min(chunk, holds - from + 1),
+      `json_build_object('id', 'h' || g, 'account', 'a' || (1 + g % ${accounts - 1}), 'amount', '1', 'expires_at', '${due.toISOString()}')`,
+      from,
+    );
+  }
+  const made = async () =>
+    Number((await bench.pool.query<{ n: string }>('select count(*) as n from billing.holds')).rows[0]!.n);
+  while ((await made()) < holds) await sleep(200);
+  const left = due.getTime() / 1000 - (await databaseSeconds(bench.pool));
+  if (left < 3) throw new Error(`the holds took too long to make (${left.toFixed(1)} s before due): try fewer`);
+  await sleep((left - 2) * 1000);
+  const enqueueStarted = await databaseSeconds(bench.pool);
+  for (let from = 1; from <= commands; from += chunk) {
+    await addJobs(
+      'billing/credit',
+      Math.min(chunk, commands - from + 1),
+      `json_build_object('id', 'c' || g, 'account', 'a' || (1 + g % ${accounts - 1}), 'amount', '1')`,
+      from,
+    );
+  }
+  const enqueued = await databaseSeconds(bench.pool);
+  const waiting = async () =>
+    Number(
+      (
+        await bench.pool.query<{ n: string }>(
+          "select count(*) as n from billing.holds where status = 'active' or closed_at is null",
+        )
+      ).rows[0]!.n,
+    );
+  while ((await waiting()) > 0) await sleep(500);
+  const {
+    rows: [lateness],
+  } = await bench.pool.query<{ late: string; max_s: number; p50_s: number; p99_s: number; by_job: string }>(
+    `select count(*) filter (where closed_at - expires_at > interval '5 s') as late,
+            extract(epoch from max(closed_at - expires_at))::float8 as max_s,
+            extract(epoch from percentile_cont(0.5) within group (order by closed_at - expires_at))::float8 as p50_s,
+            extract(epoch from percentile_cont(0.99) within group (order by closed_at - expires_at))::float8 as p99_s,
+            (select count(*) from billing.operations where type = 'expire' and job_id is not null) as by_job
+     from billing.holds`,
+  );
+  const {
+    rows: [backlog],
+  } = await bench.pool.query<{ behind: string }>(
+    `select count(*) as behind from billing.operations where type = 'credit' and created_at > $1::timestamptz`,
+    [due],
+  );
+  console.log(
+    `${holds} holds due at one instant, ${commands} credits enqueued ${(due.getTime() / 1000 - enqueueStarted).toFixed(1)} s before (in ${(enqueued - enqueueStarted).toFixed(1)} s)`,
+  );
+  console.log(`credits still to run at the instant: ${backlog!.behind}`);
+  console.log(
+    `expiries more than 5 s late: ${lateness!.late}; lateness p50 ${lateness!.p50_s.toFixed(2)} s, p99 ${lateness!.p99_s.toFixed(2)} s, max ${lateness!.max_s.toFixed(2)} s (${lateness!.by_job} by their job, the rest by the sweeper)`,
+  );
+  process.exitCode = Number(lateness!.late) > 0 ? 1 : 0;
+} finally {
+  await workers.stop();
+  if (values.keep) {
+    console.log(`kept database ${bench.name}`);
+    await bench.pool.end();
+  } else await bench.drop();
+}
