@@ -35,7 +35,7 @@ try {
   // Holds first, all due at one instant far enough ahead for them to be made; the backlog is
   // enqueued just before that instant, so that the expiries fall due behind it.
   const { rows } = await bench.pool.query<{ due: Date }>(`select now() + make_interval(secs => $1) as due`, [
-    Math.max(20, holds / 1_000),
+    Math.max(20, holds / 400),
   ]);
   const due = rows[0]!.due;
   const addJobs = (task: string, count: number, payload: string, from: number) =>
@@ -90,14 +90,18 @@ try {
   );
   const {
     rows: [backlog],
-  } = await bench.pool.query<{ behind: string }>(
-    `select count(*) as behind from billing.operations where type = 'credit' and created_at > $1::timestamptz`,
+  } = await bench.pool.query<{ before: string; after: string }>(
+    `select count(*) filter (where created_at <= $1::timestamptz) as before,
+            count(*) filter (where created_at > $1::timestamptz) as after
+     from billing.operations where type = 'credit'`,
     [due],
   );
   console.log(
     `${holds} holds due at one instant, ${commands} credits enqueued ${(due.getTime() / 1000 - enqueueStarted).toFixed(1)} s before (in ${(enqueued - enqueueStarted).toFixed(1)} s)`,
   );
-  console.log(`credits still to run at the instant: ${backlog!.behind}`);
+  console.log(
+    `credits waiting at the instant: ${commands - Number(backlog!.before)}; committed after it by the last expiry: ${backlog!.after}`,
+  );
   console.log(
     `expiries more than 5 s late: ${lateness!.late}; lateness p50 ${lateness!.p50_s.toFixed(2)} s, p99 ${lateness!.p99_s.toFixed(2)} s, max ${lateness!.max_s.toFixed(2)} s (${lateness!.by_job} by their job, the rest by the sweeper)`,
   );

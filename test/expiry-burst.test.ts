@@ -39,45 +39,42 @@ t.test('holds falling due at one instant behind a backlog all expire within 5 s 
     );
     return rows[0]!.n === 1000n ? true : undefined;
   });
-  const { rows: dueRows } = await database.query<{ due: Date }>(
-    `select date_trunc('second', now()) + interval '15 s' as due`,
-  );
-  const due = dueRows[0]!.due;
+  // Made with one expiry an hour ahead, however long making them takes on a busy machine; then
+  // brought to one instant just ahead, behind the backlog (their jobs' run_at moved by as much).
   await enqueueMany(
     database,
     'billing/hold',
     holds / perJob,
     `(select json_agg(json_build_object('id', 'xb-h-' || g || '-' || i, 'account', 'xb-' || (1 + (g * 100 + i) % 1000),
-        'amount', '1', 'expires_at', '${due.toISOString()}')) from generate_series(1, ${perJob}) i)`,
+        'amount', '1', 'expires_at', to_char((date_trunc('second', now()) + interval '1 hour') at time zone 'UTC',
+        'YYYY-MM-DD"T"HH24:MI:SS"Z"'))) from generate_series(1, ${perJob}) i)`,
   );
   await waitFor(
     `the ${holds} holds`,
     async () => {
-      const { rows } = await database.query<{ n: bigint }>('select count(*) as n from billing.holds');
+      const { rows } = await database.query<{ n: bigint }>(
+        "select count(*) as n from billing.holds where status = 'active'",
+      );
       return rows[0]!.n === BigInt(holds) ? true : undefined;
     },
-    60_000,
+    120_000,
   );
-  const { rows: earlyRows } = await database.query<{ early: boolean }>(
-    `select now() < $1::timestamptz - interval '3 s' as early`,
-    [due],
-  );
-  t.ok(earlyRows[0]!.early, 'the holds were made well before they fall due');
 
-  // The backlog, enqueued just before the instant: one command per job, as applications send them.
-  await waitFor('1 s before due', async () => {
-    const { rows } = await database.query<{ near: boolean }>(
-      `select now() >= $1::timestamptz - interval '1 s' as near`,
-      [due],
-    );
-    return rows[0]!.near ? true : undefined;
-  });
+  // The backlog: one command per job, as applications send them.
   await enqueueMany(
     database,
     'billing/credit',
     backlog,
     `json_build_object('id', 'xb-c-' || g, 'account', 'xb-' || (1 + g % 1000), 'amount', '1')`,
   );
+  const { rows: dueRows } = await database.query<{ due: Date }>(
+    `with instant as (select now() + interval '1 s' as due),
+     moved as (
+       update graphile_worker._private_jobs as j set run_at = j.run_at - (h.expires_at - instant.due)
+       from billing.holds as h, instant where j.key = 'expire:' || h.hold)
+     update billing.holds set expires_at = instant.due from instant returning instant.due`,
+  );
+  const due = dueRows[0]!.due;
 
   await waitFor(
     'every hold to be expired',
