@@ -91,6 +91,12 @@ export interface BillingEntries {
   operation_id: string;
 }
 
+export interface BillingFairnessSettings {
+  commands_per_priority_step: Generated<number>;
+  max_waiting_per_login: Generated<bigint>;
+  only_row: Generated<boolean>;
+}
+
 export interface BillingHolds {
   /**
    * The account whose money is held.
@@ -249,6 +255,12 @@ export interface BillingResultSeqLock {
   only_row: Generated<boolean>;
 }
 
+export interface BillingSubmitterBacklog {
+  login: string;
+  shard: number;
+  waiting: Generated<bigint>;
+}
+
 export interface BillingWorkerLiveness {
   /**
    * The registering session's backend pid (see pg_stat_activity).
@@ -279,11 +291,13 @@ export interface BillingWorkerLiveness {
 export interface DB {
   "billing.accounts": BillingAccounts;
   "billing.entries": BillingEntries;
+  "billing.fairness_settings": BillingFairnessSettings;
   "billing.holds": BillingHolds;
   "billing.id_conflicts": BillingIdConflicts;
   "billing.lock_slots": BillingLockSlots;
   "billing.operations": BillingOperations;
   "billing.reconciliation_mismatches": BillingReconciliationMismatches;
   "billing.result_seq_lock": BillingResultSeqLock;
+  "billing.submitter_backlog": BillingSubmitterBacklog;
   "billing.worker_liveness": BillingWorkerLiveness;
 }
