@@ -44,6 +44,12 @@ create table billing.fairness_settings (
 );
 comment on table billing.fairness_settings is
   'Per-login cap on waiting commands and the size of a priority step (docs/operations.md, Fairness between logins); `billing migrate` sets them from BILLING_MAX_WAITING_PER_LOGIN and BILLING_COMMANDS_PER_PRIORITY_STEP.';
+comment on column billing.submitter_backlog.login is 'The login (session_user) that enqueued the commands.';
+comment on column billing.submitter_backlog.shard is 'Inserting or completing backend''s pid modulo 16: spreads one login''s updates over 16 rows.';
+comment on column billing.submitter_backlog.waiting is 'This shard''s share of the login''s waiting commands (a shard alone may be negative; the sum is not).';
+comment on column billing.fairness_settings.only_row is 'Always true: the table has one row.';
+comment on column billing.fairness_settings.max_waiting_per_login is 'A login with this many commands waiting is refused more (SQLSTATE 53400).';
+comment on column billing.fairness_settings.commands_per_priority_step is 'Waiting commands of a login per step of graphile-worker priority given to its next jobs.';
 insert into billing.fairness_settings default values;
 
 -- What an inserting transaction reads once, at its first counted job: the login's waiting

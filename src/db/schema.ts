@@ -92,8 +92,17 @@ export interface BillingEntries {
 }
 
 export interface BillingFairnessSettings {
+  /**
+   * Waiting commands of a login per step of graphile-worker priority given to its next jobs.
+   */
   commands_per_priority_step: Generated<number>;
+  /**
+   * A login with this many commands waiting is refused more (SQLSTATE 53400).
+   */
   max_waiting_per_login: Generated<bigint>;
+  /**
+   * Always true: the table has one row.
+   */
   only_row: Generated<boolean>;
 }
 
@@ -256,8 +265,17 @@ export interface BillingResultSeqLock {
 }
 
 export interface BillingSubmitterBacklog {
+  /**
+   * The login (session_user) that enqueued the commands.
+   */
   login: string;
+  /**
+   * Inserting or completing backend's pid modulo 16: spreads one login's updates over 16 rows.
+   */
   shard: number;
+  /**
+   * This shard's share of the login's waiting commands (a shard alone may be negative; the sum is not).
+   */
   waiting: Generated<bigint>;
 }
 
