@@ -35,7 +35,7 @@ export interface ExpirySweeper {
  *
  * The live workers split the due holds between them by a hash of the hold, so that they do not
  * queue on each other's slot locks for the same holds; a hold more than `sweepGraceMs` past due is
- * taken by every worker, in case its share's worker is frozen or gone.
+ * taken by any worker once its own share is done, in case that hold's worker is frozen or gone.
  */
 export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
   const { db, pool, config, logger, metrics } = runtime;
@@ -65,6 +65,9 @@ export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
           eb('expires_at', '<=', sql<Date>`now() - make_interval(secs => ${sweepGraceMs / 1000})`),
         ]),
       )
+      // Its own share first: under a burst every hold is soon past the grace, and workers taking the
+      // same holds at once would queue on each other's locks and find them closed.
+      .orderBy(sql`share.registered is true and abs(hashtext(hold)::int8) % share.workers = share.rank`, 'desc')
       .orderBy('expires_at')
       .limit(sweepBatch)
       .execute();
