@@ -42,6 +42,9 @@ export function jsonText(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => digitsOfBigint(v));
 }
 
+/** How long after a hold's expiry its fallback job falls due (the sweeper normally expires it first). */
+export const expiryJobLagSeconds = 2;
+
 /**
  * Locks the batch's slots in ascending order, in one statement, and holds them to commit. Returns
  * one row: how many slots were locked (the caller checks that every slot was there to lock) and
@@ -403,16 +406,18 @@ export function writeStatement(db: Db) {
           .select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent'))
           .where(sql<boolean>`${scalar('notify')}`),
       )
-      // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
-      // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
+      // run_at is judged by the database clock; job_key keeps one expiry job per hold. Every
+      // worker's expiry sweeper expires a hold as it falls due and deletes its job: the job is the
+      // fallback, due expiryJobLagSeconds later, so that it does not fill the local queues with
+      // expiries the sweeper is applying. A higher priority (lower number) puts it ahead of a
+      // backlog of commands (docs/guarantees.md: within 5 s).
       .with('expiries', (qc) =>
         qc
           .selectFrom(expiryRows)
           .select(
             sql<string>`graphile_worker.add_job(${expiryTask}, json_build_object('hold', v.hold),
-        run_at => v.run_at, job_key => ${expiryIdPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as(
-              'job',
-            ),
+        run_at => v.run_at + make_interval(secs => ${expiryJobLagSeconds}), job_key => ${expiryIdPrefix} || v.hold,
+        max_attempts => ${25}, priority => ${-10})`.as('job'),
           )
           .where(sql<boolean>`${scalar('notify')}`),
       )
