@@ -70,8 +70,10 @@ export const costHeaders = [
   'PG ledger us',
   'PG queue us',
   'PG enqueue us',
+  'PG reader us',
   'PG other us',
   'worker us',
+  'service us',
   'CPU total us',
   'cmds/batch',
   'commits/cmd',
@@ -233,6 +235,8 @@ export function buildReport(
       '',
       '',
       '',
+      '',
+      '',
       us(a.pgCpuUsPerTransfer),
       '1',
       '1',
@@ -251,13 +255,24 @@ export function buildReport(
       ],
     ),
   ];
-  // PG enqueue is the load generator's connections (add_jobs, counting): lumpy, since one add_jobs of
-  // --chunk commands lands in whichever window it runs.
+  // PG enqueue is the load generator's connections (add_jobs, counting): lumpy in the throughput
+  // phases, since one add_jobs of --chunk commands lands in whichever window it runs; in the latency
+  // phase, one add_jobs every 10 ms. PG reader is the results reader of the latency phase. Both are
+  // the clients' cost, not the service's: the service's is PG ledger + PG queue + worker.
   for (const [label, x] of measured) {
     const c = x?.costs;
     if (!x || !c) continue;
     const cpu = c.cpuUsPerCommand;
-    const known = ['pg:pg-billing-worker', 'pg:pg-billing-queue', 'pg:pg-billing-bench', 'worker'];
+    const enqueue = (cpu['pg:pg-billing-bench'] ?? 0) + (cpu['pg:pg-billing-bench-enqueue'] ?? 0);
+    const reader = cpu['pg:pg-billing-bench-observer'] ?? 0;
+    const known = [
+      'pg:pg-billing-worker',
+      'pg:pg-billing-queue',
+      'pg:pg-billing-bench',
+      'pg:pg-billing-bench-enqueue',
+      'pg:pg-billing-bench-observer',
+      'worker',
+    ];
     const other = Object.entries(cpu)
       .filter(([g]) => !known.includes(g))
       .reduce((s, [, v]) => s + v, 0);
@@ -267,9 +282,11 @@ export function buildReport(
       formatNumber(x.rate),
       us(cpu['pg:pg-billing-worker'] ?? 0),
       us(cpu['pg:pg-billing-queue'] ?? 0),
-      us(cpu['pg:pg-billing-bench'] ?? 0),
+      us(enqueue),
+      us(reader),
       us(other),
       us(cpu.worker ?? 0),
+      us((cpu['pg:pg-billing-worker'] ?? 0) + (cpu['pg:pg-billing-queue'] ?? 0) + (cpu.worker ?? 0)),
       us(total),
       formatNumber(c.commandsPerBatch),
       formatNumber(c.commitsPerCommand),
