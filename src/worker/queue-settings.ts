@@ -4,6 +4,9 @@ import type { Config } from '../config.ts';
 import { queuePoolTypes } from './queue-pool-types.ts';
 import { workerSessionOptions } from './runtime.ts';
 
+/** How long, on average, a worker whose fetch found nothing ignores new-job notifications. */
+export const refetchDelayMs = 10;
+
 export interface QueueSettings {
   concurrency: number;
   /** Jobs one fetch asks for (graphile-worker's local queue size). */
@@ -51,7 +54,13 @@ export function queueSettings(config: Config): QueueSettings {
         // fetch of 600 instead of 200 cut its CPU per job from ~250 to ~120 us (docs/
         // performance.md). The extra jobs wait locked in this process; a graceful stop returns
         // them, a killed worker's go back through the dead-worker reaper like its running ones.
-        localQueue: { size: fetchSize },
+        // Each add_jobs wakes every worker (jobs:insert); the one that finds nothing, because another
+        // worker's fetch took the lot, sits out the next notifications for ~10 ms (5-15, random)
+        // instead of sending a fetch that finds nothing again. Only an empty fetch waits: a worker
+        // that got jobs fetches again on the next notification, so a new job always has a worker
+        // listening unless both found nothing within those 10 ms (bench/LOG.md: at moderate load,
+        // fetches were half empty and the queue's CPU per command 2-3x that at full speed).
+        localQueue: { size: fetchSize, refetchDelay: { durationMs: refetchDelayMs, threshold: 0 } },
         // Completions are batched with no delay; with the default (-1) a job that finishes during a
         // graceful shutdown stays locked (measured on graphile-worker 0.18.0).
         completeJobBatchDelay: 0,
