@@ -9,7 +9,7 @@ import { waitFor } from './helpers/wait.ts';
 
 // Every add_jobs wakes every worker; at moderate load the worker that lost the race sent a fetch
 // that found nothing, for each call (bench/LOG.md). With the service's queue settings a fetch that
-// finds nothing starts a short refetch delay, and a fetch that finds jobs never does.
+// finds nothing starts a refetch delay, and a fetch that finds jobs never does.
 t.test('a fetch that finds nothing, and only such a fetch, makes the worker sit out a moment', async (t) => {
   const database = await createTestDatabase('queue-settings');
   t.teardown(() => database.drop());
