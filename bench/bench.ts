@@ -346,7 +346,7 @@ async function mainRun(): Promise<boolean> {
     if (runs('batch')) {
       await settle(bench);
       // Workers of their own: graphile-worker counts a batch job as one job, so BILLING_CONCURRENCY
-      // batch jobs of 100 put 100x as many commands in flight (docs/performance.md).
+      // batch jobs of 100 put 100x as many commands in flight (bench/LOG.md).
       log(
         `batch jobs of ${options.batchJobSize}: ${options.workers} worker processes with BILLING_CONCURRENCY=${options.batchConcurrency}`,
       );
