@@ -31,7 +31,7 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
   };
   t.same(
     report.rows.map((r) => r.key),
-    ['anchor', 'apply_one', 'queue', 'uniform', 'hot', 'batch', 'p50', 'p99', 'rss', 'batch_rss'],
+    ['anchor', 'apply_one', 'queue', 'uniform', 'burst', 'hot', 'batch', 'p50', 'p99', 'rss', 'batch_rss'],
   );
   for (const row of report.rows)
     t.ok(Number.isFinite(row.value) && row.value > 0, `${row.key} was measured: ${row.value}`);
@@ -39,12 +39,23 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
     t.ok(Number.isFinite(row.ratio) && row.ratio! > 0, `${row.key} has its ratio to the anchor`);
   t.same(
     report.targets.map((x) => x.key),
-    ['e2e_vs_anchor', 'hot_vs_uniform', 'p50', 'p99', 'rss'],
+    ['e2e_vs_anchor', 'burst_vs_anchor', 'hot_vs_uniform', 'p50', 'p99', 'rss'],
   );
   for (const target of report.targets) t.type(target.pass, 'boolean');
   t.same(
     report.costs.map((r) => r[0]),
-    ['anchor', 'anchor', 'uniform', 'hot account', 'batch jobs of 100', 'latency at half load'],
+    [
+      'anchor',
+      'anchor',
+      'uniform',
+      'hot account',
+      'burst drain',
+      'batch jobs of 100',
+      'latency at 10% load',
+      'latency at 25% load',
+      'latency at half load',
+      'latency at 75% load',
+    ],
     'CPU per command of each throughput phase, and of the latency phase',
   );
   t.equal(report.verify.ledger_ok, true, 'verify found no breach');

@@ -15,7 +15,7 @@ type ElementType = 'int4' | 'int8' | 'text' | 'json' | 'jsonb' | 'timestamptz';
 /**
  * A list parameter's text: a JSON array, bigints as strings of digits. node-postgres would send a
  * JS array as an array literal that it builds and escapes element by element, which was a fifth of
- * everything a worker allocated under load (docs/performance.md); JSON.stringify does it natively.
+ * everything a worker allocated under load (bench/LOG.md); JSON.stringify does it natively.
  */
 export function jsonList(values: readonly unknown[]): string {
   return JSON.stringify(values.some((v) => typeof v === 'bigint') ? values.map(digitsOfBigint) : values);
