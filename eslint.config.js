@@ -22,7 +22,7 @@ const dirs = (...names) => names.flatMap((name) => [`**/${name}/**`, `**/${name}
 
 export default tseslint.config(
   // src/db/schema.ts is kysely-codegen's output, checked byte for byte by `npm run codegen:check`.
-  { ignores: ['node_modules/', 'dist/', '.data/', '.tap/', 'coverage/', 'examples/', 'src/db/schema.ts'] },
+  { ignores: ['node_modules/', '**/dist/', '.data/', '.tap/', 'coverage/', 'examples/', 'src/db/schema.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -3,6 +3,7 @@
  * the performance table (docs/performance.md) and checking the ledger afterwards. `node bench/bench.ts --help`.
  */
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config.ts';
 import { findDatabase } from '../src/db/find-database.ts';
@@ -16,12 +17,23 @@ import { loadavg, availableParallelism } from 'node:os';
 import { anchorConnections, loadAnchor, runAnchor, setUpAnchor } from './anchor.ts';
 import { applyPathOneByOne } from './apply-path.ts';
 import { costProbe } from './costs.ts';
-import { buildReport, costHeaders, formatNumber, table, type Measurements } from './report.ts';
-import { drain, endToEnd, queueCeiling, type Phase } from './throughput.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { latencyChartSvg } from './chart.ts';
+import {
+  buildReport,
+  costHeaders,
+  curveHeaders,
+  curveLoads,
+  formatNumber,
+  table,
+  type Measurements,
+} from './report.ts';
+import { burstDrain, drain, endToEnd, queueCeiling, type Phase } from './throughput.ts';
 import { deployedMallocArenaMax, deployedNodeOptions, startWorkers } from './workers.ts';
 import { enqueueTransfers, hot, uniform } from './workload.ts';
 
-const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'batch', 'latency'] as const;
+const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'burst', 'batch', 'latency'] as const;
 type PhaseName = (typeof phaseNames)[number];
 
 const help = `Usage: node bench/bench.ts [options]   (or: npm run bench -- [options])
@@ -34,8 +46,10 @@ Then: the SPEC targets with pass/MISSED, where the CPU goes per command, and the
 
 Phases (--phases), in this order: anchor, apply (the service's own apply path, one transfer per
 transaction, no queue), queue (no-op jobs: the queue ceiling), uniform and hot (end to end, one
-command per job, add_jobs), latency (at half the uniform rate, enqueue to the result seen by a
-LISTENing reader that reads by cursor, timed after 1 s at that rate), batch (a producer sends batch jobs of --batch-job-size
+command per job, add_jobs), burst (--burst transfers enqueued by add_jobs in calls of --chunk
+while the workers run, timed from the first enqueue to the last result), latency (the curve: at
+10%, 25%, 50% and 75% of the uniform rate, enqueue to the result seen by a LISTENing reader that
+reads by cursor, each timed after 1 s at its rate; the targets use 50%), batch (a producer sends batch jobs of --batch-job-size
 commands, to workers of their own; their RSS is shown apart: the RSS target is for one command
 per job), anchor again.
 
@@ -55,12 +69,16 @@ Options:
                          BILLING_CONCURRENCY of the batch phase's workers (default 4, i.e. 400
                          commands in flight per worker; the service's 200 would be 20,000)
   --chunk <n>            commands per add_jobs call of the load generator (default 10000)
+  --burst <n>            transfers of the burst phase (default 6 x --chunk: 60,000 in calls
+                         of 10,000)
   --latency-rate <n>     the latency phase's rate in commands/s instead of half the uniform rate
                          (for latency against rate; the latency targets then count as not measured)
   --phases <list>        comma-separated subset of: ${phaseNames.join(',')} (default: all)
   --database-url <url>   server to create the bench database on (default DATABASE_URL, else
                          the embedded server that \`npm start\` runs from this folder)
   --json                 print one JSON document instead of the tables
+  --out <dir>            where the report (report.txt, or report.json with --json) and the
+                         latency chart (latency.svg) are written (default bench/out)
   --scaling              the cost table instead: commands/s with 1, 2 and 4 worker processes,
                          and with 1,000 and 1,000,000 accounts
   --backlog <n>          with --scaling, also measure with <n> jobs queued before the workers
@@ -89,6 +107,8 @@ const { values } = (() => {
         'batch-job-size': { type: 'string', default: '100' },
         'batch-concurrency': { type: 'string', default: '4' },
         chunk: { type: 'string', default: '10000' },
+        burst: { type: 'string' },
+        out: { type: 'string', default: fileURLToPath(new URL('./out', import.meta.url)) },
         'latency-rate': { type: 'string', default: '0' },
         phases: { type: 'string', default: phaseNames.join(',') },
         'database-url': { type: 'string' },
@@ -142,9 +162,11 @@ const options = {
   batchJobSize: Math.floor(positive('batch-job-size', values['batch-job-size'], 2)),
   batchConcurrency: Math.floor(positive('batch-concurrency', values['batch-concurrency'])),
   chunk: Math.floor(positive('chunk', values.chunk)),
+  burst: Math.floor(positive('burst', values.burst ?? String(6 * Number(values.chunk)))),
   backlog: Math.floor(positive('backlog', values.backlog, 0)),
   latencyRate: positive('latency-rate', values['latency-rate'], 0),
   phases: [...phases],
+  out: resolve(values.out),
   workerNodeOptions: values['worker-node-options'] ?? null,
 };
 const phase: Phase = { seconds: options.seconds, warmupSeconds: options.warmup, chunk: options.chunk };
@@ -189,19 +211,19 @@ async function checkLedger(bench: BenchDatabase, enqueued: number): Promise<Ledg
 }
 
 function printCheck(check: LedgerCheck): void {
-  if (values.json) return;
+  if (!values.json) process.stdout.write(checkText(check));
+}
+
+function checkText(check: LedgerCheck): string {
   const r = check.report;
-  process.stdout.write(
-    `\nverify: ${r.ok ? 'ok' : 'BREACH'} (${r.accounts} accounts, ${r.entries} entries, ${r.operations} results)\n`,
-  );
-  for (const c of r.checks) {
-    process.stdout.write(
-      `  ${c.violations === 0 ? 'ok  ' : c.severity === 'breach' ? 'FAIL' : 'warn'} ${c.name}${c.violations ? `: ${c.violations} (${c.examples.join('; ')})` : ''}\n`,
-    );
-  }
-  process.stdout.write(
+  return [
+    `\nverify: ${r.ok ? 'ok' : 'BREACH'} (${r.accounts} accounts, ${r.entries} entries, ${r.operations} results)`,
+    ...r.checks.map(
+      (c) =>
+        `  ${c.violations === 0 ? 'ok  ' : c.severity === 'breach' ? 'FAIL' : 'warn'} ${c.name}${c.violations ? `: ${c.violations} (${c.examples.join('; ')})` : ''}`,
+    ),
     `  ${check.lost === 0 ? 'ok  ' : 'FAIL'} every enqueued command has its result, no job left${check.lost ? `: ${check.lost} missing` : ''}\n`,
-  );
+  ].join('\n');
 }
 
 /** The machine as the run saw it: figures from a loaded machine are low, so every report says how loaded. */
@@ -290,16 +312,31 @@ async function mainRun(): Promise<boolean> {
           enqueued += m.hot.enqueued;
           log(`  hot account ${formatNumber(m.hot.rate)}/s`);
         }
-        if (runs('latency')) {
-          // Half the measured maximum; without a uniform phase, half of 4x the anchor (the target's own rate).
-          const halfLoad = m.uniform ? m.uniform.rate / 2 : m.anchors[0] ? 2 * m.anchors[0].rate : 1_000;
-          const rate = options.latencyRate || halfLoad;
+        if (runs('burst')) {
           await settle(bench);
-          log(`  latency at ${formatNumber(rate)}/s`);
-          m.latency = await latencyAt(bench, rate, options.seconds, 'l:', probe());
+          log(`  burst of ${options.burst} in add_jobs calls of ${options.chunk}`);
+          m.burst = await burstDrain(bench, options.burst, options.chunk, uniform, 'd:', probe());
+          enqueued += m.burst.enqueued;
+          log(`  burst drained at ${formatNumber(m.burst.rate)}/s (${formatNumber(m.burst.seconds)} s)`);
+        }
+        if (runs('latency')) {
+          // Shares of the measured maximum; without a uniform phase, of 5x the anchor (the target's own rate).
+          const maximum = m.uniform ? m.uniform.rate : m.anchors[0] ? 5 * m.anchors[0].rate : 2_000;
+          const points = options.latencyRate
+            ? [{ load: options.latencyRate / maximum, rate: options.latencyRate }]
+            : curveLoads.map((load) => ({ load, rate: load * maximum }));
+          m.curve = [];
+          for (const { load, rate } of points) {
+            await settle(bench);
+            log(`  latency at ${formatNumber(rate)}/s`);
+            const figures = await latencyAt(bench, rate, options.seconds, `l${Math.round(load * 100)}:`, probe());
+            enqueued += figures.enqueued;
+            m.curve.push({ load, figures });
+            if (options.latencyRate || load === 0.5) m.latency = figures;
+            log(`  p50 ${formatNumber(figures.p50Ms)} ms, p99 ${formatNumber(figures.p99Ms)} ms`);
+          }
           m.latencyAtHalfLoad = !options.latencyRate;
-          enqueued += m.latency.enqueued;
-          log(`  p50 ${formatNumber(m.latency.p50Ms)} ms, p99 ${formatNumber(m.latency.p99Ms)} ms`);
+          if (options.latencyRate) delete m.curve;
         }
         m.rss = workers.peakRss();
       } finally {
@@ -309,7 +346,7 @@ async function mainRun(): Promise<boolean> {
     if (runs('batch')) {
       await settle(bench);
       // Workers of their own: graphile-worker counts a batch job as one job, so BILLING_CONCURRENCY
-      // batch jobs of 100 put 100x as many commands in flight (docs/performance.md).
+      // batch jobs of 100 put 100x as many commands in flight (bench/LOG.md).
       log(
         `batch jobs of ${options.batchJobSize}: ${options.workers} worker processes with BILLING_CONCURRENCY=${options.batchConcurrency}`,
       );
@@ -343,30 +380,43 @@ async function mainRun(): Promise<boolean> {
     const after = machine();
     const report = buildReport(m, options);
     const missed = report.targets.filter((t) => !t.pass);
+    const heading =
+      `pg-billing bench, ${new Date().toISOString()}: ${options.workers} worker processes (${workerSettings()}), ` +
+      `${options.accounts} accounts, ${options.seconds} s windows; load average ${before.loadAverage} before, ${after.loadAverage} after, ${before.cores} cores; ` +
+      `autovacuum ${autovacuum} (each phase starts from a vacuum); client CPU of one query ${formatNumber(wake.backToBackUs)} us ` +
+      `back to back, ${formatNumber(wake.afterIdleUs)} us after 10 ms idle`;
+    mkdirSync(options.out, { recursive: true });
+    let chart: string | undefined;
+    if (m.curve?.length && m.anchors.length) {
+      chart = resolve(options.out, 'latency.svg');
+      const anchor = report.rows.find((r) => r.key === 'anchor')!;
+      const anchorLatency = {
+        rate: anchor.value,
+        p50Ms: m.anchors.reduce((s, a) => s + a.p50Ms, 0) / m.anchors.length,
+        p99Ms: m.anchors.reduce((s, a) => s + a.p99Ms, 0) / m.anchors.length,
+      };
+      const subtitle = `${new Date().toISOString().slice(0, 16)}Z, ${options.workers} workers, ${before.cores} cores, load average ${before.loadAverage.split(' ')[0]} before`;
+      writeFileSync(chart, await latencyChartSvg(m.curve, anchorLatency, subtitle));
+    }
+    let text: string;
     if (values.json) {
-      process.stdout.write(
-        `${JSON.stringify(
-          {
-            options,
-            machine: { before, after, autovacuum, wake },
-            workerSettings: workerSettings(),
-            ...report,
-            measurements: m,
-            verify: { ok: check.ok, ledger_ok: check.report.ok, lost: check.lost, checks: check.report.checks },
-          },
-          (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v),
-          2,
-        )}\n`,
-      );
+      text = `${JSON.stringify(
+        {
+          options,
+          machine: { before, after, autovacuum, wake },
+          workerSettings: workerSettings(),
+          ...report,
+          chart,
+          measurements: m,
+          verify: { ok: check.ok, ledger_ok: check.report.ok, lost: check.lost, checks: check.report.checks },
+        },
+        (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v),
+        2,
+      )}\n`;
     } else {
-      process.stdout.write(
-        `pg-billing bench, ${new Date().toISOString()}: ${options.workers} worker processes (${workerSettings()}), ` +
-          `${options.accounts} accounts, ${options.seconds} s windows; load average ${before.loadAverage} before, ${after.loadAverage} after, ${before.cores} cores; ` +
-          `autovacuum ${autovacuum} (each phase starts from a vacuum); client CPU of one query ${formatNumber(wake.backToBackUs)} us ` +
-          `back to back, ${formatNumber(wake.afterIdleUs)} us after 10 ms idle\n\n`,
-      );
-      process.stdout.write(
-        `${table(
+      const parts = [
+        `${heading}\n`,
+        table(
           ['figure', 'value', 'unit', 'x anchor', 'how'],
           report.rows.map((r) => [
             r.label,
@@ -375,10 +425,9 @@ async function mainRun(): Promise<boolean> {
             r.ratio === undefined ? '' : formatNumber(r.ratio),
             r.note,
           ]),
-        )}\n\n`,
-      );
-      process.stdout.write(
-        `${table(
+        ),
+        '',
+        table(
           ['SPEC 7 target', 'measured', 'target', 'result'],
           report.targets.map((t) => [
             t.label,
@@ -386,19 +435,26 @@ async function mainRun(): Promise<boolean> {
             t.target,
             t.pass ? 'pass' : Number.isFinite(t.value) ? 'MISSED' : 'not measured',
           ]),
-        )}\n`,
-      );
-      process.stdout.write(
-        `${missed.length ? `missed: ${missed.map((t) => t.label).join('; ')}` : 'every target met'}\n\n`,
-      );
-      if (report.costs.length) {
-        process.stdout.write(
-          `Where the time goes (per command, inside each window; CPU from /proc/<pid>/stat of the bench database's backends by application_name, and of the worker processes):\n`,
+        ),
+        `${missed.length ? `missed: ${missed.map((t) => t.label).join('; ')}` : 'every target met'}\n`,
+      ];
+      if (report.curve.length) {
+        parts.push(
+          `Latency against load (enqueue -> result seen by a reader; the anchor: one transaction, begin -> commit)${chart ? `; chart: ${chart}` : ''}:`,
+          table(curveHeaders, report.curve),
+          '',
         );
-        process.stdout.write(`${table(costHeaders, report.costs)}\n`);
       }
-      printCheck(check);
+      if (report.costs.length) {
+        parts.push(
+          `Where the time goes (per command, inside each window; CPU from /proc/<pid>/stat of the bench database's backends by application_name, and of the worker processes):`,
+          table(costHeaders, report.costs),
+        );
+      }
+      text = `${parts.join('\n')}\n${checkText(check)}`;
     }
+    process.stdout.write(text);
+    writeFileSync(resolve(options.out, values.json ? 'report.json' : 'report.txt'), text);
     return check.ok && (!values.check || missed.length === 0);
   } finally {
     if (values['keep-database']) log(`kept database ${bench.name}`);

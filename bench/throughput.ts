@@ -1,4 +1,6 @@
+import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { resultsChannel } from '../src/ledger/apply.ts';
 import { databaseSeconds, highestSeq, resultsAfter, type BenchDatabase } from './database.ts';
 import type { CostProbe, Costs } from './costs.ts';
 import { enqueueTransfers, type Mix } from './workload.ts';
@@ -24,6 +26,10 @@ export interface Measured {
   /** Set when a cost probe watched the window. */
   costs?: Costs;
 }
+
+/** Fewest jobs a measured window holds: it runs on past its seconds until it has them, for 2 minutes at most. */
+const minimumJobsInWindow = 200;
+const windowOvertimeMs = 120_000;
 
 /**
  * Keeps a backlog of at least a few seconds of work queued (add_jobs in big batches, ahead of and
@@ -60,6 +66,15 @@ async function measure(bench: BenchDatabase, phase: Phase, counter: Counter, pro
   const started = await databaseSeconds(bench.pool);
   const startDone = await exactly();
   await sleep(phase.seconds * 1000);
+  // The window lasts `seconds` and until it holds enough jobs to make a rate of: on a loaded
+  // machine a short window could end before the workers had done a single job (a rate of 0).
+  for (const deadline = Date.now() + windowOvertimeMs; (await counter.done()) - startDone < minimumJobsInWindow;) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `bench: fewer than ${minimumJobsInWindow} jobs done ${phase.seconds} s + ${windowOvertimeMs} ms into the window`,
+      );
+    await sleep(100);
+  }
   const ended = await databaseSeconds(bench.pool);
   const endDone = await exactly();
   const costs = await probe?.stop();
@@ -151,4 +166,86 @@ export async function queueCeiling(bench: BenchDatabase, phase: Phase): Promise<
     await sleep(200);
   }
   return measured;
+}
+
+export interface BurstDrain extends Measured {
+  /** Seconds from the start of the first add_jobs to the moment the last result was seen. */
+  seconds: number;
+  chunks: number;
+}
+
+/**
+ * The drain of a burst (SPEC 7): `total` transfers enqueued by add_jobs in chunks of `chunk`, one
+ * call after the other, while the workers run, timed from the start of the first call to the
+ * notification of the batch that brings the phase's results to `total` (a reader LISTENing on
+ * billing_results, as a client waits; a slow poll covers a missed notification).
+ */
+export async function burstDrain(
+  bench: BenchDatabase,
+  total: number,
+  chunk: number,
+  mix: Mix,
+  prefix: string,
+  probe?: CostProbe,
+): Promise<BurstDrain> {
+  const seq0 = await highestSeq(bench.pool);
+  const listener = new pg.Client({ connectionString: bench.url, application_name: 'pg-billing-bench-observer' });
+  await listener.connect();
+  try {
+    let lastSeenAt: number | undefined;
+    let checking = false;
+    let again: number | undefined;
+    let done: () => void = () => {};
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    // The cheap seq distance first; the exact count only once it says the burst may be done. A
+    // wake-up during a check is checked again after it, with its own arrival time.
+    const check = async (at: number): Promise<void> => {
+      if (lastSeenAt !== undefined) return;
+      if (checking) {
+        again = at;
+        return;
+      }
+      checking = true;
+      try {
+        if ((await highestSeq(bench.pool)) - seq0 >= total && (await resultsAfter(bench.pool, seq0)) >= total) {
+          lastSeenAt = at;
+          done();
+        }
+      } finally {
+        checking = false;
+      }
+      if (again !== undefined) {
+        const next = again;
+        again = undefined;
+        await check(next);
+      }
+    };
+    // A failed check (a passing fault) is made again by the next wake-up.
+    const wake = () => void check(performance.now()).catch(() => {});
+    listener.on('notification', wake);
+    await listener.query(`listen ${resultsChannel}`);
+    const poll = setInterval(wake, 250);
+    await probe?.start();
+    const started = performance.now();
+    try {
+      for (let first = 0; first < total; first += chunk) {
+        await enqueueTransfers(bench.pool, prefix, first, Math.min(chunk, total - first), bench.accounts, mix);
+      }
+      await finished;
+    } finally {
+      clearInterval(poll);
+    }
+    const seconds = (lastSeenAt! - started) / 1000;
+    const costs = await probe?.stop();
+    await drain(bench, seq0, total);
+    return {
+      rate: total / seconds,
+      enqueued: total,
+      seconds,
+      chunks: Math.ceil(total / chunk),
+      ...(costs ? { costs } : {}),
+    };
+  } finally {
+    await listener.end().catch(() => {});
+  }
 }

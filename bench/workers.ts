@@ -13,7 +13,7 @@ const benchWorker = fileURLToPath(new URL('./worker-process.ts', import.meta.url
  * checks the two agree), so the bench measures memory and speed as deployed. Without them V8 lets the
  * old generation grow to ~300 MB under load although the live heap is ~33 MB. 8 MB semi-spaces, not
  * 2: with 2 the young generation filled so often that GC was a third of a worker's busy time, and
- * 8 bought ~12% throughput for ~10 MB (docs/performance.md).
+ * 8 bought ~12% throughput for ~10 MB (bench/LOG.md).
  */
 export const deployedNodeOptions = '--max-old-space-size=128 --max-semi-space-size=8';
 

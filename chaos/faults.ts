@@ -21,6 +21,19 @@ export interface FaultPlan {
   partitions: number;
   /** How long the partition (blackhole) and the slow link (latency) each last. */
   partitionMs: number;
+  /**
+   * Kills the run must have done: the kill loop goes on past `seconds` until it has, since on a
+   * loaded machine each kill waits longer for its moment and fewer fit in the time.
+   */
+  minKills: number;
+  /**
+   * Also go on killing until a job has run again after its command committed (a kill landed
+   * between the commit and graphile-worker's completion of the job): the check that such a re-run
+   * is absorbed proves nothing without one.
+   */
+  untilCommitWindowHit: boolean;
+  /** How long past `seconds` the schedule may run for what it owes before the run fails. */
+  overtimeMs: number;
 }
 
 export interface FaultStats {
@@ -57,6 +70,8 @@ export interface FaultContext {
   random: () => number;
   /** Called right before PostgreSQL is crashed: its statistics (deadlocks) do not survive a crash. */
   beforeCrash: () => Promise<void>;
+  /** Whether a job has run again after its command committed (the workers' logs say so). */
+  commitWindowHit: () => Promise<boolean>;
   note: (line: string) => void;
 }
 
@@ -107,7 +122,16 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
 
   const killLoop = async () => {
     let kills = 0;
-    while (Date.now() + plan.killEveryMs < deadline) {
+    // What the run still owes after its time: the kills, the re-run after a commit.
+    const owed = async () =>
+      kills < plan.minKills
+        ? `${kills} of the ${plan.minKills} SIGKILLs it needs`
+        : plan.untilCommitWindowHit && !(await context.commitWindowHit().catch(() => false))
+          ? 'no job ran again after its command committed'
+          : undefined;
+    for (let due: string | undefined; Date.now() + plan.killEveryMs < deadline || (due = await owed());) {
+      if (due && Date.now() > deadline + plan.overtimeMs)
+        throw new Error(`chaos: ${due}, after ${plan.seconds} s and ${plan.overtimeMs} ms more`);
       await sleep(plan.killEveryMs * (0.6 + 0.8 * random()));
       const candidates = () =>
         supervisor.workers.filter((w) => w !== pausedWorker && !(blackholed && w.kind === 'proxied'));

@@ -60,6 +60,9 @@ export function defaultOptions(seconds: number): Omit<ChaosOptions, 'log'> {
       pauseMs: 4000,
       partitions: Math.max(1, Math.floor(seconds / 60)),
       partitionMs: seconds >= 60 ? 4000 : 2500,
+      minKills: 0,
+      untilCommitWindowHit: false,
+      overtimeMs: 120_000,
     },
     faketimeOffset: '+3h',
     keep: false,
@@ -197,9 +200,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         () => stopProducers,
       ),
     );
-    const loadEnds = sleep(options.seconds * 1000).then(() => {
-      stopProducers = true;
-    });
+    // The load runs for `seconds` and on while the schedule still owes faults (faults.minKills).
+    const minimumLoad = sleep(options.seconds * 1000);
     await runFaults(
       {
         plan: { seconds: options.seconds, ...options.faults },
@@ -210,11 +212,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         proxy,
         random,
         beforeCrash: () => monitor.sample(),
+        commitWindowHit: async () => {
+          const repeated = repeatedCommands(supervisor!.logFiles);
+          if (!repeated.size) return false;
+          const rows = await queryOnce<{ id: string; job_id: string | null }>(
+            databaseUrl,
+            'select id, job_id::text from billing.operations where id = any($1::text[])',
+            [[...repeated.keys()]],
+          );
+          return rows.some((row) => row.job_id !== null && repeated.get(row.id)!.has(row.job_id));
+        },
         note: log,
       },
       faults,
-    );
-    await loadEnds;
+    ).catch((error: unknown) => {
+      stopProducers = true;
+      throw error;
+    });
+    await minimumLoad;
+    stopProducers = true;
     await Promise.all(producers);
     log(`load over: ${commands.size} commands (${producer.enqueued} jobs enqueued); draining`);
 
@@ -479,6 +495,32 @@ function scanWorkerLogs(files: { file: string; kind: SlotKind }[], jobOfResult: 
     }
   }
   return scan;
+}
+
+/** The job ids of each command a worker logged as repeated (its first result stood), read so far. */
+function repeatedCommands(files: { file: string }[]): Map<string, Set<string>> {
+  const repeated = new Map<string, Set<string>>();
+  for (const { file } of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (!line.includes('repeated command: the first result stands')) continue;
+      try {
+        const entry = JSON.parse(line) as { command_id?: string; job_id?: string | number };
+        if (entry.command_id && entry.job_id !== undefined) {
+          const jobs = repeated.get(entry.command_id) ?? new Set<string>();
+          repeated.set(entry.command_id, jobs.add(String(entry.job_id)));
+        }
+      } catch {
+        // the last line of a running worker may be cut short
+      }
+    }
+  }
+  return repeated;
 }
 
 /** Each "deadlock detected" of the server log with the lines that follow it (the processes, their statements). */

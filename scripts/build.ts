@@ -1,11 +1,12 @@
-// `npm run build` (also run by `npm pack` through prepack): compiles the client package into dist/
-// (JavaScript and .d.ts, tsconfig.build.json). The service itself runs from the .ts sources.
+// `npm run build` (also run by `npm pack ./client` through client/package.json's prepack): compiles
+// the client package into client/dist/ (JavaScript and .d.ts, tsconfig.build.json). The service
+// itself runs from the .ts sources of this checkout and is not part of the npm package.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const dist = `${root}dist`;
+const dist = `${root}client/dist`;
 rmSync(dist, { recursive: true, force: true });
 execFileSync(`${root}node_modules/.bin/tsc`, ['-p', `${root}tsconfig.build.json`], { stdio: 'inherit' });
 

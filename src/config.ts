@@ -87,6 +87,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/**
+ * The fairness settings kept in the database (billing.fairness_settings, enforced by triggers on the
+ * jobs table: docs/operations.md, Fairness between logins). `billing migrate` writes the ones set
+ * here; unset ones leave the database's value as it is.
+ */
+export interface FairnessSettings {
+  /** BILLING_MAX_WAITING_PER_LOGIN: a login's waiting commands beyond which its enqueue is refused. */
+  maxWaitingPerLogin?: number;
+  /** BILLING_COMMANDS_PER_PRIORITY_STEP: waiting commands per step of graphile-worker priority. */
+  commandsPerPriorityStep?: number;
+}
+
+export function loadFairnessSettings(env: NodeJS.ProcessEnv = process.env): FairnessSettings {
+  const settings: FairnessSettings = {};
+  if (env.BILLING_MAX_WAITING_PER_LOGIN)
+    settings.maxWaitingPerLogin = integer(env, 'BILLING_MAX_WAITING_PER_LOGIN', 0, 1, 1_000_000_000);
+  if (env.BILLING_COMMANDS_PER_PRIORITY_STEP)
+    settings.commandsPerPriorityStep = integer(env, 'BILLING_COMMANDS_PER_PRIORITY_STEP', 0, 1, 1_000_000);
+  return settings;
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);

@@ -3,6 +3,9 @@ import { runBench } from './helpers/bench.ts';
 
 // A file of its own: every phase with real worker processes takes a while on a loaded machine.
 // Figures are not asserted (no timing assertions): the run must print every row and a clean verify.
+// Each throughput window lasts until it holds enough jobs (bench/throughput.ts), so the run is as
+// long as the machine makes it: 130 s at a load of 15, over 240 s at 35; this is its ceiling.
+t.setTimeout(600_000);
 t.test('a tiny run prints every figure and every target, and verify passes', async (t) => {
   const { code, stdout, stderr } = await runBench([
     '--json',
@@ -28,7 +31,7 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
   };
   t.same(
     report.rows.map((r) => r.key),
-    ['anchor', 'apply_one', 'queue', 'uniform', 'hot', 'batch', 'p50', 'p99', 'rss', 'batch_rss'],
+    ['anchor', 'apply_one', 'queue', 'uniform', 'burst', 'hot', 'batch', 'p50', 'p99', 'rss', 'batch_rss'],
   );
   for (const row of report.rows)
     t.ok(Number.isFinite(row.value) && row.value > 0, `${row.key} was measured: ${row.value}`);
@@ -36,12 +39,23 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
     t.ok(Number.isFinite(row.ratio) && row.ratio! > 0, `${row.key} has its ratio to the anchor`);
   t.same(
     report.targets.map((x) => x.key),
-    ['e2e_vs_anchor', 'hot_vs_uniform', 'p50', 'p99', 'rss'],
+    ['e2e_vs_anchor', 'burst_vs_anchor', 'hot_vs_uniform', 'p50', 'p99', 'rss'],
   );
   for (const target of report.targets) t.type(target.pass, 'boolean');
   t.same(
     report.costs.map((r) => r[0]),
-    ['anchor', 'anchor', 'uniform', 'hot account', 'batch jobs of 100', 'latency at half load'],
+    [
+      'anchor',
+      'anchor',
+      'uniform',
+      'hot account',
+      'burst drain',
+      'batch jobs of 100',
+      'latency at 10% load',
+      'latency at 25% load',
+      'latency at half load',
+      'latency at 75% load',
+    ],
     'CPU per command of each throughput phase, and of the latency phase',
   );
   t.equal(report.verify.ledger_ok, true, 'verify found no breach');

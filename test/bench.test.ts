@@ -1,9 +1,12 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { runBench } from './helpers/bench.ts';
 import { anchorFile, bindTransfer, loadAnchor, runAnchor, setUpAnchor } from '../bench/anchor.ts';
+import type { LatencyFigures } from '../bench/latency.ts';
 import { buildReport } from '../bench/report.ts';
 import { createTestDatabase } from './helpers/database.ts';
 
@@ -20,6 +23,8 @@ t.test('--help names every option', async (t) => {
     '--workers',
     '--database-url',
     '--json',
+    '--out',
+    '--burst',
     '--scaling',
     '--backlog',
   ]) {
@@ -87,8 +92,9 @@ t.test('the targets table says which target is missed, and an unmeasured one nev
   const report = buildReport(
     {
       anchors: [anchor, { ...anchor, rate: 1_200 }],
-      uniform: { rate: 4_500, enqueued: 1 },
-      hot: { rate: 4_000, enqueued: 1 },
+      uniform: { rate: 6_000, enqueued: 1 },
+      hot: { rate: 5_390, enqueued: 1 },
+      burst: { rate: 5_000, enqueued: 60_000, seconds: 12, chunks: 6 },
       latency: {
         targetRate: 2_250,
         achievedRate: 2_250,
@@ -107,13 +113,17 @@ t.test('the targets table says which target is missed, and an unmeasured one nev
   );
   const byKey = Object.fromEntries(report.targets.map((x) => [x.key, x]));
   t.equal(report.rows.find((r) => r.key === 'anchor')?.value, 1_100, 'the anchor is the mean of its two runs');
-  t.equal(byKey.e2e_vs_anchor?.value, 4_500 / 1_100);
-  t.equal(byKey.e2e_vs_anchor?.pass, true);
-  t.equal(byKey.hot_vs_uniform?.pass, false, '0.89 misses 0.9');
-  t.equal(byKey.p50?.pass, true);
-  t.equal(byKey.p99?.pass, false);
+  t.equal(byKey.e2e_vs_anchor?.value, 6_000 / 1_100);
+  t.equal(byKey.e2e_vs_anchor?.pass, true, '5.5x the anchor meets 5x');
+  t.equal(byKey.burst_vs_anchor?.value, 5_000 / 1_100);
+  t.equal(byKey.burst_vs_anchor?.pass, false, 'a burst drained at 4.5x the anchor misses 5x');
+  t.equal(byKey.hot_vs_uniform?.pass, false, '0.898 misses 0.9');
+  t.equal(byKey.p50?.value, 12 / 5, 'p50 as a ratio to the anchor transaction p50');
+  t.equal(byKey.p50?.pass, true, '2.4x meets 3x');
+  t.equal(byKey.p99?.value, 60 / 10);
+  t.equal(byKey.p99?.pass, false, '6x misses 3x');
   t.equal(byKey.rss?.pass, false, 'RSS was not measured');
-  t.equal(report.rows.find((r) => r.key === 'uniform')?.ratio, 4_500 / 1_100);
+  t.equal(report.rows.find((r) => r.key === 'uniform')?.ratio, 6_000 / 1_100);
 });
 
 t.test(
@@ -152,11 +162,15 @@ t.test(
 );
 
 t.test('--check exits 1 when a target is missed or not measured, and the table names it', async (t) => {
-  const args = ['--phases', 'anchor', '--seconds', '0.5', '--accounts', '10'];
+  const out = await mkdtemp(join(tmpdir(), 'bench-out-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const args = ['--phases', 'anchor', '--seconds', '0.5', '--accounts', '10', '--out', out];
   const plain = await runBench(args);
   t.equal(plain.code, 0, 'without --check a missed target is reported, not an error');
-  t.match(plain.stdout, /end to end \/ anchor\s+n\/a\s+>= 4\s+not measured/);
-  t.match(plain.stdout, 'missed: end to end / anchor; hot account / uniform');
+  t.match(plain.stdout, /end to end, steady \/ anchor\s+n\/a\s+>= 5\s+not measured/);
+  t.match(plain.stdout, /end to end, burst drain \/ anchor\s+n\/a\s+>= 5\s+not measured/);
+  t.match(plain.stdout, 'missed: end to end, steady / anchor; end to end, burst drain / anchor; hot account / uniform');
+  t.equal(await readFile(join(out, 'report.txt'), 'utf8'), plain.stdout, 'the report is written beside the chart');
   const checked = await runBench(['--check', ...args]);
   t.equal(checked.code, 1, checked.stderr);
 });
@@ -171,4 +185,20 @@ t.test('the bench runs its workers with the NODE_OPTIONS and MALLOC_ARENA_MAX th
   };
   t.ok(scripts.scripts.start.includes(deployedNodeOptions), 'npm start runs with the same V8 limits');
   t.ok(scripts.scripts.start.includes(`MALLOC_ARENA_MAX=${deployedMallocArenaMax} `), 'and the same arenas');
+});
+
+t.test('the latency chart is an SVG with the curve, the anchor and the targets', async (t) => {
+  const { latencyChartSvg } = await import('../bench/chart.ts');
+  const point = (load: number, p50Ms: number, p99Ms: number) => ({
+    load,
+    figures: { achievedRate: 7_000 * load, p50Ms, p99Ms } as LatencyFigures,
+  });
+  const svg = await latencyChartSvg(
+    [point(0.1, 8, 20), point(0.25, 9, 25), point(0.5, 14, 40), point(0.75, 30, 90)],
+    { rate: 1_400, p50Ms: 5, p99Ms: 17 },
+    'a test run',
+  );
+  t.match(svg, /^<svg /);
+  for (const text of ['a test run', 'p50', 'p99', 'anchor transaction', "target: 3x the anchor's", '10%', '75%'])
+    t.ok(svg.includes(text.replace("'", '&#39;')) || svg.includes(text), `shows "${text}"`);
 });

@@ -1,4 +1,5 @@
 // The `billing` CLI end to end: spawned processes, a real `billing worker` process, real exit codes.
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import t from 'tap';
 import { resolveServerUrl, withDatabase } from '../src/db/connection.ts';
@@ -161,10 +162,14 @@ t.test('each command: exit 0 when applied, 2 when rejected, --json parses', asyn
 t.test('the same id: a replay reports the first result again, another payload is id_conflict', async (t) => {
   const first = JSON.parse((await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json')).stdout) as {
     seq: string;
+    replayed: boolean;
   };
+  t.equal(first.replayed, false, 'the first call applied it');
   const replay = await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json');
   t.equal(replay.code, 0);
   t.equal((JSON.parse(replay.stdout) as { seq: string }).seq, first.seq, 'the original result, not a new one');
+  t.equal((JSON.parse(replay.stdout) as { replayed: boolean }).replayed, true, 'marked as a replay');
+  t.match((await billing('credit', 'cli-b', '7', '--id', 'cli-once')).stdout, /\(replayed: the result stored /);
   const conflict = await billing('credit', 'cli-b', '8', '--id', 'cli-once', '--json');
   t.equal(conflict.code, 2);
   t.equal((JSON.parse(conflict.stdout) as { code: string }).code, 'id_conflict');
@@ -261,6 +266,11 @@ t.test(
       t.match(top.stdout, text);
     for (const code of [0, 1, 2, 3, 70])
       t.match(top.stdout, new RegExp(`^  ${code} +\\S`, 'm'), `exit code ${code} is documented`);
+    // "More settings" points to the page that has them all.
+    t.match(top.stdout.replace(/\s+/g, ' '), 'every setting is in docs/configuration.md');
+    const settings = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    for (const name of ['DATABASE_URL', 'BILLING_DATA_DIR', 'BILLING_HTTP_PORT', 'LOG_LEVEL', 'BILLING_CONCURRENCY'])
+      t.match(settings, `| \`${name}\` |`, `docs/configuration.md has ${name}`);
     const subcommands = [
       'start',
       'migrate',
@@ -277,6 +287,8 @@ t.test(
       'watch',
       'verify',
       'demo',
+      'history',
+      'url',
     ];
     const helps = await Promise.all(subcommands.map((name) => billing(name, '--help')));
     for (const [index, help] of helps.entries()) {
@@ -290,3 +302,76 @@ t.test(
     t.match(hold, /--expires-at <timestamp> .*with a zone, at most 30 days ahead/);
   },
 );
+
+t.test('history: the newest page by default, --oldest and --after forward, --before back', async (t) => {
+  for (const amount of ['1', '2', '3', '4']) t.equal((await billing('credit', '1', amount)).code, 0);
+  const amounts = (run: { stdout: string }) =>
+    run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { seq: string; type: string; balances: { balance: string }[] })
+      .map((r) => `${r.type} ${r.balances[0]!.balance}`);
+  const newest = await billing('history', '1', '--limit', '2', '--json');
+  t.equal(newest.code, 0, newest.stderr);
+  t.same(amounts(newest), ['credit 672', 'credit 676'], 'the last two results, in seq order');
+  const human = await billing('history', '1', '--limit', '2');
+  const firstSeq = /^#(\d+)/.exec(human.stdout)![1]!;
+  t.match(human.stderr, `earlier results: billing history 1 --before ${firstSeq}\n`);
+  t.same(amounts(await billing('history', '1', '--limit', '2', '--before', firstSeq, '--json')), [
+    'credit 667',
+    'credit 669',
+  ]);
+  const oldest = await billing('history', '1', '--oldest', '--limit', '2');
+  t.match(oldest.stdout, /^#1 {2}open_account .*\n#3 {2}credit /);
+  t.match(oldest.stderr, /^next page: billing history 1 --after 3\n$/);
+  t.match((await billing('history', '1', '--after', '3', '--limit', '1')).stdout, /^#4 {2}transfer /);
+  const both = await billing('history', '1', '--oldest', '--before', '9');
+  t.equal(both.code, 1, 'one direction at a time');
+});
+
+t.test('bad values of --limit: one clear line, exit 1, with or without --json', async (t) => {
+  for (const limit of ['0', '-1', 'x']) {
+    const run = await billing('history', 'alice', '--limit', limit);
+    t.equal(run.code, 1, `--limit ${limit}`);
+    t.equal(run.stdout, '');
+    t.match(
+      run.stderr,
+      `billing: option '--limit <n>' argument '${limit}' is invalid: expected a whole number of 1 or more\n`,
+    );
+    const json = await billing('history', 'alice', '--limit', limit, '--json');
+    t.equal(json.code, 1, `--limit ${limit} --json`);
+    t.equal(json.stdout, '');
+    t.match(JSON.parse(json.stderr), { error: /argument '.*' is invalid: expected a whole number/, exit_code: 1 });
+  }
+});
+
+t.test('every error line starts with billing:, usage errors included', async (t) => {
+  const cases = [
+    ['nonsense'],
+    ['transfer', 'x'],
+    ['credit', 'cli-a', '1.5'],
+    ['history', 'alice', '--after', 'x'],
+    ['balance', 'alice', '--bogus'],
+  ];
+  const runs = await Promise.all(cases.map((args) => billing(...args)));
+  for (const [index, args] of cases.entries()) {
+    t.equal(runs[index]!.code, 1, args.join(' '));
+    t.match(runs[index]!.stderr, /^billing: \S/, `${args.join(' ')}: ${runs[index]!.stderr.split('\n')[0]}`);
+    t.notMatch(runs[index]!.stderr, /^error:/m);
+  }
+});
+
+t.test('url prints the database; --data-dir names the embedded server to find, as on start', async (t) => {
+  const url = await billing('url');
+  t.equal(url.code, 0, url.stderr);
+  t.equal(url.stdout, `${database.url}\n`, 'DATABASE_URL when set');
+  const dataDir = `/tmp/pg-billing-no-server-${process.pid}`;
+  for (const args of [['url'], ['balance', 'alice'], ['history', 'alice'], ['verify'], ['credit', 'alice', '1']]) {
+    const run = await runCli([...args, '--data-dir', dataDir], {
+      DATABASE_URL: undefined,
+      BILLING_DATA_DIR: undefined,
+    });
+    t.equal(run.code, 1, `${args.join(' ')} --data-dir`);
+    t.match(run.stderr, `no embedded PostgreSQL is running for ${dataDir}.`, 'looked in that folder');
+  }
+});

@@ -55,10 +55,14 @@ t.test('typed results: applied and rejected, bigint money, replay and id_conflic
   t.equal(rejected.status, 'rejected');
   t.equal(rejected.code, 'insufficient_funds');
   t.match(rejected.message, /available/);
+  t.same(rejected.balances, [], 'a rejection changed nothing and carries no balances (README, docs/client.md)');
 
+  t.equal(credited.replayed, false, "this call's own job wrote it");
   const replay = await client.credit({ id: 'c-credit-1', account: 'c-1', amount: big, metadata: { why: 'test' } });
   t.equal(replay.seq, credited.seq, 'a replay resolves with the original result');
+  t.equal(replay.replayed, true, 'and says it is a replay');
   const conflict = await client.credit({ id: 'c-credit-1', account: 'c-1', amount: 1n });
+  t.equal(conflict.replayed, false, 'an id conflict is no replay');
   t.equal(conflict.code, 'id_conflict');
   t.equal(conflict.seq, null);
   t.equal(conflict.code === 'id_conflict' && conflict.original.seq, credited.seq);
@@ -195,6 +199,28 @@ t.test(
     t.equal(streamIds.length, total, 'and no duplicates');
   },
 );
+
+t.test("results({ after: 'now' }): only results committed after the iteration began", async (t) => {
+  const before = await client.lastSeq();
+  t.ok(before > 0n, 'earlier results exist');
+  const iterator = client.results({ after: 'now', signal: AbortSignal.timeout(60_000) });
+  const first = iterator.next(); // the iteration begins: the cursor is read now
+  const a = await client.credit({ account: 'c-1', amount: 1n });
+  const b = await client.credit({ account: 'c-1', amount: 1n });
+  const { value } = await first;
+  await iterator.return();
+  t.ok(value && value.seq > before, `the first is a new result (#${value?.seq}), not #1`);
+  t.ok(value && [a.id, b.id].includes(value.id), 'one of the commands sent after');
+});
+
+t.test('a missing connectionString is our own clear error, at once', async (t) => {
+  for (const options of [{}, { connectionString: undefined }, { connectionString: '' }])
+    t.throws(() => createBillingClient(options as never), {
+      name: 'TypeError',
+      message:
+        /^createBillingClient: connectionString is required \(the billing database, e\.g\. process\.env\.DATABASE_URL\)/,
+    });
+});
 
 t.test('results(): a second iterator from an old cursor replays the same sequence', async (t) => {
   const first: bigint[] = [];

@@ -1,40 +1,46 @@
-// Every example of README.md and docs/, run in the order examples/ numbers them, compared with its recorded output
-// (examples/<name>.out). The TypeScript client example runs in test/package.test.ts, compiled
-// against the packed package as a consumer would. `npm install && npm start` and `npm test` are the
-// commands that run this suite; `billing start`/`worker` are test/start.test.ts's.
-// Two databases: one for the command line (demo, then the CLI table), one for SQL (the original
-// task, the DBA's queries, then the roles), since both open accounts 1 and 2. One worker at a time:
-// a process runs one worker (src/worker/runtime.ts keeps the current one).
+// Every example of README.md and docs/, run as one reader would run them: in the order the reader
+// meets them (README.md, then each page of docs/ in the order the README lists them), one after
+// the other on ONE database with one worker, each output compared with its recorded one
+// (examples/<name>.out). examples/ numbers them in that order, and this file checks that it does.
+// The TypeScript client example imports the package by its name; here it runs from the sources
+// (test/package.test.ts compiles it against the packed package, as a consumer does).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import t from 'tap';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { createTestDatabase } from './helpers/database.ts';
 import { runCli } from './helpers/cli.ts';
 import {
   billingArgs,
   checkInDocs,
   compareWithRecorded,
+  exampleNames,
   formatRows,
   readExample,
+  readerPosition,
   sqlStatements,
 } from './helpers/examples.ts';
 import { startTestWorker } from './helpers/worker.ts';
 
 // About 20 CLI processes, each loading the CLI anew: minutes on a loaded 2-core machine.
 t.setTimeout(600_000);
-const cliDatabase = await createTestDatabase('examples_cli');
-const sqlDatabase = await createTestDatabase('examples_sql');
-let worker = await startTestWorker(cliDatabase);
+const database = await createTestDatabase('examples');
+const worker = await startTestWorker(database);
 // Roles belong to the whole server and test files run in parallel: the README's login users get
 // a suffix of this process's own, and are dropped after.
 const users = { app: `app_${process.pid}`, billing_svc: `billing_svc_${process.pid}`, dba_ro: `dba_ro_${process.pid}` };
+const work = mkdtempSync(path.join(tmpdir(), 'pg-billing-examples-'));
 t.teardown(async () => {
   await worker.stop();
-  for (const user of Object.values(users)) await sqlDatabase.query(`drop user if exists ${user}`);
-  await cliDatabase.drop();
-  await sqlDatabase.drop();
+  for (const user of Object.values(users)) await database.query(`drop user if exists ${user}`);
+  await database.drop();
+  rmSync(work, { recursive: true, force: true });
 });
 
-async function runShellExample(database: TestDatabase, name: string): Promise<string> {
+async function runShellExample(name: string): Promise<string> {
   const out: string[] = [];
   for (const line of readExample(name)
     .split('\n')
@@ -67,48 +73,73 @@ async function runSqlExample(query: (text: string) => Promise<pg.QueryResult>, s
   return `${out.join('\n')}\n`;
 }
 
-t.test('npx billing demo, twice', async (t) => {
+/** The TypeScript example with `pg-billing` resolved to src/index.ts, run by Node's type stripping. */
+async function runClientExample(name: string): Promise<string> {
+  const source = new URL('../src/index.ts', import.meta.url).href;
+  const file = path.join(work, name);
+  writeFileSync(file, readExample(name).replace(/from 'pg-billing'/g, `from '${source}'`));
+  const { stdout } = await promisify(execFile)(process.execPath, [file], {
+    env: { ...process.env, DATABASE_URL: database.url },
+    timeout: 120_000,
+  });
+  return stdout;
+}
+
+t.test('examples/ numbers the examples in the order a reader meets them', async (t) => {
+  const names = exampleNames();
+  const byReader = [...names].sort((a, b) => {
+    const [pageA, offsetA] = readerPosition(a);
+    const [pageB, offsetB] = readerPosition(b);
+    return pageA - pageB || offsetA - offsetB;
+  });
+  t.same(names, byReader, "README.md first, then docs/ in the README's order, each page top to bottom");
+});
+
+t.test('README: npx billing demo, twice', async (t) => {
   checkInDocs(t, '01-demo.sh');
-  compareWithRecorded(t, '01-demo.sh', await runShellExample(cliDatabase, '01-demo.sh'));
+  compareWithRecorded(t, '01-demo.sh', await runShellExample('01-demo.sh'));
 });
 
-t.test('the command-line table, row by row (after the demo)', async (t) => {
-  checkInDocs(t, '06-cli.sh');
-  compareWithRecorded(t, '06-cli.sh', await runShellExample(cliDatabase, '06-cli.sh'));
-});
-
-t.test('then the SQL examples, on a database of their own', async () => {
-  await worker.stop();
-  worker = await startTestWorker(sqlDatabase);
-});
-
-t.test('the original task from SQL alone, statement by statement (autocommit, as psql -f runs it)', async (t) => {
+t.test('README: the original task from SQL alone, after the demo (autocommit, as psql -f runs it)', async (t) => {
   checkInDocs(t, '02-original-task.sql');
-  const output = await runSqlExample((text) => sqlDatabase.query(text), readExample('02-original-task.sql'));
+  const output = await runSqlExample((text) => database.query(text), readExample('02-original-task.sql'));
   compareWithRecorded(t, '02-original-task.sql', output);
-  t.match(output, /\n1\|666\|0\|666\n2\|111\|0\|111\n/, 'balances 666 and 111');
+  // What the example's comment says it prints.
+  t.match(output, /\nsql-1\|666\|0\|666\nsql-2\|111\|0\|111\n/, 'balances 666 and 111');
 });
 
-t.test("the DBA's queries, after the original task", async (t) => {
-  checkInDocs(t, '03-dba-queries.sql');
+t.test('docs/cli.md: the command-line table, row by row', async (t) => {
+  checkInDocs(t, '03-cli.sh');
+  compareWithRecorded(t, '03-cli.sh', await runShellExample('03-cli.sh'));
+});
+
+t.test('docs/client.md: the TypeScript client', async (t) => {
+  checkInDocs(t, '04-client.ts');
+  const output = await runClientExample('04-client.ts');
+  compareWithRecorded(t, '04-client.ts', output);
+  t.match(output, /\n666n\n\[ 'open_account ok', 'transfer ok' \]\n$/, 'as its comments say');
+});
+
+t.test("docs/dba.md: the DBA's queries", async (t) => {
+  checkInDocs(t, '05-dba-queries.sql');
   compareWithRecorded(
     t,
-    '03-dba-queries.sql',
-    await runSqlExample((text) => sqlDatabase.query(text), readExample('03-dba-queries.sql')),
+    '05-dba-queries.sql',
+    await runSqlExample((text) => database.query(text), readExample('05-dba-queries.sql')),
   );
 });
 
-t.test('least privilege: the login users, then the application as app', async (t) => {
-  checkInDocs(t, '04-security.sql');
-  checkInDocs(t, '05-as-app.sql');
+t.test('docs/security.md: the login users, then the application as app', async (t) => {
+  checkInDocs(t, '06-security.sql');
+  checkInDocs(t, '07-as-app.sql');
   const rename = (text: string) =>
     text.replace(/\b(app|billing_svc|dba_ro)\b(?= login)/g, (name) => users[name as keyof typeof users]);
   compareWithRecorded(
     t,
-    '04-security.sql',
-    await runSqlExample((text) => sqlDatabase.query(rename(text)), readExample('04-security.sql')),
+    '06-security.sql',
+    await runSqlExample((text) => database.query(rename(text)), readExample('06-security.sql')),
   );
-  const url = new URL(sqlDatabase.url);
+  const url = new URL(database.url);
   url.username = users.app;
   url.password = '...';
   const app = new pg.Client({ connectionString: url.toString() });
@@ -116,8 +147,8 @@ t.test('least privilege: the login users, then the application as app', async (t
   try {
     compareWithRecorded(
       t,
-      '05-as-app.sql',
-      await runSqlExample((text) => app.query(text), readExample('05-as-app.sql')),
+      '07-as-app.sql',
+      await runSqlExample((text) => app.query(text), readExample('07-as-app.sql')),
     );
   } finally {
     await app.end();

@@ -11,7 +11,7 @@ import { enqueueMany } from './helpers/ledger.ts';
 // graphile-worker fetches jobs with a named prepared statement. Run on a quiet queue, PostgreSQL
 // switches it to a generic plan made for an empty jobs table and keeps that plan when the queue
 // fills: a nested loop comparing every job row with every fetched one, 3-16 s per fetch of 1,200
-// in the bench (docs/performance.md). The queue pool's sessions must plan each fetch afresh.
+// in the bench (bench/LOG.md). The queue pool's sessions must plan each fetch afresh.
 
 interface PlanNode {
   'Node Type': string;
@@ -58,7 +58,8 @@ async function fetchPlanAfterQuietQueue(database: TestDatabase, pool: pg.Pool, f
     taskList: { 'plans/noop': async () => {} },
     noHandleSignals: true,
     logger: new Logger(() => () => {}),
-    preset: { worker: { ...settings.preset.worker, pollInterval: 10 } },
+    // Polls every 10 ms: graphile-worker refuses a refetch delay longer than the poll interval.
+    preset: { worker: { ...settings.preset.worker, pollInterval: 10, localQueue: { size: settings.fetchSize } } },
   });
   await waitFor(`${fetches} fetches on the empty queue`, () => (fetched >= fetches ? true : undefined));
   await runner.stop();

@@ -6,7 +6,7 @@ import { enqueueMany } from './helpers/ledger.ts';
 
 // Statistics of graphile-worker's jobs table taken while it was empty, with pages left behind, say
 // it is empty however much it fills: every fetch is then planned as a scan of the whole table per
-// fetched row (seconds per fetch in the bench; docs/performance.md). A worker whose fetch comes
+// fetched row (seconds per fetch in the bench; bench/LOG.md). A worker whose fetch comes
 // back full has them refreshed (sql/0014_queue_statistics.sql).
 
 t.test('a full fetch on statistics of an empty jobs table has them refreshed', async (t) => {

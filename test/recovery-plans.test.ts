@@ -9,7 +9,7 @@ import { enqueueMany } from './helpers/ledger.ts';
 // was empty (ANALYZE on a quiet queue; autovacuum off on this project's test server). With such
 // statistics, an `update ... from (select ... for update skip locked) as x where id = x.id` was
 // planned as a nested loop that rescanned the table once per row: 30 s per pass with 37,000 jobs
-// queued (docs/performance.md). Their plans must not depend on that: the locked ids come from a
+// queued (bench/LOG.md). Their plans must not depend on that: the locked ids come from a
 // subquery run once, and the update finds them by index.
 
 interface PlanNode {

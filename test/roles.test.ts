@@ -505,10 +505,16 @@ const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = 
   'billing.submit(text,json)': ['client'],
   'billing.await_result(text,double precision)': ['client', 'reader'],
   'billing.account_history(text,bigint,integer)': ['client', 'reader'],
+  'billing.account_history_before(text,bigint,integer)': ['client', 'reader'],
   // DBAs' queries; the worker because inserting a result evaluates the indexes built on it.
   'billing.request_field(json,text)': ['worker', 'client', 'reader'],
   'billing.worker_liveness_sessions()': ['worker'],
   'billing.refresh_queue_statistics(bigint)': ['worker'],
+  // The NOTIFY-queue watchdog's only power: ending client and reader sessions that pin the queue.
+  'billing.end_queue_pinning_sessions(bigint)': ['worker'],
+  // The payload-size guard on graphile-worker's job table and its helper (billing.submit's too).
+  'billing.limit_job_payload()': [],
+  'billing.oversized_command_stub(json)': [],
   // `billing migrate` only.
   'billing.apply_access()': [],
   // Trigger functions: a trigger runs them without checking EXECUTE.

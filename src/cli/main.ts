@@ -13,6 +13,7 @@ import { historyCommand } from './history.ts';
 import { migrateCommand } from './migrate.ts';
 import { resultCommand } from './result.ts';
 import { startCommand } from './start.ts';
+import { urlCommand } from './url.ts';
 import { verifyCommand } from './verify.ts';
 import { watchCommand } from './watch.ts';
 import { workerCommand } from './worker.ts';
@@ -37,6 +38,7 @@ Examples:
   $ billing demo                   # in another: the original task, balances 666 and 111
   $ billing transfer 1 2 111 --json
   $ billing watch --after 0
+  $ psql "$(billing url)"          # the database the CLI uses, for other tools
   $ DATABASE_URL=postgres://billing@db:5432/billing billing worker
 
 Environment:
@@ -45,7 +47,8 @@ Environment:
   BILLING_DATA_DIR    folder of that embedded PostgreSQL (default <project>/.data/postgres)
   BILLING_HTTP_PORT   worker's /healthz /readyz /metrics port. Unset: ${defaultHttpPort}, or the next free one
                       (several workers on one host); set: exactly that one (taken: exit 1); 0: any free
-  LOG_LEVEL           fatal, error, warn, info (default), debug, trace or silent; more settings in the README
+  LOG_LEVEL           fatal, error, warn, info (default), debug, trace or silent; every setting is in
+                      docs/configuration.md
 Every setting is checked at start; a bad one is refused with a message naming it (exit 1).
 
 From a checkout of the repository (bench/ and chaos/ are not part of the package): the benchmark,
@@ -68,15 +71,32 @@ for (const command of [
   demoCommand(),
   benchCommand(),
   chaosCommand(),
+  urlCommand(),
 ]) {
   program.addCommand(command);
 }
 
-// Usage errors exit 1 (commander's default), as documented; --help exits 0. With --json, commander's
-// own error text is replaced by the JSON line below.
+// Every subcommand that finds the embedded server through its data folder takes --data-dir, as
+// `start` does (start has its own; chaos runs a cluster of its own). It is BILLING_DATA_DIR for this
+// command, and for the scripts `bench` starts.
+for (const command of program.commands) {
+  if (command.name() === 'start' || command.name() === 'chaos') continue;
+  command
+    .option('--data-dir <path>', 'folder of the embedded PostgreSQL to use without DATABASE_URL (as BILLING_DATA_DIR)')
+    .hook('preAction', (_program, action) => {
+      const dataDir = action.opts<{ dataDir?: string }>().dataDir;
+      if (dataDir !== undefined) process.env.BILLING_DATA_DIR = dataDir;
+    });
+}
+
+// Usage errors exit 1 (commander's default), as documented; --help exits 0. Every error line starts
+// with `billing:`, commander's own included. With --json, commander's error text is replaced by the
+// JSON line below.
 for (const command of [program, ...program.commands]) {
   command.exitOverride();
-  if (jsonErrors) command.configureOutput({ outputError: () => {} });
+  command.configureOutput({
+    outputError: jsonErrors ? () => {} : (text, write) => write(commanderMessage(text, 'billing: ')),
+  });
 }
 
 let exitCode: number;
@@ -86,7 +106,7 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     exitCode = error.exitCode === 0 ? exitCodes.ok : exitCodes.error;
-    if (exitCode !== exitCodes.ok && jsonErrors) report(error.message.replace(/^error: /, ''), exitCode);
+    if (exitCode !== exitCodes.ok && jsonErrors) report(commanderMessage(error.message, ''), exitCode);
   } else if (error instanceof CliError) {
     exitCode = error.exitCode;
     report(error.message, exitCode, error.details);
@@ -101,6 +121,14 @@ process.exit(exitCode);
 function report(message: string, exitCode: number, details: Record<string, string> = {}): void {
   if (jsonErrors) console.error(JSON.stringify({ error: message, exit_code: exitCode, ...details }));
   else console.error(`billing: ${message}`);
+}
+
+/**
+ * Commander's message with our prefix for its `error: `, and `is invalid: <why>` for its
+ * `is invalid. <why>` (the why is our parsers' text, e.g. "expected a whole number of 1 or more").
+ */
+function commanderMessage(text: string, prefix: string): string {
+  return text.replace(/^error: /, prefix).replace(/(is invalid(?: for argument '[^']*')?)\. /, '$1: ');
 }
 
 function describe(error: unknown): string {

@@ -34,10 +34,12 @@ export function printable(text: string): string {
   });
 }
 
-/** A result as scripts read it: money as strings of digits; `replayed` when it was stored before this call. */
-export function resultJson(result: CommandResult | StoredResult, extra: { replayed?: boolean } = {}): string {
+/** A result as scripts read it: money as strings of digits; a command's own call adds `replayed` (last). */
+export function resultJson(result: CommandResult | StoredResult): string {
   const { balances, ...rest } = result;
-  return toJson({ ...rest, balances, ...extra });
+  if (!('replayed' in rest)) return toJson({ ...rest, balances });
+  const { replayed, ...fields } = rest;
+  return toJson({ ...fields, balances, replayed });
 }
 
 export function formatAccounts(accounts: (Account | { account: string; missing: true })[]): string {

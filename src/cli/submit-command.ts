@@ -24,7 +24,14 @@ export function parseAmount(value: string): bigint {
 }
 
 export function parseWhole(value: string): number {
-  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('a whole number');
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('expected a whole number (digits only)');
+  return Number(value);
+}
+
+/** A count of things to show: a whole number of 1 or more. */
+export function parseCount(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('expected a whole number of 1 or more');
   return Number(value);
 }
 
@@ -68,14 +75,12 @@ export async function submitAndPrint<T extends CommandType>(
   const client = createBillingClient({ connectionString: url, timeoutMs: options.timeout });
   const id = options.id ?? randomUUID();
   try {
-    const earlier = options.id === undefined ? undefined : await client.result(options.id);
     const full = { ...input, id, ...(options.metadata ? { metadata: options.metadata } : {}) };
     const result = await client.submit(type, full);
-    const replayed = earlier !== undefined && result.seq === earlier.seq;
-    if (options.json) console.log(resultJson(result, { replayed }));
+    if (options.json) console.log(resultJson(result));
     else
       console.log(
-        `${formatResult(result)}${replayed ? `  (replayed: the result stored ${result.createdAt.toISOString()} for this id; nothing applied again)` : ''}`,
+        `${formatResult(result)}${result.replayed ? `  (replayed: the result stored ${result.createdAt.toISOString()} for this id; nothing applied again)` : ''}`,
       );
     return result.status === 'applied' ? exitCodes.ok : exitCodes.rejected;
   } catch (error) {

@@ -26,8 +26,11 @@ export interface BillingClientOptions {
 }
 
 export interface ResultsOptions {
-  /** Results with a seq above this one; 0n (the default) is from the very first. */
-  after?: bigint;
+  /**
+   * Results with a seq above this one; 0n (the default) is from the very first; 'now' is after the
+   * last result committed when the iteration starts (its first `next()`, as `for await` begins).
+   */
+  after?: bigint | 'now';
   /** Rows per read: a whole number of at least 1 (else a RangeError when `results()` is called). Default 500. */
   batchSize?: number;
   /** Stops the iteration (it then returns normally). */
@@ -37,6 +40,11 @@ export interface ResultsOptions {
 export interface HistoryOptions {
   /** Results with a seq above this one (the last seq of the previous page); default 0n. */
   after?: bigint;
+  /**
+   * Instead of `after`: the results just before this seq (the first seq of the next page, which is
+   * older); 'end' is the newest page. Still in seq order.
+   */
+  before?: bigint | 'end';
   /** Most results returned. Default 100. */
   limit?: number;
 }
@@ -63,12 +71,13 @@ export interface BillingClient extends CommandMethods {
   results(options?: ResultsOptions): AsyncGenerator<StoredResult, void, undefined>;
   /** The stored result of a command id, if it has one. */
   result(id: string): Promise<StoredResult | undefined>;
-  /** The highest seq written so far (0n when none): `results({ after: await lastSeq() })` tails new ones. */
+  /** The highest seq written so far (0n when none): `results({ after: await lastSeq() })` tails new ones from here. */
   lastSeq(): Promise<bigint>;
   balance(account: string): Promise<Account | undefined>;
   /**
    * One page of an account's history: the results (applied or rejected) of the commands that named
-   * it or one of its holds, in seq order (billing.account_history). Next page: `after` = the last seq.
+   * it or one of its holds, in seq order (billing.account_history). Next page: `after` = the last seq;
+   * the newest page: `before: 'end'`, the page before it: `before` = its first seq.
    */
   history(account: string, options?: HistoryOptions): Promise<StoredResult[]>;
   /** The accounts that exist, by id. */
@@ -83,6 +92,14 @@ const defaultTimeoutMs = 30_000;
 const maxRetryMs = 5_000;
 
 export function createBillingClient(options: BillingClientOptions): BillingClient {
+  // pg would take a missing one for "connect by PG* variables" and fail later with a message about
+  // a user name in a startup packet.
+  if (typeof options?.connectionString !== 'string' || options.connectionString === '')
+    throw new TypeError(
+      `createBillingClient: connectionString is required (the billing database, e.g. process.env.DATABASE_URL), got ${
+        options?.connectionString === '' ? 'an empty string' : String(options?.connectionString)
+      }`,
+    );
   const applicationName = options.applicationName ?? 'pg-billing-client';
   const pool: pg.Pool = createPool({
     connectionString: options.connectionString,
@@ -144,7 +161,7 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     batchSize: number,
   ): AsyncGenerator<StoredResult, void, undefined> {
     if (closed) throw new ClientClosedError();
-    let cursor = resultsOptions.after ?? 0n;
+    let cursor = resultsOptions.after === 'now' ? await lastSeq() : (resultsOptions.after ?? 0n);
     const signal = resultsOptions.signal;
     // Subscribed before the first read: a notification between a read and the wait is kept.
     const wakeup = listener.subscribe();
@@ -185,6 +202,15 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
     }
   }
 
+  // seq is taken under a lock held to commit (billing.result_seq_lock), so no result below the
+  // highest one can still commit: max(seq) is a cursor that skips nothing.
+  async function lastSeq(): Promise<bigint> {
+    const { rows } = await pool.query<{ seq: bigint }>(
+      'select coalesce(max(seq), 0)::int8 as seq from billing.operations',
+    );
+    return rows[0]!.seq;
+  }
+
   async function balances(accounts: string[]): Promise<Map<string, Account>> {
     const { rows } = await pool.query<AccountRow>(
       `select ${accountColumns} from billing.accounts where account = any($1::text[])`,
@@ -210,22 +236,25 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
       ]);
       return rows[0] ? toStoredResult(rows[0]) : undefined;
     },
-    async lastSeq() {
-      const { rows } = await pool.query<{ seq: bigint }>(
-        'select coalesce(max(seq), 0)::int8 as seq from billing.operations',
-      );
-      return rows[0]!.seq;
-    },
+    lastSeq,
     async balance(account) {
       return (await balances([account])).get(account);
     },
     balances,
-    async history(account, { after = 0n, limit = 100 } = {}) {
-      const { rows } = await pool.query<ResultRow>(`select ${resultColumns} from billing.account_history($1, $2, $3)`, [
-        account,
-        after,
-        limit,
-      ]);
+    async history(account, { after, before, limit = 100 } = {}) {
+      if (after !== undefined && before !== undefined) throw new TypeError('history: after or before, not both');
+      const { rows } =
+        before === undefined
+          ? await pool.query<ResultRow>(`select ${resultColumns} from billing.account_history($1, $2, $3)`, [
+              account,
+              after ?? 0n,
+              limit,
+            ])
+          : await pool.query<ResultRow>(`select ${resultColumns} from billing.account_history_before($1, $2, $3)`, [
+              account,
+              before === 'end' ? null : before,
+              limit,
+            ]);
       return rows.map(toStoredResult);
     },
     get pendingCount() {

@@ -154,7 +154,11 @@ export class PendingResults {
     for (const waiter of [...set]) {
       if (waiter.jobId === null) continue; // still enqueueing: its own look after the enqueue finds this row
       // The worker compares the same fingerprints: a differing one can only end as id_conflict.
-      const result = waiter.fingerprint === row.fingerprint ? stored : idConflict(waiter, stored);
+      // The row names the job that wrote it: another job's row was there before this call enqueued.
+      const result =
+        waiter.fingerprint === row.fingerprint
+          ? { ...stored, replayed: stored.jobId !== waiter.jobId }
+          : idConflict(waiter, stored);
       this.#settle(waiter, () => waiter.resolve(result));
     }
   }
@@ -189,6 +193,7 @@ function idConflict(waiter: Waiter, original: StoredResult): IdConflictResult {
     message: `id ${waiter.id} was already used by another ${original.type} command (result #${original.seq}, ${original.code}); this one had no effect`,
     balances: [],
     jobId: waiter.jobId,
+    replayed: false,
     original,
   };
 }

@@ -41,6 +41,15 @@ export interface StoredResult {
   createdAt: Date;
 }
 
+/** What a command call resolves with when its id holds this command's result. */
+export interface SubmittedResult extends StoredResult {
+  /**
+   * true when the result was stored before this call (the same id and payload were sent earlier):
+   * this call applied nothing again. false when this call's own job wrote it.
+   */
+  replayed: boolean;
+}
+
 /**
  * The command's id was already taken by another command (another payload or type). The first
  * command's result stays as it is (`original`); this command had no effect and has no row of its own.
@@ -54,11 +63,13 @@ export interface IdConflictResult {
   message: string;
   balances: [];
   jobId: bigint | null;
+  /** Always false: nothing was replayed; the first command's result is `original`. */
+  replayed: false;
   original: StoredResult;
 }
 
 /** What a command call resolves with. `status` is `applied` or `rejected`; rejections are data, not errors. */
-export type CommandResult = StoredResult | IdConflictResult;
+export type CommandResult = SubmittedResult | IdConflictResult;
 
 export interface Account {
   account: string;

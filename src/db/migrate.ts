@@ -3,6 +3,7 @@ import { Logger, runMigrations as runGraphileWorkerMigrations } from 'graphile-w
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { defaultRoleNames, type RoleNames } from '../commands/contract.ts';
+import { loadFairnessSettings, type FairnessSettings } from '../config.ts';
 
 export const sqlDirectory = fileURLToPath(new URL('../../sql', import.meta.url));
 
@@ -12,6 +13,8 @@ export interface MigrateOptions {
   log?: (message: string) => void;
   /** Names of the four group roles; defaults from BILLING_ROLE_* and then billing_owner etc. */
   roles?: Partial<RoleNames>;
+  /** Written to billing.fairness_settings; defaults from BILLING_MAX_WAITING_PER_LOGIN etc. (unset: kept). */
+  fairness?: FairnessSettings;
 }
 
 export type { RoleNames };
@@ -56,6 +59,7 @@ export async function migrate(options: MigrateOptions): Promise<string[]> {
       logger: { debug: () => {}, info: () => {}, warn: (m: string) => log(m), error: (m: string) => log(m) },
     });
     await applyAccess(client);
+    await applyFairness(client, options.fairness ?? loadFairnessSettings());
   } finally {
     await client.end().catch(() => {});
   }
@@ -79,6 +83,16 @@ async function applyAccess(client: pg.Client): Promise<void> {
     await client.query('rollback').catch(() => {});
     throw error;
   }
+}
+
+async function applyFairness(client: pg.Client, settings: FairnessSettings): Promise<void> {
+  if (settings.maxWaitingPerLogin === undefined && settings.commandsPerPriorityStep === undefined) return;
+  await client.query(
+    `update billing.fairness_settings
+     set max_waiting_per_login = coalesce($1::int8, max_waiting_per_login),
+         commands_per_priority_step = coalesce($2::int4, commands_per_priority_step)`,
+    [settings.maxWaitingPerLogin ?? null, settings.commandsPerPriorityStep ?? null],
+  );
 }
 
 function quietLogger(): Logger {

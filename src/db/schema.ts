@@ -91,6 +91,21 @@ export interface BillingEntries {
   operation_id: string;
 }
 
+export interface BillingFairnessSettings {
+  /**
+   * Waiting commands of a login per step of graphile-worker priority given to its next jobs.
+   */
+  commands_per_priority_step: Generated<number>;
+  /**
+   * A login with this many commands waiting is refused more (SQLSTATE 53400).
+   */
+  max_waiting_per_login: Generated<bigint>;
+  /**
+   * Always true: the table has one row.
+   */
+  only_row: Generated<boolean>;
+}
+
 export interface BillingHolds {
   /**
    * The account whose money is held.
@@ -249,6 +264,21 @@ export interface BillingResultSeqLock {
   only_row: Generated<boolean>;
 }
 
+export interface BillingSubmitterBacklog {
+  /**
+   * The login (session_user) that enqueued the commands.
+   */
+  login: string;
+  /**
+   * Inserting or completing backend's pid modulo 16: spreads one login's updates over 16 rows.
+   */
+  shard: number;
+  /**
+   * This shard's share of the login's waiting commands (a shard alone may be negative; the sum is not).
+   */
+  waiting: Generated<bigint>;
+}
+
 export interface BillingWorkerLiveness {
   /**
    * The registering session's backend pid (see pg_stat_activity).
@@ -279,11 +309,13 @@ export interface BillingWorkerLiveness {
 export interface DB {
   "billing.accounts": BillingAccounts;
   "billing.entries": BillingEntries;
+  "billing.fairness_settings": BillingFairnessSettings;
   "billing.holds": BillingHolds;
   "billing.id_conflicts": BillingIdConflicts;
   "billing.lock_slots": BillingLockSlots;
   "billing.operations": BillingOperations;
   "billing.reconciliation_mismatches": BillingReconciliationMismatches;
   "billing.result_seq_lock": BillingResultSeqLock;
+  "billing.submitter_backlog": BillingSubmitterBacklog;
   "billing.worker_liveness": BillingWorkerLiveness;
 }

@@ -15,7 +15,7 @@ type ElementType = 'int4' | 'int8' | 'text' | 'json' | 'jsonb' | 'timestamptz';
 /**
  * A list parameter's text: a JSON array, bigints as strings of digits. node-postgres would send a
  * JS array as an array literal that it builds and escapes element by element, which was a fifth of
- * everything a worker allocated under load (docs/performance.md); JSON.stringify does it natively.
+ * everything a worker allocated under load (bench/LOG.md); JSON.stringify does it natively.
  */
 export function jsonList(values: readonly unknown[]): string {
   return JSON.stringify(values.some((v) => typeof v === 'bigint') ? values.map(digitsOfBigint) : values);
@@ -41,6 +41,9 @@ function array<T>(values: readonly T[], type: ElementType): RawBuilder<T[]> {
 export function jsonText(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => digitsOfBigint(v));
 }
+
+/** How long after a hold's expiry its fallback job falls due (the sweeper normally expires it first). */
+export const expiryJobLagSeconds = 2;
 
 /**
  * Locks the batch's slots in ascending order, in one statement, and holds them to commit. Returns
@@ -425,16 +428,18 @@ export function writeStatement(db: Db) {
           .select(sql<string>`pg_notify(${resultsChannel}, v.notice)`.as('sent'))
           .where(notifies),
       )
-      // run_at is judged by the database clock; job_key keeps one expiry job per hold. A higher
-      // priority (lower number) puts a due expiry ahead of a backlog of commands (docs/guarantees.md: within 5 s).
+      // run_at is judged by the database clock; job_key keeps one expiry job per hold. Every
+      // worker's expiry sweeper expires a hold as it falls due and deletes its job: the job is the
+      // fallback, due expiryJobLagSeconds later, so that it does not fill the local queues with
+      // expiries the sweeper is applying. A higher priority (lower number) puts it ahead of a
+      // backlog of commands (docs/guarantees.md: within 5 s).
       .with('expiries', (qc) =>
         qc
           .selectFrom(rowsOf('expiries'))
           .select(
             sql<string>`graphile_worker.add_job(${holdExpiry.task}, json_build_object('hold', v.hold),
-        run_at => v.run_at, job_key => ${holdExpiry.idPrefix} || v.hold, max_attempts => ${25}, priority => ${-10})`.as(
-              'job',
-            ),
+        run_at => v.run_at + make_interval(secs => ${expiryJobLagSeconds}), job_key => ${holdExpiry.idPrefix} || v.hold,
+        max_attempts => ${25}, priority => ${-10})`.as('job'),
           )
           .where(notifies),
       )

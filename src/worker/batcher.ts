@@ -91,7 +91,7 @@ export class CommandBatcher {
    * graphile-worker starts the jobs of one fetch together, each in its own promise chain: a batch
    * sent at the first one's submit would carry that one command, and the rest would wait for it.
    * Sent once the current run of callbacks is done, one transaction carries them all: fewer
-   * transactions, lower latency and less CPU per command (docs/performance.md).
+   * transactions, lower latency and less CPU per command (bench/LOG.md).
    */
   #pumpAfterThisTick(): void {
     if (this.#pumpScheduled) return;

@@ -42,7 +42,7 @@ async function runCommand(
     requireId: defaultId === null,
   });
   if (job.attempts > 1) runtime.metrics.retries.inc({ task: job.task_identifier });
-  // A child logger per command cost a measurable share of the worker's CPU (docs/performance.md):
+  // A child logger per command cost a measurable share of the worker's CPU (bench/LOG.md):
   // the fields go on each line instead, and most commands log nothing above debug.
   const commandFields = { command_id: parsed.ok ? parsed.command.id : parsed.id, job_id: job.id };
   let outcome: AppliedOutcome;

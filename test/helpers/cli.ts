@@ -22,8 +22,11 @@ export function cliEnv(env: Record<string, string | undefined>): NodeJS.ProcessE
   return merged;
 }
 
-/** Runs `node src/cli/main.ts ...args` to the end; the real exit code and output. */
-export function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<CliRun> {
+/**
+ * Runs `node src/cli/main.ts ...args` to the end; the real exit code and output. The timeout is a
+ * ceiling, not a window: at a load of 30 on 2 cores one CLI process took over 60 s to exit.
+ */
+export function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 240_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
       cwd: projectRoot,

@@ -93,3 +93,34 @@ export function billingArgs(line: string): string[] {
   if (words[0] !== 'npx' || words[1] !== 'billing') throw new Error(`not an npx billing line: ${line}`);
   return words.slice(2);
 }
+
+/**
+ * The pages in the order a reader meets them: README.md, then the pages of docs/ in the order of the
+ * README's list under "## Documentation".
+ */
+export function readerPages(): string[] {
+  const readme = readFileSync(readmePath, 'utf8');
+  const list = readme.slice(readme.indexOf('\n## Documentation'));
+  const docs = [...list.matchAll(/\]\(docs\/([a-z-]+\.md)\)/g)].map((m) => `${docsDir}${m[1]}`);
+  return [readmePath, ...new Set(docs)];
+}
+
+/** Where a reader meets an example: the index of its page in readerPages(), and its offset there. */
+export function readerPosition(name: string): [page: number, offset: number] {
+  const firstLine = readExample(name)
+    .split('\n')
+    .find((line) => line.trim() !== '')!;
+  const pages = readerPages();
+  for (const [index, page] of pages.entries()) {
+    const offset = readFileSync(page, 'utf8').indexOf(firstLine);
+    if (offset !== -1) return [index, offset];
+  }
+  return [pages.length, 0];
+}
+
+/** The examples, in the order of their numbers. */
+export function exampleNames(): string[] {
+  return readdirSync(examplesDir)
+    .filter((f) => /^\d\d-.*\.(sh|sql|ts)$/.test(f))
+    .sort();
+}

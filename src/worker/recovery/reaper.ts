@@ -13,7 +13,7 @@ export interface ReapResult extends DeadIdDecision {
 // and then updated by id. Joined instead (`update ... from (select ...) where id = ...`), the plan
 // depends on the jobs table's statistics: taken while the queue was empty (a quiet moment's
 // ANALYZE), they made PostgreSQL rescan the whole table for every row of it, a nested loop that ran
-// 30 s with 37,000 jobs queued (docs/performance.md).
+// 30 s with 37,000 jobs queued (bench/LOG.md).
 export const unlockJobsSkippingLocked = `
   update graphile_worker._private_jobs as jobs set locked_at = null, locked_by = null
   where jobs.id = any(array(
