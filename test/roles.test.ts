@@ -514,6 +514,11 @@ const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = 
   'billing.end_queue_pinning_sessions(bigint)': ['worker'],
   // The payload-size guard on graphile-worker's job table and its helper (billing.submit's too).
   'billing.limit_job_payload()': [],
+  // Fairness between logins (0018): triggers on graphile-worker's job table and their shared state.
+  'billing.jobs_fair_priority()': [],
+  'billing.jobs_fair_flush()': [],
+  'billing.jobs_fair_done()': [],
+  'billing.submitter_state()': [],
   'billing.oversized_command_stub(json)': [],
   // `billing migrate` only.
   'billing.apply_access()': [],
