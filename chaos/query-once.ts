@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 
 /**
  * One query on a connection of its own, opened and closed around it: the chaos harness must keep
@@ -10,7 +11,7 @@ export async function queryOnce<R extends pg.QueryResultRow>(
   values: unknown[] = [],
   applicationName = 'chaos-monitor',
 ): Promise<R[]> {
-  const client = new pg.Client({
+  const client = new HostClient({
     connectionString: url,
     connectionTimeoutMillis: 3000,
     application_name: applicationName,

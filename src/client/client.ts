@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { commandTypes, resultsChannel, type CommandType } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
+import { writableUrl } from '../db/hosts.ts';
 import { createPool } from '../db/pool.ts';
 import { isTransientError } from '../db/errors.ts';
 import { ClientClosedError } from './errors.ts';
@@ -80,13 +81,15 @@ const maxRetryMs = 5_000;
 
 export function createBillingClient(options: BillingClientOptions): BillingClient {
   const applicationName = options.applicationName ?? 'pg-billing-client';
+  // Enqueue and LISTEN need the primary (notifications are not replicated).
+  const connectionString = writableUrl(options.connectionString);
   const pool: pg.Pool = createPool({
-    connectionString: options.connectionString,
+    connectionString,
     max: options.poolSize ?? 4,
     applicationName,
   });
   const listener = new ResultListener({
-    connectionString: options.connectionString,
+    connectionString,
     channel: resultsChannel,
     applicationName: `${applicationName}-listener`,
     ...(options.onListenerError ? { onError: options.onListenerError } : {}),

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { taskPrefix } from '../commands/contract.ts';
 import type { Config } from '../config.ts';
 import { answers } from '../db/connection.ts';
+import { writableUrl } from '../db/hosts.ts';
 import type { Logger } from '../logger.ts';
 import { describeError } from './describe-error.ts';
 import { RegistrationGatedPool, startRecovery, type Recovery, type RecoveryLogger } from './recovery/recovery.ts';
@@ -55,6 +56,8 @@ export async function startWorker(
   logger: Logger,
   onFatal: (error: Error) => void,
 ): Promise<RunningWorker> {
+  // Every pool and session of a worker needs the primary: `any` becomes read-write (hosts.ts).
+  config = { ...config, databaseUrl: writableUrl(config.databaseUrl!) };
   const connectionString = config.databaseUrl!;
   await assertMigrated(connectionString);
   tolerateKnownGraphileRejections(logger);

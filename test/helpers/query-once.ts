@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { HostClient } from '../../src/db/hosts.ts';
 
 /** One query on a connection of its own: works across server restarts, holds nothing afterwards. */
 export async function queryOnce<R extends pg.QueryResultRow>(
@@ -6,7 +7,7 @@ export async function queryOnce<R extends pg.QueryResultRow>(
   text: string,
   values?: unknown[],
 ): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new HostClient({ connectionString: url });
   await client.connect();
   try {
     return (await client.query<R>(text, values)).rows;
