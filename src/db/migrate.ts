@@ -37,6 +37,9 @@ export async function migrate(options: MigrateOptions): Promise<string[]> {
   const connectionString = writableUrl(options.connectionString);
   // graphile-worker is given a pool of ours: its own would not understand a multi-host URL.
   const pool = new pg.Pool({ connectionString, max: 1, Client: HostClient });
+  // graphile-worker wants both handlers; a lost connection makes the next query fail and say why.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   try {
     await runGraphileWorkerMigrations({ pgPool: pool, logger: quietLogger() });
   } finally {
