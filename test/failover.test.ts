@@ -3,12 +3,15 @@
 // process) under load, the standby promoted. Then: every result read before the kill is on the new
 // primary, every acknowledged enqueue has exactly one result, `billing verify` passes, and results
 // flow again within 10 s of the promotion (measured from the first new result, not slept for).
+// Also: `billing migrate`, a worker, the client and `billing verify` on a URL whose first host is the
+// standby; a worker whose URL lists only the standby waits (not ready, one line) and starts work
+// once it is promoted; the workers' metrics and /readyz name the new primary.
 // Skipped, with the reason, where PostgreSQL's server binaries are not installed.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import t, { type Test } from 'tap';
-import { migrate } from '../src/db/migrate.ts';
+import { createBillingClient } from '../src/client/index.ts';
 import { createPool } from '../src/db/pool.ts';
 import { CliProcess, runCli } from './helpers/cli.ts';
 import { freePortsFrom, ReplicatedCluster, whyNoReplicatedCluster } from './helpers/replicated-cluster.ts';
@@ -35,7 +38,10 @@ async function failoverTest(t: Test): Promise<void> {
   });
   await cluster.start();
   const url = cluster.url();
-  await migrate({ connectionString: url });
+  const standbyFirst = cluster.url('postgres', [cluster.standby, cluster.primary]);
+  const standbyOnly = cluster.url('postgres', [cluster.standby]);
+  const migrated = await runCli(['migrate'], { DATABASE_URL: standbyFirst });
+  t.equal(migrated.code, 0, `billing migrate on a URL whose first host is the standby\n${migrated.stderr}`);
 
   const pool = (connectionString: string) => {
     const created = createPool({ connectionString, max: 4, applicationName: 'failover-test' });
@@ -49,18 +55,36 @@ async function failoverTest(t: Test): Promise<void> {
   const accounts = Array.from({ length: 8 }, (_, i) => `f-${i}`);
   for (const account of accounts) await submit('open_account', { id: `open-${account}`, account });
 
-  for (const name of ['w1', 'w2']) {
+  // The second worker's URL names the standby first; the third's names only the standby.
+  for (const workerUrl of [url, standbyFirst, standbyOnly]) {
     workers.push(
       new CliProcess(['worker'], {
-        DATABASE_URL: url,
+        DATABASE_URL: workerUrl,
         BILLING_HTTP_PORT: '0',
         BILLING_CONCURRENCY: '20',
         BILLING_RECOVERY_INTERVAL_MS: '500',
-        WORKER_NAME: name,
       }),
     );
   }
-  for (const worker of workers) await worker.waitFor(/"msg":"worker started"/);
+  const httpPorts: number[] = [];
+  for (const worker of workers)
+    httpPorts.push(Number((await worker.waitFor(/"http_port":(\d+)[^\n]*"msg":"worker started"/))[1]));
+  const get = async (worker: number, route: string) => {
+    const response = await fetch(`http://127.0.0.1:${httpPorts[worker]}${route}`);
+    return { status: response.status, body: await response.text() };
+  };
+  const waiting = workers[2]!;
+  await waiting.waitFor(/"msg":"no primary PostgreSQL in DATABASE_URL yet: the worker waits/);
+  t.match(await get(2, '/readyz'), { status: 503, body: /^not ready/ }, 'a worker with only a standby is not ready');
+  t.match(await get(1, '/readyz'), { status: 200, body: `ready: 127.0.0.1:${cluster.primary.port}\n` });
+
+  const client = createBillingClient({ connectionString: standbyFirst, timeoutMs: 60_000 });
+  t.teardown(() => client.close());
+  t.match(
+    await client.credit({ id: 'client-first', account: accounts[0]!, amount: 1n }),
+    { status: 'applied' },
+    'the client on a URL whose first host is the standby',
+  );
 
   // The producer: commands with ids, each sent until its enqueue commits (at least once, as an
   // application does when a commit's outcome is unknown). Acknowledged = billing.submit returned.
@@ -87,13 +111,34 @@ async function failoverTest(t: Test): Promise<void> {
       }
     }
   };
-  const lanes = [0, 1, 2, 3].map(producer);
+  // One more lane waits for each result through the client (LISTEN, catch-up read): what it was
+  // told must be on the new primary as it was told. A call cut by the failover is sent again (same
+  // id: the same result comes back).
+  const told = new Map<string, { seq: bigint; code: string }>();
+  const clientLane = async () => {
+    for (let n = 0; producing; n++) {
+      const id = `told-${n}`;
+      sent += 1;
+      for (;;) {
+        try {
+          const result = await client.credit({ id, account: accounts[n % accounts.length]!, amount: 2n });
+          if (result.status === 'rejected' && result.code === 'id_conflict') throw new Error('id conflict');
+          told.set(id, { seq: (result as { seq: bigint }).seq, code: result.code });
+          acknowledged.add(id);
+          break;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    }
+  };
+  const lanes = [...[0, 1, 2, 3].map(producer), clientLane()];
 
   const primaryPool = pool(cluster.primary.url());
   const newPrimaryPool = pool(cluster.standby.url());
   const resultCount = async (on: pg.Pool) =>
     Number((await on.query<{ n: string }>('select count(*)::text as n from billing.operations')).rows[0]!.n);
-  await until('300 results on the primary', async () => ((await resultCount(primaryPool)) >= 300 ? true : undefined));
+  await until('150 results on the primary', async () => ((await resultCount(primaryPool)) >= 150 ? true : undefined));
 
   const replication = await primaryPool.query<{ sync_state: string }>('select sync_state from pg_stat_replication');
   t.same(replication.rows, [{ sync_state: 'sync' }], 'the standby is synchronous');
@@ -119,9 +164,22 @@ async function failoverTest(t: Test): Promise<void> {
   );
   t.ok(backAfterMs < 10_000, `results flow again within 10 s of the promotion (${backAfterMs} ms)`);
 
+  await waiting.waitFor(/"msg":"back at work: a fresh queue runner takes jobs"/);
+  t.equal(
+    (waiting.output.match(/no primary PostgreSQL in DATABASE_URL yet/g) ?? []).length,
+    1,
+    'the waiting worker said so once',
+  );
+  for (const worker of [0, 1]) {
+    const metrics = (await get(worker, '/metrics')).body;
+    t.match(metrics, `billing_database_host{host="127.0.0.1:${cluster.standby.port}"} 1`, 'metrics: the new primary');
+    t.match(metrics, /^billing_database_host_changes_total 1$/m, 'metrics: one failover seen');
+  }
+  t.match(await get(2, '/readyz'), { status: 200, body: `ready: 127.0.0.1:${cluster.standby.port}\n` });
+
   const countAfter = await resultCount(newPrimaryPool);
-  await until('200 more results', async () =>
-    (await resultCount(newPrimaryPool)) >= countAfter + 200 ? true : undefined,
+  await until('100 more results', async () =>
+    (await resultCount(newPrimaryPool)) >= countAfter + 100 ? true : undefined,
   );
   producing = false;
   await Promise.all(lanes);
@@ -139,6 +197,11 @@ async function failoverTest(t: Test): Promise<void> {
     const results = await resultsFor();
     return [...acknowledged].every((id) => results.has(id)) ? results : undefined;
   });
+  const toldThenLost = [...told].filter(([id, result]) => {
+    const now = after.get(id);
+    return !now || BigInt(now.seq) !== result.seq || now.code !== result.code;
+  });
+  t.same(toldThenLost, [], `each of the ${told.size} results the client was told of is on the new primary as told`);
   const lost = before.filter((row) => {
     const now = after.get(row.id);
     return (
@@ -161,6 +224,11 @@ async function failoverTest(t: Test): Promise<void> {
 
   const verify = await runCli(['verify'], { DATABASE_URL: url });
   t.equal(verify.code, 0, `billing verify passes on the new primary\n${verify.stdout}${verify.stderr}`);
+  t.match(
+    verify.stdout,
+    `on 127.0.0.1:${cluster.standby.port} (the primary)`,
+    'billing verify names the server it read',
+  );
 
   for (const worker of workers) {
     t.ok(worker.running, 'the worker process ran through the failover');

@@ -173,6 +173,11 @@ class HostChoice {
     return this.#chosen;
   }
 
+  /** The host of the last probe that found one (kept through a failover, unlike `chosen`). */
+  get last(): HostAddress | undefined {
+    return this.#last;
+  }
+
   async pick(): Promise<HostAddress> {
     if (this.#chosen) return this.#chosen;
     this.#probing ??= this.#probe().finally(() => (this.#probing = undefined));
@@ -231,19 +236,30 @@ function choiceFor(url: string, connectTimeoutMs: number): HostChoice | undefine
 }
 
 /**
- * Calls `listener` each time connections to `url` settle on a different host than before
- * (the first choice included). Returns a function that removes it.
+ * Calls `listener` with the host connections to `url` settled on (at once if one is known), then
+ * each time they settle on a different one. Returns a function that removes it.
  */
 export function onHostChosen(url: string, listener: (host: HostAddress) => void): () => void {
   const choice = choiceFor(url, 5_000);
   if (!choice) return () => {};
+  if (choice.last) listener(choice.last);
   choice.listeners.add(listener);
   return () => choice.listeners.delete(listener);
 }
 
-/** The host connections to `url` use now (undefined: between two choices, or a plain URL). */
-export function chosenHost(url: string): HostAddress | undefined {
-  return choiceFor(url, 5_000)?.chosen;
+/**
+ * `host:port` that connections to `url` use now: the chosen host of several, else the URL's only
+ * one; undefined between two choices (a failover under way).
+ */
+export function currentServer(url: string): string | undefined {
+  const choice = choiceFor(url, 5_000);
+  let host: HostAddress | undefined;
+  try {
+    host = choice ? choice.chosen : parseDatabaseUrl(url).hosts[0];
+  } catch {
+    return undefined;
+  }
+  return host ? `${host.host}:${host.port}` : choice ? undefined : 'local socket';
 }
 
 type ConnectCallback = ((error: Error) => void) | ((error: null, client: pg.Client) => void);

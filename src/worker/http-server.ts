@@ -6,6 +6,8 @@ export interface HealthChecks {
   live(): boolean;
   /** Ready: a runner takes jobs and the database answers. */
   ready(): Promise<boolean>;
+  /** host:port of the server the worker reached (several in DATABASE_URL: the primary), for /readyz. */
+  server?(): string | undefined;
   /** Refreshes gauges read from the database (queue depth) before a scrape. */
   beforeScrape(): Promise<void>;
 }
@@ -49,7 +51,9 @@ export async function startHttpServer(listen: Listen, metrics: Metrics, checks: 
         case '/healthz':
           return checks.live() ? reply(200, 'ok\n') : reply(503, 'runner stopped\n');
         case '/readyz':
-          return (await checks.ready()) ? reply(200, 'ready\n') : reply(503, 'not ready\n');
+          return (await checks.ready())
+            ? reply(200, `ready: ${checks.server?.() ?? 'database'}\n`)
+            : reply(503, `not ready: ${checks.server?.() ?? 'no primary yet'}\n`);
         case '/metrics':
           await checks.beforeScrape().catch(() => {});
           return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);

@@ -22,6 +22,10 @@ export interface Metrics {
   jobsFailed: Counter<'task'>;
   /** Queue runners this process replaced: the database went away, or graphile-worker shut one down. */
   runnerRestarts: Counter;
+  /** The PostgreSQL server (host:port) this worker's connections go to now: one series at 1. */
+  databaseHost: Gauge<'host'>;
+  /** Times this worker's connections moved to another server of DATABASE_URL (failovers seen). */
+  databaseHostChanges: Counter;
   observeBatch(size: number, durationMs: number, error?: unknown): void;
 }
 
@@ -129,6 +133,17 @@ export function createMetrics(): Metrics {
     runnerRestarts: new Counter({
       name: 'billing_runner_restarts_total',
       help: 'Fresh queue runners started after losing the database (a PostgreSQL restart)',
+      registers: [registry],
+    }),
+    databaseHost: new Gauge({
+      name: 'billing_database_host',
+      help: 'Always 1, on the host:port of DATABASE_URL this worker connects to now (several hosts: the primary)',
+      labelNames: ['host'] as const,
+      registers: [registry],
+    }),
+    databaseHostChanges: new Counter({
+      name: 'billing_database_host_changes_total',
+      help: 'Times the connections moved to another host of DATABASE_URL: failovers seen by this worker',
       registers: [registry],
     }),
   };
