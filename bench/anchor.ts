@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 import { databaseSeconds, type BenchDatabase } from './database.ts';
 import { cpuBetween, readCpu } from './cpu.ts';
 
@@ -55,7 +55,7 @@ export interface AnchorFigures {
 
 /** Runs the anchor's setup once on the bench database. */
 export async function setUpAnchor(bench: BenchDatabase, script: AnchorScript = loadAnchor()): Promise<void> {
-  const client = new pg.Client({ connectionString: bench.url });
+  const client = new HostClient({ connectionString: bench.url });
   await client.connect();
   try {
     await client.query('drop schema if exists anchor cascade');
@@ -75,7 +75,7 @@ export async function runAnchor(
 ): Promise<AnchorFigures> {
   const clients = await Promise.all(
     Array.from({ length: connections }, async () => {
-      const client = new pg.Client({ connectionString: bench.url, application_name: 'pg-billing-bench-anchor' });
+      const client = new HostClient({ connectionString: bench.url, application_name: 'pg-billing-bench-anchor' });
       await client.connect();
       return client;
     }),

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 import { withDatabase } from '../src/db/connection.ts';
 import { migrate } from '../src/db/migrate.ts';
 
@@ -28,7 +29,12 @@ export async function createBenchDatabase(serverUrl: string, accounts: number, l
   });
   const url = withDatabase(serverUrl, name);
   await migrate({ connectionString: url });
-  const pool = new pg.Pool({ connectionString: url, max: 24, application_name: 'pg-billing-bench' });
+  const pool = new pg.Pool({
+    Client: HostClient,
+    connectionString: url,
+    max: 24,
+    application_name: 'pg-billing-bench',
+  });
   pool.on('error', () => {});
   const seed = async (from: number, to: number) => {
     const client = await pool.connect();
@@ -76,7 +82,7 @@ export async function createBenchDatabase(serverUrl: string, accounts: number, l
 }
 
 async function admin<T>(serverUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: serverUrl });
+  const client = new HostClient({ connectionString: serverUrl });
   await client.connect();
   try {
     return await work(client);

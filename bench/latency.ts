@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resultsChannel } from '../src/ledger/apply.ts';
 import type { CostProbe, Costs } from './costs.ts';
@@ -66,6 +67,7 @@ export async function latencyAt(
     seqOf.set(id, seq);
   });
   const senders = new pg.Pool({
+    Client: HostClient,
     connectionString: bench.url,
     max: senderConnections,
     application_name: 'pg-billing-bench-enqueue',
@@ -195,7 +197,7 @@ async function observe(
   seq0: number,
   onResult: (id: string, seq: number, at: number, transactionStart: number) => void,
 ): Promise<Observer> {
-  const client = new pg.Client({ connectionString: bench.url, application_name: 'pg-billing-bench-observer' });
+  const client = new HostClient({ connectionString: bench.url, application_name: 'pg-billing-bench-observer' });
   await client.connect();
   // This process's clock mapped onto the database's (same machine: only the round trip blurs it,
   // so the reading with the shortest of five round trips is used: on a loaded machine one round

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 
 export interface WakeCost {
   /** Client CPU (user + system) of one `select 1`, in microseconds, sent as soon as the last answered. */
@@ -15,7 +15,7 @@ export interface WakeCost {
  * phase) pays that per wake-up, which is why it costs more CPU per command than a full queue.
  */
 export async function wakeCost(url: string): Promise<WakeCost> {
-  const client = new pg.Client({ connectionString: url, application_name: 'pg-billing-bench-probe' });
+  const client = new HostClient({ connectionString: url, application_name: 'pg-billing-bench-probe' });
   await client.connect();
   try {
     const cpuPerQuery = async (count: number, idleMs: number) => {

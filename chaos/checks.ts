@@ -4,6 +4,7 @@
 import type { Selectable } from 'kysely';
 import type { BillingAccounts, BillingEntries, BillingHolds, BillingOperations } from '../src/db/schema.ts';
 import pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 import { LedgerModel, type Posting, type ReplayOp } from './model.ts';
 import type { PlannedCommand } from './commands.ts';
 
@@ -73,7 +74,7 @@ const bigintTypes = {
 
 /** Reads everything the checks need in one snapshot. Needs track_commit_timestamp = on. */
 export async function readSnapshot(databaseUrl: string): Promise<Snapshot> {
-  const client = new pg.Client({ connectionString: databaseUrl, types: bigintTypes });
+  const client = new HostClient({ connectionString: databaseUrl, types: bigintTypes });
   await client.connect();
   try {
     await client.query('begin isolation level repeatable read read only');

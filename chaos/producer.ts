@@ -3,6 +3,7 @@
 // times (at once, or seconds later), and an enqueue whose outcome is unknown (the connection broke)
 // is sent again. A command counts as sent once it is recorded here, before its first attempt.
 import pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CommandMix, type PlannedCommand } from './commands.ts';
 
@@ -50,6 +51,7 @@ export async function enqueueUntilDone(pool: pg.Pool, list: PlannedCommand[], st
 /** Connections of one producer: a broken one (restart, terminated backend) is replaced on next use. */
 export function producerPool(databaseUrl: string): pg.Pool {
   const pool = new pg.Pool({
+    Client: HostClient,
     connectionString: databaseUrl,
     max: 3,
     connectionTimeoutMillis: 3000,

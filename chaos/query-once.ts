@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 
 export interface QueryOnceOptions {
   applicationName?: string;
@@ -17,7 +18,7 @@ export async function queryOnce<R extends pg.QueryResultRow>(
   values: unknown[] = [],
   options: QueryOnceOptions = {},
 ): Promise<R[]> {
-  const client = new pg.Client({
+  const client = new HostClient({
     connectionString: url,
     ...(options.connectionTimeoutMillis === undefined
       ? {}

@@ -4,7 +4,7 @@
 // PostgreSQL in a restart sends for its in-flight jobs: rows in the order the jobs failed) and an
 // unlock, first graphile-worker's force_unlock_workers (the old reaper: sequential-scan order, waits
 // for each row) and then the reaper's skip-locked update. It prints how many rounds deadlocked.
-import pg from 'pg';
+import { HostClient } from '../src/db/hosts.ts';
 import { createTestDatabase } from '../test/helpers/database.ts';
 
 const rounds = Number(process.argv[2] ?? 30);
@@ -32,7 +32,7 @@ try {
      from generate_series(1, 3000) as n`,
   );
   const ids = rows.map((row) => String(row.id));
-  const [reaper, runner] = [new pg.Client(database.url), new pg.Client(database.url)];
+  const [reaper, runner] = [new HostClient(database.url), new HostClient(database.url)];
   await Promise.all([reaper.connect(), runner.connect()]);
   for (const [name, unlock] of Object.entries(unlocks)) {
     let deadlocked = 0;

@@ -1,3 +1,5 @@
+import { DatabaseUrlError, parseDatabaseUrl } from './db/hosts.ts';
+
 /**
  * Every setting comes from the environment (docs/configuration.md). Parsed once, checked, and
  * refused with a message that names the variable.
@@ -117,18 +119,18 @@ export class ConfigError extends Error {
 
 /**
  * A postgres:// or postgresql:// URL, checked here: node-pg reads anything else as a host name
- * (`not a url` became `getaddrinfo ENOTFOUND base`).
+ * (`not a url` became `getaddrinfo ENOTFOUND base`). libpq's multi-host form
+ * (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`) is accepted: src/db/hosts.ts.
  */
 export function checkDatabaseUrl(name: string, raw: string): string {
-  let parsed: URL | undefined;
   try {
-    parsed = new URL(raw);
-  } catch {
-    parsed = undefined;
-  }
-  if (!parsed || (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:')) {
+    parseDatabaseUrl(raw);
+  } catch (error) {
+    // Several hosts are welcome too; the message names the one form most users mean.
+    const why =
+      error instanceof DatabaseUrlError && error.message !== 'not a postgres:// URL' ? `: ${error.message}` : '';
     throw new ConfigError(
-      `${name} must be a URL like postgres://user:password@host:5432/database, got "${redactUrl(raw)}"`,
+      `${name} must be a URL like postgres://user:password@host:5432/database, got "${redactUrl(raw)}"${why}`,
     );
   }
   return raw;
@@ -141,13 +143,7 @@ function databaseUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
 
 /** A URL fit for logs and messages: the password replaced by ***. */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
-  }
+  return url.replace(/^([a-z]+:\/\/[^:@/?#]*):[^@/?#]*@/i, '$1:***@');
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

@@ -14,7 +14,8 @@ export function verifyCommand(): Command {
     .option('--json', 'print the report as JSON')
     .action(async (options: { json?: boolean }) => {
       const { url } = await findDatabase(loadCliConfig());
-      const [{ createKysely }, { createPool }, { verifyLedger }] = await Promise.all([
+      const [{ sql }, { createKysely }, { createPool }, { verifyLedger }] = await Promise.all([
+        import('kysely'),
         import('../db/kysely.ts'),
         import('../db/pool.ts'),
         import('../ledger/verify.ts'),
@@ -22,8 +23,15 @@ export function verifyCommand(): Command {
       const db = createKysely(createPool({ connectionString: url, max: 2, applicationName: 'pg-billing-verify' }));
       try {
         const report = await verifyLedger(db);
+        // Which server was read: with several hosts in DATABASE_URL it may be a standby or the new primary.
+        const { rows } = await sql<{ address: string | null; port: number | null; standby: boolean }>`
+          select host(inet_server_addr()) as address, inet_server_port() as port, pg_is_in_recovery() as standby`.execute(
+          db,
+        );
+        const where = rows[0]!;
+        const server = `${where.address ?? 'local socket'}${where.port ? `:${where.port}` : ''} (${where.standby ? 'a standby' : 'the primary'})`;
         if (options.json) {
-          console.log(toJson(report));
+          console.log(toJson({ ...report, server }));
         } else {
           for (const check of report.checks) {
             const mark = check.violations === 0 ? 'ok     ' : check.severity === 'breach' ? 'BREACH ' : 'warning';
@@ -32,7 +40,7 @@ export function verifyCommand(): Command {
             for (const example of check.examples) console.log(`           ${printable(example)}`);
           }
           console.log(
-            `${report.ok ? 'verify: ok' : 'verify: BREACH'} (${report.accounts} accounts, ${report.entries} entries, ${report.operations} results)`,
+            `${report.ok ? 'verify: ok' : 'verify: BREACH'} (${report.accounts} accounts, ${report.entries} entries, ${report.operations} results) on ${server}`,
           );
         }
         process.exitCode = report.ok ? exitCodes.ok : exitCodes.error;

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { commandTypes, type CommandType } from '../commands/command.ts';
 import { resultsChannel } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
+import { writableUrl } from '../db/hosts.ts';
 import { createPool } from '../db/pool.ts';
 import { isTransientError } from '../db/errors.ts';
 import { ClientClosedError } from './errors.ts';
@@ -101,13 +102,15 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
       }`,
     );
   const applicationName = options.applicationName ?? 'pg-billing-client';
+  // Enqueue and LISTEN need the primary (notifications are not replicated).
+  const connectionString = writableUrl(options.connectionString);
   const pool: pg.Pool = createPool({
-    connectionString: options.connectionString,
+    connectionString,
     max: options.poolSize ?? 4,
     applicationName,
   });
   const listener = new ResultListener({
-    connectionString: options.connectionString,
+    connectionString,
     channel: resultsChannel,
     applicationName: `${applicationName}-listener`,
     ...(options.onListenerError ? { onError: options.onListenerError } : {}),

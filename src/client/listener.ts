@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
+import { HostClient } from '../db/hosts.ts';
 
 /**
  * A wake-up for one consumer. `wait` returns at the next notification or reconnect, or after the
@@ -114,7 +115,7 @@ export class ResultListener {
 
   async #connect(): Promise<void> {
     for (let delay = firstRetryMs; !this.#closed; delay = Math.min(delay * 2, maxRetryMs)) {
-      const client = new pg.Client({
+      const client = new HostClient({
         connectionString: this.#options.connectionString,
         application_name: this.#options.applicationName,
         keepAlive: true,

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { HostClient, parseDatabaseUrl } from './hosts.ts';
 
 /** The machine's own PostgreSQL, used when DATABASE_URL is not set and it answers. */
 export const localServerUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -15,14 +15,15 @@ export async function resolveServerUrl(env: NodeJS.ProcessEnv = process.env): Pr
   return url;
 }
 
+/** The same server(s), another database (a multi-host URL keeps its hosts and settings). */
 export function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
+  parseDatabaseUrl(url); // throws on what is not a postgres:// URL
+  return url.replace(/^([a-z]+:\/\/[^/?#]*)(\/[^?#]*)?/i, `$1/${encodeURIComponent(database)}`);
 }
 
+/** True if a server that fits the URL (its target_session_attrs) answers. */
 export async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  const client = new HostClient({ connectionString: url, connectionTimeoutMillis: 2000 });
   client.on('error', () => {}); // the query rejects; the event must not crash the process
   try {
     await client.connect();

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Logger, runMigrations as runGraphileWorkerMigrations } from 'graphile-worker';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
+import { HostClient, writableUrl } from './hosts.ts';
 import { defaultRoleNames, type RoleNames } from '../commands/contract.ts';
 import { loadFairnessSettings, type FairnessSettings } from '../config.ts';
 
@@ -36,10 +37,20 @@ export function roleNamesFromEnv(env: NodeJS.ProcessEnv = process.env): RoleName
  */
 export async function migrate(options: MigrateOptions): Promise<string[]> {
   const log = options.log ?? (() => {});
-  await runGraphileWorkerMigrations({ connectionString: options.connectionString, logger: quietLogger() });
+  const connectionString = writableUrl(options.connectionString);
+  // graphile-worker is given a pool of ours: its own would not understand a multi-host URL.
+  const pool = new pg.Pool({ connectionString, max: 1, Client: HostClient });
+  // graphile-worker wants both handlers; a lost connection makes the next query fail and say why.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  try {
+    await runGraphileWorkerMigrations({ pgPool: pool, logger: quietLogger() });
+  } finally {
+    await pool.end();
+  }
   const roles = { ...roleNamesFromEnv(), ...options.roles };
   // sql/0004_roles.sql reads the role names from these session settings.
-  const client = new pg.Client({ connectionString: options.connectionString });
+  const client = new HostClient({ connectionString });
   await client.connect();
   let applied: Awaited<ReturnType<typeof runner>>;
   try {

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { HostClient } from './hosts.ts';
 
 // int8 arrives from node-pg as a string; money must be a bigint from the column to the code. The
 // parser is set per pool, not globally, so graphile-worker's own pool keeps the types it expects.
@@ -26,6 +27,8 @@ export interface PoolSettings {
 export function createPool(settings: PoolSettings): pg.Pool {
   const pool = new pg.Pool({
     connectionString: settings.connectionString,
+    // Every connection finds the server its URL asks for, a new primary after a failover too.
+    Client: HostClient,
     max: settings.max ?? 10,
     application_name: settings.applicationName ?? 'pg-billing',
     types: bigintTypes,

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { HostClient } from '../db/hosts.ts';
 import { taskPrefix } from '../commands/contract.ts';
 import type { Logger } from '../logger.ts';
 import { describeError } from './describe-error.ts';
@@ -46,7 +47,8 @@ export function startGaugeLoop(options: {
   const connect = (): Promise<pg.Client> => {
     if (stopped) return Promise.reject(new Error('the gauge loop is stopped'));
     if (!session) {
-      const client = new pg.Client({
+      // The server DATABASE_URL's target_session_attrs asks for (the primary among several hosts).
+      const client = new HostClient({
         connectionString: options.connectionString,
         application_name: 'pg-billing-metrics',
         options: options.sessionOptions,

@@ -6,6 +6,8 @@ export interface HealthChecks {
   live(): boolean;
   /** Ready: a runner takes jobs and the database answers. */
   ready(): Promise<boolean>;
+  /** host:port of the server the worker reached (several in DATABASE_URL: the primary), for /readyz. */
+  server?(): string | undefined;
 }
 
 export interface Listen {
@@ -48,7 +50,9 @@ export async function startHttpServer(listen: Listen, metrics: Metrics, checks: 
         case '/healthz':
           return checks.live() ? reply(200, 'ok\n') : reply(503, 'runner stopped\n');
         case '/readyz':
-          return (await checks.ready()) ? reply(200, 'ready\n') : reply(503, 'not ready\n');
+          return (await checks.ready())
+            ? reply(200, `ready: ${checks.server?.() ?? 'database'}\n`)
+            : reply(503, `not ready: ${checks.server?.() ?? 'no primary yet'}\n`);
         case '/metrics':
           // Only what is in memory: the gauges read from the database are refreshed by their own
           // loop (database-gauges.ts), so a scrape costs the same whatever the queue holds.

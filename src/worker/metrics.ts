@@ -33,6 +33,10 @@ export interface Metrics {
   queueFetches: Counter;
   /** `jobs:insert` notifications: passed on as a wake-up, or folded into one already due. */
   queueWakeups: Counter<'outcome'>;
+  /** The PostgreSQL server (host:port) this worker's connections go to now: one series at 1. */
+  databaseHost: Gauge<'host'>;
+  /** Times this worker's connections moved to another server of DATABASE_URL (failovers seen). */
+  databaseHostChanges: Counter;
   observeBatch(size: number, durationMs: number, error?: unknown): void;
 }
 
@@ -149,6 +153,17 @@ export function createMetrics(): Metrics {
       name: 'billing_queue_wakeups_total',
       help: 'jobs:insert notifications: passed on to the fetcher (forwarded) or folded into a wake-up already due (coalesced)',
       labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    databaseHost: new Gauge({
+      name: 'billing_database_host',
+      help: 'Always 1, on the host:port of DATABASE_URL this worker connects to now (several hosts: the primary)',
+      labelNames: ['host'] as const,
+      registers: [registry],
+    }),
+    databaseHostChanges: new Counter({
+      name: 'billing_database_host_changes_total',
+      help: 'Times the connections moved to another host of DATABASE_URL: failovers seen by this worker',
       registers: [registry],
     }),
   };

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { HostClient } from '../db/hosts.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { describeError } from './describe-error.ts';
@@ -39,6 +40,8 @@ export function startNotifyWatchdog(options: {
   const { config, logger, metrics } = options;
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
+    // The server DATABASE_URL's target_session_attrs asks for (the primary among several hosts).
+    Client: HostClient,
     max: 1,
     application_name: 'pg-billing-notify-watchdog',
     options: `-c statement_timeout=${Math.min(config.statementTimeoutMs || 10_000, 10_000)}`,

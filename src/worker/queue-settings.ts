@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { HostClient } from '../db/hosts.ts';
 import type {} from 'graphile-worker';
 import type { Config } from '../config.ts';
 import { queuePoolTypes } from './queue-pool-types.ts';
@@ -30,6 +31,8 @@ export function queueSettings(config: Config): QueueSettings {
     fetchSize,
     pool: {
       connectionString: config.databaseUrl,
+      // graphile-worker's connections and its LISTEN go where the URL says (src/db/hosts.ts).
+      Client: HostClient,
       max: maxPoolSize,
       application_name: 'pg-billing-queue',
       // graphile-worker sends get_jobs and complete_jobs as named prepared statements. A generic

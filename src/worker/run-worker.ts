@@ -3,6 +3,8 @@ import type { Server } from 'node:http';
 import { run, type Runner } from 'graphile-worker';
 import type { Config } from '../config.ts';
 import { answers } from '../db/connection.ts';
+import { currentServer, NoFittingServerError, onHostChosen, writableUrl } from '../db/hosts.ts';
+import { isTransientError } from '../db/errors.ts';
 import type { Logger } from '../logger.ts';
 import { describeError } from './describe-error.ts';
 import { RegistrationGatedPool, startRecovery, type Recovery, type RecoveryLogger } from './recovery/recovery.ts';
@@ -56,10 +58,30 @@ export async function startWorker(
   logger: Logger,
   onFatal: (error: Error) => void,
 ): Promise<RunningWorker> {
+  // Every pool and session of a worker needs the primary: `any` becomes read-write (hosts.ts).
+  config = { ...config, databaseUrl: writableUrl(config.databaseUrl!) };
   const connectionString = config.databaseUrl!;
-  await assertMigrated(connectionString);
+  // No primary yet (a standby only, a failover under way, a server starting): the worker starts
+  // and waits for one (below). Anything else, an unmigrated database included, stops it here.
+  let noPrimary: Error | undefined;
+  await assertMigrated(connectionString).catch((error: unknown) => {
+    if (!(error instanceof NoFittingServerError || isTransientError(error))) throw error;
+    noPrimary = error as Error;
+  });
   tolerateKnownGraphileRejections(logger);
   const runtime = createRuntime(config, logger);
+  // One line and one metric per move to another server of DATABASE_URL (a failover seen).
+  let serverBefore: string | undefined;
+  const stopWatchingHost = onHostChosen(connectionString, (host) => {
+    const server = `${host.host}:${host.port}`;
+    runtime.metrics.databaseHost.reset();
+    runtime.metrics.databaseHost.set({ host: server }, 1);
+    if (serverBefore) {
+      runtime.metrics.databaseHostChanges.inc();
+      logger.warn({ server, before: serverBefore }, 'connections moved to another server of DATABASE_URL (a failover)');
+    }
+    serverBefore = server;
+  });
   let stopping = false;
   let runner: QueueRunner | undefined;
   let server: Server | undefined;
@@ -81,7 +103,9 @@ export async function startWorker(
         runtime.metrics,
         {
           live: () => !stopping,
+          // Ready on a primary only (the gauge session's connection checks that: src/db/hosts.ts).
           ready: async () => !stopping && runner !== undefined && (await loop.databaseAnswers()),
+          server: () => currentServer(connectionString),
         },
       );
     } catch (error) {
@@ -110,8 +134,9 @@ export async function startWorker(
   };
   let restarting: Promise<void> | undefined;
   try {
-    runner = await startQueueRunner(config, runtime, logger, lost);
+    if (!noPrimary) runner = await startQueueRunner(config, runtime, logger, lost);
   } catch (error) {
+    stopWatchingHost();
     server?.close();
     await gauges?.stop();
     await watchdog.stop();
@@ -120,16 +145,30 @@ export async function startWorker(
     throw error;
   }
   logger.info(
-    { concurrency: config.concurrency, batch_size: config.batchSize, http_port: httpPort, http_host: httpHost },
+    {
+      concurrency: config.concurrency,
+      batch_size: config.batchSize,
+      http_port: httpPort,
+      http_host: httpHost,
+      server: currentServer(connectionString),
+    },
     'worker started',
   );
-
-  /** Stops the lost runner, then starts fresh ones until one runs (or the worker is stopped). */
-  async function restartRunner(reason: Error): Promise<void> {
+  if (noPrimary) {
     logger.warn(
-      { reason: describeError(reason) },
-      'queue runner lost (the database went away, or graphile-worker shut it down): a fresh one starts when PostgreSQL answers',
+      { reason: describeError(noPrimary) },
+      'no primary PostgreSQL in DATABASE_URL yet: the worker waits for one (not ready until then)',
     );
+    restarting = restartRunner(undefined).finally(() => (restarting = undefined));
+  }
+
+  /** Stops the lost runner (if any), then starts fresh ones until one runs (or the worker is stopped). */
+  async function restartRunner(reason: Error | undefined): Promise<void> {
+    if (reason)
+      logger.warn(
+        { reason: describeError(reason) },
+        'queue runner lost (the database went away, or graphile-worker shut it down): a fresh one starts when PostgreSQL answers',
+      );
     const old = runner;
     runner = undefined;
     // The old runner's in-flight jobs may wait on a connection that will never answer (a partition
@@ -141,7 +180,7 @@ export async function startWorker(
         try {
           await assertMigrated(connectionString);
           runner = await startQueueRunner(config, runtime, logger, lost);
-          runtime.metrics.runnerRestarts.inc();
+          if (reason) runtime.metrics.runnerRestarts.inc();
           logger.info('back at work: a fresh queue runner takes jobs');
           if (stopping) await runner.stop();
           return;
@@ -176,6 +215,7 @@ export async function startWorker(
         await restarting;
         await runner?.stop();
         await watchdog.stop();
+        stopWatchingHost();
         server?.close();
         await gauges?.stop();
         await runtime.close();

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import pg from 'pg';
+import { HostClient } from '../db/hosts.ts';
 import { sqlDirectory } from '../db/migrate.ts';
 
 /** The database lacks the schema this worker needs: it must not create anything, just say so. */
@@ -16,7 +16,7 @@ export class NotMigratedError extends Error {
  * may read the migrations table (the owner; the worker role may not), every file of sql/.
  */
 export async function assertMigrated(connectionString: string): Promise<void> {
-  const client = new pg.Client({ connectionString, application_name: 'pg-billing schema check' });
+  const client = new HostClient({ connectionString, application_name: 'pg-billing schema check' });
   // A connection lost mid-check rejects the query below; without a listener, node-pg's 'error'
   // event would also crash the process with a stack trace (seen in a chaos run's partition).
   client.on('error', () => {});

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { HostClient } from '../../src/db/hosts.ts';
 import { createKysely, type BillingDb } from '../../src/db/kysely.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { migrate } from '../../src/db/migrate.ts';
@@ -21,7 +22,7 @@ export interface TestDatabase {
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const serverUrl = await resolveServerUrl();
   const name = `pgbilling_t_${label.replace(/\W/g, '_').slice(0, 30)}_${process.pid}`.toLowerCase();
-  const admin = new pg.Client({ connectionString: serverUrl });
+  const admin = new HostClient({ connectionString: serverUrl });
   await admin.connect();
   await admin.query(`drop database if exists ${name} with (force)`);
   await admin.query(`create database ${name}`);
@@ -38,7 +39,7 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
     query: (text, values) => pool.query(text, values),
     async drop() {
       await db.destroy();
-      const again = new pg.Client({ connectionString: serverUrl });
+      const again = new HostClient({ connectionString: serverUrl });
       await again.connect();
       await again.query(`drop database if exists ${name} with (force)`);
       await again.end();

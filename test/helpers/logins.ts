@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { HostClient } from '../../src/db/hosts.ts';
 import { resolveServerUrl } from '../../src/db/connection.ts';
 import type { TestDatabase } from './database.ts';
 
@@ -36,7 +37,7 @@ export async function createLogins<K extends string>(
     users,
     urlAs,
     async connectAs(user) {
-      const session = new pg.Client({ connectionString: urlAs(user) });
+      const session = new HostClient({ connectionString: urlAs(user) });
       await session.connect();
       sessions.push(session);
       return session;
@@ -44,7 +45,7 @@ export async function createLogins<K extends string>(
     async drop(dropDatabase) {
       await Promise.all(sessions.map((session) => session.end().catch(() => {})));
       await dropDatabase();
-      const admin = new pg.Client({ connectionString: await resolveServerUrl() });
+      const admin = new HostClient({ connectionString: await resolveServerUrl() });
       await admin.connect();
       for (const user of Object.values<string>(users)) await admin.query(`drop user if exists ${user}`);
       await admin.end();

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import pg from 'pg';
+import { HostClient } from '../../db/hosts.ts';
 
 /** pino-compatible subset. */
 export interface RecoveryLogger {
@@ -41,7 +41,7 @@ export async function registerLiveness(options: {
   logger: RecoveryLogger;
 }): Promise<LivenessRegistration> {
   const { logger, onLost } = options;
-  const client = new pg.Client({
+  const client = new HostClient({
     connectionString: options.connectionString,
     application_name: 'pg-billing liveness',
     keepAlive: true,
