@@ -309,10 +309,18 @@ export class HostClient extends pg.Client {
     }
     const attrs = choice.parsed.targetSessionAttrs;
     if (attrs === 'any' || attrs === 'prefer-standby') return;
-    const state = await readState(this).catch(async (error: unknown) => {
-      choice.forget(host);
-      throw error;
-    });
+    // Until connect() has answered nobody listens for this client's 'error' (a pool adds its
+    // listener in the connect callback), and pg emits one when the connection drops, even with the
+    // check's query failing too: a connection lost during the check must fail the check, not crash
+    // the process.
+    const lostDuringCheck = (): void => {};
+    this.on('error', lostDuringCheck);
+    const state = await readState(this)
+      .catch(async (error: unknown) => {
+        choice.forget(host);
+        throw error;
+      })
+      .finally(() => this.off('error', lostDuringCheck));
     if (!fits(attrs, state)) {
       choice.forget(host);
       await this.end().catch(() => {});
