@@ -128,6 +128,8 @@ t.test('a client-role login pins and fills the NOTIFY queue', async (t) => {
   t.equal((await client.result('scheduled'))?.status, 'applied', 'and the client reads it');
 
   await attackerGone;
+  // The attacker sees its session end before the worker has written the line that says so.
+  await worker.waitFor(/"msg":"ended a session that pinned the NOTIFY queue[^\n]*\n/);
   const ended = worker
     .logs()
     .filter(
