@@ -17,6 +17,8 @@ import { createPool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
+// A free port below the ephemeral range: another suite may run beside this one.
+import { freePortsFrom } from './helpers/replicated-cluster.ts';
 
 // Wider than the defaults (10 ms), so that the bounds below are far from what an unspaced flood costs.
 const wakeSpacingMs = 100;
@@ -25,7 +27,11 @@ const commands = 20;
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-notify-flood-'));
 chmodSync(dir, 0o777);
-const cluster = new PostgresCluster({ dataDir: path.join(dir, 'pgdata'), port: 25401, initdbSync: false });
+const cluster = new PostgresCluster({
+  dataDir: path.join(dir, 'pgdata'),
+  port: (await freePortsFrom(25350, 1))[0]!,
+  initdbSync: false,
+});
 let worker: CliProcess | undefined;
 const closers: (() => Promise<unknown>)[] = [];
 let flooding = false;

@@ -16,13 +16,15 @@ import { createBillingClient } from '../src/client/client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
+// A free port below the ephemeral range: another suite may run beside this one.
+import { freePortsFrom } from './helpers/replicated-cluster.ts';
 import { queryOnce } from '../chaos/query-once.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-notify-queue-'));
 chmodSync(dir, 0o777); // the server runs as the postgres user when this is root
 const cluster = new PostgresCluster({
   dataDir: path.join(dir, 'pgdata'),
-  port: 25400,
+  port: (await freePortsFrom(25300, 1))[0]!,
   initdbSync: false,
   settings: { max_notify_queue_pages: 64 },
 });
