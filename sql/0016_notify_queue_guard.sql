@@ -20,6 +20,7 @@ declare
   worker_role text := coalesce(nullif(current_setting('pgbilling.worker_role', true), ''), 'billing_worker');
   client_role text := coalesce(nullif(current_setting('pgbilling.client_role', true), ''), 'billing_client');
   reader_role text := coalesce(nullif(current_setting('pgbilling.reader_role', true), ''), 'billing_reader');
+  setting     text[];
 begin
   -- Role names are written into the function's text: at run time no pgbilling.* setting is set.
   execute format($f$
@@ -50,16 +51,40 @@ begin
   execute 'revoke execute on function billing.end_queue_pinning_sessions(bigint) from public';
   execute format('grant execute on function billing.end_queue_pinning_sessions(bigint) to %I', worker_role);
   begin
-    execute format('grant pg_signal_backend to %I', owner_role);
+    -- Role memberships and role settings are the server's, not this database's: migrations of
+    -- several databases at once (the test suite's files) may write the same catalog row, and one
+    -- of them then fails with "tuple concurrently updated" (internal_error) or a duplicate key
+    -- (unique_violation, the first setting of a role). Each statement is
+    -- tried again until its effect is in place.
+    for attempt in 1..20 loop
+      exit when pg_has_role(owner_role, 'pg_signal_backend', 'MEMBER');
+      begin
+        execute format('grant pg_signal_backend to %I', owner_role);
+      exception when internal_error or unique_violation then
+        perform pg_sleep(0.05 * attempt);
+      end;
+    end loop;
   exception when insufficient_privilege then
     raise warning 'billing: % cannot grant pg_signal_backend to %; until a superuser does, the NOTIFY-queue watchdog cannot end sessions (docs/security.md)',
       current_user, owner_role;
   end;
 
-  execute format('alter role %I set idle_in_transaction_session_timeout = %L', client_role, '30s');
-  execute format('alter role %I set statement_timeout = %L', client_role, '2min');
-  execute format('alter role %I set idle_in_transaction_session_timeout = %L', reader_role, '60s');
-  execute format('alter role %I set statement_timeout = %L', reader_role, '10min');
+  foreach setting slice 1 in array array[
+    array[client_role, 'idle_in_transaction_session_timeout', '30s'],
+    array[client_role, 'statement_timeout', '2min'],
+    array[reader_role, 'idle_in_transaction_session_timeout', '60s'],
+    array[reader_role, 'statement_timeout', '10min']] loop
+    for attempt in 1..20 loop
+      exit when exists (
+        select from pg_catalog.pg_db_role_setting as s join pg_catalog.pg_roles as r on r.oid = s.setrole
+        where r.rolname = setting[1] and s.setdatabase = 0 and setting[2] || '=' || setting[3] = any(s.setconfig));
+      begin
+        execute format('alter role %I set %I = %L', setting[1], setting[2], setting[3]);
+      exception when internal_error or unique_violation then
+        perform pg_sleep(0.05 * attempt);
+      end;
+    end loop;
+  end loop;
 end
 $guard$;
 
