@@ -38,7 +38,11 @@ comment on column billing.operations.sequenced_at is
 -- and a batch writes its entries and its results in the order it planned them. So "the account's
 -- last entry whose result is at or before a seq" is a bisection over entry ids, each step one probe
 -- of entries_account_id and one of the operations key: about 2 x log2(entry id range) index probes,
--- whatever the size of the journal or of the account's history.
+-- whatever the size of the journal or of the account's history. Each probe names its range as
+-- (account, id) row comparisons, not account = $1: with an equality the planner may take
+-- entries_pkey in id order and filter on the account (it did for an account with half the
+-- entries), a walk as long as the gap to the account's next entry. Only entries_account_id can
+-- serve a range over (account, id).
 create function billing.balance_at(account_id text, after_seq bigint)
 returns table (account text, currency text, balance bigint, held bigint, available bigint, seq bigint)
 language plpgsql
@@ -48,6 +52,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  max_id constant bigint := 9223372036854775807;
   account_currency text;
   through bigint;
   lo bigint;
@@ -57,6 +62,7 @@ declare
   probe_seq bigint;
   entry_balance bigint;
   entry_held bigint;
+  opened boolean;
 begin
   select a.currency into account_currency from billing.accounts as a where a.account = account_id;
   if not found then
@@ -67,22 +73,35 @@ begin
 
   select e.id, o.seq into lo, probe_seq
   from billing.entries as e join billing.operations as o on o.id = e.operation_id
-  where e.account = account_id order by e.id limit 1;
+  where (e.account, e.id) >= (account_id, 0) and (e.account, e.id) <= (account_id, max_id)
+  order by e.account, e.id limit 1;
   if not found or probe_seq > through then
     -- No change by the cut: the account had balance 0 if it was open by then, else it did not exist.
-    if exists (select from billing.operations as o
-               where billing.request_field(o.request, 'account') = account_id
-                 and billing.request_field(o.request, 'account') is not null
-                 and o.seq <= through and o.type = 'open_account' and o.status = 'applied') then
-      return query select account_id, account_currency, 0::bigint, 0::bigint, 0::bigint, through;
-    end if;
+    -- Its results in seq order (operations_request_account, a range as above, one at a time: a
+    -- query that filters on the type is planned as "read them all") up to its applied
+    -- open_account; before that come only rejections that named it before it existed.
+    probe_seq := 0;
+    loop
+      select o.seq, o.type = 'open_account' and o.status = 'applied' into probe_seq, opened
+      from billing.operations as o
+      where (billing.request_field(o.request, 'account'), o.seq) > (account_id, probe_seq)
+        and (billing.request_field(o.request, 'account'), o.seq) <= (account_id, through)
+        and billing.request_field(o.request, 'account') is not null
+      order by billing.request_field(o.request, 'account'), o.seq limit 1;
+      exit when not found;
+      if opened then
+        return query select account_id, account_currency, 0::bigint, 0::bigint, 0::bigint, through;
+        return;
+      end if;
+    end loop;
     return;
   end if;
 
   -- lo: an entry at or before the cut; every entry with an id above hi is after it.
   select e.id, o.seq into hi, probe_seq
   from billing.entries as e join billing.operations as o on o.id = e.operation_id
-  where e.account = account_id order by e.id desc limit 1;
+  where (e.account, e.id) >= (account_id, 0) and (e.account, e.id) <= (account_id, max_id)
+  order by e.account desc, e.id desc limit 1;
   if probe_seq <= through then
     lo := hi;
   else
@@ -91,8 +110,9 @@ begin
       mid := lo + (hi - lo + 1) / 2;
       select e.id, o.seq into probe_id, probe_seq
       from billing.entries as e join billing.operations as o on o.id = e.operation_id
-      where e.account = account_id and e.id >= mid order by e.id limit 1;
-      if probe_id <= hi and probe_seq <= through then
+      where (e.account, e.id) >= (account_id, mid) and (e.account, e.id) <= (account_id, hi)
+      order by e.account, e.id limit 1;
+      if found and probe_seq <= through then
         lo := probe_id;
       else
         hi := mid - 1;

@@ -58,6 +58,8 @@ const story: [string, Record<string, string>][] = [
   ['debit', { id: 'ba-debit-too-much', account: 'ba-a', amount: '500' }],
   ['capture', { id: 'ba-capture', hold: 'ba-h1', amount: '200', to: 'ba-b' }],
   ['hold', { id: 'ba-hold-2', account: 'ba-a', amount: '50', hold: 'ba-h2' }],
+  // Refused: ba-c is not open yet. balance_at passes over it to find ba-c's open_account.
+  ['credit', { id: 'ba-credit-c-early', account: 'ba-c', amount: '5' }],
   ['open_account', { id: 'ba-open-c', account: 'ba-c' }],
   ['release', { id: 'ba-release', hold: 'ba-h2' }],
   ['credit', { id: 'ba-credit-b', account: 'ba-b', amount: '7' }],
@@ -88,6 +90,7 @@ t.test('the story took one seq per result, and its rejection stayed a rejection'
     moments.map((_, i) => moments[0]!.seq + BigInt(i)),
   );
   t.equal((await resultOf(database, 'ba-debit-too-much')).code, 'insufficient_funds');
+  t.equal((await resultOf(database, 'ba-credit-c-early')).code, 'account_not_found');
   t.same(moments.at(-1)!.states.get('ba-a'), { balance: 450n, held: 0n, available: 450n });
 });
 
@@ -282,7 +285,16 @@ t.test('a journal of 100,000 entries: a few index probes, not a walk through the
     select 'big-' || g, account, 1, 0, row_number() over (partition by account order by g), 0
     from (select g, case when g % 2 = 0 then 'big-hot' else 'big-' || g % 1000 end as account from generate_series(1, 100000) as g) as c
     order by g`);
+  // And an account opened last, after a credit to it was refused: no entries.
+  await database.query(`insert into billing.accounts (account, currency) values ('big-empty', 'USD')`);
+  await database.query(`insert into billing.operations (id, type, status, code, request, fingerprint)
+    values ('big-empty-early', 'credit', 'rejected', 'account_not_found', '{"account": "big-empty", "amount": "1"}', 'f'),
+           ('big-empty-open', 'open_account', 'applied', 'ok', '{"account": "big-empty"}', 'f')`);
   await database.query('analyze billing.entries, billing.operations, billing.accounts');
+  const { rows: emptyOpen } = await database.query<{ seq: bigint }>(
+    "select seq from billing.operations where id = 'big-empty-open'",
+  );
+  const openSeq = emptyOpen[0]!.seq;
   const { rows: middle } = await database.query<{ seq: bigint; sequenced_at: string }>(
     `select seq, to_char(sequenced_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US+00') as sequenced_at
      from billing.operations where id = 'big-50001'`,
@@ -319,22 +331,34 @@ t.test('a journal of 100,000 entries: a few index probes, not a walk through the
     const byTime = (
       await session.query<Row>("select * from billing.balance_at('big-hot', at => $1::timestamptz)", [sequencedAt])
     ).rows[0];
+    const empty = (
+      await session.query<Row>("select * from billing.balance_at('big-empty', after_seq => $1)", [openSeq])
+    ).rows;
+    const notYet = (
+      await session.query<Row>("select * from billing.balance_at('big-empty', after_seq => $1)", [openSeq - 1n])
+    ).rows;
     session.off('notice', onNotice);
     const after = await tableCounts(session);
     await session.query('commit');
 
     t.same(bySeq && [bySeq.balance, bySeq.seq], [expected, seq], 'after_seq: the oracle balance');
     t.same(byTime && [byTime.balance, byTime.seq], [expected, seq], 'at its sequenced_at: the same');
+    t.same(
+      empty.map((r) => [r.balance, r.held, r.available, r.seq]),
+      [[0n, 0n, 0n, openSeq]],
+      'an account with no entries, after its open_account',
+    );
+    t.same(notYet, [], 'before it: no row (the refused credit before it did not open it)');
     for (const table of ['entries', 'operations', 'accounts'] as const)
       t.equal(after[table].seqScans - counted[table].seqScans, 0n, `no sequential scan of billing.${table}`);
     const fetches = after.entries.fetched - counted.entries.fetched;
-    t.ok(fetches < 200n, `both calls of balance_at fetched ${fetches} entries (the naive query ${naiveFetches})`);
+    t.ok(fetches < 200n, `four calls of balance_at fetched ${fetches} entries (the naive query ${naiveFetches})`);
     const statements = plans.filter((p) => !p.includes('balance_at('));
     t.ok(statements.length > 10, `${statements.length} statements planned inside balance_at`);
     t.same(
-      statements.filter((p) => /Seq Scan/.test(p)),
+      statements.filter((p) => /Seq Scan|Filter:/.test(p)),
       [],
-      'each one an index scan',
+      'each one an index scan whose every condition is an index condition (no filter: no walk)',
     );
     t.ok(
       statements.some((p) => p.includes('entries_account_id')),
@@ -347,6 +371,10 @@ t.test('a journal of 100,000 entries: a few index probes, not a walk through the
     t.ok(
       statements.some((p) => p.includes('operations_pkey')),
       "an entry's result by its id",
+    );
+    t.ok(
+      statements.some((p) => p.includes('operations_request_account')),
+      "an account's results in seq order, for its open_account",
     );
   } finally {
     session.off('notice', onNotice);
