@@ -16,9 +16,10 @@
 -- order, and "at t" is: after every result with sequenced_at <= t. That contains every result
 -- committed by t, and besides them at most the one batch that held the seq lock at t (it had
 -- taken its seqs and was committing); nothing that took its seq after t.
--- Results written before this migration get the latest created_at up to them in seq order (when
--- their transaction started at the latest, a lower bound of when they took their seq): for them
--- "at t" is "after the longest run of results, in seq order, that all started by t".
+-- Results written before this migration get the latest created_at up to them in seq order: each
+-- took its seq after every earlier result's transaction had started, so this is a lower bound of
+-- when it did, and never decreases. For them "at t" is "after the longest run of results, in seq
+-- order, that all started by t".
 alter table billing.operations add column sequenced_at timestamptz;
 update billing.operations as o set sequenced_at = r.started_by
 from (select seq, max(created_at) over (order by seq) as started_by from billing.operations) as r
