@@ -8,6 +8,7 @@ npx billing capture order-7 30 --to bob
 npx billing hold alice 20 --hold order-8
 npx billing release order-8
 npx billing balance alice bob
+npx billing balance alice --at 15
 npx billing history alice --limit 3
 npx billing watch --after 0 --count 2 --json
 npx billing verify

@@ -1,4 +1,4 @@
-import type { Account, CommandResult, StoredResult } from '../client/types.ts';
+import type { Account, BalanceAt, CommandResult, StoredResult } from '../client/types.ts';
 import { toJson } from './context.ts';
 
 /**
@@ -42,12 +42,26 @@ export function resultJson(result: CommandResult | StoredResult): string {
   return toJson({ ...fields, balances, replayed });
 }
 
-export function formatAccounts(accounts: (Account | { account: string; missing: true })[]): string {
-  const header = ['account', 'currency', 'balance', 'held', 'available'];
+/**
+ * A table of accounts. With `atPoint` (billing balance --at) a seq column says which result each
+ * state is after, and a missing account was not open at that point.
+ */
+export function formatAccounts(
+  accounts: (Account | BalanceAt | { account: string; missing: true })[],
+  atPoint = false,
+): string {
+  const header = ['account', 'currency', 'balance', 'held', 'available', ...(atPoint ? ['seq'] : [])];
   const rows = accounts.map((a) =>
     'missing' in a
-      ? [printable(a.account), '-', 'no such account', '', '']
-      : [printable(a.account), a.currency, String(a.balance), String(a.held), String(a.available)],
+      ? [printable(a.account), '-', atPoint ? 'not open then' : 'no such account', '', '', ...(atPoint ? [''] : [])]
+      : [
+          printable(a.account),
+          a.currency,
+          String(a.balance),
+          String(a.held),
+          String(a.available),
+          ...(atPoint && 'seq' in a ? [String(a.seq)] : []),
+        ],
   );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
