@@ -1,35 +1,63 @@
-import type { JobHelpers, Task } from 'graphile-worker';
-import type { TaskId } from '../commands/command.ts';
+import type { JobHelpers, Task, TaskList } from 'graphile-worker';
+import { declarations, type TaskId } from '../commands/command.ts';
+import { taskPrefix } from '../commands/contract.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { AppliedOutcome } from '../ledger/apply.ts';
 import { isTransientError } from '../db/errors.ts';
-import { getRuntime } from './runtime.ts';
+import type { Logger } from '../logger.ts';
+import type { CommandBatcher } from './batcher.ts';
+import type { Metrics } from './metrics.ts';
+
+/** What a command task needs of its worker process. */
+export interface CommandTaskDeps {
+  batcher: Pick<CommandBatcher, 'submit'>;
+  logger: Logger;
+  metrics: Metrics;
+  /** The currency of an account opened without one. */
+  defaultCurrency: string;
+}
 
 /**
- * The graphile-worker task for one command type: parse the payload, hand it to this process's
- * batcher, wait for the commit. A rejection is a result, so the job completes; only a fault throws,
- * and graphile-worker retries the job (the command id makes the retry safe).
+ * Every command's graphile-worker task, by task name (`billing/credit`, ..., `billing/expire_hold`),
+ * from the declarations in src/commands/: a new command gets its task with its declaration.
+ *
+ * The list is built here and handed to `run({ taskList })` rather than loaded from a task folder:
+ * graphile-worker calls a task file's export with the payload and its own helpers only, so a task
+ * file could reach its process's batcher only through a module-level variable. Built in code, each
+ * task takes its dependencies as arguments, as graphile-worker's own `makeAddJob(options,
+ * withPgClient)` does, and two workers in one process (the tests) each run their own.
+ */
+export function makeCommandTasks(deps: CommandTaskDeps): TaskList {
+  return Object.fromEntries(
+    declarations.map((declaration) => [`${taskPrefix}${declaration.task}`, makeCommandTask(declaration.task, deps)]),
+  );
+}
+
+/**
+ * The task of one command type: parse the payload, hand it to this process's batcher, wait for the
+ * commit. A rejection is a result, so the job completes; only a fault throws, and graphile-worker
+ * retries the job (the command id makes the retry safe).
  *
  * An array payload is a graphile-worker batch job: each element is a command of its own, and the
  * task returns one promise per element so that only failed elements are retried.
  */
-export function commandTask(task: TaskId): Task {
+export function makeCommandTask(task: TaskId, deps: CommandTaskDeps): Task {
   return async (payload, helpers) => {
     if (Array.isArray(payload)) {
-      return payload.map((element, index) => runCommand(task, element, helpers, null, index));
+      return payload.map((element, index) => runCommand(deps, task, element, helpers, null, index));
     }
-    await runCommand(task, payload, helpers, `job:${helpers.job.id}`);
+    await runCommand(deps, task, payload, helpers, `job:${helpers.job.id}`);
   };
 }
 
 async function runCommand(
+  deps: CommandTaskDeps,
   task: TaskId,
   payload: unknown,
   helpers: JobHelpers,
   defaultId: string | null,
   index = 0,
 ): Promise<void> {
-  const runtime = getRuntime();
   const job = helpers.job;
   const parsed = parseCommand({
     task,
@@ -38,40 +66,39 @@ async function runCommand(
     // element without an id has no stable default: it is refused (see parseCommand).
     // The refusal of an element without an id is recorded under its position in this attempt.
     defaultId: defaultId ?? `job:${job.id}:${index}:unidentified`,
-    defaultCurrency: runtime.config.defaultCurrency,
+    defaultCurrency: deps.defaultCurrency,
     requireId: defaultId === null,
   });
-  if (job.attempts > 1) runtime.metrics.retries.inc({ task: job.task_identifier });
+  if (job.attempts > 1) deps.metrics.retries.inc({ task: job.task_identifier });
   // A child logger per command cost a measurable share of the worker's CPU (bench/LOG.md):
   // the fields go on each line instead, and most commands log nothing above debug.
   const commandFields = { command_id: parsed.ok ? parsed.command.id : parsed.id, job_id: job.id };
   let outcome: AppliedOutcome;
   try {
-    outcome = await runtime.batcher.submit({ parsed, jobId: BigInt(job.id) });
+    outcome = await deps.batcher.submit({ parsed, jobId: BigInt(job.id) });
   } catch (error) {
     const transient = isTransientError(error);
     const level = transient ? 'warn' : 'error';
-    runtime.logger[level](
+    deps.logger[level](
       { ...commandFields, err: error, attempt: job.attempts, transient },
       transient ? 'command failed, will retry' : 'command failed with an unexpected error, will retry',
     );
     throw error;
   }
-  report(outcome, job, runtime, commandFields);
+  report(outcome, job, deps, commandFields);
 }
 
 function report(
   outcome: AppliedOutcome,
   job: JobHelpers['job'],
-  runtime: ReturnType<typeof getRuntime>,
+  { logger: log, metrics }: CommandTaskDeps,
   commandFields: { command_id: string; job_id: string },
 ): void {
-  const log = runtime.logger;
   switch (outcome.kind) {
     case 'recorded': {
       const { result } = outcome;
-      runtime.metrics.commands.inc({ type: result.type, code: result.code });
-      runtime.metrics.latency.observe({ type: result.type }, (Date.now() - new Date(job.created_at).getTime()) / 1000);
+      metrics.commands.inc({ type: result.type, code: result.code });
+      metrics.latency.observe({ type: result.type }, (Date.now() - new Date(job.created_at).getTime()) / 1000);
       // Every result is a row of billing.operations and counted in billing_commands_total; a line
       // each at info cost about a tenth of the throughput, so it is there at debug.
       if (log.isLevelEnabled('debug'))
@@ -88,8 +115,8 @@ function report(
       );
       return;
     case 'conflict':
-      runtime.metrics.commands.inc({ type: outcome.type, code: 'id_conflict' });
-      runtime.metrics.idConflicts.inc({ type: outcome.type });
+      metrics.commands.inc({ type: outcome.type, code: 'id_conflict' });
+      metrics.idConflicts.inc({ type: outcome.type });
       log.warn({ ...commandFields, type: outcome.type, code: 'id_conflict' }, outcome.message);
       return;
     case 'skipped':

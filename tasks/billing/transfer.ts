@@ -1,3 +1,0 @@
-import { commandTask } from '../../src/worker/command-task.ts';
-
-export default commandTask('transfer');
