@@ -72,7 +72,7 @@ export function lockSlots(db: Db, slots: readonly number[]) {
 export function selectEarlierResults(db: Db, ids: readonly string[]) {
   return db
     .selectFrom('billing.operations')
-    .select(['id', 'seq', 'type', 'status', 'code', 'message', 'balances', 'fingerprint', 'job_id'])
+    .select(['id', 'seq', 'type', 'status', 'code', 'message', 'balances', 'job_id', 'created_at', 'fingerprint'])
     .where('id', '=', (eb) => eb.fn.any(array(ids, 'text')));
 }
 
