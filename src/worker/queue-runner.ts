@@ -1,6 +1,4 @@
 import { run, type Runner } from 'graphile-worker';
-import type { Config } from '../config.ts';
-import type { Logger } from '../logger.ts';
 import { makeCommandTasks } from './command-task.ts';
 import { describeError } from './describe-error.ts';
 import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
@@ -34,12 +32,8 @@ export interface QueueRunner {
  * when it can no longer work: its liveness registration is gone (other workers may now be handed
  * its jobs) or the runner ended by itself.
  */
-export async function startQueueRunner(
-  config: Config,
-  runtime: WorkerRuntime,
-  logger: Logger,
-  onLost: (reason: Error) => void,
-): Promise<QueueRunner> {
+export async function startQueueRunner(runtime: WorkerRuntime, onLost: (reason: Error) => void): Promise<QueueRunner> {
+  const { config, logger, metrics } = runtime;
   const connectionString = config.databaseUrl!;
   let stopping = false;
   let lost = false;
@@ -56,7 +50,7 @@ export async function startQueueRunner(
     if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
   });
   // A flood of jobs:insert (any login may send it) must not run fetches back to back.
-  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => runtime.metrics.queueWakeups.inc({ outcome }));
+  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => metrics.queueWakeups.inc({ outcome }));
   queuePool.on('connect', (client) => {
     client.on('error', () => {});
     gateJobWakeups(client, wakeGate);
@@ -70,7 +64,7 @@ export async function startQueueRunner(
       logger: shortIdLists(logger),
       onLost: lose,
       reaperIntervalMs: config.recoveryIntervalMs,
-      onRecovered: (result) => runtime.metrics.jobsReclaimed.inc(result.unlockedJobs),
+      onRecovered: (result) => metrics.jobsReclaimed.inc(result.unlockedJobs),
       notifyQueueLimit: config.notifyQueueLimit,
     });
   } catch (error) {
@@ -89,10 +83,10 @@ export async function startQueueRunner(
     fetchSize: settings.fetchSize,
     logger,
     active: () => !stopping && !lost,
-    onFetch: () => runtime.metrics.queueFetches.inc(),
+    onFetch: () => metrics.queueFetches.inc(),
   });
   events.on('job:failed', ({ job }: { job: { task_identifier: string } }) =>
-    runtime.metrics.jobsFailed.inc({ task: job.task_identifier }),
+    metrics.jobsFailed.inc({ task: job.task_identifier }),
   );
   let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
@@ -108,12 +102,7 @@ export async function startQueueRunner(
       pgPool: queuePool,
       events,
       concurrency: settings.concurrency,
-      taskList: makeCommandTasks({
-        batcher: runtime.batcher,
-        logger: runtime.logger,
-        metrics: runtime.metrics,
-        defaultCurrency: config.defaultCurrency,
-      }),
+      taskList: makeCommandTasks({ ...runtime, defaultCurrency: config.defaultCurrency }),
       noHandleSignals: true,
       logger: graphileLogger(logger, () => lost),
       preset: settings.preset,

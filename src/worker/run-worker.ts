@@ -108,7 +108,7 @@ export async function startWorker(
   };
   let restarting: Promise<void> | undefined;
   try {
-    if (!noPrimary) runner = await startQueueRunner(config, runtime, logger, lost);
+    if (!noPrimary) runner = await startQueueRunner(runtime, lost);
   } catch (error) {
     stopWatchingHost();
     server?.close();
@@ -152,7 +152,7 @@ export async function startWorker(
       if (await answers(connectionString)) {
         try {
           await assertMigrated(connectionString);
-          runner = await startQueueRunner(config, runtime, logger, lost);
+          runner = await startQueueRunner(runtime, lost);
           if (reason) runtime.metrics.runnerRestarts.inc();
           logger.info('back at work: a fresh queue runner takes jobs');
           if (stopping) await runner.stop();
