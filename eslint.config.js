@@ -76,10 +76,10 @@ export default tseslint.config(
     ['./cli/**', './worker/**', './embedded/**', './ledger/**', './db/**'],
     'The package entry exports the client and the contract only.',
   ),
-  layer(['src/*.ts', 'src/cli/**'], [], '', ['src/index.ts']),
+  layer(['src/*.ts', 'src/cli/**', 'tasks/**'], [], '', ['src/index.ts']),
   {
     // Nor does it start them by path: they are not in the npm package, and the service runs without them.
-    files: ['src/**'],
+    files: ['src/**', 'tasks/**'],
     rules: {
       'no-restricted-syntax': [
         'error',

@@ -1,6 +1,5 @@
-import type { JobHelpers, Task, TaskList } from 'graphile-worker';
-import { declarations, type TaskId } from '../commands/command.ts';
-import { taskPrefix } from '../commands/contract.ts';
+import type { JobHelpers, Task } from 'graphile-worker';
+import type { TaskId } from '../commands/command.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { AppliedOutcome } from '../ledger/apply.ts';
 import { isTransientError } from '../db/errors.ts';
@@ -17,20 +16,22 @@ export interface CommandTaskDeps {
   defaultCurrency: string;
 }
 
+/** A task file's default export: the task of one command type, made for one worker's dependencies. */
+export type CommandTaskFactory = ((deps: CommandTaskDeps) => Task) & {
+  /** The command's task, without the `billing/` prefix: the loader checks it against the file name. */
+  readonly task: TaskId;
+};
+
 /**
- * Every command's graphile-worker task, by task name (`billing/credit`, ..., `billing/expire_hold`),
- * from the declarations in src/commands/: a new command gets its task with its declaration.
- *
- * The list is built here and handed to `run({ taskList })` rather than loaded from a task folder:
- * graphile-worker calls a task file's export with the payload and its own helpers only, so a task
- * file could reach its process's batcher only through a module-level variable. Built in code, each
- * task takes its dependencies as arguments, as graphile-worker's own `makeAddJob(options,
- * withPgClient)` does, and two workers in one process (the tests) each run their own.
+ * What `tasks/billing/<type>.ts` default-exports: `export default commandTaskFactory('<type>')`.
+ * The worker imports every file of that folder and calls its factory with its own batcher, logger
+ * and metrics (src/worker/task-folder.ts), so the task takes its dependencies as arguments, as
+ * graphile-worker's own `makeAddJob(options, withPgClient)` does: graphile-worker would call a
+ * task file's plain export with the payload and its helpers only, leaving a module-level variable
+ * as the only way to the process's batcher, which two workers in one process (the tests) share.
  */
-export function makeCommandTasks(deps: CommandTaskDeps): TaskList {
-  return Object.fromEntries(
-    declarations.map((declaration) => [`${taskPrefix}${declaration.task}`, makeCommandTask(declaration.task, deps)]),
-  );
+export function commandTaskFactory(task: TaskId): CommandTaskFactory {
+  return Object.assign((deps: CommandTaskDeps) => makeCommandTask(task, deps), { task });
 }
 
 /**

@@ -1,5 +1,4 @@
-import { run, type Runner } from 'graphile-worker';
-import { makeCommandTasks } from './command-task.ts';
+import { run, type Runner, type TaskList } from 'graphile-worker';
 import { describeError } from './describe-error.ts';
 import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
@@ -32,7 +31,11 @@ export interface QueueRunner {
  * when it can no longer work: its liveness registration is gone (other workers may now be handed
  * its jobs) or the runner ended by itself.
  */
-export async function startQueueRunner(runtime: WorkerRuntime, onLost: (reason: Error) => void): Promise<QueueRunner> {
+export async function startQueueRunner(
+  runtime: WorkerRuntime,
+  taskList: TaskList,
+  onLost: (reason: Error) => void,
+): Promise<QueueRunner> {
   const { config, logger, metrics } = runtime;
   const connectionString = config.databaseUrl!;
   let stopping = false;
@@ -102,7 +105,7 @@ export async function startQueueRunner(runtime: WorkerRuntime, onLost: (reason: 
       pgPool: queuePool,
       events,
       concurrency: settings.concurrency,
-      taskList: makeCommandTasks({ ...runtime, defaultCurrency: config.defaultCurrency }),
+      taskList,
       noHandleSignals: true,
       logger: graphileLogger(logger, () => lost),
       preset: settings.preset,

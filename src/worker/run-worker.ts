@@ -14,6 +14,7 @@ import { startNotifyWatchdog, type NotifyWatchdog } from './notify-watchdog.ts';
 import { startQueueRunner, type QueueRunner } from './queue-runner.ts';
 import { createRuntime, workerSessionOptions, type WorkerRuntime } from './runtime.ts';
 import { assertMigrated } from './schema-check.ts';
+import { loadCommandTaskFactories, makeCommandTaskList } from './task-folder.ts';
 import { sleep } from './timers.ts';
 
 /** How long a lost runner may take to stop before a fresh one starts beside it. */
@@ -34,10 +35,11 @@ export interface RunningWorker {
 
 /**
  * Starts a billing worker: the HTTP endpoints, then (if the database is migrated: it creates
- * nothing) graphile-worker with our tasks and the dead-worker reaper. When the database goes away
- * (a PostgreSQL restart: the liveness session or the runner is lost) it stops that runner, waits
- * until PostgreSQL answers again and starts a fresh one in this process, as graphile-worker and
- * pg-boss users expect. `onFatal` is called only if that is impossible (the schema went away).
+ * nothing) graphile-worker with the command tasks of tasks/billing/ and the dead-worker reaper.
+ * When the database goes away (a PostgreSQL restart: the liveness session or the runner is lost)
+ * it stops that runner, waits until PostgreSQL answers again and starts a fresh one in this
+ * process, as graphile-worker and pg-boss users expect. `onFatal` is called only if that is
+ * impossible (the schema went away).
  */
 export async function startWorker(
   config: Config,
@@ -47,6 +49,8 @@ export async function startWorker(
   // Every pool and session of a worker needs the primary: `any` becomes read-write (hosts.ts).
   config = { ...config, databaseUrl: writableUrl(config.databaseUrl!) };
   const connectionString = config.databaseUrl!;
+  // A command without its task file (or a task file without its command) stops the worker here.
+  const taskFactories = await loadCommandTaskFactories();
   // No primary yet (a standby only, a failover under way, a server starting): the worker starts
   // and waits for one (below). Anything else, an unmigrated database included, stops it here.
   let noPrimary: Error | undefined;
@@ -56,6 +60,7 @@ export async function startWorker(
   });
   tolerateKnownGraphileRejections(logger);
   const runtime = createRuntime(config, logger);
+  const taskList = makeCommandTaskList(taskFactories, { ...runtime, defaultCurrency: config.defaultCurrency });
   const stopWatchingHost = watchDatabaseHost(connectionString, runtime.metrics, logger);
   let stopping = false;
   let runner: QueueRunner | undefined;
@@ -108,7 +113,7 @@ export async function startWorker(
   };
   let restarting: Promise<void> | undefined;
   try {
-    if (!noPrimary) runner = await startQueueRunner(runtime, lost);
+    if (!noPrimary) runner = await startQueueRunner(runtime, taskList, lost);
   } catch (error) {
     stopWatchingHost();
     server?.close();
@@ -152,7 +157,7 @@ export async function startWorker(
       if (await answers(connectionString)) {
         try {
           await assertMigrated(connectionString);
-          runner = await startQueueRunner(runtime, lost);
+          runner = await startQueueRunner(runtime, taskList, lost);
           if (reason) runtime.metrics.runnerRestarts.inc();
           logger.info('back at work: a fresh queue runner takes jobs');
           if (stopping) await runner.stop();
