@@ -74,7 +74,7 @@ export function mutatedCopy(name: string): string {
   const mutation = mutations[name];
   if (!mutation) throw new Error(`unknown mutation ${name}; known: ${Object.keys(mutations).join(', ')}`);
   const dir = mkdtempSync(path.join(tmpdir(), `pg-billing-mutant-${name}-`));
-  for (const entry of ['src', 'sql', 'chaos', 'package.json', 'tsconfig.json']) {
+  for (const entry of ['src', 'tasks', 'sql', 'chaos', 'package.json', 'tsconfig.json']) {
     cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
   }
   symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
