@@ -61,6 +61,18 @@ t.test('tasks/billing/ has one task file per declared task, each the factory of 
   for (const [name, factory] of factories) t.equal(`billing/${factory.task}`, name, `${name}: its own factory`);
 });
 
+t.test(
+  'a task file run as the task itself (a runner pointed at tasks/) fails the job, it does not complete it',
+  async (t) => {
+    const [credit] = [...(await loadCommandTaskFactories()).values()].filter((factory) => factory.task === 'credit');
+    const runAsTask = credit as unknown as (payload: unknown, helpers: unknown) => unknown;
+    t.throws(() => runAsTask({ id: 'c1', account: 'a', amount: '1' }, { job: { id: '1' } }), {
+      message:
+        'tasks/billing/credit.ts exports a factory of the task, not the task: run the jobs with `billing worker`',
+    });
+  },
+);
+
 /** A task folder of its own: `<task>.ts` for each entry, with the given factory call. */
 function taskFolder(t: Test, files: Record<string, string>): string {
   const root = mkdtempSync(path.join(tmpdir(), 'pg-billing-tasks-'));

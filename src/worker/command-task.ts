@@ -29,9 +29,20 @@ export type CommandTaskFactory = ((deps: CommandTaskDeps) => Task) & {
  * graphile-worker's own `makeAddJob(options, withPgClient)` does: graphile-worker would call a
  * task file's plain export with the payload and its helpers only, leaving a module-level variable
  * as the only way to the process's batcher, which two workers in one process (the tests) share.
+ *
+ * A graphile-worker runner pointed at the folder itself would call the factory as the task, with a
+ * payload and helpers: the job would complete with nothing applied and the command would be lost.
+ * The factory throws instead, so the job fails (and is retried) and the error says what to run.
  */
 export function commandTaskFactory(task: TaskId): CommandTaskFactory {
-  return Object.assign((deps: CommandTaskDeps) => makeCommandTask(task, deps), { task });
+  const factory = (deps: CommandTaskDeps, ...runAsTask: unknown[]): Task => {
+    if (runAsTask.length > 0)
+      throw new Error(
+        `tasks/billing/${task}.ts exports a factory of the task, not the task: run the jobs with \`billing worker\``,
+      );
+    return makeCommandTask(task, deps);
+  };
+  return Object.assign(factory, { task });
 }
 
 /**
