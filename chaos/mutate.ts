@@ -28,7 +28,7 @@ export const mutations: Record<string, Mutation> = {
   },
   'no-recovery': {
     what: 'the dead-worker reaper is not started',
-    file: 'src/worker/run-worker.ts',
+    file: 'src/worker/queue-runner.ts',
     replace: [['reaperIntervalMs: config.recoveryIntervalMs,', "reaperIntervalMs: 'off',"]],
   },
   'worker-clock': {

@@ -9,8 +9,9 @@ await billing.credit({ account: 'carol', amount: 777n });
 const result = await billing.transfer({ id: 'order-43-pay', from: 'carol', to: 'dave', amount: 111n });
 // { id: 'order-43-pay', seq: 25n, type: 'transfer', status: 'applied', code: 'ok', message: null,
 //   balances: [{ account: 'carol', balance: 666n, held: 0n }, { account: 'dave', balance: 111n, held: 0n }],
-//   replayed: false, ... }
+//   job_id: 28n, created_at: 2026-12-07T21:40:00.123Z, replayed: false }: a row of billing.operations
 if (result.status === 'rejected') console.log(result.code, result.message); // e.g. insufficient_funds
+console.log(result.id, `(job ${result.job_id})`); // a row's fields have its columns' names: job_id, created_at
 
 // Every result after `start`, in seq order; the iterator waits for new ones, so leave it when done
 // (break, or `signal: AbortSignal.timeout(...)` in its options).

@@ -66,8 +66,25 @@ t.test('typed results: applied and rejected, bigint money, replay and id_conflic
   t.equal(conflict.code, 'id_conflict');
   t.equal(conflict.seq, null);
   t.equal(conflict.code === 'id_conflict' && conflict.original.seq, credited.seq);
-  t.type(conflict.jobId, 'bigint');
+  t.type(conflict.job_id, 'bigint');
   t.equal((await client.balance('c-1'))!.balance, big, 'one effect');
+  // docs/client.md: the data has the SQL interface's names, a result those of billing.operations.
+  t.same(
+    Object.keys(credited).sort(),
+    ['balances', 'code', 'created_at', 'id', 'job_id', 'message', 'replayed', 'seq', 'status', 'type'],
+    "a result's fields are billing.operations' columns (and replayed)",
+  );
+  t.same(
+    Object.keys(conflict).sort(),
+    ['balances', 'code', 'id', 'job_id', 'message', 'original', 'replayed', 'seq', 'status', 'type'],
+    "an id conflict's too",
+  );
+  t.same(
+    Object.keys((await client.balance('c-1'))!).sort(),
+    ['account', 'available', 'balance', 'created_at', 'currency', 'held', 'updated_at'],
+    "an account's fields are billing.accounts' columns",
+  );
+  t.type((await client.result('c-credit-1'))!.created_at, Date);
   t.equal(await client.balance('c-nobody'), undefined);
 
   const hold = await client.hold({ account: 'c-1', amount: 5n, hold: 'c-hold', ttl_seconds: 600 });

@@ -44,6 +44,21 @@ t.test(
   },
 );
 
+t.test('the image gets what the worker runs: .dockerignore keeps src/, tasks/, sql/, bin/', async (t) => {
+  const ignored = readFileSync(`${root}.dockerignore`, 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  for (const kept of ['src', 'tasks/billing/credit.ts', 'sql', 'bin', 'package.json'])
+    t.notOk(
+      ignored.some(
+        (pattern) => pattern === '*' || pattern === '**' || kept.split('/')[0] === pattern.replace(/^\/|\/$/g, ''),
+      ),
+      `${kept} is in the build context`,
+    );
+  t.match(readFileSync(`${root}Dockerfile`, 'utf8'), /^COPY \. \.$/m, 'and the Dockerfile copies the context');
+});
+
 t.test('docker-compose config accepts the file', async (t) => {
   const run = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], {
     cwd: root,

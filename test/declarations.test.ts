@@ -1,10 +1,21 @@
 // The command declarations (src/commands/<type>.ts) against what is written of them elsewhere, with
-// no database: the docs' table of commands and codes, and the closed list of result codes.
-import { readFileSync } from 'node:fs';
-import t from 'tap';
-import { clientCommands, type CommandOf, type CommandType, decide, declarations } from '../src/commands/command.ts';
+// no database: the docs' table of commands and codes, the closed list of result codes, and the
+// task files of tasks/billing/ the worker loads.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import {
+  clientCommands,
+  type CommandOf,
+  type CommandType,
+  decide,
+  declarations,
+  taskNames,
+} from '../src/commands/command.ts';
 import { maxInt64, resultCodes } from '../src/commands/contract.ts';
 import type { AccountState, HoldState, LedgerView } from '../src/commands/decision.ts';
+import { commandTaskFolder, loadCommandTaskFactories, TaskFolderError } from '../src/worker/task-folder.ts';
 
 const commandsDoc = readFileSync(new URL('../docs/commands.md', import.meta.url), 'utf8');
 
@@ -42,6 +53,71 @@ t.test('each declaration lists distinct rejection codes of the closed list', asy
 t.test('declarations are one per type, one per task', async (t) => {
   t.equal(new Set(declarations.map((d) => d.type)).size, declarations.length);
   t.equal(new Set(declarations.map((d) => d.task)).size, declarations.length);
+});
+
+t.test('tasks/billing/ has one task file per declared task, each the factory of its own task', async (t) => {
+  const factories = await loadCommandTaskFactories();
+  t.same([...factories.keys()].sort(), [...taskNames].sort());
+  for (const [name, factory] of factories) t.equal(`billing/${factory.task}`, name, `${name}: its own factory`);
+});
+
+t.test(
+  'a task file run as the task itself (a runner pointed at tasks/) fails the job, it does not complete it',
+  async (t) => {
+    const [credit] = [...(await loadCommandTaskFactories()).values()].filter((factory) => factory.task === 'credit');
+    const runAsTask = credit as unknown as (payload: unknown, helpers: unknown) => unknown;
+    t.throws(() => runAsTask({ id: 'c1', account: 'a', amount: '1' }, { job: { id: '1' } }), {
+      message:
+        'tasks/billing/credit.ts exports a factory of the task, not the task: run the jobs with `billing worker`',
+    });
+  },
+);
+
+/** A task folder of its own: `<task>.ts` for each entry, with the given factory call. */
+function taskFolder(t: Test, files: Record<string, string>): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'pg-billing-tasks-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(path.join(root, 'package.json'), '{ "type": "module" }\n');
+  const factoryModule = new URL('../src/worker/command-task.ts', import.meta.url).href;
+  for (const [name, call] of Object.entries(files))
+    writeFileSync(
+      path.join(root, `${name}.ts`),
+      `import { commandTaskFactory } from '${factoryModule}';\nexport default ${call};\n`,
+    );
+  return root;
+}
+const everyTask = () =>
+  Object.fromEntries(declarations.map(({ task }) => [task as string, `commandTaskFactory('${task}')`]));
+
+t.test('a declared command without its task file stops the loader, naming the file to add', async (t) => {
+  const files = everyTask();
+  delete files['capture'];
+  const folder = taskFolder(t, files);
+  await t.rejects(loadCommandTaskFactories(folder), {
+    name: 'TaskFolderError',
+    message: `the declared command capture has no task file: add ${path.join(folder, 'capture.ts')}`,
+  });
+  t.equal(
+    path.resolve(commandTaskFolder),
+    path.resolve(import.meta.dirname, '../tasks/billing'),
+    'the default: tasks/billing/',
+  );
+});
+
+t.test('a task file that names no declared command stops the loader, naming the file', async (t) => {
+  const folder = taskFolder(t, { ...everyTask(), refund: "commandTaskFactory('credit')" });
+  const error = await loadCommandTaskFactories(folder).catch((error: unknown) => error);
+  t.type(error, TaskFolderError);
+  t.match((error as Error).message, `${path.join(folder, 'refund.ts')} names no declared command`);
+  t.notMatch((error as Error).message, 'has no task file', 'every declared command has its file');
+});
+
+t.test("a task file whose factory is another command's stops the loader", async (t) => {
+  const folder = taskFolder(t, { ...everyTask(), debit: "commandTaskFactory('credit')" });
+  await t.rejects(loadCommandTaskFactories(folder), {
+    name: 'TaskFolderError',
+    message: `${path.join(folder, 'debit.ts')} must \`export default commandTaskFactory('debit')\``,
+  });
 });
 
 // One example a code, in the order each declaration checks them: the rule answers each, and the

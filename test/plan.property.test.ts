@@ -4,7 +4,7 @@ import { resultCodes } from '../src/commands/contract.ts';
 import type { Command } from '../src/commands/command.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { decide } from '../src/commands/command.ts';
-import { type BatchItem, type BatchPlan, type EntryRow, planBatch, type ExistingResult } from '../src/ledger/plan.ts';
+import { type BatchItem, type BatchPlan, type EarlierResults, type EntryRow, planBatch } from '../src/ledger/plan.ts';
 import type { AccountState, HoldState, LedgerView } from '../src/commands/decision.ts';
 import {
   account,
@@ -131,20 +131,16 @@ const rowsText = (rows: { account: string }[]) =>
 class PlannedLedger {
   readonly accounts = new Map<string, AccountState>();
   readonly holds = new Map<string, HoldState>();
-  readonly results = new Map<string, ExistingResult>();
+  readonly results: EarlierResults = new Map();
   readonly journal: EntryRow[] = [];
   readonly expiryJobs = new Map<string, number>();
   #seq = 0n;
 
   /** The rows a batch locks: all of them, or only those its commands name (and their holds' accounts). */
-  readFor(
-    items: BatchItem[],
-    lockAll: boolean,
-    now: number,
-  ): { existing: Map<string, ExistingResult>; view: LedgerView } {
+  readFor(items: BatchItem[], lockAll: boolean, now: number): { existing: EarlierResults; view: LedgerView } {
     const accountIds = new Set<string>();
     const holdIds = new Set<string>();
-    const existing = new Map<string, ExistingResult>();
+    const existing: EarlierResults = new Map();
     for (const { parsed } of items) {
       const id = parsed.ok ? parsed.command.id : parsed.id;
       const stored = this.results.get(id);
@@ -170,7 +166,7 @@ class PlannedLedger {
     return { existing, view: { accounts, holds, now: new Date(now) } };
   }
 
-  write(plan: BatchPlan): void {
+  write(plan: BatchPlan, now: number): void {
     for (const { account, currency } of plan.openedAccounts) {
       if (this.accounts.has(account)) throw new Error(`duplicate key: account ${account}`);
       this.accounts.set(account, { account, currency, balance: 0n, held: 0n });
@@ -205,7 +201,11 @@ class PlannedLedger {
     }
     for (const operation of plan.operations) {
       if (this.results.has(operation.id)) throw new Error(`duplicate key: result ${operation.id}`);
-      this.results.set(operation.id, { ...operation, seq: ++this.#seq });
+      const { id, type, status, code, message, balances, jobId, fingerprint } = operation;
+      if (code === 'id_conflict') throw new Error(`check code_known: result ${id} stored as id_conflict`);
+      const seq = ++this.#seq;
+      const result = { id, seq, type, status, code, message, balances, job_id: jobId, created_at: new Date(now) };
+      this.results.set(id, { result, fingerprint });
     }
     for (const { hold, runAt } of plan.expiries) this.expiryJobs.set(hold, runAt.getTime());
   }
@@ -302,7 +302,7 @@ class Run {
       if (hold.expiresAt && !scheduled)
         throw new Error(`hold ${hold.hold} expires at ${hold.expiresAt.toISOString()} with no expiry job`);
     }
-    this.ledger.write(plan);
+    this.ledger.write(plan, this.now);
     this.compareLedger();
   }
 

@@ -80,7 +80,7 @@ export async function submitAndPrint<T extends CommandType>(
     if (options.json) console.log(resultJson(result));
     else
       console.log(
-        `${formatResult(result)}${result.replayed ? `  (replayed: the result stored ${result.createdAt.toISOString()} for this id; nothing applied again)` : ''}`,
+        `${formatResult(result)}${result.replayed ? `  (replayed: the result stored ${result.created_at.toISOString()} for this id; nothing applied again)` : ''}`,
       );
     return result.status === 'applied' ? exitCodes.ok : exitCodes.rejected;
   } catch (error) {

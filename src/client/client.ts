@@ -11,7 +11,7 @@ import { ClientClosedError } from './errors.ts';
 import { ResultListener } from './listener.ts';
 import { fallbackCheckMs, PendingResults, spaceAfter } from './pending.ts';
 import { toPayload } from './payload.ts';
-import { accountColumns, resultColumns, toAccount, toStoredResult, type AccountRow, type ResultRow } from './rows.ts';
+import { accountColumns, resultColumns, toStoredResult, type AccountRow, type ResultRow } from './rows.ts';
 import type { Account, BalanceAt, BalancePoint, CommandInputs, CommandResult, StoredResult } from './types.ts';
 
 export interface BillingClientOptions {
@@ -228,7 +228,7 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
       `select ${accountColumns} from billing.accounts where account = any($1::text[])`,
       [accounts],
     );
-    return new Map(rows.map((row) => [row.account, toAccount(row)]));
+    return new Map(rows.map((row): [string, Account] => [row.account, row]));
   }
 
   const command =

@@ -157,7 +157,7 @@ export class PendingResults {
       // The row names the job that wrote it: another job's row was there before this call enqueued.
       const result =
         waiter.fingerprint === row.fingerprint
-          ? { ...stored, replayed: stored.jobId !== waiter.jobId }
+          ? { ...stored, replayed: stored.job_id !== waiter.jobId }
           : idConflict(waiter, stored);
       this.#settle(waiter, () => waiter.resolve(result));
     }
@@ -192,7 +192,7 @@ function idConflict(waiter: Waiter, original: StoredResult): IdConflictResult {
     code: 'id_conflict',
     message: `id ${waiter.id} was already used by another ${original.type} command (result #${original.seq}, ${original.code}); this one had no effect`,
     balances: [],
-    jobId: waiter.jobId,
+    job_id: waiter.jobId,
     replayed: false,
     original,
   };

@@ -14,7 +14,8 @@ export type ResultRow = Pick<
   'id' | 'seq' | 'type' | 'status' | 'code' | 'message' | 'job_id' | 'created_at'
 > & { balances: BalanceJson[] | null };
 
-export type AccountRow = Selectable<BillingAccounts>;
+/** billing.accounts as node-pg returns `accountColumns`: the client's Account as it is (tsc checks that they agree). */
+export type AccountRow = Pick<Selectable<BillingAccounts>, keyof Account>;
 
 export function toStoredResult(row: ResultRow): StoredResult {
   return {
@@ -25,19 +26,7 @@ export function toStoredResult(row: ResultRow): StoredResult {
     code: row.code as StoredResult['code'],
     message: row.message,
     balances: balancesFromJson(row.balances),
-    jobId: row.job_id,
-    createdAt: row.created_at,
-  };
-}
-
-export function toAccount(row: AccountRow): Account {
-  return {
-    account: row.account,
-    currency: row.currency,
-    balance: row.balance,
-    held: row.held,
-    available: row.available,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    job_id: row.job_id,
+    created_at: row.created_at,
   };
 }

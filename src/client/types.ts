@@ -1,6 +1,14 @@
 import type { z } from 'zod';
 import type { clientCommandOf, CommandType, OperationType } from '../commands/command.ts';
-import type { AccountBalance, ResultStatus, StoredResultCode } from '../commands/contract.ts';
+import type { StoredResult } from '../commands/stored-result.ts';
+
+export type { StoredResult };
+
+// Names: the client's data has the names of the SQL interface. What a command takes is its job
+// payload (the fields of its declaration's schema: `ttl_seconds`, `expires_at`); what it and the
+// readers return are rows of billing.operations and billing.accounts (`job_id`, `created_at`,
+// `updated_at`). The client's own options, methods and errors are JavaScript (`timeoutMs`,
+// `lastSeq()`, `ResultTimeoutError.jobId`): they have no SQL name.
 
 /**
  * What each command method takes: its payload's fields, named as in SQL (`ttl_seconds`,
@@ -25,22 +33,6 @@ export type HoldInput = CommandInputs['hold'];
 export type CaptureInput = CommandInputs['capture'];
 export type ReleaseInput = CommandInputs['release'];
 
-/** A row of billing.operations: the one durable result of a command id. */
-export interface StoredResult {
-  id: string;
-  /** The results cursor: `results({ after: seq })` continues after this one. */
-  seq: bigint;
-  type: OperationType;
-  status: ResultStatus;
-  /** Never `id_conflict`: a reused id writes no row of its own (see IdConflictResult). */
-  code: StoredResultCode;
-  message: string | null;
-  /** The balances of the accounts the command touched, right after it. */
-  balances: AccountBalance[];
-  jobId: bigint | null;
-  createdAt: Date;
-}
-
 /** What a command call resolves with when its id holds this command's result. */
 export interface SubmittedResult extends StoredResult {
   /**
@@ -62,7 +54,8 @@ export interface IdConflictResult {
   code: 'id_conflict';
   message: string;
   balances: [];
-  jobId: bigint | null;
+  /** The job of this call's command. */
+  job_id: bigint | null;
   /** Always false: nothing was replayed; the first command's result is `original`. */
   replayed: false;
   original: StoredResult;
@@ -71,14 +64,15 @@ export interface IdConflictResult {
 /** What a command call resolves with. `status` is `applied` or `rejected`; rejections are data, not errors. */
 export type CommandResult = SubmittedResult | IdConflictResult;
 
+/** A row of billing.accounts. */
 export interface Account {
   account: string;
   currency: string;
   balance: bigint;
   held: bigint;
   available: bigint;
-  createdAt: Date;
-  updatedAt: Date;
+  created_at: Date;
+  updated_at: Date;
 }
 
 /**

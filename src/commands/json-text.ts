@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
  * Job payloads as JSON text. graphile-worker hands a task the payload that node-postgres parsed
  * from the `json` column, and `JSON.parse` turns `1e3`, `1.0` and `0.99999999999999999` into the
  * numbers 1000, 1 and 1: the text that was sent is lost before any rule can look at it. The worker
- * reads payloads with `readPayloadJson` instead (see src/worker/queue-pool-types.ts), which
+ * reads payloads with `readPayloadJson` instead (see src/worker/queue-payload-parser.ts), which
  *  - refuses a text over `maxPayloadBytes` or nested deeper than `maxPayloadDepth` before parsing
  *    it, so a poison payload never becomes objects (it becomes an `UnreadablePayload`);
  *  - keeps each number as written: a `JSON.rawJSON` object holding the number's source text, which

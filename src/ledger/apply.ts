@@ -11,7 +11,7 @@ import {
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { locksOf, operationTypes } from '../commands/command.ts';
-import { holdStatuses, resultCodes, resultStatuses } from '../commands/contract.ts';
+import { holdStatuses, resultCodes, resultStatuses, type StoredResultCode } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
 import {
   lockAccounts,
@@ -23,7 +23,7 @@ import {
   writeValues,
 } from './batch-sql.ts';
 import { lockSlotsOf } from './lock-slots.ts';
-import { type BatchItem, type BatchPlan, type ItemOutcome, planBatch, type ExistingResult } from './plan.ts';
+import { type BatchItem, type BatchPlan, type EarlierResults, type ItemOutcome, planBatch } from './plan.ts';
 
 export { resultsChannel } from '../commands/contract.ts';
 
@@ -222,20 +222,23 @@ async function lockAndRead(
   const { locked: lockedCount, now } = locked[0]!;
   if (lockedCount !== BigInt(slots.length)) throw new Error(`locked ${lockedCount} of ${slots.length} lock slots`);
 
-  const existing = new Map(
+  const existing: EarlierResults = new Map(
     earlier.map((row) => [
       row.id,
       {
-        id: row.id,
-        seq: row.seq,
-        type: oneOf(operationTypes, row.type, 'operation type'),
-        status: oneOf(resultStatuses, row.status, 'result status'),
-        code: oneOf(resultCodes, row.code, 'result code'),
-        message: row.message,
-        balances: balancesFromJson(row.balances),
+        result: {
+          id: row.id,
+          seq: row.seq,
+          type: oneOf(operationTypes, row.type, 'operation type'),
+          status: oneOf(resultStatuses, row.status, 'result status'),
+          code: oneOf(storedResultCodes, row.code, 'result code'),
+          message: row.message,
+          balances: balancesFromJson(row.balances),
+          job_id: row.job_id,
+          created_at: row.created_at,
+        },
         fingerprint: row.fingerprint,
-        jobId: row.job_id,
-      } satisfies ExistingResult,
+      },
     ]),
   );
   const holds = new Map(
@@ -254,6 +257,9 @@ async function lockAndRead(
   // `now`: the clock after the last slot lock was granted, the database's, never the worker's.
   return { existing, view: { accounts, holds, now }, notify };
 }
+
+/** The codes a row of billing.operations can hold (its CHECK code_known): a reused id writes no row. */
+const storedResultCodes = resultCodes.filter((code): code is StoredResultCode => code !== 'id_conflict');
 
 function idOf(item: BatchItem): string {
   return item.parsed.ok ? item.parsed.command.id : item.parsed.id;

@@ -72,7 +72,7 @@ export function lockSlots(db: Db, slots: readonly number[]) {
 export function selectEarlierResults(db: Db, ids: readonly string[]) {
   return db
     .selectFrom('billing.operations')
-    .select(['id', 'seq', 'type', 'status', 'code', 'message', 'balances', 'fingerprint', 'job_id'])
+    .select(['id', 'seq', 'type', 'status', 'code', 'message', 'balances', 'job_id', 'created_at', 'fingerprint'])
     .where('id', '=', (eb) => eb.fn.any(array(ids, 'text')));
 }
 
@@ -471,22 +471,23 @@ export function writeStatement(db: Db) {
           )
           .having(({ fn, eb }) => eb.and([eb(fn.countAll(), '>', eb.val(0)), notifies])),
       )
-      // One driving row, so that the side effects above are read (and so run) even when no result is written.
-      .with('side_effects', (qc) =>
+      // One driving row that counts the side effects above, so that they are read (and so run) even when no
+      // result is written; applyBatch checks the expiries' count.
+      .with('side_effect_counts', (qc) =>
         qc.selectNoFrom(({ selectFrom, fn }) => [
           selectFrom('expiries').select(fn.countAll<bigint>().as('n')).as('expiries'),
           selectFrom('conflicts_notified').select(fn.countAll<bigint>().as('n')).as('conflict_notices'),
           selectFrom('notified').select(fn.countAll<bigint>().as('n')).as('notices'),
         ]),
       )
-      .selectFrom('side_effects')
+      .selectFrom('side_effect_counts')
       .leftJoin('results', (join) => join.onTrue())
       .select([
         'results.id',
         'results.seq',
-        'side_effects.expiries',
-        'side_effects.conflict_notices',
-        'side_effects.notices',
+        'side_effect_counts.expiries',
+        'side_effect_counts.conflict_notices',
+        'side_effect_counts.notices',
       ])
   );
 }

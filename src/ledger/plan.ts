@@ -9,6 +9,7 @@ import {
 } from '../commands/contract.ts';
 import type { HoldState, LedgerView, Posting } from '../commands/decision.ts';
 import type { ParsedCommand } from '../commands/parse.ts';
+import type { StoredResult } from '../commands/stored-result.ts';
 
 /** The result of one command as stored in billing.operations. */
 export interface OperationResult {
@@ -21,14 +22,10 @@ export interface OperationResult {
 }
 
 /**
- * A result already in billing.operations for an id of this batch, read under the batch's locks: with
- * the fingerprint that tells a replay from a reuse. (The client's StoredResult is the public row.)
+ * The results already in billing.operations under this batch's ids, read under the batch's locks,
+ * each with the fingerprint that tells a replay from a reuse.
  */
-export interface ExistingResult extends OperationResult {
-  seq: bigint;
-  fingerprint: string;
-  jobId: bigint | null;
-}
+export type EarlierResults = Map<string, { result: StoredResult; fingerprint: string }>;
 
 export interface BatchItem {
   parsed: ParsedCommand;
@@ -39,7 +36,7 @@ export type ItemOutcome =
   /** A new result row, written by this batch. */
   | { kind: 'recorded'; result: OperationResult }
   /** The same command again: nothing changes and the first result stands. */
-  | { kind: 'replayed'; result: ExistingResult | OperationResult }
+  | { kind: 'replayed'; result: StoredResult | OperationResult }
   /** The id was used before with another payload: the first result stands, the reuse is reported. */
   | { kind: 'conflict'; id: string; type: OperationType; message: string }
   | { kind: 'skipped'; reason: string };
@@ -82,7 +79,7 @@ export interface BatchPlan {
  * order: later commands see the effects of earlier ones, a rejection touches only its own command.
  * Pure: `view` is updated in place, and the plan says what to write.
  */
-export function planBatch(items: BatchItem[], existing: Map<string, ExistingResult>, view: LedgerView): BatchPlan {
+export function planBatch(items: BatchItem[], existing: EarlierResults, view: LedgerView): BatchPlan {
   const plan: BatchPlan = {
     outcomes: [],
     operations: [],
@@ -94,8 +91,7 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
     closedHolds: [],
     expiries: [],
   };
-  const seen = new Map<string, { fingerprint: string; result: ExistingResult | OperationResult }>();
-  for (const [id, stored] of existing) seen.set(id, { fingerprint: stored.fingerprint, result: stored });
+  const seen = new Map<string, { fingerprint: string; result: StoredResult | OperationResult }>(existing);
 
   for (const item of items) {
     const parsed = item.parsed;

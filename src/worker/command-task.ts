@@ -3,33 +3,73 @@ import type { TaskId } from '../commands/command.ts';
 import { parseCommand } from '../commands/parse.ts';
 import type { AppliedOutcome } from '../ledger/apply.ts';
 import { isTransientError } from '../db/errors.ts';
-import { getRuntime } from './runtime.ts';
+import type { Logger } from '../logger.ts';
+import type { CommandBatcher } from './batcher.ts';
+import type { Metrics } from './metrics.ts';
+
+/** What a command task needs of its worker process. */
+export interface CommandTaskDeps {
+  batcher: Pick<CommandBatcher, 'submit'>;
+  logger: Logger;
+  metrics: Metrics;
+  /** The currency of an account opened without one. */
+  defaultCurrency: string;
+}
+
+/** A task file's default export: the task of one command type, made for one worker's dependencies. */
+export type CommandTaskFactory = ((deps: CommandTaskDeps) => Task) & {
+  /** The command's task, without the `billing/` prefix: the loader checks it against the file name. */
+  readonly task: TaskId;
+};
 
 /**
- * The graphile-worker task for one command type: parse the payload, hand it to this process's
- * batcher, wait for the commit. A rejection is a result, so the job completes; only a fault throws,
- * and graphile-worker retries the job (the command id makes the retry safe).
+ * What `tasks/billing/<type>.ts` default-exports: `export default commandTaskFactory('<type>')`.
+ * The worker imports every file of that folder and calls its factory with its own batcher, logger
+ * and metrics (src/worker/task-folder.ts), so the task takes its dependencies as arguments, as
+ * graphile-worker's own `makeAddJob(options, withPgClient)` does: graphile-worker would call a
+ * task file's plain export with the payload and its helpers only, leaving a module-level variable
+ * as the only way to the process's batcher, which two workers in one process (the tests) share.
+ *
+ * A graphile-worker runner pointed at the folder itself would call the factory as the task, with a
+ * payload and helpers: the job would complete with nothing applied and the command would be lost.
+ * The factory throws instead, so the job fails (and is retried) and the error says what to run.
+ */
+export function commandTaskFactory(task: TaskId): CommandTaskFactory {
+  const factory = (deps: CommandTaskDeps, ...runAsTask: unknown[]): Task => {
+    if (runAsTask.length > 0)
+      throw new Error(
+        `tasks/billing/${task}.ts exports a factory of the task, not the task: run the jobs with \`billing worker\``,
+      );
+    return makeCommandTask(task, deps);
+  };
+  return Object.assign(factory, { task });
+}
+
+/**
+ * The task of one command type: parse the payload, hand it to this process's batcher, wait for the
+ * commit. A rejection is a result, so the job completes; only a fault throws, and graphile-worker
+ * retries the job (the command id makes the retry safe).
  *
  * An array payload is a graphile-worker batch job: each element is a command of its own, and the
  * task returns one promise per element so that only failed elements are retried.
  */
-export function commandTask(task: TaskId): Task {
+export function makeCommandTask(task: TaskId, deps: CommandTaskDeps): Task {
   return async (payload, helpers) => {
     if (Array.isArray(payload)) {
-      return payload.map((element, index) => runCommand(task, element, helpers, null, index));
+      return payload.map((element, index) => runCommand(deps, task, element, helpers, null, index));
     }
-    await runCommand(task, payload, helpers, `job:${helpers.job.id}`);
+    await runCommand(deps, task, payload, helpers, `job:${helpers.job.id}`);
   };
 }
 
 async function runCommand(
+  deps: CommandTaskDeps,
   task: TaskId,
   payload: unknown,
   helpers: JobHelpers,
   defaultId: string | null,
   index = 0,
 ): Promise<void> {
-  const runtime = getRuntime();
   const job = helpers.job;
   const parsed = parseCommand({
     task,
@@ -38,40 +78,39 @@ async function runCommand(
     // element without an id has no stable default: it is refused (see parseCommand).
     // The refusal of an element without an id is recorded under its position in this attempt.
     defaultId: defaultId ?? `job:${job.id}:${index}:unidentified`,
-    defaultCurrency: runtime.config.defaultCurrency,
+    defaultCurrency: deps.defaultCurrency,
     requireId: defaultId === null,
   });
-  if (job.attempts > 1) runtime.metrics.retries.inc({ task: job.task_identifier });
+  if (job.attempts > 1) deps.metrics.retries.inc({ task: job.task_identifier });
   // A child logger per command cost a measurable share of the worker's CPU (bench/LOG.md):
   // the fields go on each line instead, and most commands log nothing above debug.
   const commandFields = { command_id: parsed.ok ? parsed.command.id : parsed.id, job_id: job.id };
   let outcome: AppliedOutcome;
   try {
-    outcome = await runtime.batcher.submit({ parsed, jobId: BigInt(job.id) });
+    outcome = await deps.batcher.submit({ parsed, jobId: BigInt(job.id) });
   } catch (error) {
     const transient = isTransientError(error);
     const level = transient ? 'warn' : 'error';
-    runtime.logger[level](
+    deps.logger[level](
       { ...commandFields, err: error, attempt: job.attempts, transient },
       transient ? 'command failed, will retry' : 'command failed with an unexpected error, will retry',
     );
     throw error;
   }
-  report(outcome, job, runtime, commandFields);
+  report(outcome, job, deps, commandFields);
 }
 
 function report(
   outcome: AppliedOutcome,
   job: JobHelpers['job'],
-  runtime: ReturnType<typeof getRuntime>,
+  { logger: log, metrics }: CommandTaskDeps,
   commandFields: { command_id: string; job_id: string },
 ): void {
-  const log = runtime.logger;
   switch (outcome.kind) {
     case 'recorded': {
       const { result } = outcome;
-      runtime.metrics.commands.inc({ type: result.type, code: result.code });
-      runtime.metrics.latency.observe({ type: result.type }, (Date.now() - new Date(job.created_at).getTime()) / 1000);
+      metrics.commands.inc({ type: result.type, code: result.code });
+      metrics.latency.observe({ type: result.type }, (Date.now() - new Date(job.created_at).getTime()) / 1000);
       // Every result is a row of billing.operations and counted in billing_commands_total; a line
       // each at info cost about a tenth of the throughput, so it is there at debug.
       if (log.isLevelEnabled('debug'))
@@ -88,8 +127,8 @@ function report(
       );
       return;
     case 'conflict':
-      runtime.metrics.commands.inc({ type: outcome.type, code: 'id_conflict' });
-      runtime.metrics.idConflicts.inc({ type: outcome.type });
+      metrics.commands.inc({ type: outcome.type, code: 'id_conflict' });
+      metrics.idConflicts.inc({ type: outcome.type });
       log.warn({ ...commandFields, type: outcome.type, code: 'id_conflict' }, outcome.message);
       return;
     case 'skipped':

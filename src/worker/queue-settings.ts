@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { HostClient } from '../db/hosts.ts';
 import type {} from 'graphile-worker';
 import type { Config } from '../config.ts';
-import { queuePoolTypes } from './queue-pool-types.ts';
+import { queuePayloadParser } from './queue-payload-parser.ts';
 import { workerSessionOptions } from './runtime.ts';
 
 /** How long, on average, a worker whose fetch found nothing ignores new-job notifications. */
@@ -44,7 +44,7 @@ export function queueSettings(config: Config): QueueSettings {
       // workerSessionOptions.
       options: `${workerSessionOptions(config)} -c plan_cache_mode=force_custom_plan -c enable_seqscan=off`,
       // Payloads reach the tasks as JSON text judged before parsing, numbers as written.
-      types: queuePoolTypes,
+      types: queuePayloadParser,
     },
     preset: {
       worker: {

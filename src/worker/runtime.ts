@@ -1,13 +1,16 @@
 import type pg from 'pg';
-import { loadConfig, type Config } from '../config.ts';
+import type { Config } from '../config.ts';
 import { createKysely, type BillingDb } from '../db/kysely.ts';
 import { createPool } from '../db/pool.ts';
 import { applyBatch } from '../ledger/apply.ts';
-import { createLogger, type Logger } from '../logger.ts';
+import type { Logger } from '../logger.ts';
 import { CommandBatcher } from './batcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
-/** What the tasks of one worker process share: one ledger pool, one batcher, one logger. */
+/**
+ * What one worker process shares: one ledger pool, one batcher, one logger, one set of metrics.
+ * startWorker makes it and hands it to what needs it (the command tasks, the expiry sweeper).
+ */
 export interface WorkerRuntime {
   config: Config;
   pool: pg.Pool;
@@ -18,9 +21,7 @@ export interface WorkerRuntime {
   close(): Promise<void>;
 }
 
-let current: WorkerRuntime | undefined;
-
-export function createRuntime(config: Config, logger: Logger = createLogger(config.logLevel)): WorkerRuntime {
+export function createRuntime(config: Config, logger: Logger): WorkerRuntime {
   if (!config.databaseUrl) throw new Error('DATABASE_URL is not set');
   const pool = createPool({
     connectionString: config.databaseUrl,
@@ -70,17 +71,4 @@ export function workerSessionOptions(
     // (src/ledger/apply.ts), or per fetch on a large queue.
     '-c jit=off',
   ].join(' ');
-}
-
-export function setRuntime(runtime: WorkerRuntime | undefined): void {
-  current = runtime;
-}
-
-/**
- * The runtime of this process. `billing worker` sets it up before graphile-worker starts; a task
- * run by any other graphile-worker runner gets one built from the environment on first use.
- */
-export function getRuntime(): WorkerRuntime {
-  current ??= createRuntime(loadConfig());
-  return current;
 }

@@ -1,3 +1,3 @@
-import { commandTask } from '../../src/worker/command-task.ts';
+import { commandTaskFactory } from '../../src/worker/command-task.ts';
 
-export default commandTask('release');
+export default commandTaskFactory('release');

@@ -20,7 +20,7 @@ export function mask(output: string): string {
       .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g, '<uuid>')
       .replace(/\bdemo-[a-z0-9]+-(open-\d+|credit|transfer)\b/g, 'demo-<run>-$1')
       .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)/g, '<time>')
-      .replace(/"(jobId|job_id)":"?\d+"?/g, '"$1":<job>')
+      .replace(/"job_id":"?\d+"?/g, '"job_id":<job>')
       .replace(/\(job \d+\)/g, '(job <job>)')
       // The server `billing verify` read: 127.0.0.1:5432, or wherever the embedded one listens.
       .replace(/ on \S+:\d+ \((the primary|a standby)\)$/gm, ' on <server> ($1)')

@@ -10,7 +10,7 @@ const jsonOid = 114;
  * objects, numbers kept as written (src/commands/json-text.ts). It must never throw: a throwing
  * parser would fail graphile-worker's fetch of every job in the same batch.
  */
-export const queuePoolTypes = {
+export const queuePayloadParser = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
     if (oid === jsonOid && (format ?? 'text') === 'text') return readPayloadJson;
     return pg.types.getTypeParser(oid, format ?? 'text');
