@@ -1,7 +1,7 @@
 // docs/guarantees.md, 6: `seq` order is a serial order. Commands that need a row created by another command
 // (captures and releases of a hold, credits, debits and transfers of a new account) are enqueued
 // in the same burst as their creators and run by three real worker processes at once; then every
-// result is replayed in seq order through the chaos suite's independent model of the rules, which
+// result is replayed in seq order through the reference model of the rules (model/, the chaos replay's), which
 // allows no "not yet visible" exception: each stored code and balance must come out the same.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ReferenceLedger } from '../model/reference-ledger.ts';
 import { createTestDatabase } from './helpers/database.ts';
+import type { ResultRow } from './helpers/ledger.ts';
 
 const database = await createTestDatabase('serial_order');
 t.teardown(() => database.drop());
@@ -141,14 +142,9 @@ t.test(
     await Promise.all(bursts);
     await waitForResults([...sent.keys()]);
 
-    const { rows: ops } = await database.query<{
-      id: string;
-      seq: bigint;
-      type: string;
-      code: string;
-      created_at: Date;
-      balances: { account: string; balance: string; held: string }[];
-    }>('select id, seq, type, code, created_at, balances from billing.operations order by seq');
+    const { rows: ops } = await database.query<
+      Pick<ResultRow, 'id' | 'seq' | 'type' | 'code' | 'created_at' | 'balances'>
+    >('select id, seq, type, code, created_at, balances from billing.operations order by seq');
     const model = new ReferenceLedger('USD');
     const problems: string[] = [];
     for (const op of ops) {

@@ -1,15 +1,16 @@
 import type { Selectable } from 'kysely';
+import type { BalanceJson } from '../../src/commands/balances-json.ts';
 import type { BillingOperations } from '../../src/db/schema.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestDatabase } from './database.ts';
 
-/** A row of billing.operations, typed by the generated schema; balances' amounts stay JSON text. */
-export type ResultRow = Pick<
-  Selectable<BillingOperations>,
-  'id' | 'seq' | 'type' | 'status' | 'code' | 'message' | 'job_id'
-> & {
+/**
+ * A row of billing.operations (`select *`), typed by the generated schema; its json columns as
+ * node-pg parses them: balances' amounts stay strings of digits, as stored.
+ */
+export type ResultRow = Omit<Selectable<BillingOperations>, 'balances' | 'request'> & {
   request: unknown;
-  balances: { account: string; balance: string; held: string }[];
+  balances: BalanceJson[];
 };
 
 /** Enqueues a command the way an application does: graphile_worker.add_job from SQL. */
