@@ -5,11 +5,11 @@
 // allows no "not yet visible" exception: each stored code and balance must come out the same.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ReferenceLedger } from '../model/reference-ledger.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import type { ResultRow } from './helpers/ledger.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const database = await createTestDatabase('serial_order');
 t.teardown(() => database.drop());
@@ -38,17 +38,17 @@ async function addJobs(specs: Spec[]): Promise<void> {
 }
 
 async function waitForResults(ids: string[], timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await database.query<{ n: number }>(
-      'select count(*)::int as n from billing.operations where id = any($1)',
-      [ids],
-    );
-    if (rows[0]!.n === ids.length) return;
-    if (Date.now() > deadline)
-      throw new Error(`${ids.length - rows[0]!.n} of ${ids.length} results missing after ${timeoutMs} ms`);
-    await sleep(50);
-  }
+  await waitFor(
+    `${ids.length} results`,
+    async () => {
+      const { rows } = await database.query<{ n: number }>(
+        'select count(*)::int as n from billing.operations where id = any($1)',
+        [ids],
+      );
+      return rows[0]!.n === ids.length ? true : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 function startWorkers(): ChildProcess[] {
@@ -85,15 +85,16 @@ t.test(
   async (t) => {
     const workers = startWorkers();
     t.teardown(() => stopWorkers(workers));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const { rows } = await database.query<{ n: number }>(
-        'select count(distinct os_pid)::int as n from billing.worker_liveness',
-      );
-      if (rows[0]!.n >= workerCount) break;
-      if (Date.now() > deadline) throw new Error('workers did not register');
-      await sleep(100);
-    }
+    await waitFor(
+      `${workerCount} workers registered`,
+      async () => {
+        const { rows } = await database.query<{ n: number }>(
+          'select count(distinct os_pid)::int as n from billing.worker_liveness',
+        );
+        return rows[0]!.n >= workerCount ? true : undefined;
+      },
+      60_000,
+    );
 
     const setup: Spec[] = [
       ...funded.map((account) => ({ task: 'open_account', payload: { id: `open-${account}`, account } })),
