@@ -16,11 +16,9 @@ import { emptyFaultStats, runFaults, type FaultPlan, type FaultStats } from './f
 import { enqueueUntilDone, producerPool, runProducer, type ProducerStats } from './producer.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { WorkerSupervisor, type SlotKind } from './workers.ts';
-import { queryOnce } from './query-once.ts';
+import { harnessQuery } from './query-once.ts';
 
-/** The harness's own reads: a short connect timeout, and a name to tell them apart in pg_stat_activity. */
-const monitorQuery = <R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) =>
-  queryOnce<R>(url, text, values, { applicationName: 'chaos-monitor', connectionTimeoutMillis: 3000 });
+const monitorQuery = harnessQuery('chaos-monitor');
 
 export interface ChaosOptions {
   seconds: number;
