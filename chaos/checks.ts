@@ -1,7 +1,9 @@
 // The end-of-run checks of the chaos run: one repeatable-read snapshot of the ledger and the queue,
 // checked on its own terms (journal chains, constraints, conservation) and replayed through the
 // reference model of the rules (model/) in seq order.
+import type { Job } from 'graphile-worker';
 import type { Selectable } from 'kysely';
+import type { BalanceJson } from '../src/commands/balances-json.ts';
 import type { BillingAccounts, BillingEntries, BillingHolds, BillingOperations } from '../src/db/schema.ts';
 import pg from 'pg';
 import { HostClient } from '../src/db/hosts.ts';
@@ -32,7 +34,7 @@ type OpRow = Pick<
   Selectable<BillingOperations>,
   'id' | 'seq' | 'type' | 'status' | 'code' | 'job_id' | 'created_at'
 > & {
-  balances: { account: string; balance: string; held: string }[];
+  balances: BalanceJson[];
   committed_at: Date | null;
 };
 type EntryRow = Pick<
@@ -53,16 +55,11 @@ type HoldRow = Pick<
   | 'closed_at'
   | 'operation_id'
 >;
-interface JobRow {
+/** graphile_worker.jobs as graphile-worker types it, its id read as a bigint. */
+type JobRow = Pick<Job, 'task_identifier' | 'locked_by' | 'attempts' | 'max_attempts' | 'last_error' | 'run_at'> & {
   id: bigint;
-  task_identifier: string;
-  locked_by: string | null;
-  attempts: number;
-  max_attempts: number;
-  last_error: string | null;
-  run_at: Date;
   due: boolean;
-}
+};
 
 const int8 = 20;
 const bigintTypes = {

@@ -1,15 +1,13 @@
 // The fault schedule of a chaos run. Kills and terminated backends come on their own timers; the
 // larger faults (PostgreSQL crash restart, paused worker, network partition) come one at a time,
 // spread evenly over the run, so that each can be measured on its own.
-import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import type { TcpProxy } from './tcp-proxy.ts';
 import { localPortsOf, type WorkerProcess, type WorkerSupervisor } from './workers.ts';
-import { queryOnce } from './query-once.ts';
+import { harnessQuery } from './query-once.ts';
 
-const query = <R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) =>
-  queryOnce<R>(url, text, values, { applicationName: 'chaos-faults', connectionTimeoutMillis: 3000 });
+const query = harnessQuery('chaos-faults');
 
 export interface FaultPlan {
   seconds: number;

@@ -33,3 +33,12 @@ export async function queryOnce<R extends pg.QueryResultRow>(
     await client.end().catch(() => {});
   }
 }
+
+/**
+ * The chaos harness's own one-off queries: a short connect timeout (a server being restarted must
+ * not hold the harness up), and a name that tells them apart in pg_stat_activity.
+ */
+export function harnessQuery(applicationName: string) {
+  return <R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) =>
+    queryOnce<R>(url, text, values, { applicationName, connectionTimeoutMillis: 3000 });
+}

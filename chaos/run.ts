@@ -16,11 +16,9 @@ import { emptyFaultStats, runFaults, type FaultPlan, type FaultStats } from './f
 import { enqueueUntilDone, producerPool, runProducer, type ProducerStats } from './producer.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { WorkerSupervisor, type SlotKind } from './workers.ts';
-import { queryOnce as queryOnceWith } from './query-once.ts';
+import { harnessQuery } from './query-once.ts';
 
-/** The harness's own reads: a short connect timeout, and a name to tell them apart in pg_stat_activity. */
-const queryOnce = <R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) =>
-  queryOnceWith<R>(url, text, values, { applicationName: 'chaos-monitor', connectionTimeoutMillis: 3000 });
+const monitorQuery = harnessQuery('chaos-monitor');
 
 export interface ChaosOptions {
   seconds: number;
@@ -133,7 +131,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await admin.end();
     const databaseUrl = cluster.databaseUrl(databaseName);
     await migrate({ connectionString: databaseUrl });
-    const startedAt = (await queryOnce<{ now: Date }>(databaseUrl, 'select now() as now'))[0]!.now;
+    const startedAt = (await monitorQuery<{ now: Date }>(databaseUrl, 'select now() as now'))[0]!.now;
 
     const faketime: Faketime = options.faketimeOffset
       ? await findFaketime(options.faketimeOffset)
@@ -215,7 +213,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         commitWindowHit: async () => {
           const repeated = repeatedCommands(supervisor!.logFiles);
           if (!repeated.size) return false;
-          const rows = await queryOnce<{ id: string; job_id: string | null }>(
+          const rows = await monitorQuery<{ id: string; job_id: string | null }>(
             databaseUrl,
             'select id, job_id::text from billing.operations where id = any($1::text[])',
             [[...repeated.keys()]],
@@ -349,7 +347,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 async function waitFor(url: string, ids: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rows = await queryOnce<{ n: string }>(
+    const rows = await monitorQuery<{ n: string }>(
       url,
       'select count(*) as n from billing.operations where id = any($1)',
       [ids],
@@ -367,7 +365,7 @@ async function waitFor(url: string, ids: string[], timeoutMs: number): Promise<v
 async function drain(url: string, ids: string[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rows = await queryOnce<{ missing: string; busy: string }>(
+    const rows = await monitorQuery<{ missing: string; busy: string }>(
       url,
       `select
         (select count(*) from unnest($1::text[]) as i(id) where not exists (select 1 from billing.operations o where o.id = i.id)) as missing,
@@ -388,7 +386,7 @@ function startMonitor(url: string, databaseName: string) {
   let deadlocksNow = 0;
   let stopped = false;
   const sample = async () => {
-    const rows = await queryOnce<{ backlog: string; deadlocks: string }>(
+    const rows = await monitorQuery<{ backlog: string; deadlocks: string }>(
       url,
       `select
         (select count(*) from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now()) as backlog,

@@ -12,6 +12,7 @@ import { createLogger } from '../src/logger.ts';
 import { startWorker } from '../src/worker/run-worker.ts';
 import { createBillingClient, ResultTimeoutError, type StoredResult } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { waitFor } from './helpers/wait.ts';
 import { startTestWorker } from './helpers/worker.ts';
 import { queryOnce } from '../chaos/query-once.ts';
 
@@ -31,16 +32,6 @@ async function listenerPids(db: TestDatabase, name: string): Promise<number[]> {
     [`${name}-listener`],
   );
   return rows.map((r) => r.pid);
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 t.test('typed results: applied and rejected, bigint money, replay and id_conflict', async (t) => {
@@ -174,10 +165,20 @@ t.test(
 
     const total = 600;
     const killed: number[] = [];
+    let resolved = 0;
+    // Four kills spread over the stream by its progress (after a fifth of the calls have their
+    // result, two fifths, ...), each of a listener that reconnected after the kill before.
     const killer = (async () => {
-      for (let round = 0; round < 4; round++) {
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        const pids = await listenerPids(database, `${appName}-stream`);
+      for (let round = 1; round <= 4; round++) {
+        const pids = await waitFor(
+          `a listener to kill, with ${(round * total) / 5} calls resolved`,
+          async () => {
+            if (resolved < (round * total) / 5) return undefined;
+            const pids = await listenerPids(database, `${appName}-stream`);
+            return pids.length > 0 && pids.every((pid) => !killed.includes(pid)) ? pids : undefined;
+          },
+          60_000,
+        );
         for (const pid of pids) {
           await database.query('select pg_terminate_backend($1)', [pid]);
           killed.push(pid);
@@ -186,13 +187,15 @@ t.test(
     })();
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < total; i++) {
-      calls.push(streamClient.credit({ id: `c-stream-${i}`, account: 'c-stream', amount: 1n }));
+      const call = streamClient.credit({ id: `c-stream-${i}`, account: 'c-stream', amount: 1n });
+      calls.push(call.finally(() => resolved++));
+      // Pacing, so that the stream spans the kills: not a wait for anything.
       if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 40));
     }
     const results = await Promise.all(calls);
     await killer;
     t.equal(results.length, total, 'every pending call resolved');
-    t.ok(killed.length >= 2, `listener backends terminated: ${killed.length}`);
+    t.equal(killed.length, 4, 'a listener backend terminated four times mid-stream');
     const pidsNow = await waitFor('a listener again', async () => {
       const pids = await listenerPids(database, `${appName}-stream`);
       return pids.length === 1 ? pids : undefined;

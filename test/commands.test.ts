@@ -1,7 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createTestDatabase } from './helpers/database.ts';
-import { balanceOf, enqueue, resultOf, run } from './helpers/ledger.ts';
+import { balanceOf, enqueue, jobsDone as jobsDoneIn, resultOf, run } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
 
 // Each test makes its own accounts, holds and ids and looks only at those, so that any one of
@@ -19,26 +18,7 @@ const nextId = (label: string) => `${label}-${++counter}`;
 const open = (account: string, currency?: string) =>
   run(database, 'open_account', { id: nextId('open'), account, ...(currency ? { currency } : {}) });
 const credit = (account: string, amount: string) => run(database, 'credit', { id: nextId('credit'), account, amount });
-
-/**
- * Waits until graphile-worker has completed these jobs (it deletes a completed job). A job that
- * failed and waits for a retry is an error here, not something to wait out.
- */
-async function jobsDone(jobIds: bigint[], timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await database.query<{ id: bigint; last_error: string | null }>(
-      'select id, last_error from graphile_worker.jobs where id = any($1::int8[])',
-      [jobIds],
-    );
-    const failed = rows.find((r) => r.last_error !== null);
-    if (failed) throw new Error(`job ${failed.id} failed and waits for a retry: ${failed.last_error}`);
-    if (rows.length === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(`jobs ${rows.map((r) => r.id).join(', ')} still queued after ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
+const jobsDone = (jobIds: bigint[]) => jobsDoneIn(database, jobIds);
 
 t.test('the original task: open 1 and 2, credit 777 to 1, transfer 111 from 1 to 2', async (t) => {
   const results = [

@@ -1,5 +1,6 @@
-// A `billing worker` whose graphile-worker runner fails to complete a batch of jobs (here: the job
-// row is locked by another session past lock_timeout). graphile-worker then shuts that runner down
+// A `billing worker` whose graphile-worker runner fails to complete a batch of jobs (here: the
+// completion waits for a job row another session holds locked, and the test cancels it; a
+// lock_timeout does the same, at a moment the test would have to guess). graphile-worker then shuts that runner down
 // by itself, and in 0.18.0 that shutdown never ends when jobs in flight complete one by one after
 // the failure: its completion batcher counts each of them as finished twice, and its release waits
 // for a count of exactly zero. Before the fix the worker then took no more jobs, kept the failed
@@ -12,7 +13,8 @@ import { CliProcess } from './helpers/cli.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { waitFor } from './helpers/wait.ts';
 
-const lockTimeoutMs = 4_000;
+/** Long: nothing here waits out a timeout, the test ends the waits it makes. */
+const lockTimeoutMs = 120_000;
 
 t.test('a runner that could not complete its jobs is replaced, and the jobs are handed back', async (t) => {
   const database = await createTestDatabase('completion-failure');
@@ -34,10 +36,13 @@ t.test('a runner that could not complete its jobs is replaced, and the jobs are 
   const statusOf = async (id: string) =>
     (await database.query<{ status: string }>('select status from billing.operations where id = $1', [id])).rows[0]
       ?.status;
-  /** A backend of the worker waiting for a lock that `pid` holds. */
+  /** The backend of the worker waiting for a lock that `pid` holds. */
   const blockedBy = async (pid: number) =>
-    (await database.query(`select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))`, [pid])).rows.length >
-      0 || undefined;
+    (
+      await database.query<{ pid: number }>(`select pid from pg_stat_activity where $1 = any(pg_blocking_pids(pid))`, [
+        pid,
+      ])
+    ).rows[0]?.pid;
 
   const worker = new CliProcess(['worker'], {
     DATABASE_URL: database.url,
@@ -62,13 +67,11 @@ t.test('a runner that could not complete its jobs is replaced, and the jobs are 
   await s2.client.query('begin');
   await s2.client.query('select 1 from graphile_worker._private_jobs where id = $1 for update', [jobA]);
   await s1.client.query('commit');
-  await waitFor('the completion of job a waiting for its row', () => blockedBy(s2.pid));
+  const completion = await waitFor('the completion of job a waiting for its row', () => blockedBy(s2.pid));
 
   // Commands b1, b2, b3 are in flight when that completion fails (each in a transaction of its
   // own, waiting for a lock), and each completes after it, one by one: graphile-worker's batcher
-  // then counts below zero. The pause keeps their own waits under lock_timeout: they start later
-  // than a's completion and end soon after it fails.
-  await new Promise((resolve) => setTimeout(resolve, lockTimeoutMs / 4));
+  // then counts below zero.
   const blockers: { client: pg.Client; pid: number }[] = [];
   const jobsB: string[] = [];
   for (const n of [1, 2, 3]) {
@@ -79,7 +82,8 @@ t.test('a runner that could not complete its jobs is replaced, and the jobs are 
     jobsB.push(await enqueue('billing/credit', { id: `b${n}`, account: `y${n}`, amount: '1' }));
     await waitFor(`command b${n} waiting for its account`, () => blockedBy(blocker.pid));
   }
-  await worker.waitFor(/"level":50[^\n]*Failed to complete jobs/, lockTimeoutMs * 3);
+  await database.query('select pg_cancel_backend($1)', [completion]);
+  await worker.waitFor(/"level":50[^\n]*Failed to complete jobs/);
   await s2.client.query('commit');
   for (const [index, blocker] of blockers.entries()) {
     await blocker.client.query('commit');

@@ -20,7 +20,6 @@ const dbUrl = (() => {
 const fixture = fileURLToPath(new URL('./helpers/recovery-worker.ts', import.meta.url));
 const RECOVERY_LIMIT_MS = 10_000;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface Worker {
   child: ChildProcess;
   pid: number;
@@ -113,6 +112,31 @@ const lockersOf = async (ids: string[]) =>
       [ids],
     )
   ).rows.map((r) => r.locked_by);
+/** Whether a session of `worker` (its pool is named after its pid) waits for a lock the test's session holds. */
+const waitsOnTest = async (worker: Worker) => {
+  const { rows } = await db.query(
+    'select 1 from pg_stat_activity where application_name = $1 and pg_backend_pid() = any(pg_blocking_pids(pid))',
+    [`recovery-worker ${worker.pid}`],
+  );
+  return rows.length > 0 || undefined;
+};
+/**
+ * Resolves once `worker`'s reaper has made a whole pass that began after this call. Every pass
+ * reads billing.worker_liveness (through worker_liveness_sessions()), nothing else of the worker
+ * does after it started: with the table locked, the test sees a pass begin, and the second pass it
+ * sees began after the first had ended (passes never overlap).
+ */
+async function reaperPass(worker: Worker): Promise<void> {
+  for (let seen = 0; seen < 2; seen++) {
+    await db.query('begin');
+    try {
+      await db.query('lock table billing.worker_liveness in access exclusive mode');
+      await waitFor(`a reaper pass of worker ${worker.pid}`, () => waitsOnTest(worker), 30_000);
+    } finally {
+      await db.query('commit');
+    }
+  }
+}
 const remaining = async (ids: string[]) =>
   Number(
     (
@@ -154,9 +178,10 @@ t.test('jobs of a SIGKILLed worker are run by another worker within 10 s', async
   t.ok((await runsOf(ids)).every((r) => r.pid === a.pid));
 
   const b = await startWorker();
-  // Longer than one reaper interval: B's reaper has looked at A and must have left it alone, and
-  // the kill below lands at an arbitrary point of B's reaper cycle.
-  await sleep(2_500);
+  // B's reaper has looked at A and must have left it alone. The kill below lands just after B's
+  // next pass has read the registrations (the test's lock held it there), with A still alive: the
+  // latest point of B's cycle, a whole interval before B can see A dead.
+  await reaperPass(b);
   t.same(await lockersOf(ids), [a.poolId], 'B’s reaper leaves the live A alone');
   t.equal((await runsOf(ids)).length, ids.length, 'nothing re-run while A lives');
 
@@ -188,20 +213,19 @@ t.test('jobs of a SIGKILLed worker are run by another worker within 10 s', async
 
 t.test('a paused (SIGSTOP) worker keeps its jobs; they run exactly once', async (t) => {
   const c = await startWorker();
-  // Long enough that the jobs are still running after a slow start of D and the 6 s pause, even on
-  // a loaded machine: a job that finished before the pause would prove nothing.
+  // Long enough that the jobs are still running after a slow start of D, even on a loaded machine:
+  // a job that finished before the pause would prove nothing.
   const ids = await enqueue(3, { firstMs: 15_000, laterMs: 0 });
   await waitFor('worker C to start all jobs', async () => (await runsOf(ids)).length === 3 || undefined, 30_000);
   const d = await startWorker();
   t.same(await lockersOf(ids), [c.poolId]);
 
   c.child.kill('SIGSTOP');
-  const pausedAt = performance.now();
-  // Longer than the reapers' 2 s interval, several times over; checked all along.
-  while (performance.now() - pausedAt < 6_000) {
-    const runs = await runsOf(ids);
-    if (runs.some((r) => r.pid !== c.pid)) break;
-    await sleep(200);
+  // D's reaper looks at the paused C three whole passes over (counted, not timed: a loaded machine
+  // may run fewer passes in a given time); checked after each.
+  for (let pass = 0; pass < 3; pass++) {
+    await reaperPass(d);
+    if ((await runsOf(ids)).some((r) => r.pid !== c.pid)) break;
   }
   t.same(
     (await runsOf(ids)).filter((r) => r.pid !== c.pid),

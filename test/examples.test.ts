@@ -2,6 +2,7 @@
 // meets them (README.md, then each page of docs/ in the order the README lists them), one after
 // the other on ONE database with one worker, each output compared with its recorded one
 // (examples/<name>.out). examples/ numbers them in that order, and this file checks that it does.
+// Any test can run alone or in another order: it first runs the examples before its own (outputOf).
 // The TypeScript client example imports the package by its name; here it runs from the sources
 // (test/package.test.ts compiles it against the packed package, as a consumer does).
 import { execFile } from 'node:child_process';
@@ -85,7 +86,56 @@ async function runClientExample(name: string): Promise<string> {
   return stdout;
 }
 
-t.test('examples/ numbers the examples in the order a reader meets them', async (t) => {
+const rename = (text: string) =>
+  text.replace(/\b(app|billing_svc|dba_ro)\b(?= login)/g, (name) => users[name as keyof typeof users]);
+
+/** The application's own session, as the login user 06-security.sql made. */
+async function runAsApp(name: string): Promise<string> {
+  const url = new URL(database.url);
+  url.username = users.app;
+  url.password = '...';
+  const app = new pg.Client({ connectionString: url.toString() });
+  await app.connect();
+  try {
+    return await runSqlExample((text) => app.query(text), readExample(name));
+  } finally {
+    await app.end();
+  }
+}
+
+/** How each example runs. */
+const runners: Record<string, () => Promise<string>> = {
+  '01-demo.sh': () => runShellExample('01-demo.sh'),
+  '02-original-task.sql': () => runSqlExample((text) => database.query(text), readExample('02-original-task.sql')),
+  '03-cli.sh': () => runShellExample('03-cli.sh'),
+  '04-client.ts': () => runClientExample('04-client.ts'),
+  '05-dba-queries.sql': () => runSqlExample((text) => database.query(text), readExample('05-dba-queries.sql')),
+  '06-security.sql': () => runSqlExample((text) => database.query(rename(text)), readExample('06-security.sql')),
+  '07-as-app.sql': () => runAsApp('07-as-app.sql'),
+};
+
+const outputs = new Map<string, Promise<string>>();
+/**
+ * An example's output. The examples run on the one database in the order a reader meets them,
+ * each once, whichever test asks first: each reads what the ones before it left (the demo's
+ * accounts, the login users), so a test run alone (`--grep`) or in another order first runs the
+ * examples before its own, and compares only its own.
+ */
+function outputOf(name: string): Promise<string> {
+  let output = outputs.get(name);
+  if (!output) {
+    const names = exampleNames();
+    const before = names[names.indexOf(name) - 1];
+    // An earlier example that failed is its own test's failure; this one runs after it anyway.
+    const ready = before === undefined ? Promise.resolve() : outputOf(before).then(noop, noop);
+    output = ready.then(() => runners[name]!());
+    outputs.set(name, output);
+  }
+  return output;
+}
+const noop = () => {};
+
+t.test('examples/ numbers the examples in the order a reader meets them, and each has its runner', async (t) => {
   const names = exampleNames();
   const byReader = [...names].sort((a, b) => {
     const [pageA, offsetA] = readerPosition(a);
@@ -93,16 +143,17 @@ t.test('examples/ numbers the examples in the order a reader meets them', async 
     return pageA - pageB || offsetA - offsetB;
   });
   t.same(names, byReader, "README.md first, then docs/ in the README's order, each page top to bottom");
+  t.same(Object.keys(runners), names);
 });
 
 t.test('README: npx billing demo, twice', async (t) => {
   checkInDocs(t, '01-demo.sh');
-  compareWithRecorded(t, '01-demo.sh', await runShellExample('01-demo.sh'));
+  compareWithRecorded(t, '01-demo.sh', await outputOf('01-demo.sh'));
 });
 
 t.test('README: the original task from SQL alone, after the demo (autocommit, as psql -f runs it)', async (t) => {
   checkInDocs(t, '02-original-task.sql');
-  const output = await runSqlExample((text) => database.query(text), readExample('02-original-task.sql'));
+  const output = await outputOf('02-original-task.sql');
   compareWithRecorded(t, '02-original-task.sql', output);
   // What the example's comment says it prints.
   t.match(output, /\nsql-1\|666\|0\|666\nsql-2\|111\|0\|111\n/, 'balances 666 and 111');
@@ -110,47 +161,27 @@ t.test('README: the original task from SQL alone, after the demo (autocommit, as
 
 t.test('docs/cli.md: the command-line table, row by row', async (t) => {
   checkInDocs(t, '03-cli.sh');
-  compareWithRecorded(t, '03-cli.sh', await runShellExample('03-cli.sh'));
+  compareWithRecorded(t, '03-cli.sh', await outputOf('03-cli.sh'));
 });
 
 t.test('docs/client.md: the TypeScript client', async (t) => {
   checkInDocs(t, '04-client.ts');
-  const output = await runClientExample('04-client.ts');
+  const output = await outputOf('04-client.ts');
   compareWithRecorded(t, '04-client.ts', output);
   t.match(output, /\n666n\n\[ 'open_account ok', 'transfer ok' \]\n$/, 'as its comments say');
 });
 
 t.test("docs/dba.md: the DBA's queries", async (t) => {
   checkInDocs(t, '05-dba-queries.sql');
-  compareWithRecorded(
-    t,
-    '05-dba-queries.sql',
-    await runSqlExample((text) => database.query(text), readExample('05-dba-queries.sql')),
-  );
+  compareWithRecorded(t, '05-dba-queries.sql', await outputOf('05-dba-queries.sql'));
 });
 
-t.test('docs/security.md: the login users, then the application as app', async (t) => {
+t.test('docs/security.md: the login users', async (t) => {
   checkInDocs(t, '06-security.sql');
+  compareWithRecorded(t, '06-security.sql', await outputOf('06-security.sql'));
+});
+
+t.test('docs/security.md: the application as app', async (t) => {
   checkInDocs(t, '07-as-app.sql');
-  const rename = (text: string) =>
-    text.replace(/\b(app|billing_svc|dba_ro)\b(?= login)/g, (name) => users[name as keyof typeof users]);
-  compareWithRecorded(
-    t,
-    '06-security.sql',
-    await runSqlExample((text) => database.query(rename(text)), readExample('06-security.sql')),
-  );
-  const url = new URL(database.url);
-  url.username = users.app;
-  url.password = '...';
-  const app = new pg.Client({ connectionString: url.toString() });
-  await app.connect();
-  try {
-    compareWithRecorded(
-      t,
-      '07-as-app.sql',
-      await runSqlExample((text) => app.query(text), readExample('07-as-app.sql')),
-    );
-  } finally {
-    await app.end();
-  }
+  compareWithRecorded(t, '07-as-app.sql', await outputOf('07-as-app.sql'));
 });

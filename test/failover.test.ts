@@ -15,6 +15,7 @@ import { createBillingClient } from '../src/client/index.ts';
 import { createPool } from '../src/db/pool.ts';
 import { CliProcess, runCli } from './helpers/cli.ts';
 import { freePortsFrom, ReplicatedCluster, whyNoReplicatedCluster } from './helpers/replicated-cluster.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const why = whyNoReplicatedCluster();
 if (why) {
@@ -143,7 +144,12 @@ async function failoverTest(t: Test): Promise<void> {
   const newPrimaryPool = pool(cluster.standby.url());
   const resultCount = async (on: pg.Pool) =>
     Number((await on.query<{ n: string }>('select count(*)::text as n from billing.operations')).rows[0]!.n);
-  await until('150 results on the primary', async () => ((await resultCount(primaryPool)) >= 150 ? true : undefined));
+  await waitFor(
+    '150 results on the primary',
+    async () => ((await resultCount(primaryPool)) >= 150 ? true : undefined),
+    60_000,
+    { throughErrors: true },
+  );
 
   const replication = await primaryPool.query<{ sync_state: string }>('select sync_state from pg_stat_replication');
   t.same(replication.rows, [{ sync_state: 'sync' }], 'the standby is synchronous');
@@ -161,8 +167,11 @@ async function failoverTest(t: Test): Promise<void> {
   const promotedAt = Date.now();
   await cluster.promoteStandby();
   const countAtPromotion = await resultCount(newPrimaryPool);
-  await until('a new result on the new primary', async () =>
-    (await resultCount(newPrimaryPool)) > countAtPromotion ? true : undefined,
+  await waitFor(
+    'a new result on the new primary',
+    async () => ((await resultCount(newPrimaryPool)) > countAtPromotion ? true : undefined),
+    60_000,
+    { throughErrors: true },
   );
   const backAfterMs = Date.now() - promotedAt;
   phase('results again');
@@ -185,8 +194,11 @@ async function failoverTest(t: Test): Promise<void> {
   t.match(await get(2, '/readyz'), { status: 200, body: `ready: 127.0.0.1:${cluster.standby.port}\n` });
 
   const countAfter = await resultCount(newPrimaryPool);
-  await until('100 more results', async () =>
-    (await resultCount(newPrimaryPool)) >= countAfter + 100 ? true : undefined,
+  await waitFor(
+    '100 more results',
+    async () => ((await resultCount(newPrimaryPool)) >= countAfter + 100 ? true : undefined),
+    60_000,
+    { throughErrors: true },
   );
   producing = false;
   await Promise.all(lanes);
@@ -200,10 +212,15 @@ async function failoverTest(t: Test): Promise<void> {
         )
       ).rows.map((row) => [row.id, row]),
     );
-  const after = await until('a result for every acknowledged command', async () => {
-    const results = await resultsFor();
-    return [...acknowledged].every((id) => results.has(id)) ? results : undefined;
-  });
+  const after = await waitFor(
+    'a result for every acknowledged command',
+    async () => {
+      const results = await resultsFor();
+      return [...acknowledged].every((id) => results.has(id)) ? results : undefined;
+    },
+    60_000,
+    { throughErrors: true },
+  );
   const toldThenLost = [...told].filter(([id, result]) => {
     const now = after.get(id);
     return !now || BigInt(now.seq) !== result.seq || now.code !== result.code;
@@ -234,7 +251,9 @@ async function failoverTest(t: Test): Promise<void> {
         )
       ).rows[0]!.n,
     );
-  await until('the queue drained', async () => ((await billingJobsLeft()) === 0 ? true : undefined)).catch(() => {});
+  await waitFor('the queue drained', async () => ((await billingJobsLeft()) === 0 ? true : undefined), 60_000, {
+    throughErrors: true,
+  }).catch(() => {});
   t.equal(await billingJobsLeft(), 0, 'the queue drains: the dead primary’s locked jobs were reaped and run');
 
   phase('drained');
@@ -251,16 +270,5 @@ async function failoverTest(t: Test): Promise<void> {
   for (const worker of workers) {
     t.ok(worker.running, 'the worker process ran through the failover');
     t.notMatch(worker.output, /cannot execute LISTEN during recovery/, 'no LISTEN on a standby');
-  }
-}
-
-/** Polls until `probe` returns a value: a state decides when to go on, never a sleep. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

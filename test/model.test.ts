@@ -1,8 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import t from 'tap';
 import { createTestDatabase } from './helpers/database.ts';
-import { drained } from './helpers/ledger.ts';
+import { drained, jobsDone } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
 import {
   account,
@@ -105,20 +104,6 @@ async function enqueue(command: Concrete): Promise<bigint> {
   return rows[0]!.id;
 }
 
-async function jobGone(jobId: bigint): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const { rows } = await database.query<{ last_error: string | null }>(
-      'select last_error from graphile_worker.jobs where id = $1',
-      [jobId],
-    );
-    if (rows.length === 0) return;
-    if (rows[0]!.last_error) throw new Error(`job ${jobId} failed and waits for a retry: ${rows[0]!.last_error}`);
-    if (Date.now() > deadline) throw new Error(`job ${jobId} still queued after 15 s`);
-    await sleep(3);
-  }
-}
-
 /** Checks the answer to one command (its job has completed) against the model's prediction. */
 async function checkAnswer(command: Concrete, jobId: bigint, predicted: Prediction): Promise<void> {
   const id = command.payload.id as string;
@@ -185,7 +170,7 @@ t.test('commands one after another: each answered as the model predicts, the led
           model.now = Date.now();
           const predicted = model.submit(command.task, command.payload);
           const jobId = await enqueue(command);
-          await jobGone(jobId);
+          await jobsDone(database, [jobId]);
           await checkAnswer(command, jobId, predicted);
           commandsRun++;
         }
@@ -231,7 +216,7 @@ t.test('order-free commands enqueued at once, some as batch jobs: same answers, 
         }));
         for (const command of setup) {
           model.submit(command.task, command.payload);
-          await jobGone(await enqueue(command));
+          await jobsDone(database, [await enqueue(command)]);
         }
         const commands = materialize(steps);
         const predictions = new Map<string, string>();

@@ -16,6 +16,7 @@ import { createBillingClient } from '../src/client/client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
+import { waitFor } from './helpers/wait.ts';
 // A free port below the ephemeral range: another suite may run beside this one.
 import { freePortsFrom } from './helpers/replicated-cluster.ts';
 import { queryOnce } from '../chaos/query-once.ts';
@@ -51,17 +52,6 @@ async function connect(connectionString: string): Promise<pg.Client> {
   return session;
 }
 
-/** Polls `probe` until it returns a value; the deadline is the one the issue promises, or a minute. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /** After the attacker left: submit works and a notification of its result arrives, both within 10 s. */
 async function serviceBack(t: Test, label: string): Promise<void> {
   const listener = await connect(url);
@@ -69,13 +59,14 @@ async function serviceBack(t: Test, label: string): Promise<void> {
   const notified = new Promise<void>((resolve) => listener.once('notification', () => resolve()));
   const submitter = await connect(urlAs('victim'));
   const id = `back-${label}`;
-  await until(
+  await waitFor(
     'a billing.submit that commits',
     () =>
       submitter
         .query('select billing.submit($1, $2::json)', ['credit', JSON.stringify({ id, account: 'v', amount: '1' })])
         .then(() => true),
     10_000,
+    { throughErrors: true },
   );
   await Promise.race([
     notified,

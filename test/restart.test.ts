@@ -10,6 +10,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { freePort } from '../src/embedded/embedded-default.ts';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
+import { waitFor } from './helpers/wait.ts';
 import { queryOnce } from '../chaos/query-once.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-restart-'));
@@ -26,17 +27,6 @@ await migrate({ connectionString: url });
 
 const sql = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => queryOnce<R>(url, text, values);
 
-/** Polls until `probe` returns a value (a state, never a duration, decides when to go on). */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 const statusOf = async (id: string) =>
   (await sql<{ status: string }>('select status from billing.operations where id = $1', [id]))[0]?.status;
 const enqueue = (payload: object, task = 'billing/credit') =>
@@ -47,7 +37,7 @@ t.test('a worker carries on across an immediate PostgreSQL restart', async (t) =
   workers.push(worker);
   const httpPort = Number((await worker.waitFor(/"http_port":(\d+)[^\n]*"msg":"worker started"/))[1]);
   await enqueue({ id: 'before', account: 'r-1' }, 'billing/open_account');
-  t.equal(await until('the first result', () => statusOf('before')), 'applied');
+  t.equal(await waitFor('the first result', () => statusOf('before'), 60_000, { throughErrors: true }), 'applied');
 
   await cluster.restart({ mode: 'immediate' });
   await worker.waitFor(/"msg":"queue runner lost \(the database went away/);
@@ -56,7 +46,7 @@ t.test('a worker carries on across an immediate PostgreSQL restart', async (t) =
 
   await enqueue({ id: 'after', account: 'r-1', amount: '5' });
   t.equal(
-    await until('a result after the restart', () => statusOf('after')),
+    await waitFor('a result after the restart', () => statusOf('after'), 60_000, { throughErrors: true }),
     'applied',
     'a command enqueued after the restart is applied',
   );

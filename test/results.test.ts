@@ -4,6 +4,7 @@ import { applyBatch } from '../src/ledger/apply.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, drained, enqueue, resultOf, run } from './helpers/ledger.ts';
+import { waitFor } from './helpers/wait.ts';
 import { startTestWorker } from './helpers/worker.ts';
 
 const database = await createTestDatabase('results');
@@ -24,19 +25,25 @@ async function readAfter(cursor: bigint): Promise<{ ids: string[]; cursor: bigin
   return { ids: rows.map((r) => r.id), cursor: rows.length ? rows[rows.length - 1]!.seq : cursor };
 }
 
+/** Whether a results notification covers `seq` (a notification carries its transaction's highest seq). */
+function notified(payloads: string[], seq: bigint): boolean {
+  return payloads.some((p) => {
+    const notice = JSON.parse(p) as { seq?: string };
+    return notice.seq !== undefined && BigInt(notice.seq) >= seq;
+  });
+}
+
 /** Waits until some backend of the test database waits for a lock that `holder` holds. */
 async function waitUntilWaitingOn(holder: pg.Client): Promise<void> {
   const {
     rows: [me],
   } = await holder.query<{ pid: number }>('select pg_backend_pid() as pid');
-  for (let i = 0; ; i++) {
+  await waitFor('a session waiting on the seq lock', async () => {
     const { rows } = await database.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [
       me!.pid,
     ]);
-    if (rows.length) return;
-    if (i > 1000) throw new Error('nothing waits on the seq lock');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+    return rows.length ? true : undefined;
+  });
 }
 
 const insertResult = (client: pg.Client, id: string) =>
@@ -206,7 +213,9 @@ t.test('through the queue', async (t) => {
     const ids = Array.from({ length: 40 }, (_, i) => `big-meta-${i}`);
     for (const id of ids) await enqueue(database, 'credit', { id, account: 'tx-1', amount: '1', metadata });
     for (const id of ids) t.equal((await resultOf(database, id)).code, 'ok');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const last = await resultOf(database, ids[ids.length - 1]!);
+    // The notification of the last result's transaction is the last one these commands send.
+    await waitFor('the notification of the last result', () => (notified(payloads, last.seq) ? true : undefined));
     await listener.end();
     t.ok(payloads.length >= 1, `${payloads.length} notifications for 40 commands`);
     t.ok(payloads.length <= ids.length);
@@ -214,9 +223,6 @@ t.test('through the queue', async (t) => {
       payloads.every((p) => Buffer.byteLength(p) < 8000),
       'every payload under the 8000-byte limit',
     );
-    const highest = payloads.map((p) => BigInt(JSON.parse(p).seq as string)).reduce((a, b) => (a > b ? a : b));
-    const last = await resultOf(database, ids[ids.length - 1]!);
-    t.ok(highest >= last.seq, 'the highest notified seq covers the last result');
     const stored = await resultOf(database, 'big-meta-0');
     t.same((stored.request as { metadata: unknown }).metadata, metadata, 'metadata stored verbatim');
   });
@@ -229,7 +235,10 @@ t.test('through the queue', async (t) => {
     await run(database, 'credit', { id: 'conflict-1', account: 'tx-1', amount: '1' });
     await enqueue(database, 'credit', { id: 'conflict-1', account: 'tx-1', amount: '2' });
     await drained(database);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // A listener gets notifications in commit order: once the notification of a command enqueued
+    // after the conflict has arrived, every notification of the conflict has too.
+    const fence = await run(database, 'credit', { id: 'conflict-fence', account: 'tx-1', amount: '1' });
+    await waitFor('the notification of a later command', () => (notified(payloads, fence.seq) ? true : undefined));
     await listener.end();
     const conflicts = payloads.map((p) => JSON.parse(p)).filter((p) => p.code === 'id_conflict');
     t.equal(conflicts.length, 1);

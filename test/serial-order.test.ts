@@ -1,14 +1,15 @@
 // docs/guarantees.md, 6: `seq` order is a serial order. Commands that need a row created by another command
 // (captures and releases of a hold, credits, debits and transfers of a new account) are enqueued
 // in the same burst as their creators and run by three real worker processes at once; then every
-// result is replayed in seq order through the chaos suite's independent model of the rules, which
+// result is replayed in seq order through the reference model of the rules (model/, the chaos replay's), which
 // allows no "not yet visible" exception: each stored code and balance must come out the same.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ReferenceLedger } from '../model/reference-ledger.ts';
 import { createTestDatabase } from './helpers/database.ts';
+import type { ResultRow } from './helpers/ledger.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const database = await createTestDatabase('serial_order');
 t.teardown(() => database.drop());
@@ -37,17 +38,17 @@ async function addJobs(specs: Spec[]): Promise<void> {
 }
 
 async function waitForResults(ids: string[], timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await database.query<{ n: number }>(
-      'select count(*)::int as n from billing.operations where id = any($1)',
-      [ids],
-    );
-    if (rows[0]!.n === ids.length) return;
-    if (Date.now() > deadline)
-      throw new Error(`${ids.length - rows[0]!.n} of ${ids.length} results missing after ${timeoutMs} ms`);
-    await sleep(50);
-  }
+  await waitFor(
+    `${ids.length} results`,
+    async () => {
+      const { rows } = await database.query<{ n: number }>(
+        'select count(*)::int as n from billing.operations where id = any($1)',
+        [ids],
+      );
+      return rows[0]!.n === ids.length ? true : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 function startWorkers(): ChildProcess[] {
@@ -84,15 +85,16 @@ t.test(
   async (t) => {
     const workers = startWorkers();
     t.teardown(() => stopWorkers(workers));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const { rows } = await database.query<{ n: number }>(
-        'select count(distinct os_pid)::int as n from billing.worker_liveness',
-      );
-      if (rows[0]!.n >= workerCount) break;
-      if (Date.now() > deadline) throw new Error('workers did not register');
-      await sleep(100);
-    }
+    await waitFor(
+      `${workerCount} workers registered`,
+      async () => {
+        const { rows } = await database.query<{ n: number }>(
+          'select count(distinct os_pid)::int as n from billing.worker_liveness',
+        );
+        return rows[0]!.n >= workerCount ? true : undefined;
+      },
+      60_000,
+    );
 
     const setup: Spec[] = [
       ...funded.map((account) => ({ task: 'open_account', payload: { id: `open-${account}`, account } })),
@@ -141,14 +143,9 @@ t.test(
     await Promise.all(bursts);
     await waitForResults([...sent.keys()]);
 
-    const { rows: ops } = await database.query<{
-      id: string;
-      seq: bigint;
-      type: string;
-      code: string;
-      created_at: Date;
-      balances: { account: string; balance: string; held: string }[];
-    }>('select id, seq, type, code, created_at, balances from billing.operations order by seq');
+    const { rows: ops } = await database.query<
+      Pick<ResultRow, 'id' | 'seq' | 'type' | 'code' | 'created_at' | 'balances'>
+    >('select id, seq, type, code, created_at, balances from billing.operations order by seq');
     const model = new ReferenceLedger('USD');
     const problems: string[] = [];
     for (const op of ops) {

@@ -19,6 +19,9 @@ t.teardown(async () => {
   await database.drop();
 });
 
+/** A deadline for a few thousand commands through one worker on a loaded machine, not a timing claim. */
+const drainMs = 180_000;
+
 const count = async (sql: string, values?: unknown[]) =>
   Number((await database.query<{ n: bigint }>(sql, values)).rows[0]!.n);
 
@@ -61,16 +64,17 @@ t.test('/healthz, /readyz and /metrics; billing_commands_total moves while comma
   const total = 1500;
   await enqueueCredits('m-1', 'm-credit-', total);
   const scraped: number[] = [];
-  for (;;) {
-    const metrics = (await get('/metrics')).body;
-    scraped.push(commandsCounter(metrics, 'credit', 'ok'));
-    if (scraped.at(-1)! >= total) {
-      t.match(metrics, /billing_command_latency_seconds_count\{type="credit"\} 1500/);
-      t.match(metrics, /# TYPE billing_queue_depth gauge/);
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  const metrics = await waitFor(
+    `billing_commands_total to reach ${total}`,
+    async () => {
+      const body = (await get('/metrics')).body;
+      scraped.push(commandsCounter(body, 'credit', 'ok'));
+      return scraped.at(-1)! >= total ? body : undefined;
+    },
+    drainMs,
+  );
+  t.match(metrics, /billing_command_latency_seconds_count\{type="credit"\} 1500/);
+  t.match(metrics, /# TYPE billing_queue_depth gauge/);
   t.comment(`billing_commands_total{credit,ok} as scraped: ${[...new Set(scraped)].join(' -> ')}`);
   t.ok(
     scraped.some((value) => value > 0 && value < total),
@@ -104,11 +108,9 @@ t.test('SIGTERM with jobs in flight: exit 0, no job left locked, every command g
   await resultOf(database, 's-open');
   const total = 4000;
   await enqueueCredits('s-1', 's-credit-', total);
+  const applied = () => count("select count(*) as n from billing.operations where id like 's-credit-%'");
   // Signal once the worker is busy: some results are in, most jobs still wait or run.
-  for (;;) {
-    if ((await count("select count(*) as n from billing.operations where id like 's-credit-%'")) > 50) break;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await waitFor('the first results', async () => ((await applied()) > 50 ? true : undefined), drainMs);
   const exit = await first.stop('SIGTERM');
   t.same(exit, { code: 0, signal: null }, 'graceful stop: exit 0');
   t.match(first.output, /"msg":"worker stopped"/);
@@ -117,7 +119,7 @@ t.test('SIGTERM with jobs in flight: exit 0, no job left locked, every command g
     0,
     'no job left locked',
   );
-  const done = await count("select count(*) as n from billing.operations where id like 's-credit-%'");
+  const done = await applied();
   t.comment(`${done} of ${total} applied before the stop; the rest wait, unlocked`);
   t.equal(
     await count("select count(*) as n from graphile_worker.jobs where task_identifier = 'billing/credit'"),
@@ -127,10 +129,7 @@ t.test('SIGTERM with jobs in flight: exit 0, no job left locked, every command g
 
   const { worker: second } = await startWorkerProcess(database.url, { BILLING_CONCURRENCY: '100' });
   running.push(second);
-  for (;;) {
-    if ((await count("select count(*) as n from billing.operations where id like 's-credit-%'")) === total) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor(`all ${total} results`, async () => ((await applied()) === total ? true : undefined), drainMs);
   t.equal(
     await count("select count(*) as n from billing.entries where operation_id like 's-credit-%'"),
     total,

@@ -1,15 +1,16 @@
 import type { Selectable } from 'kysely';
+import type { BalanceJson } from '../../src/commands/balances-json.ts';
 import type { BillingOperations } from '../../src/db/schema.ts';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestDatabase } from './database.ts';
+import { waitFor } from './wait.ts';
 
-/** A row of billing.operations, typed by the generated schema; balances' amounts stay JSON text. */
-export type ResultRow = Pick<
-  Selectable<BillingOperations>,
-  'id' | 'seq' | 'type' | 'status' | 'code' | 'message' | 'job_id'
-> & {
+/**
+ * A row of billing.operations (`select *`), typed by the generated schema; its json columns as
+ * node-pg parses them: balances' amounts stay strings of digits, as stored.
+ */
+export type ResultRow = Omit<Selectable<BillingOperations>, 'balances' | 'request'> & {
   request: unknown;
-  balances: { account: string; balance: string; held: string }[];
+  balances: BalanceJson[];
 };
 
 /** Enqueues a command the way an application does: graphile_worker.add_job from SQL. */
@@ -41,13 +42,11 @@ export async function enqueueMany(
 
 /** Waits for the result row of a command id. */
 export async function resultOf(database: TestDatabase, id: string, timeoutMs = 15_000): Promise<ResultRow> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await database.query<ResultRow>('select * from billing.operations where id = $1', [id]);
-    if (rows[0]) return rows[0];
-    if (Date.now() > deadline) throw new Error(`no result for ${id} after ${timeoutMs} ms`);
-    await sleep(20);
-  }
+  return waitFor(
+    `the result of ${id}`,
+    async () => (await database.query<ResultRow>('select * from billing.operations where id = $1', [id])).rows[0],
+    timeoutMs,
+  );
 }
 
 /** Enqueues and waits for the result. */
@@ -62,15 +61,36 @@ export async function run(
 
 /** Waits until no billing job is left in the queue (completed jobs are deleted). */
 export async function drained(database: TestDatabase, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await database.query<{ n: bigint }>(
-      "select count(*) as n from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now() + interval '1 second'",
-    );
-    if (rows[0]!.n === 0n) return;
-    if (Date.now() > deadline) throw new Error(`queue not drained after ${timeoutMs} ms`);
-    await sleep(25);
-  }
+  await waitFor(
+    'the queue to drain',
+    async () => {
+      const { rows } = await database.query<{ n: bigint }>(
+        "select count(*) as n from graphile_worker.jobs where task_identifier like 'billing/%' and run_at <= now() + interval '1 second'",
+      );
+      return rows[0]!.n === 0n ? true : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/**
+ * Waits until graphile-worker has completed these jobs (it deletes a completed job). A job that
+ * failed and waits for a retry is an error here, not something to wait out.
+ */
+export async function jobsDone(database: TestDatabase, jobIds: bigint[], timeoutMs = 15_000): Promise<void> {
+  await waitFor(
+    `jobs ${jobIds.join(', ')} to complete`,
+    async () => {
+      const { rows } = await database.query<{ id: bigint; last_error: string | null }>(
+        'select id, last_error from graphile_worker.jobs where id = any($1::int8[])',
+        [jobIds],
+      );
+      const failed = rows.find((r) => r.last_error !== null);
+      if (failed) throw new Error(`job ${failed.id} failed and waits for a retry: ${failed.last_error}`);
+      return rows.length === 0 ? true : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function balanceOf(

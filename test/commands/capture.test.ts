@@ -1,0 +1,63 @@
+import t from 'tap';
+import { capture } from '../../src/commands/capture.ts';
+import { activeHold, checkExamples, eur, full, rows, usd } from '../helpers/command-examples.ts';
+
+t.test('capture: one example a code, in the order it checks them', async (t) => {
+  checkExamples(t, capture, [
+    { payload: '{"hold":"h","amount":"0x10","to":"b"}', code: 'invalid_command' },
+    { payload: '{"hold":"h","amount":"5","to":"b"}', code: 'hold_not_found' },
+    {
+      payload: '{"hold":"h","amount":"5","to":"b"}',
+      rows: rows([], [{ ...activeHold('h', 'a', 1n), status: 'released' }]),
+      code: 'hold_closed',
+    },
+    {
+      payload: '{"hold":"h","amount":"5","to":"b"}',
+      rows: rows([], [activeHold('h', 'a', 1n)]),
+      code: 'amount_exceeds_hold',
+    },
+    {
+      payload: '{"hold":"h","amount":"1","to":"b"}',
+      rows: rows([usd('a', 1n, 1n)], [activeHold('h', 'a', 1n)]),
+      code: 'account_not_found',
+    },
+    {
+      payload: '{"hold":"h","amount":"1","to":"b"}',
+      rows: rows([usd('a', 1n, 1n), eur('b', full)], [activeHold('h', 'a', 1n)]),
+      code: 'currency_mismatch',
+    },
+    {
+      payload: '{"hold":"h","amount":"1","to":"b"}',
+      rows: rows([usd('a', 1n, 1n), usd('b', full)], [activeHold('h', 'a', 1n)]),
+      code: 'overflow',
+    },
+    // Captured back to its own account, the money leaves and returns: no overflow at the limit.
+    {
+      payload: '{"hold":"h","to":"a"}',
+      rows: rows([usd('a', full, 5n)], [activeHold('h', 'a', 5n)]),
+      code: 'ok',
+      decision: {
+        kind: 'applied',
+        postings: [
+          { account: 'a', balanceDelta: -5n, heldDelta: -5n },
+          { account: 'a', balanceDelta: 5n, heldDelta: 0n },
+        ],
+        closeHold: { hold: 'h', status: 'captured', captured: 5n, capturedTo: 'a' },
+      },
+    },
+    // Part of the hold: the rest is released.
+    {
+      payload: '{"hold":"h","amount":"3","to":"b"}',
+      rows: rows([usd('a', 5n, 5n), usd('b', 0n)], [activeHold('h', 'a', 5n)]),
+      code: 'ok',
+      decision: {
+        kind: 'applied',
+        postings: [
+          { account: 'a', balanceDelta: -3n, heldDelta: -5n },
+          { account: 'b', balanceDelta: 3n, heldDelta: 0n },
+        ],
+        closeHold: { hold: 'h', status: 'captured', captured: 3n, capturedTo: 'b' },
+      },
+    },
+  ]);
+});
