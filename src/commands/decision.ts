@@ -84,3 +84,19 @@ export function insufficient(account: AccountState, amount: bigint): Decision {
 export function mismatch(a: AccountState, b: AccountState): Decision {
   return reject('currency_mismatch', `${a.account} is in ${a.currency}, ${b.account} in ${b.currency}`);
 }
+
+/**
+ * Why money may not leave this account, or undefined: every move out of an account (a debit, a
+ * transaction's leg from it, a reversal that takes from it) asks this one function, so that a
+ * policy of the account (frozen, closed, overdraft) holds for all of them alike.
+ */
+export function refuseOutflow(account: AccountState, amount: bigint): Decision | undefined {
+  if (available(account) < amount) return insufficient(account, amount);
+  return undefined;
+}
+
+/** Why money may not come into this account, or undefined (the counterpart of refuseOutflow). */
+export function refuseInflow(account: AccountState, amount: bigint): Decision | undefined {
+  if (account.balance + amount > maxInt64) return overflow(account.account);
+  return undefined;
+}

@@ -189,6 +189,10 @@ export interface BillingLockSlots {
 
 export interface BillingOperations {
   /**
+   * For a transaction: the accounts its legs name, a JSON array of ids (billing.account_history finds them); null for other types.
+   */
+  accounts: Json | null;
+  /**
    * What the command left on each account it touched: [{account, balance, held}], money as strings.
    */
   balances: Generated<Json>;

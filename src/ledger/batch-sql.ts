@@ -183,6 +183,7 @@ const rowLists = {
       fingerprint: 'text',
       job_id: 'int8',
       balances: 'jsonb',
+      accounts: 'jsonb',
     },
     ordered: true,
   },
@@ -268,6 +269,7 @@ export function writeValues(plan: BatchPlan, notify = true): WriteValues {
       fingerprint: o.fingerprint,
       job_id: o.jobId,
       balances: jsonText(balancesToJson(o.balances)),
+      accounts: o.accounts,
     })),
     notify,
   };

@@ -55,6 +55,8 @@ export interface NewOperation extends OperationResult {
   request: string;
   fingerprint: string;
   jobId: bigint | null;
+  /** The accounts a transaction names (billing.operations.accounts), for history. */
+  accounts: string[] | null;
 }
 
 export interface BatchPlan {
@@ -151,11 +153,27 @@ export function planBatch(items: BatchItem[], existing: Map<string, ExistingResu
         result = { id, type, status: 'applied', code: 'ok', message: null, balances };
       }
     }
-    plan.operations.push({ ...result, request: parsed.request, fingerprint: parsed.fingerprint, jobId: item.jobId });
+    plan.operations.push({
+      ...result,
+      request: parsed.request,
+      fingerprint: parsed.fingerprint,
+      jobId: item.jobId,
+      accounts: accountsNamedBy(parsed),
+    });
     plan.outcomes.push({ kind: 'recorded', result });
     seen.set(id, { fingerprint: parsed.fingerprint, result });
   }
   return plan;
+}
+
+/** The accounts a transaction's legs name, so that an account's history finds it. */
+function accountsNamedBy(parsed: ParsedCommand): string[] | null {
+  if (!parsed.ok || parsed.command.type !== 'transaction') return null;
+  return distinct(parsed.command.legs.flatMap((l) => [l.from, l.to]));
+}
+
+function distinct(accounts: (string | undefined)[]): string[] {
+  return [...new Set(accounts.filter((a) => a !== undefined))].sort();
 }
 
 function rejected(id: string, type: OperationType, code: RejectionCode, message: string): OperationResult {
