@@ -234,7 +234,47 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
       code: 'overflow',
     },
   ],
+  reverse: [
+    { command: { id: 'x', type: 'reverse', of: 'c', amount: 5n }, view: viewOf([]), code: 'operation_not_found' },
+    {
+      command: { id: 'x', type: 'reverse', of: 'c', amount: 5n },
+      view: {
+        ...viewOf([usd('a', 0n)]),
+        operations: new Map([['c', { id: 'c', type: 'hold', status: 'applied', moves: [] }]]),
+      },
+      code: 'not_reversible',
+    },
+    {
+      command: { id: 'x', type: 'reverse', of: 'c', amount: 5n },
+      view: reversalView('credit', [{ account: 'a', balanceDelta: 5n }], 1n, [usd('a', 0n)]),
+      code: 'amount_exceeds_remaining',
+    },
+    {
+      command: { id: 'x', type: 'reverse', of: 'c', amount: 4n },
+      view: reversalView('credit', [{ account: 'a', balanceDelta: 5n }], 1n, [usd('a', 3n)]),
+      code: 'insufficient_funds',
+    },
+    {
+      command: { id: 'x', type: 'reverse', of: 'c', amount: 4n },
+      view: reversalView('debit', [{ account: 'a', balanceDelta: -5n }], 1n, [usd('a', full)]),
+      code: 'overflow',
+    },
+  ],
 };
+
+/** A view in which command `c` (of `type`) moved `moves`, and reversals already put back `reversed`. */
+function reversalView(
+  type: string,
+  moves: { account: string; balanceDelta: bigint }[],
+  reversed: bigint,
+  accounts: AccountState[],
+): LedgerView {
+  return {
+    ...viewOf(accounts),
+    operations: new Map([['c', { id: 'c', type, status: 'applied', moves }]]),
+    reversals: new Map([['c', { total: 5n, reversed }]]),
+  };
+}
 
 /**
  * Codes the account policies bring (account status, overdraft, ceiling: issue 20 item 3, another

@@ -11,13 +11,24 @@ import { holdExpiry } from './expire_hold.ts';
 import { hold } from './hold.ts';
 import { openAccount } from './open_account.ts';
 import { release } from './release.ts';
+import { reverse } from './reverse.ts';
 import { transaction } from './transaction.ts';
 import { transfer } from './transfer.ts';
 
 export type { Metadata } from './declare.ts';
 
 /** The commands a client sends, in the order the docs and the CLI list them. */
-export const clientCommands = [openAccount, credit, debit, transfer, hold, capture, release, transaction] as const;
+export const clientCommands = [
+  openAccount,
+  credit,
+  debit,
+  transfer,
+  hold,
+  capture,
+  release,
+  transaction,
+  reverse,
+] as const;
 
 type ClientDeclaration = (typeof clientCommands)[number];
 export type CommandType = ClientDeclaration['type'];

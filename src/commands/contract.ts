@@ -50,6 +50,9 @@ export const resultCodes = [
   'account_frozen',
   'account_closed',
   'limit_exceeded',
+  'operation_not_found',
+  'not_reversible',
+  'amount_exceeds_remaining',
 ] as const;
 export type ResultCode = (typeof resultCodes)[number];
 export type RejectionCode = Exclude<ResultCode, 'ok'>;

@@ -189,7 +189,7 @@ export interface BillingLockSlots {
 
 export interface BillingOperations {
   /**
-   * For a transaction: the accounts its legs name, a JSON array of ids (billing.account_history finds them); null for other types.
+   * For transaction and reverse: the accounts it names or moves money on, a JSON array of ids (billing.account_history finds them); null for other types.
    */
   accounts: Json | null;
   /**
@@ -224,6 +224,10 @@ export interface BillingOperations {
    * The payload as received: JSON text kept verbatim, numbers digit for digit.
    */
   request: Json;
+  /**
+   * For a reverse command: the id of the command it reverses (its `of`); null for every other type.
+   */
+  reverses: string | null;
   /**
    * The results cursor: seq order is commit order, so where seq > $cursor never skips a committed result.
    */
@@ -266,6 +270,21 @@ export interface BillingResultSeqLock {
    * Always true: the table has this one row.
    */
   only_row: Generated<boolean>;
+}
+
+export interface BillingReversalTotals {
+  /**
+   * The reversed command (billing.operations.id).
+   */
+  operation_id: string;
+  /**
+   * What its applied reversals put back so far (a transaction: 1 once reversed).
+   */
+  reversed: bigint;
+  /**
+   * What reversals can put back in all: the amount of a single move; 1 for a transaction (reversed whole).
+   */
+  total: bigint;
 }
 
 export interface BillingSubmitterBacklog {
@@ -320,6 +339,7 @@ export interface DB {
   "billing.operations": BillingOperations;
   "billing.reconciliation_mismatches": BillingReconciliationMismatches;
   "billing.result_seq_lock": BillingResultSeqLock;
+  "billing.reversal_totals": BillingReversalTotals;
   "billing.submitter_backlog": BillingSubmitterBacklog;
   "billing.worker_liveness": BillingWorkerLiveness;
 }
