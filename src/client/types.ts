@@ -24,6 +24,8 @@ export type TransferInput = CommandInputs['transfer'];
 export type HoldInput = CommandInputs['hold'];
 export type CaptureInput = CommandInputs['capture'];
 export type ReleaseInput = CommandInputs['release'];
+export type TransactionInput = CommandInputs['transaction'];
+export type ReverseInput = CommandInputs['reverse'];
 
 /** A row of billing.operations: the one durable result of a command id. */
 export interface StoredResult {
@@ -39,6 +41,8 @@ export interface StoredResult {
   balances: AccountBalance[];
   jobId: bigint | null;
   createdAt: Date;
+  /** A reversal's result only: the id of the command it reverses (billing.operations.reverses). */
+  reverses?: string;
 }
 
 /** What a command call resolves with when its id holds this command's result. */
