@@ -58,13 +58,12 @@ do $grants$
 declare
   owner_role  text := coalesce(nullif(current_setting('pgbilling.owner_role', true), ''), 'billing_owner');
   worker_role text := coalesce(nullif(current_setting('pgbilling.worker_role', true), ''), 'billing_worker');
-  client_role text := coalesce(nullif(current_setting('pgbilling.client_role', true), ''), 'billing_client');
   reader_role text := coalesce(nullif(current_setting('pgbilling.reader_role', true), ''), 'billing_reader');
 begin
   -- The worker adds to a total (insert, or update of `reversed` on conflict) and never deletes one.
   execute format('grant select, insert on billing.reversal_totals to %I', worker_role);
   execute format('grant update (reversed) on billing.reversal_totals to %I', worker_role);
-  execute format('grant select on billing.reversal_totals to %I, %I', client_role, reader_role);
+  execute format('grant select on billing.reversal_totals to %I', reader_role);
   if pg_catalog.pg_has_role(current_user, owner_role, 'MEMBER') then
     execute format('alter table billing.reversal_totals owner to %I', owner_role);
   end if;
