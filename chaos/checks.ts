@@ -234,7 +234,7 @@ export function runChecks(input: CheckInput): CheckReport {
   }
   checks.push(
     replay.done(
-      `${snapshot.ops.length} results replayed, ${insufficientFundsVerified} insufficient_funds true where decided, decided within the clock window ${ambiguousClock}`,
+      `${snapshot.ops.length} results replayed, ${insufficientFundsVerified} insufficient_funds true where decided, decided within the clock window ${ambiguousClock}; by type (applied/all): ${resultsByType(snapshot.ops)}`,
     ),
   );
 
@@ -507,4 +507,19 @@ function inflowOfCommand(
     default:
       return undefined;
   }
+}
+
+/** `transfer 812/1204, ...`: how many results of each type there were, and how many applied. */
+function resultsByType(ops: { type: string; status: string }[]): string {
+  const counts = new Map<string, { applied: number; all: number }>();
+  for (const op of ops) {
+    const count = counts.get(op.type) ?? { applied: 0, all: 0 };
+    count.all += 1;
+    if (op.status === 'applied') count.applied += 1;
+    counts.set(op.type, count);
+  }
+  return [...counts]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([type, { applied, all }]) => `${type} ${applied}/${all}`)
+    .join(', ');
 }
