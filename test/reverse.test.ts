@@ -9,6 +9,7 @@ import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, drained, enqueue, enqueueMany, resultOf, run } from './helpers/ledger.ts';
 import { startTestWorker } from './helpers/worker.ts';
 import { startWorkerProcesses } from './helpers/worker-processes.ts';
+import { runCli } from './helpers/cli.ts';
 
 const database = await createTestDatabase('reverse');
 const worker = await startTestWorker(database);
@@ -365,4 +366,21 @@ t.test('an unknown id as `of`, and a missing one', async (t) => {
   const jobId = await enqueue(database, 'reverse', { id: 'u-rev', of: 'job:123456789' });
   t.ok(jobId);
   t.equal((await resultOf(database, 'u-rev')).code, 'operation_not_found', 'a derived id may be named');
+});
+
+t.test('billing verify checks the running totals against the reversals', async (t) => {
+  await open('v-a');
+  await open('v-b');
+  await credit('v-a', '100');
+  await run(database, 'transfer', { id: 'v-transfer', from: 'v-a', to: 'v-b', amount: '100' });
+  await reverse('v-transfer', '40');
+  await reverse('v-transfer', '60');
+  const ok = await runCli(['verify'], { DATABASE_URL: database.url });
+  t.equal(ok.code, 0, ok.stdout + ok.stderr);
+  t.match(ok.stdout, /ok +what reversals put back of each command is its running total/);
+  await database.query("update billing.reversal_totals set reversed = reversed - 1 where operation_id = 'v-transfer'");
+  const broken = await runCli(['verify'], { DATABASE_URL: database.url });
+  t.not(broken.code, 0);
+  t.match(broken.stdout, /v-transfer: reversal_totals says 99, its applied reversals put back 100/);
+  await database.query("update billing.reversal_totals set reversed = reversed + 1 where operation_id = 'v-transfer'");
 });
