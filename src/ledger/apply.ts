@@ -242,6 +242,8 @@ async function lockAndRead(
   const holdIds = new Set<string>();
   const accountIds = new Set<string>();
   const operationIds = new Set<string>();
+  /** The accounts of the commands that reversals name (a reversal's payload names none). */
+  const reversedAccounts: string[] = [];
   for (const { parsed } of items) {
     if (!parsed.ok) continue;
     const { accounts, hold, operation } = locksOf(parsed.command);
@@ -249,10 +251,13 @@ async function lockAndRead(
     for (const account of accounts) accountIds.add(account);
     if (operation !== undefined) {
       operationIds.add(operation);
-      for (const move of known.get(operation)?.moves ?? []) accountIds.add(move.account);
+      for (const move of known.get(operation)?.moves ?? []) {
+        accountIds.add(move.account);
+        reversedAccounts.push(move.account);
+      }
     }
   }
-  const slots = lockSlotsOf(items, [...accountIds]);
+  const slots = lockSlotsOf(items, reversedAccounts);
   const operationList = [...operationIds];
   const reads = [
     send(() => client.query('begin')),
