@@ -31,9 +31,9 @@ import {
 } from './report.ts';
 import { burstDrain, drain, endToEnd, queueCeiling, type Phase } from './throughput.ts';
 import { deployedMallocArenaMax, deployedNodeOptions, startWorkers } from './workers.ts';
-import { enqueueTransfers, hot, uniform } from './workload.ts';
+import { enqueueTransfers, hot, paymentWithFee, uniform } from './workload.ts';
 
-const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'burst', 'batch', 'latency'] as const;
+const phaseNames = ['anchor', 'apply', 'queue', 'uniform', 'hot', 'transaction', 'burst', 'batch', 'latency'] as const;
 type PhaseName = (typeof phaseNames)[number];
 
 const help = `Usage: node bench/bench.ts [options]   (or: npm run bench -- [options])
@@ -46,7 +46,8 @@ Then: the SPEC targets with pass/MISSED, where the CPU goes per command, and the
 
 Phases (--phases), in this order: anchor, apply (the service's own apply path, one transfer per
 transaction, no queue), queue (no-op jobs: the queue ceiling), uniform and hot (end to end, one
-command per job, add_jobs), burst (--burst transfers enqueued by add_jobs in calls of --chunk
+command per job, add_jobs), transaction (the same with a payment and its fee as one two-leg
+transaction command per job), burst (--burst transfers enqueued by add_jobs in calls of --chunk
 while the workers run, timed from the first enqueue to the last result), latency (the curve: at
 10%, 25%, 50% and 75% of the uniform rate, enqueue to the result seen by a LISTENing reader that
 reads by cursor, each timed after 1 s at its rate; the targets use 50%), batch (a producer sends batch jobs of --batch-job-size
@@ -295,7 +296,7 @@ async function mainRun(): Promise<boolean> {
         await noop.stop();
       }
     }
-    if (runs('uniform') || runs('hot') || runs('latency')) {
+    if (runs('uniform') || runs('hot') || runs('transaction') || runs('burst') || runs('latency')) {
       log(`end to end: ${options.workers} worker processes`);
       const workers = await startWorkers(bench, options.workers, 'real', workerEnv);
       const probe = () => costProbe(bench, () => workers.pids());
@@ -311,6 +312,12 @@ async function mainRun(): Promise<boolean> {
           m.hot = await endToEnd(bench, phase, hot, 'h:', probe());
           enqueued += m.hot.enqueued;
           log(`  hot account ${formatNumber(m.hot.rate)}/s`);
+        }
+        if (runs('transaction')) {
+          await settle(bench);
+          m.transaction = await endToEnd(bench, phase, paymentWithFee, 't:', probe());
+          enqueued += m.transaction.enqueued;
+          log(`  payment with fee ${formatNumber(m.transaction.rate)}/s`);
         }
         if (runs('burst')) {
           await settle(bench);

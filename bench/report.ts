@@ -29,6 +29,8 @@ export interface Measurements {
   queue?: number;
   uniform?: Measured;
   hot?: Measured;
+  /** End to end, a payment and its fee as one two-leg transaction per command. */
+  transaction?: Measured;
   /** The drain of a burst enqueued while the workers run. */
   burst?: BurstDrain;
   batch?: Measured;
@@ -135,6 +137,13 @@ export function buildReport(
       : '',
   );
   rate('hot', 'end to end, hot account', m.hot?.rate, 'commands/s', '90% of transfers touch one account');
+  rate(
+    'transaction',
+    'end to end, payment with fee',
+    m.transaction?.rate,
+    'commands/s',
+    'one transaction command per job: two legs, from -> to, then a fee of 1 from to; uniform accounts',
+  );
   rate(
     'batch',
     `end to end, batch jobs of ${o.batchJobSize}`,
@@ -245,6 +254,7 @@ export function buildReport(
   const measured: [string, (Pick<Measured, 'costs'> & { rate: number }) | undefined][] = [
     ['uniform', m.uniform],
     ['hot account', m.hot],
+    ['payment with fee', m.transaction],
     ['burst drain', m.burst],
     [`batch jobs of ${o.batchJobSize}`, m.batch],
     // Each point of the curve; at half load, the targets' point.

@@ -1,13 +1,19 @@
 import type pg from 'pg';
 import { hotAccount } from './database.ts';
 
-/** What share of transfers touches the hot account `a0` (as sender or receiver, half each). */
-export type Mix = { hotShare: number };
+/**
+ * What share of transfers touches the hot account `a0` (as sender or receiver, half each), and
+ * whether each command is a transfer or a payment with its fee: a two-leg transaction, the
+ * transfer's from -> to, then a fee of 1 from `to` to the account after it.
+ */
+export type Mix = { hotShare: number; paymentWithFee?: boolean };
 export const uniform: Mix = { hotShare: 0 };
 export const hot: Mix = { hotShare: 0.9 };
+export const paymentWithFee: Mix = { hotShare: 0, paymentWithFee: true };
 
 /**
- * Enqueues `count` transfer commands with one `graphile_worker.add_jobs` call, payloads built in SQL
+ * Enqueues `count` transfer commands (transactions for `mix.paymentWithFee`) with one
+ * `graphile_worker.add_jobs` call, payloads built in SQL
  * (the load generator shares the 2 cores: it should cost as little as it can). Ids are
  * `<prefix><n>` for n from `first`. Other accounts are `a1` .. `a<accounts-1>`, never the same twice.
  * `perJob` 1 makes one job per command; more makes batch jobs, an array of `perJob` commands each.
@@ -21,8 +27,13 @@ export async function enqueueTransfers(
   mix: Mix,
   perJob = 1,
 ): Promise<void> {
+  const command = mix.paymentWithFee
+    ? `json_build_object('id', $1 || g, 'legs', json_build_array(
+         json_build_object('from', 'a' || f, 'to', 'a' || t, 'amount', amount::text),
+         json_build_object('from', 'a' || t, 'to', 'a' || (1 + t % ($4 - 1)), 'amount', '1')))`
+    : `json_build_object('id', $1 || g, 'from', 'a' || f, 'to', 'a' || t, 'amount', amount::text)`;
   const commands = `
-    select g, json_build_object('id', $1 || g, 'from', 'a' || f, 'to', 'a' || t, 'amount', amount::text) as command
+    select g, ${command} as command
     from (select g, amount,
                  case when hot then (case when hot_sends then 0 else x end) else x end as f,
                  case when hot then (case when hot_sends then x else 0 end) else 1 + ((x + y) % ($4 - 1)) end as t
@@ -37,7 +48,7 @@ export async function enqueueTransfers(
   await pool.query(
     `
     select count(*) from graphile_worker.add_jobs(array(
-      select row('billing/transfer', payload, null, null, null, null, null, null)::graphile_worker.job_spec
+      select row('billing/${mix.paymentWithFee ? 'transaction' : 'transfer'}', payload, null, null, null, null, null, null)::graphile_worker.job_spec
       from (${jobs}) as j))`,
     perJob === 1
       ? [prefix, first, count, accounts, mix.hotShare]

@@ -231,7 +231,7 @@ export function runChecks(input: CheckInput): CheckReport {
   }
   checks.push(
     replay.done(
-      `${snapshot.ops.length} results replayed, ${insufficientFundsVerified} insufficient_funds true where decided, decided within the clock window ${ambiguousClock}`,
+      `${snapshot.ops.length} results replayed, ${insufficientFundsVerified} insufficient_funds true where decided, decided within the clock window ${ambiguousClock}; by type (applied/all): ${resultsByType(snapshot.ops)}`,
     ),
   );
 
@@ -302,9 +302,28 @@ export function runChecks(input: CheckInput): CheckReport {
   let credits = 0n;
   let debits = 0n;
   let capturedOut = 0n;
+  // Money a transaction brought in (legs with only `to`) less what it took out (only `from`); a
+  // reversal puts back its part of what the command it names brought in or took out.
+  let movedIn = 0n;
+  const inflowOf = new Map<string, { inflow: bigint; total: bigint }>();
+  const reversedOf = new Map<string, bigint>();
   for (const op of snapshot.ops) {
     if (op.status !== 'applied') continue;
     const payload = commands.get(op.id)?.payload;
+    const inflow = inflowOfCommand(op.type, payload, holdsById);
+    if (inflow) inflowOf.set(op.id, inflow);
+    if (op.type === 'transaction') movedIn += inflow!.inflow;
+    if (op.type === 'reverse') {
+      const original = inflowOf.get(String(payload!.of));
+      if (!original) {
+        money.fail(`reversal ${op.id} of ${String(payload!.of)}, which did not apply before it`);
+        continue;
+      }
+      const already = reversedOf.get(String(payload!.of)) ?? 0n;
+      const part = payload!.amount === undefined ? original.total - already : BigInt(String(payload!.amount));
+      reversedOf.set(String(payload!.of), already + part);
+      movedIn -= (original.inflow * part) / original.total;
+    }
     if (op.type === 'credit') credits += BigInt(payload!.amount as string);
     if (op.type === 'debit') debits += BigInt(payload!.amount as string);
     if (op.type === 'capture' && payload!.to === undefined) {
@@ -313,14 +332,14 @@ export function runChecks(input: CheckInput): CheckReport {
     }
   }
   const total = snapshot.accounts.reduce((sum, a) => sum + a.balance, 0n);
-  if (total !== credits - debits - capturedOut)
-    money.fail(`sum of balances ${total} != ${credits} - ${debits} - ${capturedOut}`);
+  if (total !== credits - debits - capturedOut + movedIn)
+    money.fail(`sum of balances ${total} != ${credits} - ${debits} - ${capturedOut} + ${movedIn}`);
   const held = snapshot.accounts.reduce((sum, a) => sum + a.held, 0n);
   const activeHolds = snapshot.holds.filter((h) => h.status === 'active').reduce((sum, h) => sum + h.amount, 0n);
   if (held !== activeHolds) money.fail(`sum of held ${held} != active holds ${activeHolds}`);
   checks.push(
     money.done(
-      `balances ${total} = credits ${credits} - debits ${debits} - captured out ${capturedOut}; held ${held} = active holds ${activeHolds}`,
+      `balances ${total} = credits ${credits} - debits ${debits} - captured out ${capturedOut} + transactions and reversals ${movedIn}; held ${held} = active holds ${activeHolds}`,
     ),
   );
 
@@ -449,4 +468,55 @@ function sameNet(entries: EntryRow[], postings: Posting[]): boolean {
 /** Milliseconds of the windows that fall within [from, to]. */
 function downWithin(windows: { from: number; to: number }[], from: number, to: number): number {
   return windows.reduce((sum, w) => sum + Math.max(0, Math.min(to, w.to) - Math.max(from, w.from)), 0);
+}
+
+/**
+ * What a money move brought into the ledger from outside (negative: took out), and what reversals
+ * of it may put back in all: its amount (a transaction: 1, reversed whole). Undefined for others.
+ */
+function inflowOfCommand(
+  type: string,
+  payload: Record<string, unknown> | undefined,
+  holdsById: Map<string, { amount: bigint }>,
+): { inflow: bigint; total: bigint } | undefined {
+  if (!payload) return undefined;
+  const amount = (value: unknown) => BigInt(String(value));
+  switch (type) {
+    case 'credit':
+      return { inflow: amount(payload.amount), total: amount(payload.amount) };
+    case 'debit':
+      return { inflow: -amount(payload.amount), total: amount(payload.amount) };
+    case 'transfer':
+      return { inflow: 0n, total: amount(payload.amount) };
+    case 'capture': {
+      const captured =
+        payload.amount === undefined ? (holdsById.get(String(payload.hold))?.amount ?? 0n) : amount(payload.amount);
+      return { inflow: payload.to === undefined ? -captured : 0n, total: captured };
+    }
+    case 'transaction': {
+      let inflow = 0n;
+      for (const leg of payload.legs as { from?: string; to?: string; amount: unknown }[]) {
+        if (leg.from === undefined) inflow += amount(leg.amount);
+        if (leg.to === undefined) inflow -= amount(leg.amount);
+      }
+      return { inflow, total: 1n };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** `transfer 812/1204, ...`: how many results of each type there were, and how many applied. */
+function resultsByType(ops: { type: string; status: string }[]): string {
+  const counts = new Map<string, { applied: number; all: number }>();
+  for (const op of ops) {
+    const count = counts.get(op.type) ?? { applied: 0, all: 0 };
+    count.all += 1;
+    if (op.status === 'applied') count.applied += 1;
+    counts.set(op.type, count);
+  }
+  return [...counts]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([type, { applied, all }]) => `${type} ${applied}/${all}`)
+    .join(', ');
 }

@@ -1,6 +1,8 @@
 // The random command mix of the chaos run: every command type, few accounts (so that most commands
 // contend for the same rows), amounts that drain accounts (so that insufficient_funds is common),
-// holds that expire during the run, and some commands that must be refused.
+// holds that expire during the run, transactions over the hottest accounts in both directions,
+// reversals of recent commands (often sent with them, racing their retries), and some commands that
+// must be refused.
 
 export interface PlannedCommand {
   id: string;
@@ -47,6 +49,8 @@ export class CommandMix {
   readonly #accounts: string[];
   readonly #prefix: string;
   readonly #recentHolds: string[] = [];
+  /** Ids of recent money moves (and a few of other commands), which reversals name. */
+  readonly #recentMoves: string[] = [];
   #counter = 0;
 
   constructor(random: () => number, accounts: string[], prefix: string) {
@@ -63,18 +67,34 @@ export class CommandMix {
       type,
       payload: { id, ...fields },
     });
+    const kind = this.#random();
+    if (kind < 0.07) return this.#remember(command('transaction', { legs: this.#legs() }));
+    if (kind < 0.13) {
+      // A recent command, often one sent in this very batch or resent later by the producer (its
+      // retry races the reversal); now and then one that does not exist or is no money move.
+      const roll = this.#random();
+      const of =
+        roll < 0.05 || this.#recentMoves.length === 0
+          ? `${this.#prefix}-${this.#counter + 1}`
+          : roll < 0.08
+            ? (this.#recentHolds.at(-1) ?? 'no-such-command')
+            : this.#pick(this.#recentMoves.slice(-12));
+      return command('reverse', { of, ...(this.#random() < 0.4 ? { amount: this.#amount(200) } : {}) });
+    }
     if (r < 0.03) {
       // Mostly account_exists; now and then a new account that later commands may name.
       const account = this.#random() < 0.5 ? this.#account() : `late-${this.#prefix}-${this.#counter}`;
       return command('open_account', { account });
     }
-    if (r < 0.18) return command('credit', { account: this.#accountOrGhost(), amount: this.#amount(400) });
-    if (r < 0.33) return command('debit', { account: this.#accountOrGhost(), amount: this.#amount(500) });
+    if (r < 0.18)
+      return this.#remember(command('credit', { account: this.#accountOrGhost(), amount: this.#amount(400) }));
+    if (r < 0.33)
+      return this.#remember(command('debit', { account: this.#accountOrGhost(), amount: this.#amount(500) }));
     if (r < 0.6) {
       const from = this.#accountOrGhost();
       const roll = this.#random();
       const to = roll < 0.03 ? from : roll < 0.06 ? foreignAccount : this.#account();
-      return command('transfer', { from, to, amount: this.#amount(400) });
+      return this.#remember(command('transfer', { from, to, amount: this.#amount(400) }));
     }
     if (r < 0.77) {
       const fields: Record<string, unknown> = { account: this.#accountOrGhost(), amount: this.#amount(300) };
@@ -94,9 +114,53 @@ export class CommandMix {
       const to = this.#random();
       if (to < 0.35) fields.to = this.#account();
       else if (to < 0.38) fields.to = foreignAccount;
-      return command('capture', fields);
+      return this.#remember(command('capture', fields));
     }
     return command('release', { hold: this.#holdOrGhost() });
+  }
+
+  #remember(command: PlannedCommand): PlannedCommand {
+    this.#recentMoves.push(command.id);
+    if (this.#recentMoves.length > 60) this.#recentMoves.shift();
+    return command;
+  }
+
+  /**
+   * Two or three legs over the two hottest accounts (the first of the list) and one other, in
+   * either direction: a payment and its fee, money in then on (a leg that spends what the one
+   * before brought in), money out, now and then the foreign account or the same account twice.
+   */
+  #legs(): Record<string, unknown>[] {
+    const [hot, warm] = [this.#accounts[0]!, this.#accounts[1] ?? this.#accounts[0]!];
+    const [a, b] = this.#random() < 0.5 ? [hot, warm] : [warm, hot];
+    const other = this.#account();
+    const amount = this.#amount(300);
+    const roll = this.#random();
+    if (roll < 0.35)
+      return [
+        { from: a, to: b, amount },
+        { from: b, to: other, amount: this.#amount(30) },
+      ];
+    if (roll < 0.65)
+      return [
+        { to: a, amount },
+        { from: a, to: b, amount },
+        { from: b, amount: this.#amount(300) },
+      ];
+    if (roll < 0.9)
+      return [
+        { from: b, to: a, amount },
+        { from: a, amount: this.#amount(400) },
+      ];
+    if (roll < 0.95)
+      return [
+        { from: a, to: b, amount },
+        { from: b, to: foreignAccount, amount },
+      ];
+    return [
+      { from: a, to: b, amount },
+      { from: other, to: other, amount },
+    ];
   }
 
   #pick<T>(list: T[]): T {

@@ -20,6 +20,7 @@ import {
   isValid,
   type ModelAccount,
   type ModelHold,
+  type ModelOperation,
   type ModelState,
   type Payload,
   type Posting,
@@ -78,6 +79,8 @@ const expiryType = 'expire';
 export class ReferenceLedger implements ModelState {
   readonly accounts = new Map<string, ModelAccount>();
   readonly holds = new Map<string, ModelHold>();
+  readonly operations = new Map<string, ModelOperation>();
+  readonly reversed = new Map<string, bigint>();
   readonly defaultCurrency: string;
   /** The database clock for `submit`, in milliseconds since the epoch: holds expire against it. */
   now: number;
@@ -107,6 +110,7 @@ export class ReferenceLedger implements ModelState {
     if (verdict.kind === 'skipped') return verdict;
     const code = codeOf(verdict);
     this.#results.set(id, { key, code });
+    this.#record(id, type, verdict);
     const touched = this.#apply(verdict);
     return { kind: 'result', code, balances: touched.map((account) => this.#balanceOf(account)) };
   }
@@ -128,6 +132,7 @@ export class ReferenceLedger implements ModelState {
     const problems = this.#results.has(op.id) ? [`${op.id} (seq ${op.seq}): a second result for this id`] : [];
     problems.push(...this.#compareBalances(op, verdict));
     this.#results.set(op.id, { key: `${op.type} ${stableJson(op.payload)}`, code: op.code });
+    this.#record(op.id, op.type, verdict);
     this.#apply(verdict);
     return {
       postings: verdict.kind === 'applied' ? verdict.postings : [],
@@ -145,6 +150,12 @@ export class ReferenceLedger implements ModelState {
     if (!command) throw new Error(`the model does not know ${type}`);
     if (command.fields && !isValid(type, payload)) return { kind: 'rejected', code: 'invalid_command' };
     return command.decide(this, { ...payload, id }, clock);
+  }
+
+  /** What a later reversal reads of this command. */
+  #record(id: string, type: string, verdict: Verdict): void {
+    const applied = verdict.kind === 'applied';
+    this.operations.set(id, { type, applied, postings: applied ? verdict.postings : [] });
   }
 
   /** Applies a verdict; returns the accounts whose balances its result reports, each once. */

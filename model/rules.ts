@@ -39,11 +39,22 @@ export interface ModelHold {
   expiresAt: number | null;
 }
 
-/** Everything a command can read: plain maps, keyed by account id and hold id. */
+/** A command's result as a reversal reads it: its type, whether it applied, and what it posted. */
+export interface ModelOperation {
+  type: string;
+  applied: boolean;
+  postings: Posting[];
+}
+
+/** Everything a command can read: plain maps, keyed by account id, hold id and command id. */
 export interface ModelState {
   readonly accounts: Map<string, ModelAccount>;
   readonly holds: Map<string, ModelHold>;
   readonly defaultCurrency: string;
+  /** Every command that has a result, by id (a reversal looks up the one it names). */
+  readonly operations: Map<string, ModelOperation>;
+  /** What reversals have put back of a command so far, by its id. */
+  readonly reversed: Map<string, bigint>;
 }
 
 /** When the command is decided. */
@@ -210,6 +221,47 @@ export const commands: Record<string, ModelCommand> = {
     },
   },
 
+  transaction: {
+    fields: { allowed: ['legs'], required: ['legs'] },
+    decide(state, p) {
+      const legs = (p.legs as Payload[]).map((leg) => ({
+        from: leg.from as string | undefined,
+        to: leg.to as string | undefined,
+        amount: toAmount(leg.amount),
+      }));
+      return applyLegs(state, legs);
+    },
+  },
+
+  reverse: {
+    fields: { allowed: ['of', 'amount'], required: ['of'] },
+    decide(state, p) {
+      const of = p.of as string;
+      const original = state.operations.get(of);
+      if (!original) return rejected('operation_not_found');
+      if (!original.applied || !moneyMoves.includes(original.type)) return rejected('not_reversible');
+      if (p.amount !== undefined && original.type === 'transaction') return rejected('not_reversible');
+      const moves = original.postings.filter((m) => m.balanceDelta !== 0n);
+      const net = new Map<string, bigint>();
+      for (const m of moves) net.set(m.account, (net.get(m.account) ?? 0n) + m.balanceDelta);
+      if ([...net.values()].every((d) => d === 0n)) return rejected('not_reversible');
+      const size = (m: Posting) => (m.balanceDelta < 0n ? -m.balanceDelta : m.balanceDelta);
+      // A transaction is put back whole, once: 1 of 1. A single move: its amount, in parts.
+      const total = original.type === 'transaction' ? 1n : moves.reduce((a, m) => (size(m) > a ? size(m) : a), 0n);
+      const already = state.reversed.get(of) ?? 0n;
+      const part = p.amount === undefined ? total - already : toAmount(p.amount);
+      if (already === total || already + part > total) return rejected('amount_exceeds_remaining');
+      // Each move the other way, the last first.
+      const legs = [...moves].reverse().map((m) => {
+        const amount = (size(m) * part) / total;
+        return m.balanceDelta > 0n ? { from: m.account, amount } : { to: m.account, amount };
+      });
+      const verdict = applyLegs(state, legs);
+      if (verdict.kind !== 'applied') return verdict;
+      return applied(verdict.postings, () => state.reversed.set(of, already + part));
+    },
+  },
+
   expire: {
     decide(state, p, { now }) {
       const hold = state.holds.get(p.hold as string);
@@ -221,6 +273,48 @@ export const commands: Record<string, ModelCommand> = {
     },
   },
 };
+
+/** The commands a reversal can put back. */
+const moneyMoves = ['credit', 'debit', 'transfer', 'capture', 'transaction'];
+
+/**
+ * Legs one after another, each against what the legs before it left (copies of the accounts), all
+ * or none: per leg same_account, account_not_found, currency_mismatch, the money out, the money in.
+ */
+function applyLegs(
+  state: ModelState,
+  legs: { from?: string | undefined; to?: string | undefined; amount: bigint }[],
+): Verdict {
+  const after = new Map<string, ModelAccount>();
+  const read = (id: string) => {
+    if (!after.has(id)) {
+      const account = state.accounts.get(id);
+      if (!account) return undefined;
+      after.set(id, { ...account });
+    }
+    return after.get(id);
+  };
+  const postings: Posting[] = [];
+  for (const leg of legs) {
+    if (leg.from !== undefined && leg.from === leg.to) return rejected('same_account');
+    const from = leg.from === undefined ? undefined : read(leg.from);
+    if (leg.from !== undefined && !from) return rejected('account_not_found');
+    const to = leg.to === undefined ? undefined : read(leg.to);
+    if (leg.to !== undefined && !to) return rejected('account_not_found');
+    if (from && to && from.currency !== to.currency) return rejected('currency_mismatch');
+    if (from && available(from) < leg.amount) return rejected('insufficient_funds');
+    if (to && to.balance + leg.amount > maxInt64) return rejected('overflow');
+    if (from) {
+      from.balance -= leg.amount;
+      postings.push({ account: leg.from!, balanceDelta: -leg.amount, heldDelta: 0n });
+    }
+    if (to) {
+      to.balance += leg.amount;
+      postings.push({ account: leg.to!, balanceDelta: leg.amount, heldDelta: 0n });
+    }
+  }
+  return applied(postings);
+}
 
 export function isCommandId(value: unknown): value is string {
   return typeof value === 'string' && value.length >= 1 && value.length <= 128;
@@ -250,7 +344,23 @@ export function isValid(type: string, p: Payload): boolean {
   )
     return false;
   if (p.expires_at !== undefined && p.ttl_seconds !== undefined) return false;
+  if (p.legs !== undefined && !validLegs(p.legs)) return false;
+  if (p.of !== undefined && !(typeof p.of === 'string' && p.of.length >= 1 && [...p.of].length <= 128)) return false;
   return true;
+}
+
+/** 1 to 64 legs, each an object of from, to (at least one of them) and amount. */
+function validLegs(legs: unknown): boolean {
+  if (!Array.isArray(legs) || legs.length < 1 || legs.length > 64) return false;
+  return legs.every((leg: unknown) => {
+    if (typeof leg !== 'object' || leg === null || Array.isArray(leg)) return false;
+    const l = leg as Payload;
+    if (Object.keys(l).some((key) => !['from', 'to', 'amount'].includes(key))) return false;
+    if (l.from === undefined && l.to === undefined) return false;
+    for (const side of [l.from, l.to])
+      if (side !== undefined && !(typeof side === 'string' && accountIdPattern.test(side))) return false;
+    return toAmountOrNull(l.amount) !== null;
+  });
 }
 
 function toAmount(value: unknown): bigint {

@@ -94,6 +94,7 @@ t.test('the targets table says which target is missed, and an unmeasured one nev
       anchors: [anchor, { ...anchor, rate: 1_200 }],
       uniform: { rate: 6_000, enqueued: 1 },
       hot: { rate: 5_390, enqueued: 1 },
+      transaction: { rate: 3_300, enqueued: 1 },
       burst: { rate: 5_000, enqueued: 60_000, seconds: 12, chunks: 6 },
       latency: {
         targetRate: 2_250,
@@ -124,6 +125,9 @@ t.test('the targets table says which target is missed, and an unmeasured one nev
   t.equal(byKey.p99?.pass, false, '6x misses 3x');
   t.equal(byKey.rss?.pass, false, 'RSS was not measured');
   t.equal(report.rows.find((r) => r.key === 'uniform')?.ratio, 6_000 / 1_100);
+  const transaction = report.rows.find((r) => r.key === 'transaction');
+  t.equal(transaction?.label, 'end to end, payment with fee', 'a line for the two-leg transaction');
+  t.equal(transaction?.ratio, 3_300 / 1_100, 'with its ratio to the anchor');
 });
 
 t.test(

@@ -89,7 +89,7 @@ async function runClientExample(name: string): Promise<string> {
 const rename = (text: string) =>
   text.replace(/\b(app|billing_svc|dba_ro)\b(?= login)/g, (name) => users[name as keyof typeof users]);
 
-/** The application's own session, as the login user 06-security.sql made. */
+/** The application's own session, as the login user 07-security.sql made. */
 async function runAsApp(name: string): Promise<string> {
   const url = new URL(database.url);
   url.username = users.app;
@@ -107,11 +107,12 @@ async function runAsApp(name: string): Promise<string> {
 const runners: Record<string, () => Promise<string>> = {
   '01-demo.sh': () => runShellExample('01-demo.sh'),
   '02-original-task.sql': () => runSqlExample((text) => database.query(text), readExample('02-original-task.sql')),
-  '03-cli.sh': () => runShellExample('03-cli.sh'),
-  '04-client.ts': () => runClientExample('04-client.ts'),
-  '05-dba-queries.sql': () => runSqlExample((text) => database.query(text), readExample('05-dba-queries.sql')),
-  '06-security.sql': () => runSqlExample((text) => database.query(rename(text)), readExample('06-security.sql')),
-  '07-as-app.sql': () => runAsApp('07-as-app.sql'),
+  '03-moves.sh': () => runShellExample('03-moves.sh'),
+  '04-cli.sh': () => runShellExample('04-cli.sh'),
+  '05-client.ts': () => runClientExample('05-client.ts'),
+  '06-dba-queries.sql': () => runSqlExample((text) => database.query(text), readExample('06-dba-queries.sql')),
+  '07-security.sql': () => runSqlExample((text) => database.query(rename(text)), readExample('07-security.sql')),
+  '08-as-app.sql': () => runAsApp('08-as-app.sql'),
 };
 
 const outputs = new Map<string, Promise<string>>();
@@ -159,29 +160,36 @@ t.test('README: the original task from SQL alone, after the demo (autocommit, as
   t.match(output, /\nsql-1\|666\|0\|666\nsql-2\|111\|0\|111\n/, 'balances 666 and 111');
 });
 
+t.test('docs/commands.md: a payment with its fee as one transaction, then its refund', async (t) => {
+  checkInDocs(t, '03-moves.sh');
+  const output = await outputOf('03-moves.sh');
+  compareWithRecorded(t, '03-moves.sh', output);
+  t.match(output, /\nbuyer +USD +1000 +0 +1000\nshop +USD +0 +0 +0\nfees +USD +0 +0 +0\n/, 'all back where it was');
+});
+
 t.test('docs/cli.md: the command-line table, row by row', async (t) => {
-  checkInDocs(t, '03-cli.sh');
-  compareWithRecorded(t, '03-cli.sh', await outputOf('03-cli.sh'));
+  checkInDocs(t, '04-cli.sh');
+  compareWithRecorded(t, '04-cli.sh', await outputOf('04-cli.sh'));
 });
 
 t.test('docs/client.md: the TypeScript client', async (t) => {
-  checkInDocs(t, '04-client.ts');
-  const output = await outputOf('04-client.ts');
-  compareWithRecorded(t, '04-client.ts', output);
+  checkInDocs(t, '05-client.ts');
+  const output = await outputOf('05-client.ts');
+  compareWithRecorded(t, '05-client.ts', output);
   t.match(output, /\n666n\n\[ 'open_account ok', 'transfer ok' \]\n$/, 'as its comments say');
 });
 
 t.test("docs/dba.md: the DBA's queries", async (t) => {
-  checkInDocs(t, '05-dba-queries.sql');
-  compareWithRecorded(t, '05-dba-queries.sql', await outputOf('05-dba-queries.sql'));
+  checkInDocs(t, '06-dba-queries.sql');
+  compareWithRecorded(t, '06-dba-queries.sql', await outputOf('06-dba-queries.sql'));
 });
 
 t.test('docs/security.md: the login users', async (t) => {
-  checkInDocs(t, '06-security.sql');
-  compareWithRecorded(t, '06-security.sql', await outputOf('06-security.sql'));
+  checkInDocs(t, '07-security.sql');
+  compareWithRecorded(t, '07-security.sql', await outputOf('07-security.sql'));
 });
 
 t.test('docs/security.md: the application as app', async (t) => {
-  checkInDocs(t, '07-as-app.sql');
-  compareWithRecorded(t, '07-as-app.sql', await outputOf('07-as-app.sql'));
+  checkInDocs(t, '08-as-app.sql');
+  compareWithRecorded(t, '08-as-app.sql', await outputOf('08-as-app.sql'));
 });

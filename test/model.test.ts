@@ -92,7 +92,7 @@ async function resetLedger(): Promise<void> {
   // The expiry jobs of the last run's holds (due in an hour or a day) go with them.
   await database.query("select graphile_worker.remove_job('expire:' || hold) from billing.holds");
   await database.query(
-    'truncate billing.entries, billing.holds, billing.id_conflicts, billing.operations, billing.accounts',
+    'truncate billing.entries, billing.holds, billing.id_conflicts, billing.reversal_totals, billing.operations, billing.accounts',
   );
 }
 

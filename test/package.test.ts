@@ -51,7 +51,7 @@ interface Manifest {
 }
 const readManifest = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Manifest;
 
-const clientExample = '04-client.ts';
+const clientExample = '05-client.ts';
 
 t.test('the client package names the version and dependency ranges of the repository', async (t) => {
   const service = readManifest(path.join(root, 'package.json'));

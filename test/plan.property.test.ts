@@ -5,13 +5,15 @@ import type { Command } from '../src/commands/command.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { decide } from '../src/commands/command.ts';
 import { type BatchItem, type BatchPlan, type EarlierResults, type EntryRow, planBatch } from '../src/ledger/plan.ts';
-import type { AccountState, HoldState, LedgerView } from '../src/commands/decision.ts';
+import type { AccountState, HoldState, LedgerView, OperationState } from '../src/commands/decision.ts';
 import {
   account,
   type CommandSpec,
   invalidCommands,
   opening,
   type Payload,
+  reverseCommand,
+  transactionCommand,
   samePayload,
   spec,
   type Step,
@@ -85,6 +87,8 @@ const valid = validCommand(expiry, [
       .record({ account, amount: fc.integer({ min: 1, max: 50 }) })
       .map((fields): CommandSpec => ({ ...spec('credit')(fields), withoutId: true })),
   },
+  { weight: 3, arbitrary: transactionCommand },
+  { weight: 3, arbitrary: reverseCommand },
 ]);
 
 const invalid = fc.constantFrom<CommandSpec>(
@@ -134,12 +138,15 @@ class PlannedLedger {
   readonly results: EarlierResults = new Map();
   readonly journal: EntryRow[] = [];
   readonly expiryJobs = new Map<string, number>();
+  /** billing.reversal_totals: what reversals put back of a command, never more than its total. */
+  readonly reversalTotals = new Map<string, { total: bigint; reversed: bigint }>();
   #seq = 0n;
 
   /** The rows a batch locks: all of them, or only those its commands name (and their holds' accounts). */
   readFor(items: BatchItem[], lockAll: boolean, now: number): { existing: EarlierResults; view: LedgerView } {
     const accountIds = new Set<string>();
     const holdIds = new Set<string>();
+    const operationIds = new Set<string>();
     const existing: EarlierResults = new Map();
     for (const { parsed } of items) {
       const id = parsed.ok ? parsed.command.id : parsed.id;
@@ -154,7 +161,21 @@ class PlannedLedger {
       }
       if (c.type === 'capture' && c.to !== undefined) accountIds.add(c.to);
       if ('hold' in c) holdIds.add(c.hold);
+      if (c.type === 'transaction') for (const l of c.legs) for (const a of [l.from, l.to]) if (a) accountIds.add(a);
+      if (c.type === 'reverse') operationIds.add(c.of);
     }
+    // A reversal's accounts are those of the command it names, read from the journal.
+    const operations = new Map<string, OperationState>();
+    for (const id of operationIds) {
+      const stored = this.results.get(id);
+      if (!stored) continue;
+      const moves = this.journal
+        .filter((e) => e.operationId === id && e.balanceDelta !== 0n)
+        .map((e) => ({ account: e.account, balanceDelta: e.balanceDelta }));
+      for (const move of moves) accountIds.add(move.account);
+      operations.set(id, { id, type: stored.result.type, status: stored.result.status, moves });
+    }
+    const reversals = new Map([...this.reversalTotals].filter(([id]) => operationIds.has(id)));
     for (const hold of holdIds) {
       const row = this.holds.get(hold);
       if (row) accountIds.add(row.account);
@@ -163,7 +184,7 @@ class PlannedLedger {
     for (const [id, row] of this.accounts) if (lockAll || accountIds.has(id)) accounts.set(id, { ...row });
     const holds = new Map<string, HoldState>();
     for (const [id, row] of this.holds) if (lockAll || holdIds.has(id)) holds.set(id, { ...row });
-    return { existing, view: { accounts, holds, now: new Date(now) } };
+    return { existing, view: { accounts, holds, now: new Date(now), operations, reversals } };
   }
 
   write(plan: BatchPlan, now: number): void {
@@ -208,6 +229,12 @@ class PlannedLedger {
       this.results.set(id, { result, fingerprint });
     }
     for (const { hold, runAt } of plan.expiries) this.expiryJobs.set(hold, runAt.getTime());
+    for (const [of, { total, amount }] of plan.reversed) {
+      const reversed = (this.reversalTotals.get(of)?.reversed ?? 0n) + amount;
+      if (!this.results.has(of)) throw new Error(`reversal total of ${of}, which has no result`);
+      if (amount <= 0n || reversed > total) throw new Error(`CHECK violated: ${of} reversed ${reversed} of ${total}`);
+      this.reversalTotals.set(of, { total, reversed });
+    }
   }
 
   /** graphile-worker hands out the expiry jobs whose run_at has come; each runs once. */
@@ -244,10 +271,18 @@ class Run {
           typeof payload.hold === 'string' ? payload.hold : usableId ? (payload.id as string) : `job:${job.jobId}`,
         );
     };
-    const fields = (s: CommandSpec): Payload =>
-      s.holdRef === undefined
+    const fields = (s: CommandSpec): Payload => {
+      if (s.opRef !== undefined) {
+        // An earlier command's id (the service's job: id for one sent without an id), the next
+        // command's (not sent yet), or one never sent.
+        const ids = this.jobs.map((job) => (typeof job.payload.id === 'string' ? job.payload.id : `job:${job.jobId}`));
+        const candidates = [...ids, `c${this.jobs.length + 2}`, 'never-sent'];
+        return { of: candidates[s.opRef % candidates.length], ...s.fields };
+      }
+      return s.holdRef === undefined
         ? s.fields
         : { hold: this.holdIds[s.holdRef % Math.max(1, this.holdIds.length)] ?? 'h9', ...s.fields };
+    };
     for (const s of steps) {
       if (s.kind === 'due') {
         for (const hold of this.ledger.takeDueExpiries(this.now)) add('expire_hold', { hold });

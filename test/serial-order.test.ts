@@ -1,5 +1,6 @@
 // docs/guarantees.md, 6: `seq` order is a serial order. Commands that need a row created by another command
-// (captures and releases of a hold, credits, debits and transfers of a new account) are enqueued
+// (captures and releases of a hold, credits, debits and transfers of a new account, reversals of
+// those and of the captures, some enqueued before what they name) are enqueued
 // in the same burst as their creators and run by three real worker processes at once; then every
 // result is replayed in seq order through the reference model of the rules (model/, the chaos replay's), which
 // allows no "not yet visible" exception: each stored code and balance must come out the same.
@@ -113,6 +114,10 @@ t.test(
       const closes: Spec[] = [];
       const opens: Spec[] = [];
       const uses: Spec[] = [];
+      // Reversals of the dependents and of the captures, enqueued before them or after them: each
+      // ends operation_not_found or applies, as its seq says.
+      const early: Spec[] = [];
+      const late: Spec[] = [];
       for (let i = 0; i < block; i++) {
         const hold = `h${r}-${i}`;
         const account = funded[i % funded.length]!;
@@ -137,8 +142,16 @@ t.test(
             ? { task: 'transfer', payload: { id: `in-${fresh}`, from: account, to: fresh, amount: '5' } }
             : { task: 'credit', payload: { id: `in-${fresh}`, account: fresh, amount: '5' } },
         );
+        const reversal: Spec =
+          i % 4 < 2
+            ? {
+                task: 'reverse',
+                payload: { id: `rev-${fresh}`, of: `in-${fresh}`, ...(i % 4 === 1 ? { amount: '2' } : {}) },
+              }
+            : { task: 'reverse', payload: { id: `rev-${hold}`, of: `cap-${hold}`, amount: '1' } };
+        (i % 8 < 4 ? early : late).push(reversal);
       }
-      bursts.push(addJobs([...holds, ...closes, ...opens, ...uses]));
+      bursts.push(addJobs([...holds, ...closes, ...opens, ...early, ...uses, ...late]));
     }
     await Promise.all(bursts);
     await waitForResults([...sent.keys()]);
@@ -182,7 +195,8 @@ t.test(
     // creator committed, which the replay accepts only when its seq is lower too.
     const codes = new Map<string, number>();
     for (const op of ops)
-      if (op.type !== 'open_account' && op.type !== 'hold') codes.set(op.code, (codes.get(op.code) ?? 0) + 1);
+      if (op.type !== 'open_account' && op.type !== 'hold')
+        codes.set(`${op.type} ${op.code}`, (codes.get(`${op.type} ${op.code}`) ?? 0) + 1);
     t.comment(`${ops.length} results; dependents by code: ${JSON.stringify(Object.fromEntries(codes))}`);
     t.same(problems.slice(0, 10), [], `replay in seq order: ${problems.length} disagreements`);
     t.equal(model.accounts.size, accounts.length, 'the replay opened every account the ledger has');

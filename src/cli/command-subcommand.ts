@@ -18,11 +18,25 @@ function parseDate(value: string): Date {
   return date;
 }
 
+/**
+ * A transaction's leg, `FROM,TO,AMOUNT` with FROM or TO empty for money in or out; each --leg
+ * adds one, in the order given. Commas, not colons: an account id may hold a colon.
+ */
+function parseLeg(value: string, previous: unknown): { from?: string; to?: string; amount: bigint }[] {
+  const parts = value.split(',');
+  if (parts.length !== 3 || (parts[0] === '' && parts[1] === ''))
+    throw new InvalidArgumentError('FROM,TO,AMOUNT with FROM or TO (or both), e.g. alice,bob,100 or ,alice,100');
+  const [from, to, amount] = parts as [string, string, string];
+  const leg = { ...(from === '' ? {} : { from }), ...(to === '' ? {} : { to }), amount: parseAmount(amount) };
+  return [...(Array.isArray(previous) ? previous : []), leg];
+}
+
 /** How the command line's text becomes a field's value, where it is not kept as text. */
-const parsers: { [field: string]: (value: string) => unknown } = {
+const parsers: { [field: string]: (value: string, previous: unknown) => unknown } = {
   amount: parseAmount,
   ttl_seconds: parseWhole,
   expires_at: parseDate,
+  legs: parseLeg,
 };
 
 /** The subcommand of a command, from its declaration: arguments and options fill payload fields. */
@@ -32,7 +46,7 @@ function commandSubcommand(declaration: (typeof clientCommands)[number]): Comman
   for (const argument of cli.arguments) {
     const name = argument.optional ? `[${argument.field}]` : `<${argument.field}>`;
     const parse = parsers[argument.field];
-    if (parse) command.argument(name, argument.help, parse);
+    if (parse) command.argument(name, argument.help, (value: string) => parse(value, undefined));
     else command.argument(name, argument.help);
   }
   const options = cli.options.map((declared) => {

@@ -9,10 +9,12 @@ import { toJson } from './context.ts';
 export function formatResult(result: CommandResult | StoredResult): string {
   const seq = result.seq === null ? '#-' : `#${result.seq}`;
   const outcome = `${result.status} ${result.code}${result.message ? `: ${printable(result.message)}` : ''}`;
+  const reverses =
+    'reverses' in result && result.reverses !== undefined ? `reverses ${printable(result.reverses)}` : '';
   const balances = result.balances
     .map((b) => `${printable(b.account)}=${b.balance}${b.held ? ` (held ${b.held})` : ''}`)
     .join(' ');
-  return [seq, printable(result.type), printable(result.id), outcome, balances].filter(Boolean).join('  ');
+  return [seq, printable(result.type), printable(result.id), reverses, outcome, balances].filter(Boolean).join('  ');
 }
 
 // Controls (C0, C1, DEL), format characters (bidi marks, overrides and isolates, zero-width space

@@ -92,6 +92,11 @@ export interface BillingClient extends CommandMethods {
   history(account: string, options?: HistoryOptions): Promise<StoredResult[]>;
   /** The accounts that exist, by id. */
   balances(accounts: string[]): Promise<Map<string, Account>>;
+  /**
+   * The results of the reversals that name a command (`reverse` with `of: id`), applied or
+   * rejected, in seq order (billing.operations.reverses).
+   */
+  reversalsOf(id: string): Promise<StoredResult[]>;
   /** Commands waiting for their result right now. */
   readonly pendingCount: number;
   /** Stops listening, rejects pending calls with ClientClosedError, ends iterators, closes connections. */
@@ -271,6 +276,13 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
               before === 'end' ? null : before,
               limit,
             ]);
+      return rows.map(toStoredResult);
+    },
+    async reversalsOf(id) {
+      const { rows } = await pool.query<ResultRow>(
+        `select ${resultColumns} from billing.operations where reverses = $1 order by seq`,
+        [id],
+      );
       return rows.map(toStoredResult);
     },
     get pendingCount() {

@@ -11,6 +11,12 @@ export const inputFields: { readonly [type: string]: readonly string[] | undefin
 /** How a field is written in the payload, where it is not written as it is. */
 const encoders: { [field: string]: (value: unknown) => unknown } = {
   amount: amountText,
+  legs: (legs) =>
+    Array.isArray(legs)
+      ? legs.map((leg: unknown) =>
+          typeof leg === 'object' && leg !== null && 'amount' in leg ? { ...leg, amount: amountText(leg.amount) } : leg,
+        )
+      : legs,
   expires_at: (value) => (value instanceof Date ? value.toISOString() : value),
 };
 

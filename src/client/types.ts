@@ -32,6 +32,8 @@ export type TransferInput = CommandInputs['transfer'];
 export type HoldInput = CommandInputs['hold'];
 export type CaptureInput = CommandInputs['capture'];
 export type ReleaseInput = CommandInputs['release'];
+export type TransactionInput = CommandInputs['transaction'];
+export type ReverseInput = CommandInputs['reverse'];
 
 /** What a command call resolves with when its id holds this command's result. */
 export interface SubmittedResult extends StoredResult {

@@ -2,7 +2,7 @@
 // the client, the CLI and the metrics read. A new command is a module of its own and a line here.
 import type { z } from 'zod';
 import { taskPrefix } from './contract.ts';
-import type { CommandDeclaration } from './declare.ts';
+import type { CommandDeclaration, Locks } from './declare.ts';
 import type { Decision, LedgerView } from './decision.ts';
 import { capture } from './capture.ts';
 import { credit } from './credit.ts';
@@ -11,12 +11,24 @@ import { holdExpiry } from './expire_hold.ts';
 import { hold } from './hold.ts';
 import { openAccount } from './open_account.ts';
 import { release } from './release.ts';
+import { reverse } from './reverse.ts';
+import { transaction } from './transaction.ts';
 import { transfer } from './transfer.ts';
 
 export type { Metadata } from './declare.ts';
 
 /** The commands a client sends, in the order the docs and the CLI list them. */
-export const clientCommands = [openAccount, credit, debit, transfer, hold, capture, release] as const;
+export const clientCommands = [
+  openAccount,
+  credit,
+  debit,
+  transfer,
+  hold,
+  capture,
+  release,
+  transaction,
+  reverse,
+] as const;
 
 type ClientDeclaration = (typeof clientCommands)[number];
 export type CommandType = ClientDeclaration['type'];
@@ -70,6 +82,6 @@ export function decide(command: Command, view: LedgerView): Decision {
 }
 
 /** The rows a command names, which the batch locks and reads. */
-export function locksOf(command: Command): { accounts: readonly string[]; hold?: string } {
+export function locksOf(command: Command): Locks {
   return declarationOf(command.type).locks(command);
 }

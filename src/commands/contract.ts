@@ -47,6 +47,12 @@ export const resultCodes = [
   'hold_not_found',
   'hold_closed',
   'amount_exceeds_hold',
+  'account_frozen',
+  'account_closed',
+  'limit_exceeded',
+  'operation_not_found',
+  'not_reversible',
+  'amount_exceeds_remaining',
 ] as const;
 export type ResultCode = (typeof resultCodes)[number];
 export type RejectionCode = Exclude<ResultCode, 'ok'>;
@@ -65,6 +71,9 @@ export interface AccountBalance {
   balance: bigint;
   held: bigint;
 }
+
+/** Most legs in one transaction command. */
+export const maxTransactionLegs = 64;
 
 /** Largest value of a PostgreSQL bigint: no balance or amount may exceed it. */
 export const maxInt64 = 2n ** 63n - 1n;

@@ -15,6 +15,11 @@ export interface CommandBase {
 export interface Locks {
   accounts: readonly string[];
   hold?: string;
+  /**
+   * An earlier command whose accounts the command moves money on (a reversal names only that
+   * command): the batch reads its journal before it locks, and locks its id and its accounts.
+   */
+  operation?: string;
 }
 
 /** A positional argument of the command's CLI subcommand, named by the payload field it fills. */

@@ -20,4 +20,6 @@ export interface StoredResult {
   /** The graphile-worker job that wrote it (null for a result written outside a job: the expiry sweeper). */
   job_id: bigint | null;
   created_at: Date;
+  /** A reversal's result only: the id of the command it reverses (billing.operations.reverses). */
+  reverses?: string;
 }

@@ -189,6 +189,10 @@ export interface BillingLockSlots {
 
 export interface BillingOperations {
   /**
+   * For transaction and reverse: the accounts it names or moves money on, a JSON array of ids (billing.account_history finds them); null for other types.
+   */
+  accounts: Json | null;
+  /**
    * What the command left on each account it touched: [{account, balance, held}], money as strings.
    */
   balances: Generated<Json>;
@@ -220,6 +224,10 @@ export interface BillingOperations {
    * The payload as received: JSON text kept verbatim, numbers digit for digit.
    */
   request: Json;
+  /**
+   * For a reverse command: the id of the command it reverses (its `of`); null for every other type.
+   */
+  reverses: string | null;
   /**
    * The results cursor: seq order is commit order, so where seq > $cursor never skips a committed result.
    */
@@ -266,6 +274,21 @@ export interface BillingResultSeqLock {
    * Always true: the table has this one row.
    */
   only_row: Generated<boolean>;
+}
+
+export interface BillingReversalTotals {
+  /**
+   * The reversed command (billing.operations.id).
+   */
+  operation_id: string;
+  /**
+   * What its applied reversals put back so far (a transaction: 1 once reversed).
+   */
+  reversed: bigint;
+  /**
+   * What reversals can put back in all: the amount of a single move; 1 for a transaction (reversed whole).
+   */
+  total: bigint;
 }
 
 export interface BillingSubmitterBacklog {
@@ -320,6 +343,7 @@ export interface DB {
   "billing.operations": BillingOperations;
   "billing.reconciliation_mismatches": BillingReconciliationMismatches;
   "billing.result_seq_lock": BillingResultSeqLock;
+  "billing.reversal_totals": BillingReversalTotals;
   "billing.submitter_backlog": BillingSubmitterBacklog;
   "billing.worker_liveness": BillingWorkerLiveness;
 }

@@ -12,12 +12,16 @@ import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { locksOf, operationTypes } from '../commands/command.ts';
 import { holdStatuses, resultCodes, resultStatuses, type StoredResultCode } from '../commands/contract.ts';
+import type { LedgerView, OperationState, ReversalTotal } from '../commands/decision.ts';
 import type { DB } from '../db/schema.ts';
 import {
   lockAccounts,
   lockHolds,
   lockSlots,
   selectEarlierResults,
+  selectOperationEntries,
+  selectOperations,
+  selectReversalTotals,
   BatchParameter,
   writeStatement,
   writeValues,
@@ -136,12 +140,23 @@ export async function applyBatch(
   let broken: Error | undefined;
   const send = statementSender(client);
   try {
-    const { existing, view, notify } = await lockAndRead(
-      client,
-      send,
-      items,
-      options.notifyQueueLimit ?? defaultNotifyQueueLimit,
-    );
+    const named = namedOperations(items);
+    // The accounts of the commands that reversals name: read before locking, from rows that never
+    // change once written. A command that gets its result between this read and the locks is
+    // seen under the locks (its id's slot is locked): then the batch starts over, knowing it.
+    let known = named.length ? await readOperations(client, send, named) : new Map<string, OperationState>();
+    let read: Awaited<ReturnType<typeof lockAndRead>>;
+    for (let attempt = 1; ; attempt++) {
+      read = await lockAndRead(client, send, items, known, options.notifyQueueLimit ?? defaultNotifyQueueLimit);
+      const unlocked = [...(read.view.operations?.values() ?? [])].filter((operation) =>
+        operation.moves.some((move) => !read.view.accounts.has(move.account) && !read.lockedAccounts.has(move.account)),
+      );
+      if (unlocked.length === 0) break;
+      await send(() => client.query('rollback'));
+      if (attempt === 3) throw new Error(`the accounts of ${unlocked[0]!.id} were not locked after ${attempt} tries`);
+      known = read.view.operations ?? new Map();
+    }
+    const { existing, view, notify } = read;
     const plan = planBatch(items, existing, view);
     const writes = [send(() => sendQuery(client, writesOf(plan, notify))), send(() => client.query('commit'))] as const;
     await Promise.allSettled(writes);
@@ -176,22 +191,74 @@ export async function applyBatch(
   }
 }
 
+/** The earlier commands that the batch's reversals name. */
+function namedOperations(items: BatchItem[]): string[] {
+  const named = new Set<string>();
+  for (const { parsed } of items) {
+    const operation = parsed.ok ? locksOf(parsed.command).operation : undefined;
+    if (operation !== undefined) named.add(operation);
+  }
+  return [...named];
+}
+
+/** Result rows and journals of these commands, as far as they exist. */
+async function readOperations(
+  client: pg.PoolClient,
+  send: ReturnType<typeof statementSender>,
+  ids: readonly string[],
+): Promise<Map<string, OperationState>> {
+  const reads = [
+    send(() => sendQuery(client, selectOperations(builder, ids))),
+    send(() => sendQuery(client, selectOperationEntries(builder, ids))),
+  ] as const;
+  await Promise.allSettled(reads);
+  const [operations, entries] = await Promise.all(reads);
+  return operationStates(operations, entries);
+}
+
+function operationStates(
+  operations: { id: string; type: string; status: string }[],
+  entries: { operation_id: string; account: string; balance_delta: bigint }[],
+): Map<string, OperationState> {
+  const states = new Map<string, OperationState>(
+    operations.map((row) => [
+      row.id,
+      { id: row.id, type: row.type, status: oneOf(resultStatuses, row.status, 'result status'), moves: [] },
+    ]),
+  );
+  for (const entry of entries)
+    states.get(entry.operation_id)?.moves.push({ account: entry.account, balanceDelta: entry.balance_delta });
+  return states;
+}
+
 /** Takes the batch's slot locks, then reads (and row-locks) what its commands decide on. */
 async function lockAndRead(
   client: pg.PoolClient,
   send: ReturnType<typeof statementSender>,
   items: BatchItem[],
+  known: Map<string, OperationState>,
   notifyQueueLimit: number,
 ) {
-  const slots = lockSlotsOf(items);
   const holdIds = new Set<string>();
   const accountIds = new Set<string>();
+  const operationIds = new Set<string>();
+  /** The accounts of the commands that reversals name (a reversal's payload names none). */
+  const reversedAccounts: string[] = [];
   for (const { parsed } of items) {
     if (!parsed.ok) continue;
-    const { accounts, hold } = locksOf(parsed.command);
+    const { accounts, hold, operation } = locksOf(parsed.command);
     if (hold !== undefined) holdIds.add(hold);
     for (const account of accounts) accountIds.add(account);
+    if (operation !== undefined) {
+      operationIds.add(operation);
+      for (const move of known.get(operation)?.moves ?? []) {
+        accountIds.add(move.account);
+        reversedAccounts.push(move.account);
+      }
+    }
   }
+  const slots = lockSlotsOf(items, reversedAccounts);
+  const operationList = [...operationIds];
   const reads = [
     send(() => client.query('begin')),
     // Each statement is prepared once per connection, and its generic plan is used from the first
@@ -215,8 +282,24 @@ async function lockAndRead(
     send(() => sendQuery(client, lockHolds(builder, [...holdIds]))),
     send(() => sendQuery(client, lockAccounts(builder, [...accountIds], [...holdIds]))),
   ] as const;
-  await Promise.allSettled(reads);
+  // Only a batch with a reversal reads the commands they name, under the locks of their ids.
+  const reversalReads = operationList.length
+    ? ([
+        send(() => sendQuery(client, selectOperations(builder, operationList))),
+        send(() => sendQuery(client, selectOperationEntries(builder, operationList))),
+        send(() => sendQuery(client, selectReversalTotals(builder, operationList))),
+      ] as const)
+    : undefined;
+  await Promise.allSettled([...reads, ...(reversalReads ?? [])]);
   const [, settings, locked, earlier, holdRows, accountRows] = await Promise.all(reads);
+  let reversalView: { operations: Map<string, OperationState>; reversals: Map<string, ReversalTotal> } | undefined;
+  if (reversalReads) {
+    const [operationRows, entryRows, totals] = await Promise.all(reversalReads);
+    reversalView = {
+      operations: operationStates(operationRows, entryRows),
+      reversals: new Map(totals.map((row) => [row.operation_id, { total: row.total, reversed: row.reversed }])),
+    };
+  }
   const notify = settings.rows[0]?.notify === true;
   // A missing slot row would be a lock silently not taken.
   const { locked: lockedCount, now } = locked[0]!;
@@ -255,7 +338,8 @@ async function lockAndRead(
   );
   const accounts = new Map(accountRows.map((row) => [row.account, { ...row }]));
   // `now`: the clock after the last slot lock was granted, the database's, never the worker's.
-  return { existing, view: { accounts, holds, now }, notify };
+  const view: LedgerView = { accounts, holds, now, ...reversalView };
+  return { existing, view, notify, lockedAccounts: accountIds };
 }
 
 /** The codes a row of billing.operations can hold (its CHECK code_known): a reused id writes no row. */

@@ -86,6 +86,35 @@ export function lockHolds(db: Db, holds: readonly string[]) {
 }
 
 /**
+ * The commands that reversals name, with their journal (balance changes in the order written). A
+ * result row and its entries never change once written, so this is read twice: before the batch
+ * locks (to know which accounts to lock) and under its locks (to decide).
+ */
+export function selectOperations(db: Db, ids: readonly string[]) {
+  return db
+    .selectFrom('billing.operations')
+    .select(['id', 'type', 'status'])
+    .where('id', '=', (eb) => eb.fn.any(array(ids, 'text')));
+}
+
+export function selectOperationEntries(db: Db, ids: readonly string[]) {
+  return db
+    .selectFrom('billing.entries')
+    .select(['operation_id', 'account', 'balance_delta'])
+    .where('operation_id', '=', (eb) => eb.fn.any(array(ids, 'text')))
+    .where('balance_delta', '<>', 0n)
+    .orderBy('id');
+}
+
+/** How much of those commands earlier reversals put back; read under the lock of the command's id. */
+export function selectReversalTotals(db: Db, ids: readonly string[]) {
+  return db
+    .selectFrom('billing.reversal_totals')
+    .select(['operation_id', 'total', 'reversed'])
+    .where('operation_id', '=', (eb) => eb.fn.any(array(ids, 'text')));
+}
+
+/**
  * The accounts the commands name, and the accounts of the holds they name (a hold's account never
  * changes). One array of ids, so that the accounts are index lookups (an OR with a subquery would
  * be a scan of the whole table).
@@ -163,6 +192,11 @@ const rowLists = {
     },
     ordered: true,
   },
+  /** What a batch's reversals of one command put back, added to its running total. */
+  reversed: {
+    table: 'billing.reversal_totals',
+    columns: { operation_id: 'text', total: 'int8', reversed: 'int8' },
+  },
   /** A hold whose expiry job to (re)schedule, at `run_at`. */
   expiries: { table: 'billing.holds', columns: { hold: 'text' }, extra: { run_at: 'timestamptz' } },
   /** `notice` is the conflict's notification payload. */
@@ -183,6 +217,8 @@ const rowLists = {
       fingerprint: 'text',
       job_id: 'int8',
       balances: 'jsonb',
+      reverses: 'text',
+      accounts: 'jsonb',
     },
     ordered: true,
   },
@@ -192,6 +228,7 @@ const rowLists = {
   created: RowList<'billing.holds'>;
   closed: RowList<'billing.holds'>;
   entries: RowList<'billing.entries'>;
+  reversed: RowList<'billing.reversal_totals'>;
   expiries: RowList<'billing.holds'>;
   conflicts: RowList<'billing.id_conflicts'>;
   results: RowList<'billing.operations'>;
@@ -250,6 +287,7 @@ export function writeValues(plan: BatchPlan, notify = true): WriteValues {
       balance_after: e.balanceAfter,
       held_after: e.heldAfter,
     })),
+    reversed: [...plan.reversed].map(([of, r]) => ({ operation_id: of, total: r.total, reversed: r.amount })),
     expiries: plan.expiries.map((e) => ({ hold: e.hold, run_at: e.runAt.toISOString() })),
     conflicts: plan.conflicts.map((c) => ({
       id: c.id,
@@ -268,6 +306,8 @@ export function writeValues(plan: BatchPlan, notify = true): WriteValues {
       fingerprint: o.fingerprint,
       job_id: o.jobId,
       balances: jsonText(balancesToJson(o.balances)),
+      reverses: o.reverses,
+      accounts: o.accounts,
     })),
     notify,
   };
@@ -323,7 +363,15 @@ function columnsOf(list: ListName): string[] {
 }
 
 /** The CTEs that write the ledger, which the seq lock waits for (see writeStatement). */
-const ledgerWrites = ['opened', 'rebalanced', 'new_holds', 'closed_holds', 'new_entries', 'new_conflicts'] as const;
+const ledgerWrites = [
+  'opened',
+  'rebalanced',
+  'new_holds',
+  'closed_holds',
+  'new_entries',
+  'reversal_totals',
+  'new_conflicts',
+] as const;
 
 /**
  * Every write of a batch in ONE statement of data-modifying CTEs. Its text is the same for every
@@ -413,6 +461,20 @@ export function writeStatement(db: Db) {
           .columns(columnsOf('entries') as never)
           .expression(insertRows('entries').orderBy(sql.ref('v.n')))
           .returning('id'),
+      )
+      // A running total per reversed command, added to under the lock of the command's id; its
+      // CHECK (reversed <= total) refuses any write that would put back more than was moved.
+      .with('reversal_totals', (qc) =>
+        qc
+          .insertInto(rowLists.reversed.table)
+          .columns(columnsOf('reversed') as never)
+          .expression(insertRows('reversed'))
+          .onConflict((oc) =>
+            oc.column('operation_id').doUpdateSet((eb) => ({
+              reversed: eb('billing.reversal_totals.reversed', '+', eb.ref('excluded.reversed')),
+            })),
+          )
+          .returning('operation_id'),
       )
       .with('new_conflicts', (qc) =>
         qc

@@ -20,10 +20,11 @@ export function slotOf(key: string): number {
  * Every key the batch must hold until commit, as sorted distinct slots: each command's id (a
  * second worker with the same id waits, then replays the first result), and the accounts and hold
  * its declaration's `locks` names (open_account's account included: a command that finds the account
- * missing waits for its creator; likewise for a hold's creator).
+ * missing waits for its creator; likewise for a hold's creator), and `moreAccounts`: those of the
+ * commands that reversals name, read from their journal before locking.
  */
-export function lockSlotsOf(items: readonly BatchItem[]): number[] {
-  const slots = new Set<number>();
+export function lockSlotsOf(items: readonly BatchItem[], moreAccounts: readonly string[] = []): number[] {
+  const slots = new Set<number>(moreAccounts.map((account) => slotOf(`account:${account}`)));
   for (const { parsed } of items) {
     if (!parsed.ok) {
       slots.add(slotOf(`id:${parsed.id}`));
@@ -31,9 +32,12 @@ export function lockSlotsOf(items: readonly BatchItem[]): number[] {
     }
     const command = parsed.command;
     slots.add(slotOf(`id:${command.id}`));
-    const { accounts, hold } = locksOf(command);
+    const { accounts, hold, operation } = locksOf(command);
     for (const account of accounts) slots.add(slotOf(`account:${account}`));
     if (hold !== undefined) slots.add(slotOf(`hold:${hold}`));
+    // A reversal waits for the command it names (whose batch holds its id) and for the other
+    // reversals of it, so that each one sees the totals of those before it.
+    if (operation !== undefined) slots.add(slotOf(`id:${operation}`));
   }
   return [...slots].sort((a, b) => a - b);
 }

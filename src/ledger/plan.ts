@@ -52,6 +52,10 @@ export interface NewOperation extends OperationResult {
   request: string;
   fingerprint: string;
   jobId: bigint | null;
+  /** The command a reversal names (billing.operations.reverses); null for every other command. */
+  reverses: string | null;
+  /** The accounts a transaction or reversal moves money on (billing.operations.accounts), for history. */
+  accounts: string[] | null;
 }
 
 export interface BatchPlan {
@@ -72,6 +76,8 @@ export interface BatchPlan {
   }[];
   /** Expiry jobs to schedule (new holds with an expiry, and expiries that ran early). */
   expiries: { hold: string; runAt: Date }[];
+  /** What this batch's reversals put back, per reversed command, added up (billing.reversal_totals). */
+  reversed: Map<string, { total: bigint; amount: bigint }>;
 }
 
 /**
@@ -90,7 +96,10 @@ export function planBatch(items: BatchItem[], existing: EarlierResults, view: Le
     createdHolds: [],
     closedHolds: [],
     expiries: [],
+    reversed: new Map(),
   };
+  // A reversal later in the batch sees the commands before it, as if each had run alone in order.
+  const operations = (view.operations ??= new Map());
   const seen = new Map<string, { fingerprint: string; result: StoredResult | OperationResult }>(existing);
 
   for (const item of items) {
@@ -144,14 +153,67 @@ export function planBatch(items: BatchItem[], existing: EarlierResults, view: Le
           if (hold) view.holds.set(hold.hold, { ...hold, status: decision.closeHold.status });
           plan.closedHolds.push({ ...decision.closeHold, operationId: id });
         }
+        if (decision.reversal) recordReversal(plan, view, decision.reversal);
         result = { id, type, status: 'applied', code: 'ok', message: null, balances };
+        operations.set(id, {
+          id,
+          type,
+          status: 'applied',
+          moves: decision.postings
+            .filter((p) => p.balanceDelta !== 0n)
+            .map((p) => ({ account: p.account, balanceDelta: p.balanceDelta })),
+        });
       }
     }
-    plan.operations.push({ ...result, request: parsed.request, fingerprint: parsed.fingerprint, jobId: item.jobId });
+    if (result.status === 'rejected') operations.set(id, { id, type, status: 'rejected', moves: [] });
+    plan.operations.push({
+      ...result,
+      request: parsed.request,
+      fingerprint: parsed.fingerprint,
+      jobId: item.jobId,
+      ...namedBy(parsed, result, view),
+    });
     plan.outcomes.push({ kind: 'recorded', result });
     seen.set(id, { fingerprint: parsed.fingerprint, result });
   }
   return plan;
+}
+
+function recordReversal(
+  plan: BatchPlan,
+  view: LedgerView,
+  reversal: { of: string; amount: bigint; total: bigint },
+): void {
+  const reversals = (view.reversals ??= new Map());
+  const before = reversals.get(reversal.of)?.reversed ?? 0n;
+  reversals.set(reversal.of, { total: reversal.total, reversed: before + reversal.amount });
+  const batch = plan.reversed.get(reversal.of)?.amount ?? 0n;
+  plan.reversed.set(reversal.of, { total: reversal.total, amount: batch + reversal.amount });
+}
+
+/**
+ * What a result names beside its request's top-level fields: the command a reversal reverses, and
+ * the accounts a transaction's legs or a reversal's moves name (a reversal's: those of the command
+ * it names, when that command exists), so that an account's history finds them.
+ */
+function namedBy(
+  parsed: ParsedCommand,
+  result: OperationResult,
+  view: LedgerView,
+): { reverses: string | null; accounts: string[] | null } {
+  if (!parsed.ok) return { reverses: null, accounts: null };
+  const command = parsed.command;
+  if (command.type === 'transaction')
+    return { reverses: null, accounts: distinct(command.legs.flatMap((l) => [l.from, l.to])) };
+  if (command.type === 'reverse') {
+    const original = result.code === 'operation_not_found' ? undefined : view.operations?.get(command.of);
+    return { reverses: command.of, accounts: original ? distinct(original.moves.map((m) => m.account)) : null };
+  }
+  return { reverses: null, accounts: null };
+}
+
+function distinct(accounts: (string | undefined)[]): string[] {
+  return [...new Set(accounts.filter((a) => a !== undefined))].sort();
 }
 
 function rejected(id: string, type: OperationType, code: RejectionCode, message: string): OperationResult {

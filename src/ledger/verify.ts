@@ -96,6 +96,25 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
          or (o.status = 'rejected' and exists (select 1 from billing.entries as e where e.operation_id = o.id))`,
       );
 
+      // A single move's reversal puts back the size of its moves; a transaction's reversal is 1 of 1.
+      await check(
+        'what reversals put back of each command is its running total',
+        'breach',
+        sql<{ example: string }>`
+      select format('%s: reversal_totals says %s, its applied reversals put back %s', coalesce(t.operation_id, r.of),
+                    coalesce(t.reversed, 0), coalesce(r.back, 0)) as example
+      from billing.reversal_totals as t
+      full join (
+        select rv.reverses as of,
+               sum(case when o.type = 'transaction' then 1
+                        else (select max(abs(e.balance_delta)) from billing.entries as e where e.operation_id = rv.id) end) as back
+        from billing.operations as rv
+        join billing.operations as o on o.id = rv.reverses
+        where rv.type = 'reverse' and rv.status = 'applied'
+        group by rv.reverses) as r on r.of = t.operation_id
+      where coalesce(t.reversed, 0) <> coalesce(r.back, 0)`,
+      );
+
       await check(
         'every journal entry names an account and an operation that exist',
         'breach',
@@ -116,7 +135,8 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
       select expected.name as example
       from (values ('accounts', 'held_not_negative'), ('accounts', 'available_not_negative'),
                    ('entries', 'entry_after_not_negative'), ('operations', 'operations_pkey'),
-                   ('operations', 'operations_seq_key')) as expected(tbl, name)
+                   ('operations', 'operations_seq_key'),
+                   ('reversal_totals', 'reversed_within_total')) as expected(tbl, name)
       where not exists (
         select 1 from pg_constraint as c
         where c.conrelid = format('billing.%I', expected.tbl)::regclass and c.conname = expected.name and c.convalidated)

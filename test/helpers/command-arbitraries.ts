@@ -8,12 +8,26 @@ import fc from 'fast-check';
 
 export type Payload = Record<string, unknown>;
 /** A task name without `billing/`; `expire_hold` is the service's own, never a client's. */
-export type Task = 'open_account' | 'credit' | 'debit' | 'transfer' | 'hold' | 'capture' | 'release' | 'expire_hold';
-/** `holdRef` points a capture, release or expiry at the hold of an earlier hold command. */
+export type Task =
+  | 'open_account'
+  | 'credit'
+  | 'debit'
+  | 'transfer'
+  | 'hold'
+  | 'capture'
+  | 'release'
+  | 'transaction'
+  | 'reverse'
+  | 'expire_hold';
+/**
+ * `holdRef` points a capture, release or expiry at the hold of an earlier hold command; `opRef`
+ * points a reversal at a command id (an earlier one, the next one, or one never sent).
+ */
 export interface CommandSpec {
   task: Task;
   fields: Payload;
   holdRef?: number;
+  opRef?: number;
   withoutId?: boolean;
 }
 export type Step =
@@ -77,6 +91,43 @@ export function validCommand(
   );
 }
 
+const leg = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ from: account, to: account, amount }) },
+  { weight: 1, arbitrary: fc.record({ to: account, amount }) },
+  { weight: 1, arbitrary: fc.record({ from: account, amount }) },
+);
+
+/**
+ * Transactions: random legs, and legs of which a later one spends what an earlier one brought in
+ * (money in to x, then x to y; or y to x, then x on to z), which only the order makes possible.
+ */
+export const transactionCommand: fc.Arbitrary<CommandSpec> = fc.oneof(
+  { weight: 2, arbitrary: fc.array(leg, { minLength: 1, maxLength: 4 }).map((legs) => spec('transaction')({ legs })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(account, account, account, fc.bigInt({ min: 1n, max: 200n }).map(String), fc.boolean())
+      .map(([x, y, z, n, fromOutside]) =>
+        spec('transaction')({
+          legs: fromOutside
+            ? [
+                { to: x, amount: n },
+                { from: x, to: y, amount: n },
+              ]
+            : [
+                { from: y, to: x, amount: n },
+                { from: x, to: z, amount: n },
+              ],
+        }),
+      ),
+  },
+);
+
+/** Reversals, whole or of a part, of a command `opRef` picks. */
+export const reverseCommand: fc.Arbitrary<CommandSpec> = fc
+  .tuple(fc.nat(), optional(fc.bigInt({ min: 1n, max: 130n }).map(String)))
+  .map(([opRef, part]) => ({ ...spec('reverse')({ amount: part }), opRef }));
+
 /** Commands that are answered invalid_command whatever the ledger holds. */
 export const invalidCommands: CommandSpec[] = [
   { task: 'credit', fields: { account: 'a', amount: '-1' } },
@@ -96,6 +147,11 @@ export const invalidCommands: CommandSpec[] = [
   { task: 'release', fields: { hold: 'h1', amount: '5' } },
   { task: 'open_account', fields: { account: 'a', currency: 'usd' } },
   { task: 'credit', fields: { account: 'a', amount: '5', metadata: 'note' } },
+  { task: 'transaction', fields: { legs: [] } },
+  { task: 'transaction', fields: { legs: [{ amount: '5' }] } },
+  { task: 'transaction', fields: { legs: [{ from: 'a', to: 'b', amount: '5', hold: 'h1' }] } },
+  { task: 'reverse', fields: { amount: '5' } },
+  { task: 'reverse', fields: { of: 'c1', amount: '0' } },
 ];
 
 /** New commands, valid and not, repeats of earlier ones, and reuses of their ids. */
