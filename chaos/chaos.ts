@@ -94,6 +94,9 @@ if (replicated) {
 const failovers = replicated
   ? (o.failovers ?? (replicated === 'pg_auto_failover' ? 2 : Math.max(1, Math.round(o.seconds / 40))))
   : 0;
+// A stopped run still ends what it started: 'exit' handlers (the pg_auto_failover formation's
+// keepers and servers) run on process.exit, not on a signal's default action.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const started = Date.now();
 const report = await runChaos({
   ...base,

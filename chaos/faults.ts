@@ -80,6 +80,8 @@ export interface FailoverFigures {
   promotionMs: number;
   /** From the promotion until the first result the new primary had not had at its promotion. */
   firstResultAfterPromotionMs: number;
+  /** What the new primary's sessions waited on when no new result had come 5 s after the promotion. */
+  stalledOn: string | undefined;
   /** Wall clock (ms) of the kill and of the promotion: the database was down in between. */
   downFrom: number;
   downTo: number;
@@ -372,7 +374,8 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     note(
       `failover (${figures.how}): ${figures.enqueuesInFlight} enqueues (${figures.commandsInEnqueuesInFlight} commands) in flight, ` +
         `${figures.jobsWaiting} jobs waiting, ${figures.resultsRead} results read before; promoted after ${figures.promotionMs} ms, ` +
-        `first new result ${figures.firstResultAfterPromotionMs} ms after the promotion`,
+        `first new result ${figures.firstResultAfterPromotionMs} ms after the promotion` +
+        (figures.stalledOn ? `; 5 s after the promotion its sessions waited on ${figures.stalledOn}` : ''),
     );
   };
 
