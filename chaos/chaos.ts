@@ -135,7 +135,8 @@ function printReport(r: ChaosReport, ms: number): void {
     console.log(
       `failover ${i + 1} at ${f.at.toFixed(1)} s (${f.how}): in flight at the kill ${f.enqueuesInFlight} enqueue transactions ` +
         `(${f.commandsInEnqueuesInFlight} commands) and ${f.jobsWaiting} jobs queued or running; ${f.resultsRead} results read before; ` +
-        `writable ${(f.promotionMs / 1000).toFixed(1)} s after the kill; first new result ${(f.firstResultAfterPromotionMs / 1000).toFixed(2)} s after the promotion`,
+        `writable ${(f.promotionMs / 1000).toFixed(1)} s after the kill; first new result ${(f.firstResultAfterPromotionMs / 1000).toFixed(2)} s after the promotion` +
+        (f.stalledOn ? `; 5 s after the promotion the new primary's sessions waited on ${f.stalledOn}` : ''),
     );
   }
   for (const check of r.checks) {

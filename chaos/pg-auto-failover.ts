@@ -132,7 +132,11 @@ export class PgAutoFailoverFormation implements ReplicatedDatabase {
         ...ssl,
       ]);
       // The chaos run's checks read when each result committed (pg_xact_commit_timestamp).
-      appendFileSync(path.join(node.pgdata, 'postgresql.conf'), '\ntrack_commit_timestamp = on\n');
+      // And four workers, their reconnects and the producers need more than the default 100 sessions.
+      appendFileSync(
+        path.join(node.pgdata, 'postgresql.conf'),
+        '\ntrack_commit_timestamp = on\nmax_connections = 300\n',
+      );
       this.#run(node);
       await this.#waitForStates(
         node === this.#nodes[0] ? { node1: 'single' } : { node1: 'primary', node2: 'secondary' },

@@ -632,12 +632,17 @@ async function failOver(
   const commandsInEnqueuesInFlight = producer.commandsInFlight;
   keep(before);
   const event = await database.failOver(n);
-  const resultCount = async () =>
-    Number(
-      (await queryOnce<{ n: string }>(database.primaryUrl(), 'select count(*)::text as n from billing.operations'))[0]!
-        .n,
+  // The first result the new primary committed after its promotion, by commit timestamps (the
+  // servers run on this machine's clock): a slow read right after the promotion cannot stretch it.
+  const firstCommitAfter = async () => {
+    const rows = await queryOnce<{ first: Date | null }>(
+      database.primaryUrl(),
+      `select min(pg_xact_commit_timestamp(xmin)) as first from billing.operations
+       where pg_xact_commit_timestamp(xmin) >= to_timestamp($1::float8 / 1000)`,
+      [event.promotedAt],
     );
-  const atPromotion = await until('a read on the new primary', resultCount, 60_000);
+    return rows[0]?.first ?? undefined;
+  };
   let stalledOn: string | undefined;
   const stallProbe = setTimeout(() => {
     // Why nothing comes yet: what the new primary's sessions wait on, and whom it waits for.
@@ -654,12 +659,10 @@ async function failOver(
       (error: Error) => (stalledOn = `(could not read: ${error.message})`),
     );
   }, 5_000);
-  await until(
-    'a new result on the new primary',
-    async () => ((await resultCount()) > atPromotion ? true : undefined),
-    120_000,
-  ).finally(() => clearTimeout(stallProbe));
-  const firstResultAfterPromotionMs = Date.now() - event.promotedAt;
+  const firstResult = await until('a new result on the new primary', firstCommitAfter, 120_000).finally(() =>
+    clearTimeout(stallProbe),
+  );
+  const firstResultAfterPromotionMs = firstResult.getTime() - event.promotedAt;
   await database.restoreStandby();
   return {
     how: event.how,
