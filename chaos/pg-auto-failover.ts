@@ -54,6 +54,8 @@ export class PgAutoFailoverFormation implements ReplicatedDatabase {
   #primary: Node;
   /** The node killed by the last failover, to be started again by restoreStandby(). */
   #killed: Node | undefined;
+  /** The running `pg_autoctl perform failover`, if any. */
+  #ordered: Promise<string> | undefined;
   readonly #onExit = () => this.#killEverything();
 
   constructor(ports: [number, number, number]) {
@@ -198,12 +200,15 @@ export class PgAutoFailoverFormation implements ReplicatedDatabase {
       },
       300_000,
     );
-    await ordered;
+    // pg_autoctl returns once the old primary is back as the secondary: restoreStandby() waits for it.
+    this.#ordered = ordered;
     this.#primary = next;
     return { how, downFrom, promotedAt };
   }
 
   async restoreStandby(): Promise<void> {
+    await this.#ordered;
+    this.#ordered = undefined;
     if (this.#killed) {
       this.#run(this.#killed);
       this.#killed = undefined;

@@ -644,21 +644,24 @@ async function failOver(
     return rows[0]?.first ?? undefined;
   };
   let stalledOn: string | undefined;
-  const stallProbe = setTimeout(() => {
-    // Why nothing comes yet: what the new primary's sessions wait on, and whom it waits for.
-    void queryOnce<{ waits: string }>(
-      database.primaryUrl(),
-      `select coalesce(string_agg(w, ', '), 'nothing') || '; synchronous_standby_names ' ||
+  const stallProbe = setTimeout(
+    () => {
+      // Why nothing comes yet: what the new primary's sessions wait on, and whom it waits for.
+      void queryOnce<{ waits: string }>(
+        database.primaryUrl(),
+        `select coalesce(string_agg(w, ', '), 'nothing') || '; synchronous_standby_names ' ||
          quote_literal(current_setting('synchronous_standby_names')) as waits
        from (select what || ' x' || count(*) as w
              from (select coalesce(wait_event_type || ':' || wait_event, state, backend_type) as what
                    from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()) as s
              group by what order by count(*) desc limit 6) as waits`,
-    ).then(
-      (rows) => (stalledOn = rows[0]?.waits),
-      (error: Error) => (stalledOn = `(could not read: ${error.message})`),
-    );
-  }, 5_000);
+      ).then(
+        (rows) => (stalledOn = rows[0]?.waits),
+        (error: Error) => (stalledOn = `(could not read: ${error.message})`),
+      );
+    },
+    event.promotedAt + 5_000 - Date.now(),
+  );
   const firstResult = await until('a new result on the new primary', firstCommitAfter, 120_000).finally(() =>
     clearTimeout(stallProbe),
   );
