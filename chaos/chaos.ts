@@ -1,7 +1,12 @@
 // `npm run chaos -- --seconds N --workers W --accounts A`: the bank test under faults. Starts its own
 // PostgreSQL cluster (own port, own data folder under the temp folder), never the machine's server.
+// `--failover`: a primary and a synchronous standby instead, failed over under the load (SIGKILL,
+// promote, the dead one rebuilt as the standby); `--pg-auto-failover`: a pg_auto_failover formation,
+// `pg_autoctl perform failover` then a killed primary node. Both need PostgreSQL's server binaries.
 // Exit 0 when every check holds, 1 on any violation, 2 on bad arguments, 3 when the run itself broke.
 import { Command, InvalidArgumentError } from 'commander';
+import { whyNoPgAutoFailover } from './pg-auto-failover.ts';
+import { whyNoReplicatedCluster } from './replicated-cluster.ts';
 import { defaultOptions, runChaos, type ChaosReport } from './run.ts';
 
 const whole = (min: number) => (value: string) => {
@@ -30,8 +35,24 @@ const program = new Command('chaos')
     'blackhole/reset/latency cycles of the proxied worker (default: one per 60 s, at least one)',
     whole(0),
   )
+  .option('--failover', 'a primary and a synchronous standby, failed over during the run (no crash restarts)', false)
+  .option(
+    '--pg-auto-failover',
+    'a pg_auto_failover formation (monitor and two nodes): pg_autoctl perform failover, then a killed primary node',
+    false,
+  )
+  .option(
+    '--failovers <n>',
+    'failovers in the run (default: one per 40 s, at least 1; --pg-auto-failover: 2)',
+    whole(1),
+  )
+  .option('--port <n>', 'first port for the servers of --failover/--pg-auto-failover (below 32768)', whole(1024), 25440)
   .option('--faketime <offset>', "clock offset of one worker through libfaketime, '' for none", '+3h')
-  .option('--drain-seconds <n>', 'how long the queue may take to drain after the load', whole(1), 90)
+  .option(
+    '--drain-seconds <n>',
+    'how long the queue may take to drain after the load (default 90; 240 with failovers: a job failed 5 times waits e^5 = 148 s)',
+    whole(1),
+  )
   .option('--keep', 'keep the work folder (data, server log, worker logs)', false)
   .option('--json', 'print the report as JSON at the end', false);
 
@@ -52,12 +73,30 @@ const o = program.opts<{
   pauses?: number;
   partitions?: number;
   faketime: string;
-  drainSeconds: number;
+  failover: boolean;
+  pgAutoFailover: boolean;
+  failovers?: number;
+  port: number;
+  drainSeconds?: number;
   keep: boolean;
   json: boolean;
 }>();
 
 const base = defaultOptions(o.seconds);
+const replicated = o.pgAutoFailover ? 'pg_auto_failover' : o.failover ? 'pair' : undefined;
+if (replicated) {
+  const why = replicated === 'pair' ? whyNoReplicatedCluster() : whyNoPgAutoFailover();
+  if (why) {
+    console.error(`chaos: cannot run ${o.pgAutoFailover ? '--pg-auto-failover' : '--failover'}: ${why}`);
+    process.exit(3);
+  }
+}
+const failovers = replicated
+  ? (o.failovers ?? (replicated === 'pg_auto_failover' ? 2 : Math.max(1, Math.round(o.seconds / 40))))
+  : 0;
+// A stopped run still ends what it started: 'exit' handlers (the pg_auto_failover formation's
+// keepers and servers) run on process.exit, not on a signal's default action.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const started = Date.now();
 const report = await runChaos({
   ...base,
@@ -66,14 +105,17 @@ const report = await runChaos({
   clients: o.clients,
   seed: o.seed ?? base.seed,
   concurrency: o.concurrency,
-  drainSeconds: o.drainSeconds,
+  drainSeconds: o.drainSeconds ?? (replicated ? 240 : 90),
   faketimeOffset: o.faketime,
   keep: o.keep,
+  ...(replicated ? { replicated: { kind: replicated, portBase: o.port } } : {}),
   faults: {
     ...base.faults,
     killEveryMs: o.killEvery ?? base.faults.killEveryMs,
     terminateEveryMs: o.terminateEvery,
-    pgRestarts: o.pgRestarts ?? base.faults.pgRestarts,
+    // A failover run has no single server to crash-restart: its failovers take that place.
+    pgRestarts: replicated ? 0 : (o.pgRestarts ?? base.faults.pgRestarts),
+    failovers,
     pauses: o.pauses ?? base.faults.pauses,
     partitions: o.partitions ?? base.faults.partitions,
   },
@@ -88,6 +130,15 @@ process.exit(report.violations === 0 ? 0 : 1);
 
 function printReport(r: ChaosReport, ms: number): void {
   console.log('');
+  console.log(`database: ${r.database}`);
+  for (const [i, f] of r.faults.failovers.entries()) {
+    console.log(
+      `failover ${i + 1} at ${f.at.toFixed(1)} s (${f.how}): in flight at the kill ${f.enqueuesInFlight} enqueue transactions ` +
+        `(${f.commandsInEnqueuesInFlight} commands) and ${f.jobsWaiting} jobs queued or running; ${f.resultsRead} results read before; ` +
+        `writable ${(f.promotionMs / 1000).toFixed(1)} s after the kill; first new result ${(f.firstResultAfterPromotionMs / 1000).toFixed(2)} s after the promotion` +
+        (f.stalledOn ? `; 5 s after the promotion the new primary's sessions waited on ${f.stalledOn}` : ''),
+    );
+  }
   for (const check of r.checks) {
     console.log(
       `${check.violations === 0 ? 'ok  ' : 'FAIL'} ${check.name}: ${check.figure}${check.violations ? ` (${check.violations} violations)` : ''}`,

@@ -3,7 +3,7 @@
 // spread evenly over the run, so that each can be measured on its own.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
-import type { TcpProxy } from './tcp-proxy.ts';
+import type { TcpProxy, TcpProxyGroup } from './tcp-proxy.ts';
 import { localPortsOf, type WorkerProcess, type WorkerSupervisor } from './workers.ts';
 import { harnessQuery } from './query-once.ts';
 
@@ -14,6 +14,8 @@ export interface FaultPlan {
   killEveryMs: number;
   terminateEveryMs: number;
   pgRestarts: number;
+  /** Failovers of a replicated database (FaultContext.failover): the primary dies, a standby takes over. */
+  failovers: number;
   pauses: number;
   pauseMs: number;
   partitions: number;
@@ -44,6 +46,7 @@ export interface FaultStats {
   /** When PostgreSQL was down (wall clock, ms): from the crash stop to accepting connections again. */
   pgDownWindows: { from: number; to: number }[];
   backendsTerminated: Record<string, number>;
+  failovers: FailoverFigures[];
   pauses: {
     worker: number;
     jobsHeld: number;
@@ -58,13 +61,40 @@ export interface FaultStats {
   log: string[];
 }
 
+/** What one failover measured. */
+export interface FailoverFigures {
+  /** How the primary went: killed, or switched over by an HA manager. */
+  how: string;
+  /** Seconds into the fault schedule. */
+  at: number;
+  /** Enqueue transactions sent and not yet answered when the primary went, and the commands in them. */
+  enqueuesInFlight: number;
+  commandsInEnqueuesInFlight: number;
+  /** Billing jobs enqueued and not yet done (queued or running) just before. */
+  jobsWaiting: number;
+  /** Results read on the primary just before: each must be on the new one, unchanged. */
+  resultsRead: number;
+  /** From the kill (or switchover order) until the new primary accepts writes. */
+  promotionMs: number;
+  /** From the promotion until the first result the new primary had not had at its promotion. */
+  firstResultAfterPromotionMs: number;
+  /** What the new primary's sessions waited on when no new result had come 5 s after the promotion. */
+  stalledOn: string | undefined;
+  /** Wall clock (ms) of the kill and of the promotion: the database was down in between. */
+  downFrom: number;
+  downTo: number;
+}
+
 export interface FaultContext {
   plan: FaultPlan;
-  cluster: PostgresCluster;
+  /** The single server of a run without failovers (crash restarts); undefined with failovers. */
+  cluster: PostgresCluster | undefined;
+  /** One failover, the n-th (from 0), all the way: the standby is synchronous again when it resolves. */
+  failover?: (n: number) => Promise<FailoverFigures>;
   databaseUrl: string;
   databaseName: string;
   supervisor: WorkerSupervisor;
-  proxy: TcpProxy | undefined;
+  proxy: TcpProxy | TcpProxyGroup | undefined;
   random: () => number;
   /** Called right before PostgreSQL is crashed: its statistics (deadlocks) do not survive a crash. */
   beforeCrash: () => Promise<void>;
@@ -82,6 +112,7 @@ export function emptyFaultStats(): FaultStats {
     pgDowntimeMs: [],
     pgDownWindows: [],
     backendsTerminated: {},
+    failovers: [],
     pauses: [],
     partitions: { blackholes: 0, resets: 0, latencies: 0 },
     log: [],
@@ -186,12 +217,14 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
   };
 
   const crashRestart = async () => {
+    const cluster = context.cluster;
+    if (!cluster) return note('crash restart: no single server in this run; skipped');
     await context.beforeCrash().catch(() => {});
     const down = Date.now();
     note('PostgreSQL: immediate (crash) stop');
-    await context.cluster.stop('immediate');
+    await cluster.stop('immediate');
     await sleep(500);
-    await context.cluster.start();
+    await cluster.start();
     stats.pgRestarts += 1;
     stats.pgDowntimeMs.push(Date.now() - down);
     stats.pgDownWindows.push({ from: down, to: Date.now() });
@@ -328,7 +361,25 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     note('proxy: pass');
   };
 
+  let failovers = 0;
+  const failover = async () => {
+    if (!context.failover) return note('failover: no standby in this run; skipped');
+    await context.beforeCrash().catch(() => {});
+    const figures = await context.failover(failovers++);
+    figures.at = (figures.downFrom - started) / 1000;
+    stats.failovers.push(figures);
+    stats.pgDownWindows.push({ from: figures.downFrom, to: figures.downTo });
+    note(
+      `failover (${figures.how}): ${figures.enqueuesInFlight} enqueues (${figures.commandsInEnqueuesInFlight} commands) in flight, ` +
+        `${figures.jobsWaiting} jobs waiting, ${figures.resultsRead} results read before; promoted after ${figures.promotionMs} ms, ` +
+        `first new result ${figures.firstResultAfterPromotionMs} ms after the promotion` +
+        (figures.stalledOn ? `; 5 s after the promotion its sessions waited on ${figures.stalledOn}` : ''),
+    );
+  };
+
   const events: { at: number; run: () => Promise<void> }[] = [];
+  for (let i = 0; i < plan.failovers; i++)
+    events.push({ at: (plan.seconds * (i + 1)) / (plan.failovers + 1), run: failover });
   for (let i = 0; i < plan.pgRestarts; i++)
     events.push({ at: (plan.seconds * (i + 1)) / (plan.pgRestarts + 1), run: crashRestart });
   for (let i = 0; i < plan.pauses; i++) events.push({ at: (plan.seconds * (i + 0.3)) / plan.pauses, run: pause });

@@ -14,6 +14,9 @@ export interface ProducerStats {
   duplicatesSent: number;
   /** Enqueue transactions that failed and were sent again. */
   enqueueRetries: number;
+  /** Enqueue transactions sent and not answered yet, and the commands in them (now). */
+  inFlight: number;
+  commandsInFlight: number;
 }
 
 export interface ProducerOptions {
@@ -36,6 +39,8 @@ const enqueueSql = `select count(graphile_worker.add_job('billing/' || c.type, c
 export async function enqueueUntilDone(pool: pg.Pool, list: PlannedCommand[], stats: ProducerStats): Promise<void> {
   const json = JSON.stringify(list.map((c) => ({ type: c.type, payload: JSON.stringify(c.payload) })));
   for (let attempt = 0; ; attempt++) {
+    stats.inFlight += 1;
+    stats.commandsInFlight += list.length;
     try {
       await pool.query(enqueueSql, [json]);
       stats.enqueued += list.length;
@@ -43,8 +48,11 @@ export async function enqueueUntilDone(pool: pg.Pool, list: PlannedCommand[], st
     } catch {
       // The commit may have happened: sending again is what an at-least-once producer does.
       stats.enqueueRetries += 1;
-      await sleep(Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
+    } finally {
+      stats.inFlight -= 1;
+      stats.commandsInFlight -= list.length;
     }
+    await sleep(Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
   }
 }
 

@@ -12,9 +12,14 @@ import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { runChecks, readSnapshot, type Check } from './checks.ts';
 import { accountNames, CommandMix, openingCommands, seededRandom, type PlannedCommand } from './commands.ts';
 import { findFaketime, type Faketime } from './faketime.ts';
-import { emptyFaultStats, runFaults, type FaultPlan, type FaultStats } from './faults.ts';
+import { emptyFaultStats, runFaults, type FailoverFigures, type FaultPlan, type FaultStats } from './faults.ts';
 import { enqueueUntilDone, producerPool, runProducer, type ProducerStats } from './producer.ts';
-import { TcpProxy } from './tcp-proxy.ts';
+import { parseDatabaseUrl } from '../src/db/hosts.ts';
+import { PgAutoFailoverFormation } from './pg-auto-failover.ts';
+import { freePortsFrom } from './replicated-cluster.ts';
+import { ReplicatedPair, until, withHosts, type ReplicatedDatabase } from './replicated.ts';
+import { runCli } from './run-cli.ts';
+import { TcpProxy, TcpProxyGroup } from './tcp-proxy.ts';
 import { WorkerSupervisor, type SlotKind } from './workers.ts';
 import { harnessQuery } from './query-once.ts';
 
@@ -34,6 +39,12 @@ export interface ChaosOptions {
   faults: Omit<FaultPlan, 'seconds'>;
   /** Run one worker with its clock this far off (libfaketime), e.g. '+3h'; '' for none. */
   faketimeOffset: string;
+  /**
+   * A primary and a synchronous standby instead of one server, failed over `faults.failovers`
+   * times: a pair built by hand, or a pg_auto_failover formation. Their servers (and the proxies)
+   * take free ports from `portBase` up, below the ephemeral range.
+   */
+  replicated?: { kind: 'pair' | 'pg_auto_failover'; portBase: number };
   keep: boolean;
   /** Progress lines (faults, phases). */
   log: (line: string) => void;
@@ -54,6 +65,7 @@ export function defaultOptions(seconds: number): Omit<ChaosOptions, 'log'> {
       killEveryMs: seconds >= 120 ? 7000 : 3000,
       terminateEveryMs: 4000,
       pgRestarts: Math.max(1, Math.round(seconds / 75)),
+      failovers: 0,
       pauses: Math.max(1, Math.floor(seconds / 60)),
       pauseMs: 4000,
       partitions: Math.max(1, Math.floor(seconds / 60)),
@@ -81,6 +93,8 @@ export interface ChaosReport {
   duplicateEnqueuesAbsorbed: number;
   faults: FaultStats;
   producer: ProducerStats;
+  /** What the run's database was (and its URL, in failover runs). */
+  database: string;
   faketime: { used: boolean; reason: string; measuredOffsetMs?: number; commandsDecided: number };
   workerExits: { killedByUs: number; fatal70: number; other: number };
   retriesLogged: number;
@@ -102,34 +116,66 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const workDir = mkdtempSync(path.join(tmpdir(), 'pg-billing-chaos-'));
   const logDir = path.join(workDir, 'logs');
   mkdirSync(logDir);
-  const port = await freePort();
-  const cluster = new PostgresCluster({
-    dataDir: path.join(workDir, 'pgdata'),
-    port,
-    initdbSync: false,
-    settings: {
-      max_connections: 300,
-      // Commit times bound when each result was decided (model/reference-ledger.ts).
-      track_commit_timestamp: true,
-      // Throwaway data: a crash of PostgreSQL (not of the OS) loses nothing without fsync.
-      fsync: false,
-      log_min_messages: 'warning',
-    },
-  });
+  // One server of its own (crash restarts), or a replicated pair or formation (failovers).
+  const replicatedPorts = options.replicated
+    ? await freePortsFrom(options.replicated.portBase, options.replicated.kind === 'pair' ? 4 : 5)
+    : [];
+  const replicated: ReplicatedDatabase | undefined =
+    options.replicated?.kind === 'pair'
+      ? new ReplicatedPair([replicatedPorts[0]!, replicatedPorts[1]!])
+      : options.replicated?.kind === 'pg_auto_failover'
+        ? new PgAutoFailoverFormation([replicatedPorts[0]!, replicatedPorts[1]!, replicatedPorts[2]!])
+        : undefined;
+  const proxyPorts = replicatedPorts.slice(replicated instanceof ReplicatedPair ? 2 : 3);
+  const port = replicated ? 0 : await freePort();
+  const cluster = replicated
+    ? undefined
+    : new PostgresCluster({
+        dataDir: path.join(workDir, 'pgdata'),
+        port,
+        initdbSync: false,
+        settings: {
+          max_connections: 300,
+          // Commit times bound when each result was decided (model/reference-ledger.ts).
+          track_commit_timestamp: true,
+          // Throwaway data: a crash of PostgreSQL (not of the OS) loses nothing without fsync.
+          fsync: false,
+          log_min_messages: 'warning',
+        },
+      });
   const databaseName = 'billing_chaos';
   const random = seededRandom(options.seed);
   const faults = emptyFaultStats();
-  const producer: ProducerStats = { enqueued: 0, duplicatesSent: 0, enqueueRetries: 0 };
+  const producer: ProducerStats = {
+    enqueued: 0,
+    duplicatesSent: 0,
+    enqueueRetries: 0,
+    inFlight: 0,
+    commandsInFlight: 0,
+  };
   let supervisor: WorkerSupervisor | undefined;
-  let proxy: TcpProxy | undefined;
+  let proxy: TcpProxy | TcpProxyGroup | undefined;
+  // Results read on the primary right before each failover: each must be in the end as it was.
+  const readBeforeFailovers: { id: string; seq: string; code: string; balances: string }[][] = [];
+  let databaseDescription: string;
   try {
-    log(`work folder ${workDir}; PostgreSQL on 127.0.0.1:${port}; seed ${options.seed}`);
-    await cluster.start();
-    const admin = new pg.Client({ connectionString: cluster.databaseUrl() });
-    await admin.connect();
-    await admin.query(`create database ${databaseName}`);
-    await admin.end();
-    const databaseUrl = cluster.databaseUrl(databaseName);
+    if (cluster) {
+      databaseDescription = `PostgreSQL on 127.0.0.1:${port}`;
+      log(`work folder ${workDir}; ${databaseDescription}; seed ${options.seed}`);
+      await cluster.start();
+      const admin = new pg.Client({ connectionString: cluster.databaseUrl() });
+      await admin.connect();
+      await admin.query(`create database ${databaseName}`);
+      await admin.end();
+    } else {
+      // `pg_autoctl show uri` names no user: like psql, every connection then takes PGUSER.
+      if (options.replicated?.kind === 'pg_auto_failover') process.env.PGUSER ??= 'postgres';
+      log(`work folder ${workDir}; starting ${replicated!.description}; seed ${options.seed}`);
+      await replicated!.start(databaseName);
+      databaseDescription = `${replicated!.description}; DATABASE_URL ${replicated!.url()}`;
+      log(databaseDescription);
+    }
+    const databaseUrl = cluster ? cluster.databaseUrl(databaseName) : replicated!.url();
     await migrate({ connectionString: databaseUrl });
     const startedAt = (await monitorQuery<{ now: Date }>(databaseUrl, 'select now() as now'))[0]!.now;
 
@@ -141,11 +187,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       i === 0 && faketime.available ? 'faketime' : i === 1 || (i === 0 && options.workers === 1) ? 'proxied' : 'plain',
     );
     let proxyUrl = databaseUrl;
-    if (kinds.includes('proxied')) {
-      proxy = new TcpProxy('127.0.0.1', port);
-      const proxyPort = await proxy.listen();
+    if (kinds.includes('proxied') && cluster) {
+      const single = new TcpProxy('127.0.0.1', port);
+      proxy = single;
+      const proxyPort = await single.listen();
       proxyUrl = databaseUrl.replace(`:${port}/`, `:${proxyPort}/`);
       log(`proxy on 127.0.0.1:${proxyPort} for worker slot ${kinds.indexOf('proxied')}`);
+    } else if (kinds.includes('proxied')) {
+      // One proxy per host of the URL: the proxied worker follows the failovers through them.
+      const hosts = parseDatabaseUrl(databaseUrl).hosts;
+      const group = new TcpProxyGroup(hosts.map((host) => new TcpProxy(host.host, host.port)));
+      proxy = group;
+      const listening = await Promise.all(group.proxies.map((p, i) => p.listen(proxyPorts[i])));
+      proxyUrl = withHosts(
+        databaseUrl,
+        listening.map((p) => `127.0.0.1:${p}`),
+      );
+      log(`proxies ${proxyUrl} for worker slot ${kinds.indexOf('proxied')}`);
     }
     supervisor = new WorkerSupervisor({
       kinds,
@@ -204,6 +262,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       {
         plan: { seconds: options.seconds, ...options.faults },
         cluster,
+        ...(replicated
+          ? {
+              failover: (n: number) => failOver(replicated, n, producer, (rows) => readBeforeFailovers.push(rows)),
+            }
+          : {}),
         databaseUrl,
         databaseName,
         supervisor,
@@ -251,7 +314,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       new Map(snapshot.ops.map((op) => [op.id, op.job_id === null ? null : String(op.job_id)])),
     );
 
-    const serverLog = readFileSync(cluster.logFile, 'utf8');
+    const serverLog = cluster ? readFileSync(cluster.logFile, 'utf8') : replicated!.serverLog();
     const serverLogDeadlocks = (serverLog.match(/deadlock detected/g) ?? []).length;
     const deadlocks = Math.max(monitor.deadlocks, serverLogDeadlocks);
     const checks = [...result.checks];
@@ -293,6 +356,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         });
       }
     }
+    if (replicated)
+      checks.push(...(await failoverChecks(replicated, options, faults.failovers, readBeforeFailovers, snapshot)));
     const faketimeInfo = {
       used: faketime.available,
       reason: faketime.available
@@ -328,6 +393,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       duplicateEnqueuesAbsorbed: logs.absorbedDuplicateEnqueue,
       faults,
       producer,
+      database: databaseDescription,
       faketime: faketimeInfo,
       workerExits: { ...supervisor.exits },
       retriesLogged: logs.retries,
@@ -338,7 +404,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } finally {
     await supervisor?.stop().catch(() => {});
     await proxy?.close().catch(() => {});
-    await cluster.stop('fast').catch(() => {});
+    await cluster?.stop('fast').catch(() => {});
+    await replicated?.stop().catch((error: unknown) => log(`could not stop the replicated database: ${String(error)}`));
     if (!options.keep) rmSync(workDir, { recursive: true, force: true });
     else log(`kept ${workDir} (worker logs in logs/, server log in pgdata/postgresql.log)`);
   }
@@ -536,4 +603,133 @@ function deadlockReports(serverLog: string): string[] {
     );
   });
   return reports;
+}
+
+/**
+ * One failover under the run's load: the standby synchronous first, then what a client could have
+ * been told (every result on the primary) read, the primary gone, and the time until the new
+ * primary writes a result it did not have at its promotion. The standby is back when it resolves.
+ */
+async function failOver(
+  database: ReplicatedDatabase,
+  n: number,
+  producer: ProducerStats,
+  keep: (rows: { id: string; seq: string; code: string; balances: string }[]) => void,
+): Promise<FailoverFigures> {
+  await database.waitSynchronous();
+  const before = await monitorQuery<{ id: string; seq: string; code: string; balances: string; jobs: string }>(
+    database.primaryUrl(),
+    `select o.id, o.seq::text, o.code, o.balances::text as balances,
+       (select count(*) from graphile_worker.jobs where task_identifier like 'billing/%')::text as jobs
+     from billing.operations o`,
+  );
+  // The kill waits (up to 5 s) for an enqueue on its way: its commit's outcome is then unknown to
+  // the producer, which sends it again (producers pause while the backlog is full).
+  for (let poll = 0; poll < 100 && producer.inFlight === 0; poll++) await sleep(50);
+  const enqueuesInFlight = producer.inFlight;
+  const commandsInEnqueuesInFlight = producer.commandsInFlight;
+  keep(before);
+  const event = await database.failOver(n);
+  // The first result the new primary committed after its promotion, by commit timestamps (the
+  // servers run on this machine's clock): a slow read right after the promotion cannot stretch it.
+  const firstCommitAfter = async () => {
+    const rows = await monitorQuery<{ first: Date | null }>(
+      database.primaryUrl(),
+      `select min(pg_xact_commit_timestamp(xmin)) as first from billing.operations
+       where pg_xact_commit_timestamp(xmin) >= to_timestamp($1::float8 / 1000)`,
+      [event.promotedAt],
+    );
+    return rows[0]?.first ?? undefined;
+  };
+  let stalledOn: string | undefined;
+  const stallProbe = setTimeout(
+    () => {
+      // Why nothing comes yet: what the new primary's sessions wait on, and whom it waits for.
+      void monitorQuery<{ waits: string }>(
+        database.primaryUrl(),
+        `select coalesce(string_agg(w, ', '), 'nothing') || '; synchronous_standby_names ' ||
+         quote_literal(current_setting('synchronous_standby_names')) as waits
+       from (select what || ' x' || count(*) as w
+             from (select coalesce(wait_event_type || ':' || wait_event, state, backend_type) as what
+                   from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()) as s
+             group by what order by count(*) desc limit 6) as waits`,
+      ).then(
+        (rows) => (stalledOn = rows[0]?.waits),
+        (error: Error) => (stalledOn = `(could not read: ${error.message})`),
+      );
+    },
+    event.promotedAt + 5_000 - Date.now(),
+  );
+  const firstResult = await until('a new result on the new primary', firstCommitAfter, 120_000).finally(() =>
+    clearTimeout(stallProbe),
+  );
+  const firstResultAfterPromotionMs = firstResult.getTime() - event.promotedAt;
+  await database.restoreStandby();
+  return {
+    how: event.how,
+    at: 0,
+    enqueuesInFlight,
+    commandsInEnqueuesInFlight,
+    jobsWaiting: Number(before[0]?.jobs ?? 0),
+    resultsRead: before.length,
+    promotionMs: event.promotedAt - event.downFrom,
+    firstResultAfterPromotionMs,
+    stalledOn,
+    downFrom: event.downFrom,
+    downTo: event.promotedAt,
+  };
+}
+
+/** The checks a failover run adds: nothing read before a failover lost, back within 10 s, billing verify. */
+async function failoverChecks(
+  database: ReplicatedDatabase,
+  options: ChaosOptions,
+  failovers: FailoverFigures[],
+  readBefore: { id: string; seq: string; code: string; balances: string }[][],
+  snapshot: Awaited<ReturnType<typeof readSnapshot>>,
+): Promise<Check[]> {
+  const checks: Check[] = [];
+  const planned = options.faults.failovers;
+  checks.push({
+    name: 'every failover planned happened',
+    figure: `${failovers.length} of ${planned}`,
+    violations: failovers.length === planned ? 0 : 1,
+    examples: [],
+  });
+  const now = new Map(snapshot.ops.map((op) => [op.id, op]));
+  const lost: string[] = [];
+  let read = 0;
+  for (const rows of readBefore) {
+    for (const row of rows) {
+      read += 1;
+      const op = now.get(row.id);
+      const same =
+        op &&
+        String(op.seq) === row.seq &&
+        op.code === row.code &&
+        JSON.stringify(op.balances ?? null) === JSON.stringify(JSON.parse(row.balances));
+      if (!same) lost.push(`${row.id} (seq ${row.seq}, ${row.code}) is ${op ? `seq ${op.seq}, ${op.code}` : 'gone'}`);
+    }
+  }
+  checks.push({
+    name: 'every result read on the primary before a failover is on the new one, unchanged',
+    figure: `${read} results read before ${readBefore.length} failovers, ${lost.length} lost or changed`,
+    violations: lost.length,
+    examples: lost.slice(0, 5),
+  });
+  const slow = failovers.filter((f) => f.firstResultAfterPromotionMs > 10_000);
+  checks.push({
+    name: 'results flow again within 10 s of each promotion',
+    figure: failovers.map((f) => `${(f.firstResultAfterPromotionMs / 1000).toFixed(1)} s`).join(', ') || 'no failover',
+    violations: slow.length,
+    examples: slow.map((f) => `${f.how} at ${f.at.toFixed(1)} s: ${f.firstResultAfterPromotionMs} ms`),
+  });
+  const verify = await runCli(['verify'], { DATABASE_URL: database.standbyFirstUrl() });
+  checks.push({
+    name: 'billing verify passes on a URL whose first host is the standby',
+    figure: `exit ${verify.code}: ${verify.stdout.trim().split('\n').at(-1) ?? ''}`,
+    violations: verify.code === 0 ? 0 : 1,
+    examples: verify.code === 0 ? [] : [`${verify.stdout}${verify.stderr}`.slice(-2000)],
+  });
+  return checks;
 }

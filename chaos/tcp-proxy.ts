@@ -50,9 +50,9 @@ export class TcpProxy {
     return [...this.#links].filter((link) => link.openedAt <= before).length;
   }
 
-  /** Listens on 127.0.0.1 at a free port; resolves with the port. */
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+  /** Listens on 127.0.0.1 at `port` (0: a free one); resolves with the port. */
+  async listen(port = 0): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(port, '127.0.0.1', resolve));
     return (this.#server.address() as net.AddressInfo).port;
   }
 
@@ -124,5 +124,30 @@ export class TcpProxy {
     this.#links.delete(link);
     link.client.resetAndDestroy();
     link.server.resetAndDestroy();
+  }
+}
+
+/** Proxies steered as one: a worker whose URL lists several hosts reaches each through its own. */
+export class TcpProxyGroup {
+  readonly proxies: TcpProxy[];
+
+  constructor(proxies: TcpProxy[]) {
+    this.proxies = proxies;
+  }
+
+  get connections(): number {
+    return this.proxies.reduce((sum, proxy) => sum + proxy.connections, 0);
+  }
+
+  connectionsOlderThan(ms: number): number {
+    return this.proxies.reduce((sum, proxy) => sum + proxy.connectionsOlderThan(ms), 0);
+  }
+
+  setMode(mode: ProxyMode): number {
+    return this.proxies.reduce((sum, proxy) => sum + proxy.setMode(mode), 0);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.proxies.map((proxy) => proxy.close()));
   }
 }

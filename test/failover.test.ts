@@ -4,7 +4,7 @@
 // primary, every acknowledged enqueue has exactly one result, `billing verify` passes, and results
 // flow again within 10 s of the promotion (measured from the first new result, not slept for).
 // Also: `billing migrate`, a worker, the client and `billing verify` on a URL whose first host is the
-// standby; a worker whose URL lists only the standby waits (not ready, one line) and starts work
+// standby (before the kill); a worker whose URL lists only the standby waits (not ready, one line) and starts work
 // once it is promoted; the workers' metrics and /readyz name the new primary.
 // Skipped, with the reason, where PostgreSQL's server binaries are not installed.
 import { writeFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { createBillingClient } from '../src/client/index.ts';
 import { createPool } from '../src/db/pool.ts';
 import { CliProcess, runCli } from './helpers/cli.ts';
-import { freePortsFrom, ReplicatedCluster, whyNoReplicatedCluster } from './helpers/replicated-cluster.ts';
+import { freePortsFrom, ReplicatedCluster, whyNoReplicatedCluster } from '../chaos/replicated-cluster.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const why = whyNoReplicatedCluster();
@@ -90,6 +90,17 @@ async function failoverTest(t: Test): Promise<void> {
     await client.credit({ id: 'client-first', account: accounts[0]!, amount: 1n }),
     { status: 'applied' },
     'the client on a URL whose first host is the standby',
+  );
+  const verifyStandbyFirst = await runCli(['verify'], { DATABASE_URL: standbyFirst });
+  t.equal(
+    verifyStandbyFirst.code,
+    0,
+    `billing verify on a URL whose first host is the standby\n${verifyStandbyFirst.stdout}${verifyStandbyFirst.stderr}`,
+  );
+  t.match(
+    verifyStandbyFirst.stdout,
+    `on 127.0.0.1:${cluster.primary.port} (the primary)`,
+    'billing verify went on to the primary',
   );
 
   // The producer: commands with ids, each sent until its enqueue commits (at least once, as an

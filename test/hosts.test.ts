@@ -53,3 +53,33 @@ t.test('a pool on a URL whose first host is down uses the next one', async (t) =
   const client = new HostClient({ connectionString: 'postgres://postgres@127.0.0.1:1,127.0.0.1:2/postgres' });
   await t.rejects(client.connect(), /no server fits target_session_attrs=any: 127.0.0.1:1 .*; 127.0.0.1:2 /);
 });
+
+t.test(
+  'sslmode=prefer as libpq reads it: plain where the server has no TLS (pg_autoctl show uri writes it)',
+  async (t) => {
+    const parsed = parseDatabaseUrl('postgres://h1,h2/db?target_session_attrs=read-write&sslmode=prefer');
+    t.equal(parsed.sslPrefer, true);
+    t.equal(
+      parsed.urlFor(parsed.hosts[0]!),
+      'postgres://h1:5432/db',
+      'pg is not given the prefer it reads as verify-full',
+    );
+    t.equal(parseDatabaseUrl('postgres://h1/db?sslmode=require').sslPrefer, false, 'require stays as pg reads it');
+    t.equal(parseDatabaseUrl('postgres://h1/db?sslmode=prefer&uselibpqcompat=true').sslPrefer, false);
+
+    // The test server runs without TLS (as scratch servers and pg_autoctl --no-ssl nodes do): node-pg
+    // alone fails there with "The server does not support SSL connections".
+    const server = parseDatabaseUrl(await resolveServerUrl()).hosts[0]!;
+    for (const url of [
+      `postgres://postgres@127.0.0.1:1,${server.host}:${server.port}/postgres?target_session_attrs=read-write&sslmode=prefer`,
+      `postgres://postgres@${server.host}:${server.port}/postgres?sslmode=prefer`,
+    ]) {
+      const pool = createPool({ connectionString: url, max: 2 });
+      t.teardown(() => pool.end());
+      const { rows } = await pool.query<{ port: number; tls: boolean }>(
+        'select inet_server_port() as port, coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as tls',
+      );
+      t.same(rows[0], { port: server.port, tls: false }, `${url}: reached, in plain`);
+    }
+  },
+);

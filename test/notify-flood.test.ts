@@ -18,7 +18,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
 // A free port below the ephemeral range: another suite may run beside this one.
-import { freePortsFrom } from './helpers/replicated-cluster.ts';
+import { freePortsFrom } from '../chaos/replicated-cluster.ts';
 
 // Wider than the defaults (10 ms), so that the bounds below are far from what an unspaced flood costs.
 const wakeSpacingMs = 100;

@@ -18,7 +18,7 @@ import { PostgresCluster } from '../src/embedded/postgres-cluster.ts';
 import { CliProcess } from './helpers/cli.ts';
 import { waitFor } from './helpers/wait.ts';
 // A free port below the ephemeral range: another suite may run beside this one.
-import { freePortsFrom } from './helpers/replicated-cluster.ts';
+import { freePortsFrom } from '../chaos/replicated-cluster.ts';
 import { queryOnce } from '../chaos/query-once.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pg-billing-notify-queue-'));

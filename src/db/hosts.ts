@@ -20,7 +20,13 @@ export interface HostAddress {
 export interface ParsedDatabaseUrl {
   hosts: HostAddress[];
   targetSessionAttrs: SessionAttrs;
-  /** The URL with only `host` in it and no `target_session_attrs`: what pg itself can read. */
+  /**
+   * `sslmode=prefer`, as libpq reads it: TLS where the server offers it (its certificate not
+   * checked), plain where it does not. node-postgres takes `prefer` as `verify-full` and then
+   * cannot reach a server without TLS at all; `pg_autoctl show uri` writes `prefer`.
+   */
+  sslPrefer: boolean;
+  /** The URL with only `host` in it, no `target_session_attrs` and no `sslmode=prefer`: what pg itself can read. */
   urlFor(host: HostAddress): string;
 }
 
@@ -43,6 +49,8 @@ export function parseDatabaseUrl(url: string): ParsedDatabaseUrl {
   if (!(sessionAttrs as readonly string[]).includes(attrs))
     throw new DatabaseUrlError(`target_session_attrs must be one of ${sessionAttrs.join(', ')}, got "${attrs}"`);
   params.delete('target_session_attrs');
+  const sslPrefer = params.get('sslmode') === 'prefer' && !params.has('uselibpqcompat');
+  if (sslPrefer) params.delete('sslmode');
   const hosts = netloc === '' ? [] : netloc.split(',').map(parseHost);
   const rest = params.toString();
   const build = (host: HostAddress | undefined) => {
@@ -56,7 +64,7 @@ export function parseDatabaseUrl(url: string): ParsedDatabaseUrl {
       throw new DatabaseUrlError(`not a postgres:// URL (at host "${host?.host ?? ''}")`);
     }
   }
-  return { hosts, targetSessionAttrs: attrs as SessionAttrs, urlFor: build };
+  return { hosts, targetSessionAttrs: attrs as SessionAttrs, sslPrefer, urlFor: build };
 }
 
 function parseHost(part: string): HostAddress {
@@ -68,11 +76,11 @@ function parseHost(part: string): HostAddress {
   return { host, port };
 }
 
-/** True if the URL needs HostClient's choice: several hosts, or a kind of server asked for. */
+/** True if the URL needs HostClient's choice: several hosts, a kind of server asked for, or sslmode=prefer. */
 export function choosesHost(url: string): boolean {
   try {
     const parsed = parseDatabaseUrl(url);
-    return parsed.hosts.length > 1 || parsed.targetSessionAttrs !== 'any';
+    return parsed.hosts.length > 1 || parsed.targetSessionAttrs !== 'any' || parsed.sslPrefer;
   } catch {
     return false;
   }
@@ -163,6 +171,8 @@ class HostChoice {
   #last: HostAddress | undefined;
   readonly parsed: ParsedDatabaseUrl;
   readonly connectTimeoutMs: number;
+  /** Hosts that answered a TLS request with no (`sslmode=prefer` then talks to them in plain). */
+  readonly #withoutTls = new Set<string>();
 
   constructor(parsed: ParsedDatabaseUrl, connectTimeoutMs: number) {
     this.parsed = parsed;
@@ -188,6 +198,20 @@ class HostChoice {
     if (this.#chosen === host) this.#chosen = undefined;
   }
 
+  /** pg's `ssl` setting for a connection to `host`; undefined: as the URL says. */
+  sslFor(host: HostAddress): pg.ClientConfig['ssl'] | undefined {
+    if (!this.parsed.sslPrefer) return undefined;
+    return this.#withoutTls.has(`${host.host}:${host.port}`) ? false : { rejectUnauthorized: false };
+  }
+
+  /** Whether `error` says the server has no TLS; if so, `host` is talked to in plain from now on. */
+  noteTlsRefused(host: HostAddress, error: unknown): boolean {
+    if (!this.parsed.sslPrefer || !(error instanceof Error) || !/does not support SSL/.test(error.message))
+      return false;
+    this.#withoutTls.add(`${host.host}:${host.port}`);
+    return true;
+  }
+
   async #probe(): Promise<HostAddress> {
     const attrs = this.parsed.targetSessionAttrs;
     const tried: string[] = [];
@@ -195,14 +219,30 @@ class HostChoice {
     const passes: SessionAttrs[] = attrs === 'prefer-standby' ? ['standby', 'any'] : [attrs];
     for (const pass of passes) {
       for (const host of this.parsed.hosts) {
-        const client = new pg.Client({
-          connectionString: this.parsed.urlFor(host),
-          connectionTimeoutMillis: this.connectTimeoutMs,
-          application_name: 'pg-billing host probe',
-        });
-        client.on('error', () => {});
+        const connect = async () => {
+          const ssl = this.sslFor(host);
+          const client = new pg.Client({
+            connectionString: this.parsed.urlFor(host),
+            connectionTimeoutMillis: this.connectTimeoutMs,
+            application_name: 'pg-billing host probe',
+            ...(ssl === undefined ? {} : { ssl }),
+          });
+          client.on('error', () => {});
+          try {
+            await client.connect();
+          } catch (error) {
+            await client.end().catch(() => {});
+            throw error;
+          }
+          return client;
+        };
+        let client: pg.Client | undefined;
         try {
-          await client.connect();
+          // sslmode=prefer: TLS first, plain once the server says it has none (libpq does the same).
+          client = await connect().catch((error: unknown) => {
+            if (this.noteTlsRefused(host, error)) return connect();
+            throw error;
+          });
           const state = await readState(client);
           if (fits(pass, state)) {
             this.#chosen = host;
@@ -215,7 +255,7 @@ class HostChoice {
         } catch (error) {
           tried.push(`${host.host}:${host.port} ${error instanceof Error ? error.message : String(error)}`);
         } finally {
-          await client.end().catch(() => {});
+          await client?.end().catch(() => {});
         }
       }
     }
@@ -298,12 +338,22 @@ export class HostClient extends pg.Client {
     const choice = this.#choice!;
     const host = await choice.pick();
     // pg reads these when it opens the socket (and for .pgpass); they were set from the first host.
-    const self = this as unknown as { host: string; port: number; connectionParameters: HostAddress };
+    const self = this as unknown as {
+      host: string;
+      port: number;
+      connectionParameters: HostAddress;
+      ssl: pg.ClientConfig['ssl'];
+      connection: { ssl: pg.ClientConfig['ssl'] };
+    };
     self.host = self.connectionParameters.host = host.host;
     self.port = self.connectionParameters.port = host.port;
+    // The socket asks for TLS by the client's and its connection's `ssl`, both set from the URL.
+    const ssl = choice.sslFor(host);
+    if (ssl !== undefined) self.ssl = self.connection.ssl = ssl;
     try {
       await super.connect();
     } catch (error) {
+      choice.noteTlsRefused(host, error); // the next connection goes plain (a pool retries)
       choice.forget(host);
       throw error;
     }

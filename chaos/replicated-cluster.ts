@@ -7,6 +7,8 @@ import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFi
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { queryOnce } from './query-once.ts';
 
 /** The newest /usr/lib/postgresql/<version>/bin that has what a replicated pair needs. */
 export function findServerBinaries(): string | undefined {
@@ -67,8 +69,9 @@ const standbyName = 's1';
 export class ReplicatedCluster {
   readonly bin: string;
   readonly dir: string;
-  readonly primary: ServerNode;
-  readonly standby: ServerNode;
+  /** Swapped by rejoinAsStandby(); promoteStandby() leaves them as they were (the promoted one is `standby`). */
+  primary: ServerNode;
+  standby: ServerNode;
   readonly #asPostgres: boolean;
 
   constructor(ports: [number, number]) {
@@ -115,19 +118,26 @@ export class ReplicatedCluster {
         // Only a killed process is tested, never a lost page cache: fsync would just slow the machine.
         'fsync = off',
         'full_page_writes = off',
+        // The chaos run's checks read when each result committed (pg_xact_commit_timestamp).
+        'track_commit_timestamp = on',
         '',
       ].join('\n'),
     );
     await this.#pgCtl(primary, 'start');
+    await this.#makeStandby(standby, primary);
+  }
+
+  /** pg_basebackup -R of `from` into `node`, named for synchronous_standby_names, started. */
+  async #makeStandby(node: ServerNode, from: ServerNode): Promise<void> {
     await this.#run('pg_basebackup', [
       '-h',
       '127.0.0.1',
       '-p',
-      String(primary.port),
+      String(from.port),
       '-U',
       'postgres',
       '-D',
-      standby.dataDir,
+      node.dataDir,
       '-R',
       '-X',
       'stream',
@@ -138,14 +148,40 @@ export class ReplicatedCluster {
     // promoted it has no standby of its own: with the primary's synchronous_standby_names every
     // commit would wait for one forever (what an HA manager changes on promotion, done here ahead).
     appendFileSync(
-      path.join(standby.dataDir, 'postgresql.conf'),
-      `\nport = ${standby.port}\nsynchronous_standby_names = ''\n`,
+      path.join(node.dataDir, 'postgresql.conf'),
+      `\nport = ${node.port}\nsynchronous_standby_names = ''\n`,
     );
     appendFileSync(
-      path.join(standby.dataDir, 'postgresql.auto.conf'),
-      `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=${standbyName}'\n`,
+      path.join(node.dataDir, 'postgresql.auto.conf'),
+      `primary_conninfo = 'host=127.0.0.1 port=${from.port} user=postgres application_name=${standbyName}'\n`,
     );
-    await this.#pgCtl(standby, 'start');
+    await this.#pgCtl(node, 'start');
+  }
+
+  /**
+   * After promoteStandby(): the dead primary's data folder is rebuilt as a synchronous standby of
+   * the new primary (what an HA manager's rejoin does, by pg_basebackup rather than pg_rewind), and
+   * the two swap roles, so that the next failover can kill `primary` again. Resolves once the new
+   * standby is synchronous and has flushed everything the primary had written before.
+   */
+  async rejoinAsStandby(): Promise<void> {
+    const [dead, promoted] = [this.primary, this.standby];
+    rmSync(dead.dataDir, { recursive: true, force: true });
+    await this.#makeStandby(dead, promoted);
+    appendFileSync(path.join(promoted.dataDir, 'postgresql.conf'), `\nsynchronous_standby_names = '${standbyName}'\n`);
+    await this.#pgCtl(promoted, 'reload');
+    [this.primary, this.standby] = [promoted, dead];
+    await this.waitSynchronous();
+  }
+
+  /** Until the standby is synchronous and has flushed the WAL written up to now. */
+  waitSynchronous(timeoutMs = 120_000): Promise<void> {
+    return waitForSynchronousStandby(this.primary.url(), timeoutMs);
+  }
+
+  /** Both servers' logs (pg_ctl -l), as they are now. */
+  logFiles(): string[] {
+    return [this.primary, this.standby].map((node) => `${node.dataDir}.log`);
   }
 
   /** SIGKILL to the primary's postmaster and every backend at once: the machine died. */
@@ -198,6 +234,32 @@ export class ReplicatedCluster {
         code === 0 ? resolve(output) : reject(new Error(`${binary} ${args[0]} exited ${code}: ${output}`)),
       );
     });
+  }
+}
+
+/**
+ * Until the server at `primaryUrl` has a synchronous standby (`sync`, or `quorum` under
+ * `ANY n (...)`) that has flushed the WAL written up to now: from then on, every commit the
+ * primary acknowledges is on that standby too, and so is everything committed before.
+ */
+export async function waitForSynchronousStandby(primaryUrl: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let target: string | undefined;
+  for (;;) {
+    const rows = await queryOnce<{ now: string; flushed: boolean }>(
+      primaryUrl,
+      `select pg_current_wal_lsn()::text as now, flush_lsn >= coalesce($1::pg_lsn, pg_current_wal_lsn()) as flushed
+       from pg_stat_replication where sync_state in ('sync', 'quorum') and state = 'streaming'
+       order by flush_lsn desc limit 1`,
+      [target ?? null],
+      { connectionTimeoutMillis: 3000 },
+    ).catch(() => []);
+    if (rows[0]) {
+      if (rows[0].flushed) return;
+      target ??= rows[0].now;
+    }
+    if (Date.now() > deadline) throw new Error(`no synchronous standby caught up after ${timeoutMs} ms`);
+    await sleep(100);
   }
 }
 
