@@ -4,7 +4,13 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { clientCommands, type CommandOf, type CommandType, decide, declarations } from '../src/commands/command.ts';
 import { maxInt64, resultCodes } from '../src/commands/contract.ts';
-import type { AccountState, HoldState, LedgerView } from '../src/commands/decision.ts';
+import {
+  defaultPolicy,
+  type AccountPolicy,
+  type AccountState,
+  type HoldState,
+  type LedgerView,
+} from '../src/commands/decision.ts';
 
 const commandsDoc = readFileSync(new URL('../docs/commands.md', import.meta.url), 'utf8');
 
@@ -49,13 +55,24 @@ t.test('declarations are one per type, one per task', async (t) => {
 // declaration (or the other way round) fails here. Each example breaks the later checks too where
 // the command allows it, so that it also shows which check comes first.
 const now = new Date('2030-01-01T00:00:00Z');
-const usd = (account: string, balance: bigint, held = 0n): AccountState => ({
+const usd = (account: string, balance: bigint, held = 0n, policy: Partial<AccountPolicy> = {}): AccountState => ({
   account,
   currency: 'USD',
   balance,
   held,
+  ...defaultPolicy,
+  ...policy,
 });
-const eur = (account: string, balance: bigint): AccountState => ({ account, currency: 'EUR', balance, held: 0n });
+const eur = (account: string, balance: bigint, policy: Partial<AccountPolicy> = {}): AccountState => ({
+  account,
+  currency: 'EUR',
+  balance,
+  held: 0n,
+  ...defaultPolicy,
+  ...policy,
+});
+const closed = { status: 'closed' } as const;
+const frozen = { status: 'frozen' } as const;
 const activeHold = (hold: string, account: string, amount: bigint, expiresAt: Date | null = null): HoldState => ({
   hold,
   account,
@@ -75,12 +92,27 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
   open_account: [
     {
       command: { id: 'x', type: 'open_account', account: 'a', currency: 'USD' },
+      view: viewOf([usd('a', 0n, 0n, closed)]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'open_account', account: 'a', currency: 'USD' },
       view: viewOf([usd('a', 0n)]),
       code: 'account_exists',
     },
   ],
   credit: [
     { command: { id: 'x', type: 'credit', account: 'a', amount: 1n }, view: viewOf([]), code: 'account_not_found' },
+    {
+      command: { id: 'x', type: 'credit', account: 'a', amount: 1n },
+      view: viewOf([usd('a', 0n, 0n, { ...closed, maxBalance: 0n })]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'credit', account: 'a', amount: 2n },
+      view: viewOf([usd('a', full - 1n, 0n, { maxBalance: full - 1n })]),
+      code: 'limit_exceeded',
+    },
     {
       command: { id: 'x', type: 'credit', account: 'a', amount: 1n },
       view: viewOf([usd('a', full)]),
@@ -91,7 +123,17 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
     { command: { id: 'x', type: 'debit', account: 'a', amount: 1n }, view: viewOf([]), code: 'account_not_found' },
     {
       command: { id: 'x', type: 'debit', account: 'a', amount: 2n },
-      view: viewOf([usd('a', 1n)]),
+      view: viewOf([usd('a', 0n, 0n, closed)]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'debit', account: 'a', amount: 2n },
+      view: viewOf([usd('a', 1n, 0n, frozen)]),
+      code: 'account_frozen',
+    },
+    {
+      command: { id: 'x', type: 'debit', account: 'a', amount: 12n },
+      view: viewOf([usd('a', 1n, 0n, { overdraftLimit: 10n })]),
       code: 'insufficient_funds',
     },
   ],
@@ -104,13 +146,28 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
     },
     {
       command: { id: 'x', type: 'transfer', from: 'a', to: 'b', amount: 2n },
-      view: viewOf([usd('a', 1n), eur('b', full)]),
+      view: viewOf([usd('a', 1n, 0n, frozen), eur('b', 0n, closed)]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'transfer', from: 'a', to: 'b', amount: 2n },
+      view: viewOf([usd('a', 1n, 0n, frozen), eur('b', full)]),
       code: 'currency_mismatch',
+    },
+    {
+      command: { id: 'x', type: 'transfer', from: 'a', to: 'b', amount: 2n },
+      view: viewOf([usd('a', 1n, 0n, frozen), usd('b', full)]),
+      code: 'account_frozen',
     },
     {
       command: { id: 'x', type: 'transfer', from: 'a', to: 'b', amount: 2n },
       view: viewOf([usd('a', 1n), usd('b', full)]),
       code: 'insufficient_funds',
+    },
+    {
+      command: { id: 'x', type: 'transfer', from: 'a', to: 'b', amount: 2n },
+      view: viewOf([usd('a', 1n, 0n, { overdraftLimit: 1n }), usd('b', full - 1n, 0n, { maxBalance: full - 1n })]),
+      code: 'limit_exceeded',
     },
     {
       command: { id: 'x', type: 'transfer', from: 'a', to: 'b', amount: 2n },
@@ -126,12 +183,22 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
     },
     {
       command: { id: 'x', type: 'hold', account: 'a', amount: 2n, hold: 'h' },
-      view: viewOf([usd('a', 1n)], [activeHold('h', 'a', 1n)]),
+      view: viewOf([usd('a', 0n, 0n, closed)], [activeHold('h', 'b', 1n)]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'hold', account: 'a', amount: 2n, hold: 'h' },
+      view: viewOf([usd('a', 1n, 0n, frozen)], [activeHold('h', 'a', 1n)]),
       code: 'hold_exists',
     },
     {
       command: { id: 'x', type: 'hold', account: 'a', amount: 2n, hold: 'h' },
-      view: viewOf([usd('a', 1n)]),
+      view: viewOf([usd('a', 1n, 0n, frozen)]),
+      code: 'account_frozen',
+    },
+    {
+      command: { id: 'x', type: 'hold', account: 'a', amount: 3n, hold: 'h' },
+      view: viewOf([usd('a', 1n, 0n, { overdraftLimit: 1n })]),
       code: 'insufficient_funds',
     },
   ],
@@ -154,8 +221,23 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
     },
     {
       command: { id: 'x', type: 'capture', hold: 'h', amount: 1n, to: 'b' },
-      view: viewOf([usd('a', 1n, 1n), eur('b', full)], [activeHold('h', 'a', 1n)]),
+      view: viewOf([usd('a', 1n, 1n, frozen), eur('b', 0n, closed)], [activeHold('h', 'a', 1n)]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'capture', hold: 'h', amount: 1n, to: 'b' },
+      view: viewOf([usd('a', 1n, 1n, frozen), eur('b', full)], [activeHold('h', 'a', 1n)]),
       code: 'currency_mismatch',
+    },
+    {
+      command: { id: 'x', type: 'capture', hold: 'h', amount: 1n, to: 'b' },
+      view: viewOf([usd('a', 1n, 1n, frozen), usd('b', full)], [activeHold('h', 'a', 1n)]),
+      code: 'account_frozen',
+    },
+    {
+      command: { id: 'x', type: 'capture', hold: 'h', amount: 1n, to: 'b' },
+      view: viewOf([usd('a', 1n, 1n), usd('b', 5n, 0n, { maxBalance: 5n })], [activeHold('h', 'a', 1n)]),
+      code: 'limit_exceeded',
     },
     {
       command: { id: 'x', type: 'capture', hold: 'h', amount: 1n, to: 'b' },
@@ -171,13 +253,64 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
       code: 'hold_closed',
     },
   ],
+  set_limits: [
+    {
+      command: { id: 'x', type: 'set_limits', account: 'a', overdraftLimit: 0n },
+      view: viewOf([]),
+      code: 'account_not_found',
+    },
+    {
+      command: { id: 'x', type: 'set_limits', account: 'a', overdraftLimit: 5n },
+      view: viewOf([usd('a', 0n, 0n, closed)]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'set_limits', account: 'a', overdraftLimit: 4n },
+      view: viewOf([usd('a', -5n, 0n, { overdraftLimit: 10n })]),
+      code: 'limit_below_usage',
+    },
+    {
+      command: { id: 'x', type: 'set_limits', account: 'a', maxBalance: 9n },
+      view: viewOf([usd('a', 10n, 0n, frozen)]),
+      code: 'limit_below_usage',
+    },
+  ],
+  freeze: [
+    { command: { id: 'x', type: 'freeze', account: 'a' }, view: viewOf([]), code: 'account_not_found' },
+    {
+      command: { id: 'x', type: 'freeze', account: 'a' },
+      view: viewOf([usd('a', 0n, 0n, closed)]),
+      code: 'account_closed',
+    },
+  ],
+  unfreeze: [
+    { command: { id: 'x', type: 'unfreeze', account: 'a' }, view: viewOf([]), code: 'account_not_found' },
+    {
+      command: { id: 'x', type: 'unfreeze', account: 'a' },
+      view: viewOf([usd('a', 0n, 0n, closed)]),
+      code: 'account_closed',
+    },
+  ],
+  close_account: [
+    { command: { id: 'x', type: 'close_account', account: 'a' }, view: viewOf([]), code: 'account_not_found' },
+    {
+      command: { id: 'x', type: 'close_account', account: 'a' },
+      view: viewOf([usd('a', 0n, 0n, closed)]),
+      code: 'account_closed',
+    },
+    {
+      command: { id: 'x', type: 'close_account', account: 'a' },
+      view: viewOf([usd('a', 0n, 1n, { overdraftLimit: 1n })]),
+      code: 'account_not_empty',
+    },
+  ],
 };
 
 for (const declaration of clientCommands) {
   t.test(`${declaration.type}: one example a code, in the declared order`, async (t) => {
     const cases = examples[declaration.type];
     t.same(
-      cases.map((c) => c.code),
+      [...new Set(cases.map((c) => c.code))],
       [...declaration.codes],
       'the examples cover the declared codes, in order',
     );

@@ -18,9 +18,18 @@ function parseDate(value: string): Date {
   return date;
 }
 
+/** A ceiling: minor units, or `none` to remove it (the payload's null). */
+function parseCeiling(value: string): bigint | null {
+  if (value === 'none') return null;
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('a whole number of minor units, digits only, or none');
+  return BigInt(value);
+}
+
 /** How the command line's text becomes a field's value, where it is not kept as text. */
 const parsers: { [field: string]: (value: string) => unknown } = {
   amount: parseAmount,
+  overdraft_limit: parseAmount,
+  max_balance: parseCeiling,
   ttl_seconds: parseWhole,
   expires_at: parseDate,
 };

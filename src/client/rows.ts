@@ -1,12 +1,13 @@
 import type { Selectable } from 'kysely';
 import type { BillingAccounts, BillingOperations } from '../db/schema.ts';
 import type { OperationType } from '../commands/command.ts';
-import type { ResultStatus } from '../commands/contract.ts';
+import type { AccountStatus, ResultStatus } from '../commands/contract.ts';
 import type { Account, StoredResult } from './types.ts';
 import { balancesFromJson, type BalanceJson } from '../commands/balances-json.ts';
 
 export const resultColumns = 'id, seq, type, status, code, message, balances, job_id, created_at';
-export const accountColumns = 'account, currency, balance, held, available, created_at, updated_at';
+export const accountColumns =
+  'account, currency, balance, held, available, overdraft_limit, max_balance, status, created_at, updated_at';
 
 /** billing.operations as node-pg returns it from a pool with int8 -> bigint. */
 export type ResultRow = Pick<
@@ -37,6 +38,9 @@ export function toAccount(row: AccountRow): Account {
     balance: row.balance,
     held: row.held,
     available: row.available,
+    overdraftLimit: row.overdraft_limit,
+    maxBalance: row.max_balance,
+    status: row.status as AccountStatus,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

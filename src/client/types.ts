@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { clientCommandOf, CommandType, OperationType } from '../commands/command.ts';
-import type { AccountBalance, ResultStatus, StoredResultCode } from '../commands/contract.ts';
+import type { AccountBalance, AccountStatus, ResultStatus, StoredResultCode } from '../commands/contract.ts';
 
 /**
  * What each command method takes: its payload's fields, named as in SQL (`ttl_seconds`,
@@ -24,6 +24,10 @@ export type TransferInput = CommandInputs['transfer'];
 export type HoldInput = CommandInputs['hold'];
 export type CaptureInput = CommandInputs['capture'];
 export type ReleaseInput = CommandInputs['release'];
+export type SetLimitsInput = CommandInputs['set_limits'];
+export type FreezeInput = CommandInputs['freeze'];
+export type UnfreezeInput = CommandInputs['unfreeze'];
+export type CloseAccountInput = CommandInputs['close_account'];
 
 /** A row of billing.operations: the one durable result of a command id. */
 export interface StoredResult {
@@ -76,7 +80,14 @@ export interface Account {
   currency: string;
   balance: bigint;
   held: bigint;
+  /** balance - held; never below -overdraftLimit. */
   available: bigint;
+  /** How far below zero `available` may go (set_limits); 0: never negative. */
+  overdraftLimit: bigint;
+  /** The ceiling of `balance` (set_limits), or null for none. */
+  maxBalance: bigint | null;
+  /** `open`, `frozen` (no money out) or `closed` (for good). */
+  status: AccountStatus;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -5,18 +5,33 @@ import { taskPrefix } from './contract.ts';
 import type { CommandDeclaration } from './declare.ts';
 import type { Decision, LedgerView } from './decision.ts';
 import { capture } from './capture.ts';
+import { closeAccount } from './close_account.ts';
 import { credit } from './credit.ts';
 import { debit } from './debit.ts';
 import { holdExpiry } from './expire_hold.ts';
+import { freeze, unfreeze } from './freeze.ts';
 import { hold } from './hold.ts';
 import { openAccount } from './open_account.ts';
 import { release } from './release.ts';
+import { setLimits } from './set_limits.ts';
 import { transfer } from './transfer.ts';
 
 export type { Metadata } from './declare.ts';
 
 /** The commands a client sends, in the order the docs and the CLI list them. */
-export const clientCommands = [openAccount, credit, debit, transfer, hold, capture, release] as const;
+export const clientCommands = [
+  openAccount,
+  credit,
+  debit,
+  transfer,
+  hold,
+  capture,
+  release,
+  setLimits,
+  freeze,
+  unfreeze,
+  closeAccount,
+] as const;
 
 type ClientDeclaration = (typeof clientCommands)[number];
 export type CommandType = ClientDeclaration['type'];

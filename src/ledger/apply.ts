@@ -11,7 +11,8 @@ import {
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { locksOf, operationTypes } from '../commands/command.ts';
-import { holdStatuses, resultCodes, resultStatuses } from '../commands/contract.ts';
+import { accountStatuses, holdStatuses, resultCodes, resultStatuses } from '../commands/contract.ts';
+import type { AccountState } from '../commands/decision.ts';
 import type { DB } from '../db/schema.ts';
 import {
   lockAccounts,
@@ -250,7 +251,20 @@ async function lockAndRead(
       },
     ]),
   );
-  const accounts = new Map(accountRows.map((row) => [row.account, { ...row }]));
+  const accounts = new Map(
+    accountRows.map((row) => [
+      row.account,
+      {
+        account: row.account,
+        currency: row.currency,
+        balance: row.balance,
+        held: row.held,
+        overdraftLimit: row.overdraft_limit,
+        maxBalance: row.max_balance,
+        status: oneOf(accountStatuses, row.status, 'account status'),
+      } satisfies AccountState,
+    ]),
+  );
   // `now`: the clock after the last slot lock was granted, the database's, never the worker's.
   return { existing, view: { accounts, holds, now }, notify };
 }

@@ -1,0 +1,3 @@
+import { commandTask } from '../../src/worker/command-task.ts';
+
+export default commandTask('freeze');
