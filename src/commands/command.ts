@@ -43,6 +43,15 @@ export const clientCommandOf = Object.fromEntries(clientCommands.map((d) => [d.t
 /** Commands a client sends (graphile-worker tasks `billing/<type>`, billing.submit's command_type). */
 export const commandTypes = clientCommands.map((d) => d.type) as readonly CommandType[];
 
+/** The commands that move no money when applied: they write a result and no journal entry. */
+export const typesThatMoveNoMoney: readonly CommandType[] = [
+  openAccount.type,
+  setLimits.type,
+  freeze.type,
+  unfreeze.type,
+  closeAccount.type,
+];
+
 /** Every command the worker runs: the client's, and the service's own hold expiry. */
 export const declarations = [...clientCommands, holdExpiry] as const;
 type Declaration = (typeof declarations)[number];
