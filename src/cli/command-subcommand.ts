@@ -18,9 +18,15 @@ function parseDate(value: string): Date {
   return date;
 }
 
+/**
+ * The payload's null, as an option parser returns it: commander turns a parser's null into ''
+ * (its value for an option given without one), so null travels as this until the payload is built.
+ */
+const nullValue = Symbol('null');
+
 /** A ceiling: minor units, or `none` to remove it (the payload's null). */
-function parseCeiling(value: string): bigint | null {
-  if (value === 'none') return null;
+function parseCeiling(value: string): bigint | typeof nullValue {
+  if (value === 'none') return nullValue;
   if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('a whole number of minor units, digits only, or none');
   return BigInt(value);
 }
@@ -57,7 +63,10 @@ function commandSubcommand(declaration: (typeof clientCommands)[number]): Comman
     cli.arguments.forEach((argument, index) => {
       if (values[index] !== undefined) input[argument.field] = values[index];
     });
-    for (const { field, attribute } of options) if (given[attribute] !== undefined) input[field] = given[attribute];
+    for (const { field, attribute } of options) {
+      const value = given[attribute];
+      if (value !== undefined) input[field] = value === nullValue ? null : value;
+    }
     process.exitCode = await submitAndPrint(declaration.type, input as never, given);
   });
   return withExamples(command, [...cli.examples]);

@@ -43,17 +43,30 @@ export function resultJson(result: CommandResult | StoredResult): string {
 }
 
 export function formatAccounts(accounts: (Account | { account: string; missing: true })[]): string {
-  const header = ['account', 'currency', 'balance', 'held', 'available'];
-  const rows = accounts.map((a) =>
-    'missing' in a
+  // The policy column only where an account has one: open, no overdraft, no ceiling is the rule.
+  const policies = accounts.map((a) => ('missing' in a ? '' : policyText(a)));
+  const withPolicy = policies.some((p) => p !== '');
+  const header = ['account', 'currency', 'balance', 'held', 'available', ...(withPolicy ? ['policy'] : [])];
+  const rows = accounts.map((a, i) => [
+    ...('missing' in a
       ? [printable(a.account), '-', 'no such account', '', '']
-      : [printable(a.account), a.currency, String(a.balance), String(a.held), String(a.available)],
-  );
+      : [printable(a.account), a.currency, String(a.balance), String(a.held), String(a.available)]),
+    ...(withPolicy ? [policies[i]!] : []),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => (i >= 2 && i <= 4 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** `frozen, overdraft 500, max 10000`: what differs from an open account with no limits. */
+function policyText(account: Account): string {
+  return [
+    ...(account.status === 'open' ? [] : [account.status]),
+    ...(account.overdraftLimit === 0n ? [] : [`overdraft ${account.overdraftLimit}`]),
+    ...(account.maxBalance === null ? [] : [`max ${account.maxBalance}`]),
+  ].join(', ');
 }
