@@ -5,7 +5,9 @@
  *
  * Where the spec leaves an order open, the model takes the worker's documented one: a hold checks
  * its account, then its hold id, then its expiry (in the past or more than 30 days ahead:
- * `invalid_command`), then the money.
+ * `invalid_command`), then the money. Account policies (docs/commands.md, "Account policies"): the
+ * request alone, then what exists, then closed, then currency, then the money's way out (frozen,
+ * available + overdraft), then its way in (max_balance, the bigint's limit).
  */
 
 const maxBigint = 9223372036854775807n;
@@ -18,6 +20,10 @@ export interface ModelAccount {
   currency: string;
   balance: bigint;
   held: bigint;
+  overdraftLimit: bigint;
+  /** null: no ceiling. */
+  maxBalance: bigint | null;
+  status: 'open' | 'frozen' | 'closed';
 }
 
 export interface ModelHold {
@@ -56,6 +62,10 @@ const allowedFields: Record<string, string[]> = {
   hold: ['account', 'amount', 'hold', 'expires_at', 'ttl_seconds'],
   capture: ['hold', 'amount', 'to'],
   release: ['hold'],
+  set_limits: ['account', 'overdraft_limit', 'max_balance'],
+  freeze: ['account'],
+  unfreeze: ['account'],
+  close_account: ['account'],
 };
 const requiredFields: Record<string, string[]> = {
   open_account: ['account'],
@@ -65,6 +75,10 @@ const requiredFields: Record<string, string[]> = {
   hold: ['account', 'amount'],
   capture: ['hold'],
   release: ['hold'],
+  set_limits: ['account'],
+  freeze: ['account'],
+  unfreeze: ['account'],
+  close_account: ['account'],
 };
 
 export class ReferenceLedger {
@@ -133,11 +147,16 @@ export class ReferenceLedger {
     switch (type) {
       case 'open_account': {
         const account = p.account as string;
-        if (this.accounts.has(account)) return rejected('account_exists');
+        const existing = this.accounts.get(account);
+        if (existing?.status === 'closed') return rejected('account_closed');
+        if (existing) return rejected('account_exists');
         this.accounts.set(account, {
           currency: (p.currency as string | undefined) ?? this.defaultCurrency,
           balance: 0n,
           held: 0n,
+          overdraftLimit: 0n,
+          maxBalance: null,
+          status: 'open',
         });
         return ok(account);
       }
@@ -145,7 +164,8 @@ export class ReferenceLedger {
         const account = this.accounts.get(p.account as string);
         const amount = toAmount(p.amount);
         if (!account) return rejected('account_not_found');
-        if (account.balance + amount > maxBigint) return rejected('overflow');
+        const refused = refusedIn(account, amount);
+        if (refused) return rejected(refused);
         account.balance += amount;
         return ok(p.account as string);
       }
@@ -153,7 +173,8 @@ export class ReferenceLedger {
         const account = this.accounts.get(p.account as string);
         const amount = toAmount(p.amount);
         if (!account) return rejected('account_not_found');
-        if (account.balance - account.held < amount) return rejected('insufficient_funds');
+        const refused = refusedOut(account, amount);
+        if (refused) return rejected(refused);
         account.balance -= amount;
         return ok(p.account as string);
       }
@@ -163,9 +184,10 @@ export class ReferenceLedger {
         const to = this.accounts.get(p.to as string);
         const amount = toAmount(p.amount);
         if (!from || !to) return rejected('account_not_found');
+        if (from.status === 'closed' || to.status === 'closed') return rejected('account_closed');
         if (from.currency !== to.currency) return rejected('currency_mismatch');
-        if (from.balance - from.held < amount) return rejected('insufficient_funds');
-        if (to.balance + amount > maxBigint) return rejected('overflow');
+        const refused = refusedOut(from, amount) ?? refusedIn(to, amount);
+        if (refused) return rejected(refused);
         from.balance -= amount;
         to.balance += amount;
         return ok(p.from as string, p.to as string);
@@ -175,6 +197,7 @@ export class ReferenceLedger {
         const amount = toAmount(p.amount);
         const holdId = (p.hold as string | undefined) ?? (p.id as string);
         if (!account) return rejected('account_not_found');
+        if (account.status === 'closed') return rejected('account_closed');
         if (this.holds.has(holdId)) return rejected('hold_exists');
         const expiresAt =
           p.expires_at !== undefined
@@ -184,7 +207,8 @@ export class ReferenceLedger {
               : null;
         if (expiresAt !== null && (expiresAt <= this.now || expiresAt - this.now > maxHoldMs))
           return rejected('invalid_command');
-        if (account.balance - account.held < amount) return rejected('insufficient_funds');
+        const refused = refusedOut(account, amount);
+        if (refused) return rejected(refused);
         account.held += amount;
         this.holds.set(holdId, { account: p.account as string, amount, status: 'active', expiresAt });
         return ok(p.account as string);
@@ -196,17 +220,21 @@ export class ReferenceLedger {
         const amount = p.amount === undefined ? hold.amount : toAmount(p.amount);
         if (amount > hold.amount) return rejected('amount_exceeds_hold');
         const source = this.accounts.get(hold.account)!;
-        if (p.to === undefined) {
+        const to = p.to === undefined ? undefined : this.accounts.get(p.to as string);
+        if (p.to !== undefined && !to) return rejected('account_not_found');
+        if (source.status === 'closed' || to?.status === 'closed') return rejected('account_closed');
+        if (to && to.currency !== source.currency) return rejected('currency_mismatch');
+        // A capture takes the frozen account's held money: not while it is frozen.
+        if (source.status === 'frozen') return rejected('account_frozen');
+        if (!to) {
           source.held -= hold.amount;
           source.balance -= amount;
           hold.status = 'captured';
           return ok(hold.account);
         }
-        const to = this.accounts.get(p.to as string);
-        if (!to) return rejected('account_not_found');
-        if (to.currency !== source.currency) return rejected('currency_mismatch');
         // The captured money leaves the source before it reaches `to` (which may be the source).
-        if (to !== source && to.balance + amount > maxBigint) return rejected('overflow');
+        const refused = to === source ? undefined : refusedIn(to, amount);
+        if (refused) return rejected(refused);
         source.held -= hold.amount;
         source.balance -= amount;
         to.balance += amount;
@@ -221,10 +249,55 @@ export class ReferenceLedger {
         hold.status = 'released';
         return ok(hold.account);
       }
+      case 'set_limits': {
+        const account = this.accounts.get(p.account as string);
+        if (!account) return rejected('account_not_found');
+        if (account.status === 'closed') return rejected('account_closed');
+        const overdraft = p.overdraft_limit === undefined ? account.overdraftLimit : toLimit(p.overdraft_limit);
+        const max =
+          p.max_balance === undefined ? account.maxBalance : p.max_balance === null ? null : toLimit(p.max_balance);
+        if (account.balance - account.held < -overdraft) return rejected('limit_below_usage');
+        if (max !== null && account.balance > max) return rejected('limit_below_usage');
+        account.overdraftLimit = overdraft;
+        account.maxBalance = max;
+        return ok(p.account as string);
+      }
+      case 'freeze':
+      case 'unfreeze': {
+        const account = this.accounts.get(p.account as string);
+        if (!account) return rejected('account_not_found');
+        if (account.status === 'closed') return rejected('account_closed');
+        account.status = type === 'freeze' ? 'frozen' : 'open';
+        return ok(p.account as string);
+      }
+      case 'close_account': {
+        const account = this.accounts.get(p.account as string);
+        if (!account) return rejected('account_not_found');
+        if (account.status === 'closed') return rejected('account_closed');
+        if (account.balance !== 0n || account.held !== 0n) return rejected('account_not_empty');
+        account.status = 'closed';
+        return ok(p.account as string);
+      }
       default:
         throw new Error(`the model does not know ${type}`);
     }
   }
+}
+
+/** Why money may not leave the account, or undefined: closed, frozen, beyond available and overdraft. */
+function refusedOut(account: ModelAccount, amount: bigint): string | undefined {
+  if (account.status === 'closed') return 'account_closed';
+  if (account.status === 'frozen') return 'account_frozen';
+  if (account.balance - account.held + account.overdraftLimit < amount) return 'insufficient_funds';
+  return undefined;
+}
+
+/** Why money may not come in, or undefined: closed, above max_balance, above the bigint's limit. */
+function refusedIn(account: ModelAccount, amount: bigint): string | undefined {
+  if (account.status === 'closed') return 'account_closed';
+  if (account.maxBalance !== null && account.balance + amount > account.maxBalance) return 'limit_exceeded';
+  if (account.balance + amount > maxBigint) return 'overflow';
+  return undefined;
 }
 
 function isCommandId(value: unknown): value is string {
@@ -242,6 +315,9 @@ function isValid(type: string, p: Payload): boolean {
   if (p.hold !== undefined && !(typeof p.hold === 'string' && p.hold.length >= 1 && p.hold.length <= 128)) return false;
   if (p.currency !== undefined && !(typeof p.currency === 'string' && /^[A-Z]{3}$/.test(p.currency))) return false;
   if (p.amount !== undefined && toAmountOrNull(p.amount) === null) return false;
+  if (p.overdraft_limit !== undefined && toLimitOrNull(p.overdraft_limit) === null) return false;
+  if (p.max_balance !== undefined && p.max_balance !== null && toLimitOrNull(p.max_balance) === null) return false;
+  if (type === 'set_limits' && p.overdraft_limit === undefined && p.max_balance === undefined) return false;
   if (p.metadata !== undefined && (typeof p.metadata !== 'object' || p.metadata === null || Array.isArray(p.metadata)))
     return false;
   if (p.expires_at !== undefined && !(typeof p.expires_at === 'string' && timestampPattern.test(p.expires_at)))
@@ -270,6 +346,17 @@ function toAmountOrNull(value: unknown): bigint | null {
   }
   if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return BigInt(value);
   return null;
+}
+
+function toLimit(value: unknown): bigint {
+  const limit = toLimitOrNull(value);
+  if (limit === null) throw new Error(`not a limit: ${String(value)}`);
+  return limit;
+}
+
+/** An amount, or zero ("0" or 0). */
+function toLimitOrNull(value: unknown): bigint | null {
+  return value === '0' || value === 0 ? 0n : toAmountOrNull(value);
 }
 
 function stableJson(value: unknown): string {
