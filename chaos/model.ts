@@ -35,6 +35,9 @@ interface Account {
   currency: string;
   balance: bigint;
   held: bigint;
+  overdraftLimit: bigint;
+  maxBalance: bigint | null;
+  status: 'open' | 'frozen' | 'closed';
 }
 interface Hold {
   account: string;
@@ -58,6 +61,8 @@ export interface ReplayOutcome {
 }
 
 const maxInt64 = 2n ** 63n - 1n;
+/** The commands that change an account's policy: their result reports its balance, unchanged. */
+const policyTypes = ['set_limits', 'freeze', 'unfreeze', 'close_account'];
 const maxHoldMs = 30 * 24 * 3600 * 1000;
 
 export class LedgerModel {
@@ -93,6 +98,10 @@ export class LedgerModel {
       expected.set(p.account, { balance: before.balance + p.balanceDelta, held: before.held + p.heldDelta });
     }
     if (op.type === 'open_account') expected.set(String(op.payload.account), { balance: 0n, held: 0n });
+    if (policyTypes.includes(op.type)) {
+      const { balance, held } = this.accounts.get(String(op.payload.account))!;
+      expected.set(String(op.payload.account), { balance, held });
+    }
     const problems: string[] = [];
     if (op.balances.length !== expected.size)
       problems.push(`${op.id}: reports ${op.balances.length} balances, expected ${expected.size}`);
@@ -124,29 +133,53 @@ export class LedgerModel {
         after?.();
       },
     });
-    const avail = (a: Account) => a.balance - a.held;
     const amount = (value: unknown) => BigInt(value as string | number);
+    // Money out: closed, frozen, beyond available and overdraft. Money in: closed, ceiling, bigint.
+    const refusedOut = (a: Account, x: bigint) =>
+      a.status === 'closed'
+        ? 'account_closed'
+        : a.status === 'frozen'
+          ? 'account_frozen'
+          : a.balance - a.held + a.overdraftLimit < x
+            ? 'insufficient_funds'
+            : undefined;
+    const refusedIn = (a: Account, x: bigint) =>
+      a.status === 'closed'
+        ? 'account_closed'
+        : a.maxBalance !== null && a.balance + x > a.maxBalance
+          ? 'limit_exceeded'
+          : a.balance + x > maxInt64
+            ? 'overflow'
+            : undefined;
+    const policy = (id: unknown, change: Partial<Account>): Verdict =>
+      post([], () => Object.assign(this.accounts.get(String(id))!, change));
     switch (op.type) {
       case 'open_account': {
-        if (account(p.account)) return reject('account_exists');
+        const existing = account(p.account);
+        if (existing) return reject(existing.status === 'closed' ? 'account_closed' : 'account_exists');
         return post([], () => {
           this.accounts.set(String(p.account), {
             currency: typeof p.currency === 'string' ? p.currency : this.#defaultCurrency,
             balance: 0n,
             held: 0n,
+            overdraftLimit: 0n,
+            maxBalance: null,
+            status: 'open',
           });
         });
       }
       case 'credit': {
         const a = account(p.account);
         if (!a) return reject('account_not_found');
-        if (a.balance + amount(p.amount) > maxInt64) return reject('overflow');
+        const refused = refusedIn(a, amount(p.amount));
+        if (refused) return reject(refused);
         return post([{ account: String(p.account), balanceDelta: amount(p.amount), heldDelta: 0n }]);
       }
       case 'debit': {
         const a = account(p.account);
         if (!a) return reject('account_not_found');
-        if (avail(a) < amount(p.amount)) return reject('insufficient_funds');
+        const refused = refusedOut(a, amount(p.amount));
+        if (refused) return reject(refused);
         return post([{ account: String(p.account), balanceDelta: -amount(p.amount), heldDelta: 0n }]);
       }
       case 'transfer': {
@@ -155,10 +188,11 @@ export class LedgerModel {
         if (!from) return reject('account_not_found');
         const to = account(p.to);
         if (!to) return reject('account_not_found');
+        if (from.status === 'closed' || to.status === 'closed') return reject('account_closed');
         if (from.currency !== to.currency) return reject('currency_mismatch');
         const x = amount(p.amount);
-        if (avail(from) < x) return reject('insufficient_funds');
-        if (to.balance + x > maxInt64) return reject('overflow');
+        const refused = refusedOut(from, x) ?? refusedIn(to, x);
+        if (refused) return reject(refused);
         return post([
           { account: String(p.from), balanceDelta: -x, heldDelta: 0n },
           { account: String(p.to), balanceDelta: x, heldDelta: 0n },
@@ -167,6 +201,7 @@ export class LedgerModel {
       case 'hold': {
         const a = account(p.account);
         if (!a) return reject('account_not_found');
+        if (a.status === 'closed') return reject('account_closed');
         const holdId = String(p.hold ?? p.id);
         // A hold id is taken under its key lock, so an existing one is always seen.
         if (this.holds.has(holdId)) return reject('hold_exists');
@@ -179,7 +214,8 @@ export class LedgerModel {
           if (expiresAt.getTime() - now.getTime() > maxHoldMs) return reject('invalid_command');
         }
         const x = amount(p.amount);
-        if (avail(a) < x) return reject('insufficient_funds');
+        const refused = refusedOut(a, x);
+        if (refused) return reject(refused);
         return post([{ account: String(p.account), balanceDelta: 0n, heldDelta: x }], () => {
           this.holds.set(holdId, { account: String(p.account), amount: x, status: 'active', expiresAt });
         });
@@ -193,15 +229,19 @@ export class LedgerModel {
         if (x > h.amount) return reject('amount_exceeds_hold');
         const source = this.accounts.get(h.account);
         if (!source) return reject('account_not_found');
+        const to = p.to === undefined ? undefined : account(p.to);
+        if (p.to !== undefined && !to) return reject('account_not_found');
+        if (source.status === 'closed' || to?.status === 'closed') return reject('account_closed');
+        if (to && to.currency !== source.currency) return reject('currency_mismatch');
+        if (source.status === 'frozen') return reject('account_frozen');
         const release: Posting = { account: h.account, balanceDelta: -x, heldDelta: -h.amount };
         const close = () => {
           h.status = 'captured';
         };
-        if (p.to === undefined) return post([release], close);
-        const to = account(p.to);
-        if (!to) return reject('account_not_found');
-        if (to.currency !== source.currency) return reject('currency_mismatch');
-        if (to.balance + x > maxInt64) return reject('overflow');
+        if (!to) return post([release], close);
+        // Captured back to its own account, the money leaves and returns.
+        const refused = to === source ? undefined : refusedIn(to, x);
+        if (refused) return reject(refused);
         return post([release, { account: String(p.to), balanceDelta: x, heldDelta: 0n }], close);
       }
       case 'release': {
@@ -221,6 +261,31 @@ export class LedgerModel {
         return post([{ account: h.account, balanceDelta: 0n, heldDelta: -h.amount }], () => {
           h.status = 'expired';
         });
+      }
+      case 'set_limits': {
+        const a = account(p.account);
+        if (!a) return reject('account_not_found');
+        if (a.status === 'closed') return reject('account_closed');
+        const overdraftLimit = p.overdraft_limit === undefined ? a.overdraftLimit : amount(p.overdraft_limit);
+        const maxBalance =
+          p.max_balance === undefined ? a.maxBalance : p.max_balance === null ? null : amount(p.max_balance);
+        if (a.balance - a.held < -overdraftLimit || (maxBalance !== null && a.balance > maxBalance))
+          return reject('limit_below_usage');
+        return policy(p.account, { overdraftLimit, maxBalance });
+      }
+      case 'freeze':
+      case 'unfreeze': {
+        const a = account(p.account);
+        if (!a) return reject('account_not_found');
+        if (a.status === 'closed') return reject('account_closed');
+        return policy(p.account, { status: op.type === 'freeze' ? 'frozen' : 'open' });
+      }
+      case 'close_account': {
+        const a = account(p.account);
+        if (!a) return reject('account_not_found');
+        if (a.status === 'closed') return reject('account_closed');
+        if (a.balance !== 0n || a.held !== 0n) return reject('account_not_empty');
+        return policy(p.account, { status: 'closed' });
       }
       default:
         return reject(`(unknown type ${op.type})`);
