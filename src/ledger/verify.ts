@@ -23,8 +23,8 @@ export interface VerifyReport {
 
 /**
  * Checks the ledger in one snapshot: every account's journal is a gapless chain from zero to the
- * account row, every row and entry is within its overdraft and ceiling, active holds add up to `held`, the constraints that guarantee
- * all this are in place, and no billing job is stuck.
+ * account row, every row and entry is within its overdraft and ceiling, active holds add up to
+ * `held`, the constraints that guarantee all this are in place, and no billing job is stuck.
  */
 export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
   return db
