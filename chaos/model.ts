@@ -216,6 +216,7 @@ export class LedgerModel {
         const x = amount(p.amount);
         const refused = refusedOut(a, x);
         if (refused) return reject(refused);
+        if (a.held + x > maxInt64) return reject('overflow');
         return post([{ account: String(p.account), balanceDelta: 0n, heldDelta: x }], () => {
           this.holds.set(holdId, { account: String(p.account), amount: x, status: 'active', expiresAt });
         });

@@ -201,6 +201,11 @@ const examples: { [T in CommandType]: { command: CommandOf<T>; view: LedgerView;
       view: viewOf([usd('a', 1n, 0n, { overdraftLimit: 1n })]),
       code: 'insufficient_funds',
     },
+    {
+      command: { id: 'x', type: 'hold', account: 'a', amount: 2n, hold: 'h' },
+      view: viewOf([usd('a', full, full - 1n, { overdraftLimit: full })]),
+      code: 'overflow',
+    },
   ],
   capture: [
     { command: { id: 'x', type: 'capture', hold: 'h', amount: 5n, to: 'b' }, view: viewOf([]), code: 'hold_not_found' },

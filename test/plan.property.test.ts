@@ -230,6 +230,9 @@ class PlannedLedger {
 function breaksAccountChecks(row: Omit<AccountState, 'currency'>): boolean {
   return (
     row.held < 0n ||
+    // bigint columns: a value outside int8 fails the batch's statement, again on every retry.
+    row.held > maxInt64 ||
+    row.balance < -maxInt64 - 1n ||
     row.balance > maxInt64 ||
     row.overdraftLimit < 0n ||
     row.balance - row.held < -row.overdraftLimit ||

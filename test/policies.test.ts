@@ -80,6 +80,20 @@ t.test('a hold may use the overdraft; capture and release of it', async (t) => {
   t.same(await balanceOf(database, 'od-h'), { balance: -15n, held: 0n, available: -15n });
 });
 
+t.test(
+  'an overdraft near 2^63 cannot take held past the bigint: overflow, not a batch that fails forever',
+  async (t) => {
+    const max = '9223372036854775807';
+    await open('od-max');
+    await credit('od-max', max);
+    t.equal(await send('set_limits', { account: 'od-max', overdraft_limit: max }), 'ok');
+    t.equal(await hold('od-max', max, 'od-max-1'), 'ok');
+    t.equal(await hold('od-max', '1', 'od-max-2'), 'overflow');
+    t.equal(await debit('od-max', max), 'ok', 'the overdraft itself is there to use');
+    t.same(await balanceOf(database, 'od-max'), { balance: 0n, held: BigInt(max), available: -BigInt(max) });
+  },
+);
+
 t.test('freeze / unfreeze: no money out of a frozen account; money in, release and expiry work', async (t) => {
   await open('fz-1');
   await open('fz-2');

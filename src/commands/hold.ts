@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { maxHoldSeconds } from './contract.ts';
+import { maxHoldSeconds, maxInt64 } from './contract.ts';
 import { type CommandBase, declareCommand } from './declare.ts';
 import { notFound, refuseClosed, refuseOutflow, reject } from './decision.ts';
 import { accountId, amount, clientId, common, expiresAt, ttlSeconds } from './fields.ts';
@@ -41,7 +41,7 @@ export const hold = declareCommand({
     ...(p.expires_at === undefined ? {} : { expiresAt: new Date(p.expires_at) }),
     ...(p.ttl_seconds === undefined ? {} : { ttlSeconds: p.ttl_seconds }),
   }),
-  codes: ['account_not_found', 'account_closed', 'hold_exists', 'account_frozen', 'insufficient_funds'],
+  codes: ['account_not_found', 'account_closed', 'hold_exists', 'account_frozen', 'insufficient_funds', 'overflow'],
   locks: (command) => ({ accounts: [command.account], hold: command.hold }),
   decide(command, view) {
     const account = view.accounts.get(command.account);
@@ -61,6 +61,9 @@ export const hold = declareCommand({
     }
     const refused = refuseOutflow(account, command.amount);
     if (refused) return refused;
+    // Only an overdraft near 2^63 lets holds reserve more than the balance holds: held is a bigint too.
+    if (account.held + command.amount > maxInt64)
+      return reject('overflow', `held of ${command.account} would exceed ${maxInt64}`);
     return {
       kind: 'applied',
       postings: [{ account: command.account, balanceDelta: 0n, heldDelta: command.amount }],

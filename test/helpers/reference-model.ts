@@ -209,6 +209,7 @@ export class ReferenceLedger {
           return rejected('invalid_command');
         const refused = refusedOut(account, amount);
         if (refused) return rejected(refused);
+        if (account.held + amount > maxBigint) return rejected('overflow');
         account.held += amount;
         this.holds.set(holdId, { account: p.account as string, amount, status: 'active', expiresAt });
         return ok(p.account as string);
