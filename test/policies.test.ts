@@ -3,7 +3,10 @@
 // refusal of a row outside its limits (as the worker role); and a database migrated from 0023.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { parseCommand } from '../src/commands/parse.ts';
 import { roleNamesFromEnv, sqlDirectory } from '../src/db/migrate.ts';
+import { applyBatch } from '../src/ledger/apply.ts';
+import type { BatchItem } from '../src/ledger/plan.ts';
 import { verifyLedger } from '../src/ledger/verify.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { balanceOf, resultOf, run } from './helpers/ledger.ts';
@@ -184,6 +187,58 @@ t.test('limit_exceeded: credit, transfer to, capture to; a capture back to its o
   await hold('mx-1', '9', 'mx-hold-2');
   t.equal(await send('capture', { hold: 'mx-hold-2', to: 'mx-1' }), 'ok', 'back to its own account: the balance stays');
   t.same(await balanceOf(database, 'mx-1'), { balance: 90n, held: 0n, available: 90n });
+});
+
+t.test('one batch transaction: each command decided under the policies of the ones before it', async (t) => {
+  const item = (task: string, payload: object, id: string): BatchItem => ({
+    parsed: parseCommand({ task: task as never, payload: { id, ...payload }, defaultId: id, defaultCurrency: 'USD' }),
+    jobId: null,
+  });
+  const { outcomes } = await applyBatch(database.pool, [
+    item('open_account', { account: 'bt-1' }, 'bt-open'),
+    item('set_limits', { account: 'bt-1', overdraft_limit: '30', max_balance: '50' }, 'bt-limits'),
+    item('debit', { account: 'bt-1', amount: '20' }, 'bt-debit-1'),
+    item('freeze', { account: 'bt-1' }, 'bt-freeze'),
+    item('debit', { account: 'bt-1', amount: '1' }, 'bt-debit-2'),
+    item('credit', { account: 'bt-1', amount: '71' }, 'bt-credit-1'),
+    item('credit', { account: 'bt-1', amount: '70' }, 'bt-credit-2'),
+    item('unfreeze', { account: 'bt-1' }, 'bt-unfreeze'),
+    item('debit', { account: 'bt-1', amount: '81' }, 'bt-debit-3'),
+    item('debit', { account: 'bt-1', amount: '79' }, 'bt-debit-4'),
+    item('close_account', { account: 'bt-1' }, 'bt-close-1'),
+  ]);
+  t.same(
+    outcomes.map((o) => (o.kind === 'recorded' ? o.result.code : o.kind)),
+    [
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+      'account_frozen',
+      'limit_exceeded',
+      'ok',
+      'ok',
+      'insufficient_funds',
+      'ok',
+      'account_not_empty',
+    ],
+  );
+  // The account was created in this batch: inserted with the policy the batch left it.
+  t.same(await policyOf('bt-1'), { overdraft_limit: 30n, max_balance: 50n, status: 'open' });
+  t.same(await balanceOf(database, 'bt-1'), { balance: -29n, held: 0n, available: -29n });
+  const { rows } = await database.query<{ balance_after: bigint; overdraft_limit: bigint; max_balance: bigint }>(
+    "select balance_after, overdraft_limit, max_balance from billing.entries where account = 'bt-1' order by id",
+  );
+  t.same(
+    rows.map((r) => [r.balance_after, r.overdraft_limit, r.max_balance]),
+    [
+      [-20n, 30n, 50n],
+      [50n, 30n, 50n],
+      [-29n, 30n, 50n],
+    ],
+    'each entry carries the limits it was written under',
+  );
+  t.ok((await verifyLedger(database.db)).ok);
 });
 
 t.test('the database refuses a row outside its limits, even from the worker role', async (t) => {
