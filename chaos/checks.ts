@@ -1,11 +1,11 @@
 // The end-of-run checks of the chaos run: one repeatable-read snapshot of the ledger and the queue,
 // checked on its own terms (journal chains, constraints, conservation) and replayed through the
-// model of the rules (chaos/model.ts) in seq order.
+// reference model of the rules (model/) in seq order.
 import type { Selectable } from 'kysely';
 import type { BillingAccounts, BillingEntries, BillingHolds, BillingOperations } from '../src/db/schema.ts';
 import pg from 'pg';
 import { HostClient } from '../src/db/hosts.ts';
-import { LedgerModel, type Posting, type ReplayOp } from './model.ts';
+import { type Posting, ReferenceLedger, type ReplayOp } from '../model/reference-ledger.ts';
 import type { PlannedCommand } from './commands.ts';
 
 export interface Check {
@@ -197,7 +197,7 @@ export function runChecks(input: CheckInput): CheckReport {
   );
 
   // 2. Replay through the model, in seq order.
-  const model = new LedgerModel(input.defaultCurrency ?? 'USD');
+  const model = new ReferenceLedger(input.defaultCurrency ?? 'USD');
   const replay = new CheckBuilder('replay through the model: every code and balance as the rules give');
   const expectedPostings = new Map<string, Posting[]>();
   let ambiguousClock = 0;

@@ -111,7 +111,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     initdbSync: false,
     settings: {
       max_connections: 300,
-      // Commit times bound when each result was decided (chaos/model.ts).
+      // Commit times bound when each result was decided (model/reference-ledger.ts).
       track_commit_timestamp: true,
       // Throwaway data: a crash of PostgreSQL (not of the OS) loses nothing without fsync.
       fsync: false,

@@ -17,7 +17,7 @@ import {
   stringify,
   validCommand,
 } from './helpers/command-arbitraries.ts';
-import { ReferenceLedger, type Prediction } from './helpers/reference-model.ts';
+import { ReferenceLedger, type Prediction } from '../model/reference-ledger.ts';
 
 // Random command sequences through a real worker, compared with an in-memory reference model.
 // The rules themselves (expiry included) are checked by the thousands, without a database, in

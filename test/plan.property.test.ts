@@ -20,7 +20,7 @@ import {
   type Task,
   validCommand,
 } from './helpers/command-arbitraries.ts';
-import { ReferenceLedger, type Prediction } from './helpers/reference-model.ts';
+import { ReferenceLedger, type Prediction } from '../model/reference-ledger.ts';
 
 // planBatch as pure code, against the reference model: runs of random batches (hold expiry with
 // ttl_seconds and expires_at, a clock that moves between batches, the expiry jobs the plans

@@ -506,6 +506,8 @@ const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = 
   'billing.await_result(text,double precision)': ['client', 'reader'],
   'billing.account_history(text,bigint,integer)': ['client', 'reader'],
   'billing.account_history_before(text,bigint,integer)': ['client', 'reader'],
+  'billing.balance_at(text,bigint)': ['client', 'reader'],
+  'billing.balance_at(text,timestamp with time zone)': ['client', 'reader'],
   // DBAs' queries; the worker because inserting a result evaluates the indexes built on it.
   'billing.request_field(json,text)': ['worker', 'client', 'reader'],
   'billing.worker_liveness_sessions()': ['worker'],
@@ -557,6 +559,22 @@ t.test('every function in billing has a decision on who may run it, and PUBLIC m
   const history = await client.query<{ id: string }>('select id from billing.account_history($1)', [account]);
   t.same(history.rows, [{ id: 'r-history-open' }], 'the client reads an account history');
   await refused(t, workerSession, `select * from billing.account_history('${account}')`, 'the worker reads no history');
+  // The client may not read the journal, but billing.balance_at (SECURITY DEFINER) reads it for one account.
+  const at = await client.query<{ balance: bigint; seq: bigint }>(
+    'select balance, seq from billing.balance_at($1, at => clock_timestamp())',
+    [account],
+  );
+  t.same(
+    at.rows.map((row) => String(row.balance)),
+    ['0'],
+    'the client reads a balance at a point',
+  );
+  await refused(
+    t,
+    workerSession,
+    `select * from billing.balance_at('${account}', after_seq => 1)`,
+    'the worker reads no balance at a point',
+  );
 });
 
 t.test('billing migrate gives a table a graphile-worker upgrade adds its owner, grants and policies', async (t) => {

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { LedgerModel } from '../chaos/model.ts';
+import { ReferenceLedger } from '../model/reference-ledger.ts';
 import { createTestDatabase } from './helpers/database.ts';
 
 const database = await createTestDatabase('serial_order');
@@ -149,7 +149,7 @@ t.test(
       created_at: Date;
       balances: { account: string; balance: string; held: string }[];
     }>('select id, seq, type, code, created_at, balances from billing.operations order by seq');
-    const model = new LedgerModel('USD');
+    const model = new ReferenceLedger('USD');
     const problems: string[] = [];
     for (const op of ops) {
       const spec = sent.get(op.id);

@@ -21,7 +21,7 @@ export const exitCodesHelp = `Exit codes:
       no result before --timeout (the command may still apply later: billing result <id>),
       a failed check of verify, a forced stop (second Ctrl-C)
   2   rejected by the service (insufficient_funds, account_not_found, ...; the code is printed),
-      or balance: an account that does not exist
+      or balance: an account that does not exist (with --at: not open at that point)
   3   result: no result stored under that id (not applied yet, or never sent)
   70  worker, start: cannot go on by itself (an uncaught fault); its supervisor starts a fresh one.
       A PostgreSQL restart is not one: the worker waits for the server and carries on`;

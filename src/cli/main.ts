@@ -136,7 +136,7 @@ function describe(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   if (code === 'ECONNREFUSED')
     return `cannot reach PostgreSQL (${error.message}): is it running, and is DATABASE_URL right?`;
-  if (code === '42P01' || code === '3F000')
+  if (code === '42P01' || code === '3F000' || code === '42883')
     return `${error.message}: is the database migrated? run \`billing migrate\``;
   return process.env.LOG_LEVEL === 'debug' ? (error.stack ?? error.message) : error.message;
 }

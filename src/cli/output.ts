@@ -1,4 +1,4 @@
-import type { Account, CommandResult, StoredResult } from '../client/types.ts';
+import type { Account, BalanceAt, CommandResult, StoredResult } from '../client/types.ts';
 import { toJson } from './context.ts';
 
 /**
@@ -42,21 +42,44 @@ export function resultJson(result: CommandResult | StoredResult): string {
   return toJson({ ...fields, balances, replayed });
 }
 
-export function formatAccounts(accounts: (Account | { account: string; missing: true })[]): string {
-  // The policy column only where an account has one: open, no overdraft, no ceiling is the rule.
-  const policies = accounts.map((a) => ('missing' in a ? '' : policyText(a)));
+/**
+ * A table of accounts. With `atPoint` (billing balance --at) a seq column says which result each
+ * state is after, and a missing account was not open at that point. A policy column only where an
+ * account has one: open, no overdraft, no ceiling is the rule.
+ */
+export function formatAccounts(
+  accounts: (Account | BalanceAt | { account: string; missing: true })[],
+  atPoint = false,
+): string {
+  const policies = accounts.map((a) => ('overdraftLimit' in a ? policyText(a) : ''));
   const withPolicy = policies.some((p) => p !== '');
-  const header = ['account', 'currency', 'balance', 'held', 'available', ...(withPolicy ? ['policy'] : [])];
+  const header = [
+    'account',
+    'currency',
+    'balance',
+    'held',
+    'available',
+    ...(atPoint ? ['seq'] : []),
+    ...(withPolicy ? ['policy'] : []),
+  ];
   const rows = accounts.map((a, i) => [
     ...('missing' in a
-      ? [printable(a.account), '-', 'no such account', '', '']
-      : [printable(a.account), a.currency, String(a.balance), String(a.held), String(a.available)]),
+      ? [printable(a.account), '-', atPoint ? 'not open then' : 'no such account', '', '', ...(atPoint ? [''] : [])]
+      : [
+          printable(a.account),
+          a.currency,
+          String(a.balance),
+          String(a.held),
+          String(a.available),
+          ...(atPoint ? ['seq' in a ? String(a.seq) : ''] : []),
+        ]),
     ...(withPolicy ? [policies[i]!] : []),
   ]);
+  const numeric = (column: number) => column >= 2 && column < header.length - (withPolicy ? 1 : 0);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (i >= 2 && i <= 4 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => (numeric(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');

@@ -6,12 +6,13 @@ import { parseCommand } from '../commands/parse.ts';
 import { writableUrl } from '../db/hosts.ts';
 import { createPool } from '../db/pool.ts';
 import { isTransientError } from '../db/errors.ts';
+import { balanceAt } from './balance-at.ts';
 import { ClientClosedError } from './errors.ts';
 import { ResultListener } from './listener.ts';
 import { fallbackCheckMs, PendingResults, spaceAfter } from './pending.ts';
 import { toPayload } from './payload.ts';
 import { accountColumns, resultColumns, toAccount, toStoredResult, type AccountRow, type ResultRow } from './rows.ts';
-import type { Account, CommandInputs, CommandResult, StoredResult } from './types.ts';
+import type { Account, BalanceAt, BalancePoint, CommandInputs, CommandResult, StoredResult } from './types.ts';
 
 export interface BillingClientOptions {
   /** The billing database, e.g. process.env.DATABASE_URL. */
@@ -75,6 +76,14 @@ export interface BillingClient extends CommandMethods {
   /** The highest seq written so far (0n when none): `results({ after: await lastSeq() })` tails new ones from here. */
   lastSeq(): Promise<bigint>;
   balance(account: string): Promise<Account | undefined>;
+  /**
+   * An account's balance, held and available as the results in seq order left them at a point
+   * (billing.balance_at): after every result up to a seq (`12n`), or after every result sequenced
+   * by a time (a Date, or an ISO 8601 text with a zone, which keeps microseconds). undefined when
+   * the account was not open then. A bad point is a TypeError or RangeError. docs/dba.md says what
+   * a time means when transactions commit out of order.
+   */
+  balanceAt(account: string, at: BalancePoint): Promise<BalanceAt | undefined>;
   /**
    * One page of an account's history: the results (applied or rejected) of the commands that named
    * it or one of its holds, in seq order (billing.account_history). Next page: `after` = the last seq;
@@ -244,6 +253,10 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
       return (await balances([account])).get(account);
     },
     balances,
+    async balanceAt(account, at) {
+      if (closed) throw new ClientClosedError();
+      return balanceAt(pool, account, at);
+    },
     async history(account, { after, before, limit = 100 } = {}) {
       if (after !== undefined && before !== undefined) throw new TypeError('history: after or before, not both');
       const { rows } =

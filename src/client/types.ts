@@ -91,3 +91,30 @@ export interface Account {
   createdAt: Date;
   updatedAt: Date;
 }
+
+/**
+ * A point of billing.balance_at: a seq (`12n`), a Date, or a timestamp as ISO 8601 text with a zone
+ * (`2026-12-07 12:00:00.123456+00`: text keeps the microseconds that a Date drops).
+ */
+export type BalancePoint = bigint | Date | string;
+
+/**
+ * An account as the results in seq order left it at a point (billing.balance_at): after every
+ * result up to `seq`, and none after it.
+ */
+export interface BalanceAt {
+  account: string;
+  currency: string;
+  balance: bigint;
+  held: bigint;
+  /** balance - held; negative only where an overdraft limit allows it. */
+  available: bigint;
+  /**
+   * The last result this state is after (every result up to it counts, none after it): the seq
+   * asked for, or the last result sequenced by the time asked for; the newest result when the point
+   * is past it. Only then can the answer still change: a result that commits later may fall before
+   * a seq not reached yet or a time not yet past. Otherwise the same point gives the same answer
+   * for good.
+   */
+  seq: bigint;
+}

@@ -8,7 +8,7 @@ import { isJsonNumber } from './json-text.ts';
 export const maxMetadataDepth = 8;
 const maxCommandIdLength = 128;
 
-const accountPattern = /^[A-Za-z0-9_.:@-]{1,64}$/;
+export const accountPattern = /^[A-Za-z0-9_.:@-]{1,64}$/;
 export const digitsPattern = /^[1-9][0-9]*$/;
 const maxSafeInteger = BigInt(Number.MAX_SAFE_INTEGER);
 

@@ -245,6 +245,10 @@ export interface BillingOperations {
    */
   seq: Generated<bigint>;
   /**
+   * When the result took its seq: the database clock under the seq lock, right before its transaction committed. Never decreases in seq order (as long as the server clock does not go back); billing.balance_at(account, at) turns a time into the last seq taken by then.
+   */
+  sequenced_at: Generated<Timestamp>;
+  /**
    * applied or rejected.
    */
   status: string;
