@@ -39,7 +39,15 @@ type OpRow = Pick<
 };
 type EntryRow = Pick<
   Selectable<BillingEntries>,
-  'id' | 'operation_id' | 'account' | 'balance_delta' | 'held_delta' | 'balance_after' | 'held_after'
+  | 'id'
+  | 'operation_id'
+  | 'account'
+  | 'balance_delta'
+  | 'held_delta'
+  | 'balance_after'
+  | 'held_after'
+  | 'overdraft_limit'
+  | 'max_balance'
 >;
 type AccountRow = Selectable<BillingAccounts>;
 type HoldRow = Pick<
@@ -78,9 +86,10 @@ export async function readSnapshot(databaseUrl: string): Promise<Snapshot> {
     const ops = await client.query<OpRow>(`select id, seq, type, status, code, job_id, balances, created_at,
       pg_xact_commit_timestamp(xmin) as committed_at from billing.operations order by seq`);
     const entries = await client.query<EntryRow>(`select id, operation_id, account, balance_delta, held_delta,
-      balance_after, held_after from billing.entries order by id`);
+      balance_after, held_after, overdraft_limit, max_balance from billing.entries order by id`);
     const accounts = await client.query<AccountRow>(
-      'select account, currency, balance, held, available, created_at, updated_at from billing.accounts',
+      `select account, currency, balance, held, available, overdraft_limit, max_balance, status, created_at, updated_at
+      from billing.accounts`,
     );
     const holds = await client.query<HoldRow>(`select hold, account, amount, status, captured, captured_to, expires_at,
       created_at, closed_at, operation_id from billing.holds`);
@@ -216,9 +225,20 @@ export function runChecks(input: CheckInput): CheckReport {
   }
   for (const account of snapshot.accounts) {
     const m = model.accounts.get(account.account);
-    if (!m || m.balance !== account.balance || m.held !== account.held || m.currency !== account.currency) {
+    if (
+      !m ||
+      m.balance !== account.balance ||
+      m.held !== account.held ||
+      m.currency !== account.currency ||
+      m.overdraftLimit !== account.overdraft_limit ||
+      m.maxBalance !== account.max_balance ||
+      m.status !== account.status
+    ) {
+      const policy = (p: { status: string }, overdraft: bigint, max: bigint | null) =>
+        `${p.status}, overdraft ${overdraft}, max ${max ?? 'none'}`;
       replay.fail(
-        `account ${account.account} is ${account.balance}/${account.held}, the replay ends at ${m ? `${m.balance}/${m.held}` : 'no account'}`,
+        `account ${account.account} is ${account.balance}/${account.held} (${policy(account, account.overdraft_limit, account.max_balance)}), ` +
+          `the replay ends at ${m ? `${m.balance}/${m.held} (${policy(m, m.overdraftLimit, m.maxBalance)})` : 'no account'}`,
       );
     }
   }
@@ -270,9 +290,11 @@ export function runChecks(input: CheckInput): CheckReport {
     ),
   );
 
-  // 4. Journal: a gapless chain per account from zero to the row, never negative on the way.
+  // 4. Journal: a gapless chain per account from zero to the row, within its limits on the way.
   const chain = new CheckBuilder('every journal is a gapless chain ending at the account row');
-  const negative = new CheckBuilder('available >= 0 and held >= 0 at every entry and on every row');
+  const negative = new CheckBuilder(
+    'held >= 0, available >= -overdraft_limit and balance <= max_balance at every entry and on every row; closed is empty',
+  );
   const last = new Map<string, { balance: bigint; held: bigint }>();
   for (const e of snapshot.entries) {
     const before = last.get(e.account) ?? { balance: 0n, held: 0n };
@@ -281,16 +303,28 @@ export function runChecks(input: CheckInput): CheckReport {
         `entry ${e.id} of ${e.account}: ${before.balance}/${before.held} + ${e.balance_delta}/${e.held_delta} != ${e.balance_after}/${e.held_after}`,
       );
     }
-    if (e.held_after < 0n || e.balance_after - e.held_after < 0n)
-      negative.fail(`entry ${e.id} of ${e.account} leaves ${e.balance_after}/${e.held_after}`);
+    if (
+      e.held_after < 0n ||
+      e.balance_after - e.held_after < -e.overdraft_limit ||
+      (e.max_balance !== null && e.balance_after > e.max_balance)
+    )
+      negative.fail(
+        `entry ${e.id} of ${e.account} leaves ${e.balance_after}/${e.held_after} (overdraft ${e.overdraft_limit}, max ${e.max_balance ?? 'none'})`,
+      );
     last.set(e.account, { balance: e.balance_after, held: e.held_after });
   }
   for (const a of snapshot.accounts) {
     const end = last.get(a.account) ?? { balance: 0n, held: 0n };
     if (end.balance !== a.balance || end.held !== a.held)
       chain.fail(`${a.account}: journal ends at ${end.balance}/${end.held}, row is ${a.balance}/${a.held}`);
-    if (a.held < 0n || a.available < 0n || a.available !== a.balance - a.held)
-      negative.fail(`${a.account} row is ${a.balance}/${a.held}/${a.available}`);
+    if (
+      a.held < 0n ||
+      a.available < -a.overdraft_limit ||
+      a.available !== a.balance - a.held ||
+      (a.max_balance !== null && a.balance > a.max_balance) ||
+      (a.status === 'closed' && (a.balance !== 0n || a.held !== 0n))
+    )
+      negative.fail(`${a.account} row is ${a.balance}/${a.held}/${a.available} (${a.status})`);
   }
   for (const account of last.keys())
     if (!snapshot.accounts.some((a) => a.account === account)) chain.fail(`entries for missing account ${account}`);

@@ -1,8 +1,9 @@
 // The random command mix of the chaos run: every command type, few accounts (so that most commands
 // contend for the same rows), amounts that drain accounts (so that insufficient_funds is common),
 // holds that expire during the run, transactions over the hottest accounts in both directions,
-// reversals of recent commands (often sent with them, racing their retries), and some commands that
-// must be refused.
+// reversals of recent commands (often sent with them, racing their retries), account policies
+// changing under the money moves (freezes racing debits, overdrafts and ceilings set and lowered),
+// and some commands that must be refused.
 
 export interface PlannedCommand {
   id: string;
@@ -51,6 +52,7 @@ export class CommandMix {
   readonly #recentHolds: string[] = [];
   /** Ids of recent money moves (and a few of other commands), which reversals name. */
   readonly #recentMoves: string[] = [];
+  readonly #lateAccounts: string[] = [];
   #counter = 0;
 
   constructor(random: () => number, accounts: string[], prefix: string) {
@@ -84,6 +86,7 @@ export class CommandMix {
     if (r < 0.03) {
       // Mostly account_exists; now and then a new account that later commands may name.
       const account = this.#random() < 0.5 ? this.#account() : `late-${this.#prefix}-${this.#counter}`;
+      if (account.startsWith('late-')) this.#lateAccounts.push(account);
       return command('open_account', { account });
     }
     if (r < 0.18)
@@ -116,7 +119,30 @@ export class CommandMix {
       else if (to < 0.38) fields.to = foreignAccount;
       return this.#remember(command('capture', fields));
     }
-    return command('release', { hold: this.#holdOrGhost() });
+    if (r < 0.955) return command('release', { hold: this.#holdOrGhost() });
+    // Policies on the same few accounts as the moves: each lands between them in seq order.
+    // Unfreezes outnumber freezes, so that an account is frozen about a quarter of the time.
+    if (r < 0.97) {
+      const fields: Record<string, unknown> = { account: this.#accountOrGhost() };
+      const roll = this.#random();
+      if (roll < 0.7) fields.overdraft_limit = this.#limit(600);
+      if (roll >= 0.4) fields.max_balance = this.#random() < 0.3 ? null : this.#limit(15_000);
+      return command('set_limits', fields);
+    }
+    if (r < 0.977) return command('freeze', { account: this.#accountOrGhost() });
+    if (r < 0.997) return command('unfreeze', { account: this.#accountOrGhost() });
+    // Mostly account_not_empty; an account opened late and still empty closes for good.
+    return command('close_account', { account: this.#random() < 0.5 ? this.#account() : this.#lateAccount() });
+  }
+
+  #lateAccount(): string {
+    return this.#lateAccounts.length ? this.#pick(this.#lateAccounts) : this.#account();
+  }
+
+  /** 0 to max minor units, 0 a fifth of the time; digits as a string mostly. */
+  #limit(max: number): string | number {
+    const value = this.#random() < 0.2 ? 0 : Math.floor(this.#random() * max);
+    return this.#random() < 0.8 ? String(value) : value;
   }
 
   #remember(command: PlannedCommand): PlannedCommand {

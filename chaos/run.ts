@@ -375,8 +375,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       });
     }
     const violations = checks.reduce((sum, c) => sum + c.violations, 0);
+    const byType = new Map<string, number>();
+    for (const command of commands.values()) byType.set(command.type, (byType.get(command.type) ?? 0) + 1);
     const summary =
-      `commands ${commands.size}, kills ${faults.kills}, pg restarts ${faults.pgRestarts}, violations ${violations}, ` +
+      `commands ${commands.size} (${[...byType].map(([type, n]) => `${type} ${n}`).join(', ')}), kills ${faults.kills}, pg restarts ${faults.pgRestarts}, violations ${violations}, ` +
       `lost ${result.lost}, duplicates applied ${result.duplicatesApplied}, deadlocks ${deadlocks}, ` +
       `latest expiry ${result.latestExpiryLatenessMs} ms after due, ` +
       `duplicate executions absorbed ${logs.absorbedAfterCommit}`;

@@ -179,6 +179,7 @@ export class ReferenceLedger implements ModelState {
     if (verdict.kind !== 'applied') return op.balances.length ? [`${op.id}: a rejection reports balances`] : [];
     const expected = new Map<string, { balance: bigint; held: bigint }>();
     if (verdict.opens !== undefined) expected.set(verdict.opens, { balance: 0n, held: 0n });
+    if (verdict.governs !== undefined) expected.set(verdict.governs, this.#balanceOf(verdict.governs));
     for (const p of verdict.postings) {
       const before = expected.get(p.account) ?? this.#balanceOf(p.account);
       expected.set(p.account, { balance: before.balance + p.balanceDelta, held: before.held + p.heldDelta });
@@ -206,7 +207,8 @@ function codeOf(verdict: Verdict): string {
 
 function reportedAccounts(verdict: Verdict & { kind: 'applied' }): string[] {
   const accounts = verdict.postings.map((p) => p.account);
-  return [...new Set(verdict.opens === undefined ? accounts : [verdict.opens, ...accounts])];
+  const named = [verdict.opens, verdict.governs].filter((account) => account !== undefined);
+  return [...new Set([...named, ...accounts])];
 }
 
 function stableJson(value: unknown): string {

@@ -14,7 +14,9 @@
  * drives the model from submitted payloads (the property tests) or from stored results (the replay).
  * Where the spec leaves an order open, the model takes the worker's documented one: a hold checks
  * its account, then its hold id, then its expiry (in the past or more than 30 days ahead:
- * `invalid_command`), then the money.
+ * `invalid_command`), then the money. Account policies (docs/commands.md, "Account policies"): the
+ * request alone, then what exists, then closed, then currency, then the money's way out (frozen,
+ * available + overdraft), then its way in (max_balance, the bigint's limit).
  */
 
 export const maxInt64 = 2n ** 63n - 1n;
@@ -29,6 +31,10 @@ export interface ModelAccount {
   currency: string;
   balance: bigint;
   held: bigint;
+  overdraftLimit: bigint;
+  /** null: no ceiling. */
+  maxBalance: bigint | null;
+  status: 'open' | 'frozen' | 'closed';
 }
 
 export interface ModelHold {
@@ -79,6 +85,8 @@ export type Verdict =
       postings: Posting[];
       /** An account the command opens: its result reports it (at 0/0) though nothing is posted to it. */
       opens?: string;
+      /** An account whose policy the command changes: its result reports its balance, unchanged. */
+      governs?: string;
       /** The changes besides the postings (an account created, a hold's status), run after them. */
       change?: () => void;
     }
@@ -103,6 +111,38 @@ const applied = (postings: Posting[], change?: () => void): Verdict => ({
   ...(change && { change }),
 });
 const available = (account: ModelAccount) => account.balance - account.held;
+
+/** Why money may not leave the account, or undefined: closed, frozen, beyond available and overdraft. */
+function refusedOut(account: ModelAccount, amount: bigint): Verdict | undefined {
+  if (account.status === 'closed') return rejected('account_closed');
+  if (account.status === 'frozen') return rejected('account_frozen');
+  if (available(account) + account.overdraftLimit < amount) return rejected('insufficient_funds');
+  return undefined;
+}
+
+/** Why money may not come in, or undefined: closed, above max_balance, above the bigint's limit. */
+function refusedIn(account: ModelAccount, amount: bigint): Verdict | undefined {
+  if (account.status === 'closed') return rejected('account_closed');
+  if (account.maxBalance !== null && account.balance + amount > account.maxBalance) return rejected('limit_exceeded');
+  if (account.balance + amount > maxInt64) return rejected('overflow');
+  return undefined;
+}
+
+/** A policy command's verdict: the account's policy changes, its balance is reported as it is. */
+const governs = (account: string, change: () => void): Verdict => ({
+  kind: 'applied',
+  postings: [],
+  governs: account,
+  change,
+});
+
+/** The account a policy command names, or why the command ends before its own check. */
+function governed(state: ModelState, p: Payload): ModelAccount | Verdict {
+  const account = state.accounts.get(p.account as string);
+  if (!account) return rejected('account_not_found');
+  if (account.status === 'closed') return rejected('account_closed');
+  return account;
+}
 /** Open for capture and release: active, and its expiry (if any) not reached by the clock. */
 const isOpen = (hold: ModelHold, now: number) =>
   hold.status === 'active' && (hold.expiresAt === null || hold.expiresAt > now);
@@ -112,13 +152,24 @@ export const commands: Record<string, ModelCommand> = {
     fields: { allowed: ['account', 'currency'], required: ['account'] },
     decide(state, p) {
       const account = p.account as string;
-      if (state.accounts.has(account)) return rejected('account_exists');
+      const existing = state.accounts.get(account);
+      // A closed account is never reopened: its id stays taken.
+      if (existing?.status === 'closed') return rejected('account_closed');
+      if (existing) return rejected('account_exists');
       const currency = (p.currency as string | undefined) ?? state.defaultCurrency;
       return {
         kind: 'applied',
         postings: [],
         opens: account,
-        change: () => state.accounts.set(account, { currency, balance: 0n, held: 0n }),
+        change: () =>
+          state.accounts.set(account, {
+            currency,
+            balance: 0n,
+            held: 0n,
+            overdraftLimit: 0n,
+            maxBalance: null,
+            status: 'open',
+          }),
       };
     },
   },
@@ -129,7 +180,8 @@ export const commands: Record<string, ModelCommand> = {
       const account = state.accounts.get(p.account as string);
       const amount = toAmount(p.amount);
       if (!account) return rejected('account_not_found');
-      if (account.balance + amount > maxInt64) return rejected('overflow');
+      const refused = refusedIn(account, amount);
+      if (refused) return refused;
       return applied([{ account: p.account as string, balanceDelta: amount, heldDelta: 0n }]);
     },
   },
@@ -140,7 +192,8 @@ export const commands: Record<string, ModelCommand> = {
       const account = state.accounts.get(p.account as string);
       const amount = toAmount(p.amount);
       if (!account) return rejected('account_not_found');
-      if (available(account) < amount) return rejected('insufficient_funds');
+      const refused = refusedOut(account, amount);
+      if (refused) return refused;
       return applied([{ account: p.account as string, balanceDelta: -amount, heldDelta: 0n }]);
     },
   },
@@ -153,9 +206,10 @@ export const commands: Record<string, ModelCommand> = {
       const to = state.accounts.get(p.to as string);
       const amount = toAmount(p.amount);
       if (!from || !to) return rejected('account_not_found');
+      if (from.status === 'closed' || to.status === 'closed') return rejected('account_closed');
       if (from.currency !== to.currency) return rejected('currency_mismatch');
-      if (available(from) < amount) return rejected('insufficient_funds');
-      if (to.balance + amount > maxInt64) return rejected('overflow');
+      const refused = refusedOut(from, amount) ?? refusedIn(to, amount);
+      if (refused) return refused;
       return applied([
         { account: p.from as string, balanceDelta: -amount, heldDelta: 0n },
         { account: p.to as string, balanceDelta: amount, heldDelta: 0n },
@@ -170,6 +224,7 @@ export const commands: Record<string, ModelCommand> = {
       const amount = toAmount(p.amount);
       const holdId = (p.hold as string | undefined) ?? (p.id as string);
       if (!account) return rejected('account_not_found');
+      if (account.status === 'closed') return rejected('account_closed');
       if (state.holds.has(holdId)) return rejected('hold_exists');
       let expiresAt: number | null = null;
       if (p.expires_at !== undefined) {
@@ -179,7 +234,10 @@ export const commands: Record<string, ModelCommand> = {
         // A ttl within the 30 days (the payload's check) counts from the clock: always in range.
         expiresAt = ttlExpiry ?? now + (p.ttl_seconds as number) * 1000;
       }
-      if (available(account) < amount) return rejected('insufficient_funds');
+      const refused = refusedOut(account, amount);
+      if (refused) return refused;
+      // Only an overdraft near 2^63 lets holds reserve more than the balance: held is a bigint too.
+      if (account.held + amount > maxInt64) return rejected('overflow');
       return applied([{ account: p.account as string, balanceDelta: 0n, heldDelta: amount }], () =>
         state.holds.set(holdId, { account: p.account as string, amount, status: 'active', expiresAt }),
       );
@@ -199,12 +257,16 @@ export const commands: Record<string, ModelCommand> = {
         hold.status = 'captured';
       };
       const fromHold: Posting = { account: hold.account, balanceDelta: -amount, heldDelta: -hold.amount };
-      if (p.to === undefined) return applied([fromHold], close);
-      const to = state.accounts.get(p.to as string);
-      if (!to) return rejected('account_not_found');
-      if (to.currency !== source.currency) return rejected('currency_mismatch');
+      const to = p.to === undefined ? undefined : state.accounts.get(p.to as string);
+      if (p.to !== undefined && !to) return rejected('account_not_found');
+      if (source.status === 'closed' || to?.status === 'closed') return rejected('account_closed');
+      if (to && to.currency !== source.currency) return rejected('currency_mismatch');
+      // A capture takes a frozen account's held money: not while it is frozen.
+      if (source.status === 'frozen') return rejected('account_frozen');
+      if (!to) return applied([fromHold], close);
       // The captured money leaves the source before it reaches `to` (which may be the source).
-      if (to !== source && to.balance + amount > maxInt64) return rejected('overflow');
+      const refused = to === source ? undefined : refusedIn(to, amount);
+      if (refused) return refused;
       return applied([fromHold, { account: p.to as string, balanceDelta: amount, heldDelta: 0n }], close);
     },
   },
@@ -262,6 +324,58 @@ export const commands: Record<string, ModelCommand> = {
     },
   },
 
+  set_limits: {
+    fields: { allowed: ['account', 'overdraft_limit', 'max_balance'], required: ['account'] },
+    decide(state, p) {
+      const account = governed(state, p);
+      if ('kind' in account) return account;
+      const overdraft = p.overdraft_limit === undefined ? account.overdraftLimit : toLimit(p.overdraft_limit);
+      const max =
+        p.max_balance === undefined ? account.maxBalance : p.max_balance === null ? null : toLimit(p.max_balance);
+      // A new limit never puts the account in breach at once.
+      if (available(account) < -overdraft) return rejected('limit_below_usage');
+      if (max !== null && account.balance > max) return rejected('limit_below_usage');
+      return governs(p.account as string, () => {
+        account.overdraftLimit = overdraft;
+        account.maxBalance = max;
+      });
+    },
+  },
+
+  freeze: {
+    fields: { allowed: ['account'], required: ['account'] },
+    decide(state, p) {
+      const account = governed(state, p);
+      if ('kind' in account) return account;
+      return governs(p.account as string, () => {
+        account.status = 'frozen';
+      });
+    },
+  },
+
+  unfreeze: {
+    fields: { allowed: ['account'], required: ['account'] },
+    decide(state, p) {
+      const account = governed(state, p);
+      if ('kind' in account) return account;
+      return governs(p.account as string, () => {
+        account.status = 'open';
+      });
+    },
+  },
+
+  close_account: {
+    fields: { allowed: ['account'], required: ['account'] },
+    decide(state, p) {
+      const account = governed(state, p);
+      if ('kind' in account) return account;
+      if (account.balance !== 0n || account.held !== 0n) return rejected('account_not_empty');
+      return governs(p.account as string, () => {
+        account.status = 'closed';
+      });
+    },
+  },
+
   expire: {
     decide(state, p, { now }) {
       const hold = state.holds.get(p.hold as string);
@@ -301,9 +415,10 @@ function applyLegs(
     if (leg.from !== undefined && !from) return rejected('account_not_found');
     const to = leg.to === undefined ? undefined : read(leg.to);
     if (leg.to !== undefined && !to) return rejected('account_not_found');
+    if (from?.status === 'closed' || to?.status === 'closed') return rejected('account_closed');
     if (from && to && from.currency !== to.currency) return rejected('currency_mismatch');
-    if (from && available(from) < leg.amount) return rejected('insufficient_funds');
-    if (to && to.balance + leg.amount > maxInt64) return rejected('overflow');
+    const refused = (from && refusedOut(from, leg.amount)) || (to && refusedIn(to, leg.amount));
+    if (refused) return refused;
     if (from) {
       from.balance -= leg.amount;
       postings.push({ account: leg.from!, balanceDelta: -leg.amount, heldDelta: 0n });
@@ -334,6 +449,9 @@ export function isValid(type: string, p: Payload): boolean {
   if (p.hold !== undefined && !(typeof p.hold === 'string' && p.hold.length >= 1 && p.hold.length <= 128)) return false;
   if (p.currency !== undefined && !(typeof p.currency === 'string' && /^[A-Z]{3}$/.test(p.currency))) return false;
   if (p.amount !== undefined && toAmountOrNull(p.amount) === null) return false;
+  if (p.overdraft_limit !== undefined && toLimitOrNull(p.overdraft_limit) === null) return false;
+  if (p.max_balance !== undefined && p.max_balance !== null && toLimitOrNull(p.max_balance) === null) return false;
+  if (type === 'set_limits' && p.overdraft_limit === undefined && p.max_balance === undefined) return false;
   if (p.metadata !== undefined && (typeof p.metadata !== 'object' || p.metadata === null || Array.isArray(p.metadata)))
     return false;
   if (p.expires_at !== undefined && !(typeof p.expires_at === 'string' && timestampPattern.test(p.expires_at)))
@@ -378,4 +496,15 @@ function toAmountOrNull(value: unknown): bigint | null {
   }
   if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return BigInt(value);
   return null;
+}
+
+function toLimit(value: unknown): bigint {
+  const limit = toLimitOrNull(value);
+  if (limit === null) throw new Error(`not a limit: ${String(value)}`);
+  return limit;
+}
+
+/** A limit (overdraft_limit, max_balance): an amount, or zero ("0" or 0). */
+function toLimitOrNull(value: unknown): bigint | null {
+  return value === '0' || value === 0 ? 0n : toAmountOrNull(value);
 }

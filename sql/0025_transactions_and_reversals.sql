@@ -8,15 +8,16 @@
 -- hold a lock that stops the workers' inserts while it reads the table.
 alter table billing.operations drop constraint type_known;
 alter table billing.operations add constraint type_known check (type in ('open_account', 'credit', 'debit', 'transfer',
-  'hold', 'capture', 'release', 'expire', 'transaction', 'reverse')) not valid;
+  'hold', 'capture', 'release', 'set_limits', 'freeze', 'unfreeze', 'close_account', 'expire', 'transaction',
+  'reverse')) not valid;
 alter table billing.operations validate constraint type_known;
 
 alter table billing.operations drop constraint code_known;
 alter table billing.operations add constraint code_known check (code in (
   'ok', 'invalid_command', 'account_exists', 'account_not_found', 'same_account', 'currency_mismatch',
   'insufficient_funds', 'overflow', 'hold_exists', 'hold_not_found', 'hold_closed', 'amount_exceeds_hold',
-  'account_frozen', 'account_closed', 'limit_exceeded', 'operation_not_found', 'not_reversible',
-  'amount_exceeds_remaining')) not valid;
+  'account_closed', 'account_frozen', 'account_not_empty', 'limit_below_usage', 'limit_exceeded',
+  'operation_not_found', 'not_reversible', 'amount_exceeds_remaining')) not valid;
 alter table billing.operations validate constraint code_known;
 comment on constraint code_known on billing.operations is
   'The closed list of result codes (src/commands/contract.ts resultCodes, without id_conflict, which writes no row).';
@@ -175,10 +176,10 @@ declare
 begin
   if command_type is null or command_type not in
      ('open_account', 'credit', 'debit', 'transfer', 'hold', 'capture', 'release',
-      'transaction', 'reverse') then
+      'transaction', 'reverse', 'set_limits', 'freeze', 'unfreeze', 'close_account') then
     raise exception 'unknown billing command type: %', coalesce(command_type, 'null')
       using errcode = '22023',
-            hint = 'one of open_account, credit, debit, transfer, hold, capture, release, transaction, reverse';
+            hint = 'one of open_account, credit, debit, transfer, hold, capture, release, transaction, reverse, set_limits, freeze, unfreeze, close_account';
   end if;
   if payload is null or json_typeof(payload) not in ('object', 'array') then
     raise exception 'payload must be a JSON object (or an array of them for a batch job)'
@@ -227,10 +228,11 @@ declare
   element json;
 begin
   if command_type is null or command_type not in
-     ('open_account', 'credit', 'debit', 'transfer', 'hold', 'capture', 'release') then
+     ('open_account', 'credit', 'debit', 'transfer', 'hold', 'capture', 'release', 'set_limits', 'freeze',
+      'unfreeze', 'close_account') then
     raise exception 'unknown billing command type: %', coalesce(command_type, 'null')
       using errcode = '22023',
-            hint = 'one of open_account, credit, debit, transfer, hold, capture, release';
+            hint = 'one of open_account, credit, debit, transfer, hold, capture, release, set_limits, freeze, unfreeze, close_account';
   end if;
   if payload is null or json_typeof(payload) not in ('object', 'array') then
     raise exception 'payload must be a JSON object (or an array of them for a batch job)'
@@ -357,9 +359,10 @@ alter table billing.operations drop column accounts, drop column reverses;
 alter table billing.operations drop constraint code_known;
 alter table billing.operations add constraint code_known check (code in (
   'ok', 'invalid_command', 'account_exists', 'account_not_found', 'same_account', 'currency_mismatch',
-  'insufficient_funds', 'overflow', 'hold_exists', 'hold_not_found', 'hold_closed', 'amount_exceeds_hold'));
+  'insufficient_funds', 'overflow', 'hold_exists', 'hold_not_found', 'hold_closed', 'amount_exceeds_hold',
+  'account_closed', 'account_frozen', 'account_not_empty', 'limit_below_usage', 'limit_exceeded'));
 comment on constraint code_known on billing.operations is
   'The closed list of result codes (src/commands/contract.ts resultCodes, without id_conflict, which writes no row).';
 alter table billing.operations drop constraint type_known;
 alter table billing.operations add constraint type_known check (type in ('open_account', 'credit', 'debit', 'transfer',
-  'hold', 'capture', 'release', 'expire'));
+  'hold', 'capture', 'release', 'set_limits', 'freeze', 'unfreeze', 'close_account', 'expire'));

@@ -159,6 +159,50 @@ t.test('each command: exit 0 when applied, 2 when rejected, --json parses', asyn
   t.match(human.stdout, /^#\d+ {2}credit {2}\S+ {2}applied ok {2}cli-a=66\n$/);
 });
 
+t.test('the policy commands: set-limits, freeze, unfreeze, close-account; balance shows the policy', async (t) => {
+  const rounds: [string[], number, string][][] = [
+    [
+      [['open-account', 'cli-p1'], 0, 'ok'],
+      [['open-account', 'cli-p2'], 0, 'ok'],
+    ],
+    [
+      [['set-limits', 'cli-p1', '--overdraft-limit', '10', '--max-balance', '100'], 0, 'ok'],
+      [['freeze', 'cli-p2'], 0, 'ok'],
+    ],
+    [
+      [['debit', 'cli-p1', '10'], 0, 'ok'],
+      [['debit', 'cli-p2', '1'], 2, 'account_frozen'],
+    ],
+    [
+      [['set-limits', 'cli-p1', '--max-balance', 'none'], 0, 'ok'],
+      [['unfreeze', 'cli-p2'], 0, 'ok'],
+    ],
+    [
+      [['close-account', 'cli-p1'], 2, 'account_not_empty'],
+      [['close-account', 'cli-p2'], 0, 'ok'],
+    ],
+    [
+      [['set-limits', 'cli-p1', '--overdraft-limit', '5'], 2, 'limit_below_usage'],
+      [['freeze', 'cli-p2'], 2, 'account_closed'],
+    ],
+  ];
+  for (const round of rounds) {
+    const runs = await Promise.all(round.map(([args]) => billing(...args, '--json')));
+    for (const [index, [args, expectedCode, expectedResult]] of round.entries()) {
+      t.equal(runs[index]!.code, expectedCode, `${args.join(' ')}: exit ${expectedCode} ${runs[index]!.stderr}`);
+      t.equal((JSON.parse(runs[index]!.stdout) as { code: string }).code, expectedResult, args.join(' '));
+    }
+  }
+  const shown = await billing('balance', 'cli-p1', 'cli-p2');
+  t.match(shown.stdout, /^cli-p1\s+USD\s+-10\s+0\s+-10\s+overdraft 10$/m);
+  t.match(shown.stdout, /^cli-p2\s+USD\s+0\s+0\s+0\s+closed$/m);
+  const json = JSON.parse((await billing('balance', 'cli-p1', '--json')).stdout) as Record<string, unknown>;
+  t.same([json.overdraftLimit, json.maxBalance, json.status], ['10', null, 'open']);
+  const bad = await billing('set-limits', 'cli-p1', '--max-balance', 'lots');
+  t.equal(bad.code, 1, 'a ceiling that is neither digits nor none');
+  t.match(bad.stderr, /or none/);
+});
+
 t.test('the same id: a replay reports the first result again, another payload is id_conflict', async (t) => {
   const first = JSON.parse((await billing('credit', 'cli-b', '7', '--id', 'cli-once', '--json')).stdout) as {
     seq: string;
@@ -282,6 +326,10 @@ t.test(
       'hold',
       'capture',
       'release',
+      'set-limits',
+      'freeze',
+      'unfreeze',
+      'close-account',
       'result',
       'balance',
       'watch',
@@ -300,6 +348,8 @@ t.test(
     const hold = helps[subcommands.indexOf('hold')]!.stdout.replace(/\s+/g, ' ');
     t.match(hold, /--ttl <seconds> .*at most 30 days/);
     t.match(hold, /--expires-at <timestamp> .*with a zone, at most 30 days ahead/);
+    const setLimits = helps[subcommands.indexOf('set-limits')]!.stdout.replace(/\s+/g, ' ');
+    t.match(setLimits, /--max-balance <units> .*or none to remove it/);
   },
 );
 

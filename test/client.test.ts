@@ -91,6 +91,39 @@ t.test('typed results: applied and rejected, bigint money, replay and id_conflic
   await t.rejects(client.credit({ account: 'c-1', amount: 1 as unknown as bigint }), /amount must be a bigint/);
 });
 
+t.test('account policies: setLimits, freeze, unfreeze, closeAccount, and the policy in balance()', async (t) => {
+  await client.openAccount({ account: 'c-pol' });
+  t.same(await client.balance('c-pol').then((a) => [a!.overdraft_limit, a!.max_balance, a!.status]), [
+    0n,
+    null,
+    'open',
+  ]);
+  const limits = await client.setLimits({ account: 'c-pol', overdraft_limit: 2n ** 60n, max_balance: 0n });
+  t.equal(limits.code, 'ok');
+  t.same(limits.balances, [{ account: 'c-pol', balance: 0n, held: 0n }], 'the balance it left, unchanged');
+  t.same(
+    await client.balance('c-pol').then((a) => [a!.overdraft_limit, a!.max_balance, a!.available]),
+    [2n ** 60n, 0n, 0n],
+    'a limit above 2^53 arrives exact',
+  );
+  t.equal((await client.debit({ account: 'c-pol', amount: 5n })).code, 'ok', 'into the overdraft');
+  t.equal((await client.setLimits({ account: 'c-pol', max_balance: null })).code, 'ok');
+  t.equal((await client.balance('c-pol'))!.max_balance, null, 'null removed the ceiling');
+  t.equal((await client.freeze({ account: 'c-pol' })).code, 'ok');
+  t.equal((await client.balance('c-pol'))!.status, 'frozen');
+  const frozen = await client.debit({ account: 'c-pol', amount: 1n });
+  t.equal(frozen.code, 'account_frozen');
+  t.match(frozen.message, /frozen/);
+  t.equal((await client.credit({ account: 'c-pol', amount: 5n })).code, 'ok');
+  t.equal((await client.unfreeze({ account: 'c-pol' })).code, 'ok');
+  t.equal((await client.closeAccount({ account: 'c-pol' })).code, 'ok');
+  t.equal((await client.openAccount({ account: 'c-pol' })).code, 'account_closed');
+  await t.rejects(
+    client.setLimits({ account: 'c-pol', overdraft_limit: 5 as unknown as bigint }),
+    /overdraft_limit must be a bigint/,
+  );
+});
+
 t.test(
   'payload fields are named as in SQL (ttl_seconds, expires_at); a key a command does not take is refused, nothing enqueued',
   async (t) => {

@@ -5,6 +5,7 @@ import t from 'tap';
 import type pg from 'pg';
 import { commandTypes, operationTypes } from '../src/commands/command.ts';
 import {
+  accountStatuses,
   defaultRoleNames,
   holdStatuses,
   lockSlotCount,
@@ -36,9 +37,10 @@ t.test('billing.operations.code: every result code but id_conflict, which writes
   t.same(await checkValues('billing.operations', 'code_known'), sorted(resultCodes.filter((c) => c !== 'id_conflict')));
 });
 
-t.test('billing.operations.status and billing.holds.status', async (t) => {
+t.test('billing.operations.status, billing.holds.status and billing.accounts.status', async (t) => {
   t.same(await checkValues('billing.operations', 'status_known'), sorted(resultStatuses));
   t.same(await checkValues('billing.holds', 'status_known'), sorted(holdStatuses));
+  t.same(await checkValues('billing.accounts', 'status_known'), sorted(accountStatuses));
 });
 
 t.test('billing.submit takes exactly the command types', async (t) => {

@@ -125,11 +125,19 @@ async function checkAnswer(command: Concrete, jobId: bigint, predicted: Predicti
 
 async function checkLedger(model: ReferenceLedger): Promise<void> {
   const { rows: accounts } = await database.query<{ account: string; currency: string; balance: bigint; held: bigint }>(
-    'select account, currency, balance, held from billing.accounts order by account',
+    'select account, currency, balance, held, overdraft_limit, max_balance, status from billing.accounts order by account',
   );
   const expectedAccounts = [...model.accounts]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, a]) => ({ account: name, currency: a.currency, balance: a.balance, held: a.held }));
+    .map(([name, a]) => ({
+      account: name,
+      currency: a.currency,
+      balance: a.balance,
+      held: a.held,
+      overdraft_limit: a.overdraftLimit,
+      max_balance: a.maxBalance,
+      status: a.status,
+    }));
   const { rows: holds } = await database.query<{ hold: string; account: string; amount: bigint; status: string }>(
     'select hold, account, amount, status from billing.holds order by hold',
   );

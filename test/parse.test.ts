@@ -118,6 +118,22 @@ const refusals: [Task, unknown, string][] = [
   ['hold', { account: 'a', amount: '5', expires_at: '2030-01-01T00:00:00Z', ttl_seconds: 5 }, 'ttl_seconds'],
   ['open_account', { account: 'a', currency: 'usd' }, 'currency'],
   ['open_account', { account: 'a', currency: 'USDT' }, 'currency'],
+  // account policies: a limit is an amount or 0; a ceiling may also be null; set_limits sets one at least
+  ['set_limits', { account: 'a' }, 'overdraft_limit'],
+  ['set_limits', { account: 'a', overdraft_limit: '-1' }, 'overdraft_limit'],
+  ['set_limits', { account: 'a', overdraft_limit: -1 }, 'overdraft_limit'],
+  ['set_limits', { account: 'a', overdraft_limit: null }, 'overdraft_limit'],
+  ['set_limits', { account: 'a', overdraft_limit: '00' }, 'overdraft_limit'],
+  ['set_limits', { account: 'a', overdraft_limit: '9223372036854775808' }, 'overdraft_limit'],
+  ['set_limits', { account: 'a', max_balance: '1.5' }, 'max_balance'],
+  ['set_limits', { account: 'a', max_balance: 'none' }, 'max_balance'],
+  ['set_limits', { account: 'a', max_balance: false }, 'max_balance'],
+  ['set_limits', { overdraft_limit: '5' }, 'account'],
+  ['set_limits', { account: 'a', overdraft_limit: '5', max: '5' }, 'max'],
+  ['freeze', {}, 'account'],
+  ['freeze', { account: 'a', reason: 'fraud' }, 'reason'],
+  ['unfreeze', { account: 'a b' }, 'account'],
+  ['close_account', { account: 5 }, 'account'],
 ];
 
 t.test('every bad payload is refused with a message that names the field', async (t) => {
@@ -182,6 +198,16 @@ t.test('valid payloads parse to exact bigints and typed commands', async (t) => 
     ['release', { hold: '\u{1F600}'.repeat(128) }, { hold: '\u{1F600}'.repeat(128) }],
     ['hold', { account: 'a', amount: '5', hold: '\u{1F600}'.repeat(128) }, { hold: '\u{1F600}'.repeat(128) }],
     ['expire_hold', { hold: 'h' }, { type: 'expire', id: 'expire:h' }],
+    ['set_limits', { account: 'a', overdraft_limit: '0' }, { type: 'set_limits', overdraftLimit: 0n }],
+    ['set_limits', { account: 'a', overdraft_limit: 0, max_balance: 0 }, { overdraftLimit: 0n, maxBalance: 0n }],
+    [
+      'set_limits',
+      { account: 'a', overdraft_limit: '9223372036854775807', max_balance: null },
+      { overdraftLimit: 9223372036854775807n, maxBalance: null },
+    ],
+    ['freeze', { account: 'a' }, { type: 'freeze', account: 'a' }],
+    ['unfreeze', { account: 'a' }, { type: 'unfreeze', account: 'a' }],
+    ['close_account', { account: 'a' }, { type: 'close_account', account: 'a' }],
   ];
   for (const [task, payload, expected] of accepted) {
     const parsed = parse(task, payload);
@@ -266,6 +292,13 @@ t.test('amounts and ttl_seconds are judged by their JSON text', async (t) => {
     t.notOk(parsed.ok, `ttl_seconds ${ttl} refused`);
     t.match(parsed.ok ? '' : parsed.message, /^ttl_seconds: /);
   }
+  for (const limit of ['0.0', '0e0', '-0', '1e3', '1.0']) {
+    const parsed = fromText('set_limits', `{"account":"a","overdraft_limit":${limit}}`);
+    t.notOk(parsed.ok, `overdraft_limit ${limit} refused`);
+    t.match(parsed.ok ? '' : parsed.message, /^overdraft_limit: .*0 or more/);
+  }
+  const zero = fromText('set_limits', '{"account":"a","overdraft_limit":0,"max_balance":null}');
+  t.match(zero.ok ? zero.command : zero.message, { overdraftLimit: 0n, maxBalance: null });
   const ok = fromText('hold', '{"account":"a","amount":9007199254740991,"ttl_seconds":2592000}');
   t.match(ok.ok ? ok.command : ok.message, { amount: 9007199254740991n, ttlSeconds: 2592000 });
   t.equal(ok.request, '{"account":"a","amount":9007199254740991,"ttl_seconds":2592000}');

@@ -5,7 +5,13 @@ import type { Command } from '../src/commands/command.ts';
 import { parseCommand } from '../src/commands/parse.ts';
 import { decide } from '../src/commands/command.ts';
 import { type BatchItem, type BatchPlan, type EarlierResults, type EntryRow, planBatch } from '../src/ledger/plan.ts';
-import type { AccountState, HoldState, LedgerView, OperationState } from '../src/commands/decision.ts';
+import {
+  defaultPolicy,
+  type AccountState,
+  type HoldState,
+  type LedgerView,
+  type OperationState,
+} from '../src/commands/decision.ts';
 import {
   account,
   type CommandSpec,
@@ -190,15 +196,13 @@ class PlannedLedger {
   write(plan: BatchPlan, now: number): void {
     for (const { account, currency } of plan.openedAccounts) {
       if (this.accounts.has(account)) throw new Error(`duplicate key: account ${account}`);
-      this.accounts.set(account, { account, currency, balance: 0n, held: 0n });
+      this.accounts.set(account, { account, currency, balance: 0n, held: 0n, ...defaultPolicy });
     }
     for (const [account, after] of plan.changedAccounts) {
       const row = this.accounts.get(account);
       if (!row || after.account !== account) throw new Error(`update of a missing account ${account}`);
-      if (after.held < 0n || after.balance < after.held || after.balance > maxInt64)
-        throw new Error(`CHECK violated on ${account}: ${stringify(after)}`);
-      row.balance = after.balance;
-      row.held = after.held;
+      if (breaksAccountChecks(after)) throw new Error(`CHECK violated on ${account}: ${stringify(after)}`);
+      Object.assign(row, after);
     }
     for (const { operationId: _, ...hold } of plan.createdHolds) {
       if (this.holds.has(hold.hold)) throw new Error(`duplicate key: hold ${hold.hold}`);
@@ -218,6 +222,13 @@ class PlannedLedger {
       ) {
         throw new Error(`journal chain broken on ${entry.account} by ${entry.operationId}`);
       }
+      // CHECK entry_within_limits, and the limits are the account's as the model has them then.
+      if (
+        entry.heldAfter < 0n ||
+        entry.balanceAfter - entry.heldAfter < -entry.overdraftLimit ||
+        (entry.maxBalance !== null && entry.balanceAfter > entry.maxBalance)
+      )
+        throw new Error(`CHECK entry_within_limits violated by ${entry.operationId}: ${stringify(entry)}`);
       this.journal.push(entry);
     }
     for (const operation of plan.operations) {
@@ -246,6 +257,22 @@ class PlannedLedger {
     for (const hold of due) this.expiryJobs.delete(hold);
     return due;
   }
+}
+
+/** The CHECKs of billing.accounts (sql/0001, sql/0024). */
+function breaksAccountChecks(row: Omit<AccountState, 'currency'>): boolean {
+  return (
+    row.held < 0n ||
+    // bigint columns: a value outside int8 fails the batch's statement, again on every retry.
+    row.held > maxInt64 ||
+    row.balance < -maxInt64 - 1n ||
+    row.balance > maxInt64 ||
+    row.overdraftLimit < 0n ||
+    row.balance - row.held < -row.overdraftLimit ||
+    (row.maxBalance !== null && (row.maxBalance < 0n || row.balance > row.maxBalance)) ||
+    !['open', 'frozen', 'closed'].includes(row.status) ||
+    (row.status === 'closed' && (row.balance !== 0n || row.held !== 0n))
+  );
 }
 
 /** One run: batches through planBatch and the model side by side. Throws at the first difference. */
@@ -316,6 +343,7 @@ class Run {
       parsed: parseCommand({ task: job.task, payload: job.payload, defaultId: `job:${job.jobId}`, defaultCurrency }),
     }));
     const predictions = jobs.map((job) => this.model.submit(job.task, job.payload, `job:${job.jobId}`));
+    tally(jobs, predictions);
     const { existing, view } = this.ledger.readFor(items, lockAll, this.now);
     const plan = planBatch(items, existing, view);
     const describe = (i: number) =>
@@ -342,17 +370,25 @@ class Run {
   }
 
   compareLedger(): void {
-    const accounts = [...this.ledger.accounts.values()].map(({ account, currency, balance, held }) => ({
-      account,
-      currency,
-      balance,
-      held,
-    }));
+    const accounts = [...this.ledger.accounts.values()].map(
+      ({ account, currency, balance, held, overdraftLimit, maxBalance, status }) => ({
+        account,
+        currency,
+        balance,
+        held,
+        overdraftLimit,
+        maxBalance,
+        status,
+      }),
+    );
     const expectedAccounts = [...this.model.accounts].map(([name, a]) => ({
       account: name,
       currency: a.currency,
       balance: a.balance,
       held: a.held,
+      overdraftLimit: a.overdraftLimit,
+      maxBalance: a.maxBalance,
+      status: a.status,
     }));
     const holds = [...this.ledger.holds.values()].map((h) => ({
       account: h.hold,
@@ -455,6 +491,49 @@ function runMatchesModel([openingSteps, batches]: [Step[], BatchSpec[]]): void {
 }
 
 let commandsPlanned = 0;
+/** `<task> <code>` of every result the runs planned, and debits refused by a freeze earlier in their batch. */
+const codesSeen = new Set<string>();
+let frozenInTheSameBatch = 0;
+
+function tally(jobs: Job[], predictions: Prediction[]): void {
+  const frozenHere = new Set<string>();
+  jobs.forEach((job, i) => {
+    const p = predictions[i]!;
+    if (p.kind !== 'result') return;
+    codesSeen.add(`${job.task} ${p.code}`);
+    const account = String(job.payload.account ?? job.payload.from);
+    if (job.task === 'freeze' && p.code === 'ok') frozenHere.add(account);
+    if (job.task === 'unfreeze' && p.code === 'ok') frozenHere.delete(account);
+    if (['debit', 'transfer', 'hold'].includes(job.task) && p.code === 'account_frozen' && frozenHere.has(account))
+      frozenInTheSameBatch += 1;
+  });
+}
+
+/** What the fixed seed's runs must reach, so that the property says something about the policies. */
+const mustBeSeen = [
+  'set_limits ok',
+  'set_limits account_not_found',
+  'set_limits account_closed',
+  'set_limits limit_below_usage',
+  'freeze ok',
+  'freeze account_closed',
+  'unfreeze ok',
+  'close_account ok',
+  'close_account account_not_empty',
+  'close_account account_closed',
+  'open_account account_closed',
+  'credit account_closed',
+  'credit limit_exceeded',
+  'debit account_frozen',
+  'debit account_closed',
+  'transfer account_frozen',
+  'transfer account_closed',
+  'transfer limit_exceeded',
+  'hold account_frozen',
+  'capture account_frozen',
+  // capture's limit_exceeded is rare here (a ceiling just above a balance that a capture then passes):
+  // test/declarations.test.ts and test/policies.test.ts reach it.
+];
 const fixedSeed = 20261202;
 const runs = Number(process.env.FC_RUNS ?? 500);
 const seeds: { seed: number; path?: string; label: string }[] = process.env.FC_SEED
@@ -477,6 +556,14 @@ for (const { seed, path, label } of seeds) {
         counterexample: stringify(details.counterexample),
       });
     } else {
+      if (label === 'fixed seed' && runs >= 500) {
+        t.same(
+          mustBeSeen.filter((seen) => !codesSeen.has(seen)),
+          [],
+          'the runs reach every policy code (a freeze and a debit in one batch too)',
+        );
+        t.ok(frozenInTheSameBatch > 0, `${frozenInTheSameBatch} moves refused by a freeze earlier in their own batch`);
+      }
       t.pass(
         `${details.numRuns} runs, ${commandsPlanned} commands in ${seconds.toFixed(2)} s (${Math.round(details.numRuns / seconds)} runs, ${Math.round(commandsPlanned / seconds)} commands a second), seed ${details.seed}`,
       );
@@ -540,7 +627,34 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     })),
   someHold.map((hold): Command => ({ id: 'x', type: 'release', hold })),
   someHold.map((hold): Command => ({ id: 'expire:x', type: 'expire', hold })),
+  fc
+    .record({
+      account: someAccount,
+      overdraftLimit: fc.option(fc.oneof(fc.constant(0n), bigAmount), { nil: undefined }),
+      maxBalance: fc.option(fc.oneof(fc.constant(null), fc.constant(0n), bigAmount), { nil: undefined }),
+    })
+    .map(({ overdraftLimit, maxBalance, account }): Command => ({
+      id: 'x',
+      type: 'set_limits',
+      account,
+      ...(overdraftLimit === undefined ? {} : { overdraftLimit }),
+      ...(maxBalance === undefined ? {} : { maxBalance }),
+    })),
+  fc
+    .record({
+      account: someAccount,
+      type: fc.constantFrom('freeze', 'unfreeze', 'close_account') as fc.Arbitrary<'freeze'>,
+    })
+    .map((c): Command => ({ id: 'x', ...c })),
 );
+// A policy the CHECKs allow for a row: an overdraft it may be using, a ceiling at or above its
+// balance, a status (closed only when empty).
+const policy = fc.record({
+  overdraftLimit: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 300n }), fc.bigInt({ min: 0n, max: maxInt64 })),
+  usedOverdraft: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 300n })),
+  ceilingAbove: fc.option(fc.oneof(fc.bigInt({ min: 0n, max: 300n }), fc.constant(0n)), { nil: null }),
+  status: fc.constantFrom('open', 'open', 'frozen', 'closed') as fc.Arbitrary<AccountState['status']>,
+});
 const view = fc
   .tuple(
     spare,
@@ -548,8 +662,10 @@ const view = fc
     fc.constantFrom('USD', 'EUR'),
     fc.option(holdRow, { nil: undefined }),
     fc.option(holdRow, { nil: undefined }),
+    policy,
+    policy,
   )
-  .map(([spareA, spareB, currencyOfB, h1, h2]): LedgerView => {
+  .map(([spareA, spareB, currencyOfB, h1, h2, policyA, policyB]): LedgerView => {
     const holds = new Map<string, HoldState>();
     for (const [hold, row] of [
       ['h1', h1],
@@ -559,17 +675,31 @@ const view = fc
       const { expiresInMs, ...rest } = row;
       holds.set(hold, { hold, ...rest, expiresAt: expiresInMs === null ? null : new Date(start + expiresInMs) });
     }
-    const row = (account: string, currency: string, extra: bigint): AccountState => {
+    const row = (account: string, currency: string, extra: bigint, p: typeof policyA): AccountState => {
       const held = [...holds.values()]
         .filter((h) => h.account === account && h.status === 'active')
         .reduce((sum, h) => sum + h.amount, 0n);
-      const balance = held + extra > maxInt64 ? maxInt64 : held + extra;
-      return { account, currency, balance, held };
+      // An overdraft in use takes the balance below what the holds need, never beyond the limit.
+      const used = p.usedOverdraft > p.overdraftLimit ? p.overdraftLimit : p.usedOverdraft;
+      const wanted = held + extra - (extra === 0n ? used : 0n);
+      const balance = wanted > maxInt64 ? maxInt64 : wanted;
+      const maxBalance =
+        p.ceilingAbove === null ? null : balance + p.ceilingAbove > maxInt64 ? maxInt64 : balance + p.ceilingAbove;
+      const status = p.status === 'closed' && (balance !== 0n || held !== 0n) ? 'frozen' : p.status;
+      return {
+        account,
+        currency,
+        balance,
+        held,
+        overdraftLimit: p.overdraftLimit,
+        maxBalance: maxBalance !== null && maxBalance < 0n ? 0n : maxBalance,
+        status,
+      };
     };
     return {
       accounts: new Map([
-        ['a', row('a', 'USD', spareA)],
-        ['b', row('b', currencyOfB, spareB)],
+        ['a', row('a', 'USD', spareA, policyA)],
+        ['b', row('b', currencyOfB, spareB, policyB)],
       ]),
       holds,
       now: new Date(start),
@@ -592,10 +722,18 @@ t.test('decide: pure, listed codes only, never a posting that breaks a CHECK', a
       for (const posting of decision.postings) {
         const row = after.get(posting.account);
         if (!row) throw new Error(`posting to ${posting.account}, which is not in the view`);
+        if (row.status === 'closed') throw new Error(`posting to closed ${row.account}`);
+        if (row.status === 'frozen' && (posting.balanceDelta < 0n || posting.heldDelta > 0n))
+          throw new Error(`money out of frozen ${row.account}: ${stringify(posting)}`);
         row.balance += posting.balanceDelta;
         row.held += posting.heldDelta;
-        if (row.held < 0n || row.balance < row.held || row.balance > maxInt64)
-          throw new Error(`CHECK broken on ${row.account}: ${stringify(row)}`);
+        if (breaksAccountChecks(row)) throw new Error(`CHECK broken on ${row.account}: ${stringify(row)}`);
+      }
+      if (decision.policy) {
+        const row = after.get(decision.policy.account);
+        if (!row) throw new Error(`policy of ${decision.policy.account}, which is not in the view`);
+        Object.assign(row, decision.policy);
+        if (breaksAccountChecks(row)) throw new Error(`policy breaks a CHECK on ${row.account}: ${stringify(row)}`);
       }
     }),
     { numRuns: runs * 10, seed: seeds[0]!.seed },

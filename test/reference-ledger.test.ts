@@ -29,6 +29,9 @@ function op(
   };
 }
 
+/** An account's policy as open_account leaves it. */
+const openNoLimits = { overdraftLimit: 0n, maxBalance: null, status: 'open' } as const;
+
 function opened(): ReferenceLedger {
   const model = new ReferenceLedger('USD');
   for (const replayed of [
@@ -56,14 +59,14 @@ t.test('results as the rules give them replay without a problem, and post what t
     { account: 'b', balanceDelta: 30n, heldDelta: 0n },
   ]);
   t.same(model.replay(op('d1', 'debit', 'insufficient_funds', { account: 'b', amount: '31' })).problems, []);
-  t.same(model.accounts.get('a'), { currency: 'USD', balance: 70n, held: 0n });
+  t.same(model.accounts.get('a'), { ...openNoLimits, currency: 'USD', balance: 70n, held: 0n });
 });
 
 t.test('a code the rules do not give is a problem, and changes nothing', async (t) => {
   const model = opened();
   const outcome = model.replay(op('d1', 'debit', 'ok', { account: 'a', amount: '101' }, [['a', -1n, 0n]]));
   t.match(outcome.problems, [/stored code ok, the rules give insufficient_funds/]);
-  t.same(model.accounts.get('a'), { currency: 'USD', balance: 100n, held: 0n });
+  t.same(model.accounts.get('a'), { ...openNoLimits, currency: 'USD', balance: 100n, held: 0n });
 });
 
 t.test('a balance the rules do not give is a problem, and so is one too many or too few', async (t) => {
@@ -130,4 +133,35 @@ t.test('submit and replay share the rules: a capture back to its own account can
   });
   t.same(model.submit('capture', { id: 'x', hold: 'h', to: 'a' }), { kind: 'replay', code: 'ok' });
   t.same(model.submit('release', { id: 'x', hold: 'h' }), { kind: 'conflict', code: 'id_conflict' });
+});
+
+t.test('policy commands replay in seq order: every later result is judged under them', async (t) => {
+  const model = opened();
+  t.same(model.replay(op('f1', 'freeze', 'ok', { account: 'a' }, [['a', 100n, 0n]])).problems, []);
+  const debit = model.replay(op('d2', 'debit', 'ok', { account: 'a', amount: '1' }, [['a', 99n, 0n]]));
+  t.match(debit.problems, [/stored code ok, the rules give account_frozen/], 'money out of a frozen account');
+  t.same(model.replay(op('u1', 'unfreeze', 'ok', { account: 'a' }, [['a', 100n, 0n]])).problems, []);
+  t.same(
+    model.replay(op('l1', 'set_limits', 'ok', { account: 'a', overdraft_limit: '50' }, [['a', 100n, 0n]])).problems,
+    [],
+  );
+  t.same(model.replay(op('d3', 'debit', 'ok', { account: 'a', amount: '150' }, [['a', -50n, 0n]])).problems, []);
+  t.match(
+    model.replay(op('l2', 'set_limits', 'ok', { account: 'a', overdraft_limit: '10' }, [['a', -50n, 0n]])).problems,
+    [/the rules give limit_below_usage/],
+  );
+  t.match(
+    model.replay(op('c1', 'close_account', 'ok', { account: 'b' }, [['b', 5n, 0n]])).problems,
+    [/reports b at 5\/0, the replay gives 0\/0/],
+    'a policy result reports the balance it left, unchanged',
+  );
+  t.same(model.replay(op('o1', 'open_account', 'account_closed', { account: 'b' })).problems, [], 'never reopened');
+  t.same(model.accounts.get('a'), {
+    currency: 'USD',
+    balance: -50n,
+    held: 0n,
+    overdraftLimit: 50n,
+    maxBalance: null,
+    status: 'open',
+  });
 });

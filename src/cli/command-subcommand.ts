@@ -31,9 +31,24 @@ function parseLeg(value: string, previous: unknown): { from?: string; to?: strin
   return [...(Array.isArray(previous) ? previous : []), leg];
 }
 
+/**
+ * The payload's null, as an option parser returns it: commander turns a parser's null into ''
+ * (its value for an option given without one), so null travels as this until the payload is built.
+ */
+const nullValue = Symbol('null');
+
+/** A ceiling: minor units, or `none` to remove it (the payload's null). */
+function parseCeiling(value: string): bigint | typeof nullValue {
+  if (value === 'none') return nullValue;
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('a whole number of minor units, digits only, or none');
+  return BigInt(value);
+}
+
 /** How the command line's text becomes a field's value, where it is not kept as text. */
 const parsers: { [field: string]: (value: string, previous: unknown) => unknown } = {
   amount: parseAmount,
+  overdraft_limit: parseAmount,
+  max_balance: parseCeiling,
   ttl_seconds: parseWhole,
   expires_at: parseDate,
   legs: parseLeg,
@@ -62,7 +77,10 @@ function commandSubcommand(declaration: (typeof clientCommands)[number]): Comman
     cli.arguments.forEach((argument, index) => {
       if (values[index] !== undefined) input[argument.field] = values[index];
     });
-    for (const { field, attribute } of options) if (given[attribute] !== undefined) input[field] = given[attribute];
+    for (const { field, attribute } of options) {
+      const value = given[attribute];
+      if (value !== undefined) input[field] = value === nullValue ? null : value;
+    }
     process.exitCode = await submitAndPrint(declaration.type, input as never, given);
   });
   return withExamples(command, [...cli.examples]);

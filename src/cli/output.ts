@@ -46,15 +46,26 @@ export function resultJson(result: CommandResult | StoredResult): string {
 
 /**
  * A table of accounts. With `atPoint` (billing balance --at) a seq column says which result each
- * state is after, and a missing account was not open at that point.
+ * state is after, and a missing account was not open at that point. A policy column only where an
+ * account has one: open, no overdraft, no ceiling is the rule.
  */
 export function formatAccounts(
   accounts: (Account | BalanceAt | { account: string; missing: true })[],
   atPoint = false,
 ): string {
-  const header = ['account', 'currency', 'balance', 'held', 'available', ...(atPoint ? ['seq'] : [])];
-  const rows = accounts.map((a) =>
-    'missing' in a
+  const policies = accounts.map((a) => ('overdraft_limit' in a ? policyText(a) : ''));
+  const withPolicy = policies.some((p) => p !== '');
+  const header = [
+    'account',
+    'currency',
+    'balance',
+    'held',
+    'available',
+    ...(atPoint ? ['seq'] : []),
+    ...(withPolicy ? ['policy'] : []),
+  ];
+  const rows = accounts.map((a, i) => [
+    ...('missing' in a
       ? [printable(a.account), '-', atPoint ? 'not open then' : 'no such account', '', '', ...(atPoint ? [''] : [])]
       : [
           printable(a.account),
@@ -62,14 +73,25 @@ export function formatAccounts(
           String(a.balance),
           String(a.held),
           String(a.available),
-          ...(atPoint && 'seq' in a ? [String(a.seq)] : []),
-        ],
-  );
+          ...(atPoint ? ['seq' in a ? String(a.seq) : ''] : []),
+        ]),
+    ...(withPolicy ? [policies[i]!] : []),
+  ]);
+  const numeric = (column: number) => column >= 2 && column < header.length - (withPolicy ? 1 : 0);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => (numeric(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** `frozen, overdraft 500, max 10000`: what differs from an open account with no limits. */
+function policyText(account: Account): string {
+  return [
+    ...(account.status === 'open' ? [] : [account.status]),
+    ...(account.overdraft_limit === 0n ? [] : [`overdraft ${account.overdraft_limit}`]),
+    ...(account.max_balance === null ? [] : [`max ${account.max_balance}`]),
+  ].join(', ');
 }

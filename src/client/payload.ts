@@ -10,13 +10,18 @@ export const inputFields: { readonly [type: string]: readonly string[] | undefin
 
 /** How a field is written in the payload, where it is not written as it is. */
 const encoders: { [field: string]: (value: unknown) => unknown } = {
-  amount: amountText,
+  amount: (value) => moneyText('amount', value),
   legs: (legs) =>
     Array.isArray(legs)
       ? legs.map((leg: unknown) =>
-          typeof leg === 'object' && leg !== null && 'amount' in leg ? { ...leg, amount: amountText(leg.amount) } : leg,
+          typeof leg === 'object' && leg !== null && 'amount' in leg
+            ? { ...leg, amount: moneyText('amount', leg.amount) }
+            : leg,
         )
       : legs,
+  overdraft_limit: (value) => moneyText('overdraft_limit', value),
+  // null removes the ceiling.
+  max_balance: (value) => (value === null ? null : moneyText('max_balance', value)),
   expires_at: (value) => (value instanceof Date ? value.toISOString() : value),
 };
 
@@ -62,8 +67,8 @@ export function toPayload<T extends CommandType>(
   return payload;
 }
 
-function amountText(amount: unknown): string {
+function moneyText(field: string, value: unknown): string {
   // A JS number could already have been rounded; only a bigint is exact by construction.
-  if (typeof amount !== 'bigint') throw new TypeError(`amount must be a bigint (minor units), got ${typeof amount}`);
-  return amount.toString();
+  if (typeof value !== 'bigint') throw new TypeError(`${field} must be a bigint (minor units), got ${typeof value}`);
+  return value.toString();
 }

@@ -1,12 +1,13 @@
 import type { Selectable } from 'kysely';
 import type { BillingAccounts, BillingOperations } from '../db/schema.ts';
 import type { OperationType } from '../commands/command.ts';
-import type { ResultStatus } from '../commands/contract.ts';
+import type { AccountStatus, ResultStatus } from '../commands/contract.ts';
 import type { Account, StoredResult } from './types.ts';
 import { balancesFromJson, type BalanceJson } from '../commands/balances-json.ts';
 
 export const resultColumns = 'id, seq, type, status, code, message, balances, job_id, created_at, reverses';
-export const accountColumns = 'account, currency, balance, held, available, created_at, updated_at';
+export const accountColumns =
+  'account, currency, balance, held, available, overdraft_limit, max_balance, status, created_at, updated_at';
 
 /** billing.operations as node-pg returns it from a pool with int8 -> bigint. */
 export type ResultRow = Pick<
@@ -15,7 +16,9 @@ export type ResultRow = Pick<
 > & { balances: BalanceJson[] | null };
 
 /** billing.accounts as node-pg returns `accountColumns`: the client's Account as it is (tsc checks that they agree). */
-export type AccountRow = Pick<Selectable<BillingAccounts>, keyof Account>;
+export type AccountRow = Pick<Selectable<BillingAccounts>, Exclude<keyof Account, 'status'>> & {
+  status: Account['status'];
+};
 
 export function toStoredResult(row: ResultRow): StoredResult {
   return {

@@ -9,6 +9,7 @@ export type { StoredResult };
 // readers return are rows of billing.operations and billing.accounts (`job_id`, `created_at`,
 // `updated_at`). The client's own options, methods and errors are JavaScript (`timeoutMs`,
 // `lastSeq()`, `ResultTimeoutError.jobId`): they have no SQL name.
+import type { AccountStatus } from '../commands/contract.ts';
 
 /**
  * What each command method takes: its payload's fields, named as in SQL (`ttl_seconds`,
@@ -34,6 +35,10 @@ export type CaptureInput = CommandInputs['capture'];
 export type ReleaseInput = CommandInputs['release'];
 export type TransactionInput = CommandInputs['transaction'];
 export type ReverseInput = CommandInputs['reverse'];
+export type SetLimitsInput = CommandInputs['set_limits'];
+export type FreezeInput = CommandInputs['freeze'];
+export type UnfreezeInput = CommandInputs['unfreeze'];
+export type CloseAccountInput = CommandInputs['close_account'];
 
 /** What a command call resolves with when its id holds this command's result. */
 export interface SubmittedResult extends StoredResult {
@@ -72,7 +77,14 @@ export interface Account {
   currency: string;
   balance: bigint;
   held: bigint;
+  /** balance - held; never below -overdraftLimit. */
   available: bigint;
+  /** How far below zero `available` may go (set_limits); 0: never negative. */
+  overdraft_limit: bigint;
+  /** The ceiling of `balance` (set_limits), or null for none. */
+  max_balance: bigint | null;
+  /** `open`, `frozen` (no money out) or `closed` (for good). */
+  status: AccountStatus;
   created_at: Date;
   updated_at: Date;
 }

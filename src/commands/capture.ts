@@ -1,7 +1,16 @@
 import { z } from 'zod';
-import { maxInt64 } from './contract.ts';
 import { type CommandBase, declareCommand } from './declare.ts';
-import { closedReason, holdNotFound, mismatch, notFound, overflow, reject, type Posting } from './decision.ts';
+import {
+  closedReason,
+  frozen,
+  holdNotFound,
+  mismatch,
+  notFound,
+  refuseClosed,
+  refuseInflow,
+  reject,
+  type Posting,
+} from './decision.ts';
 import { accountId, amount, common, holdRef } from './fields.ts';
 
 export interface Capture extends CommandBase {
@@ -22,7 +31,17 @@ export const capture = declareCommand({
     ...(p.amount === undefined ? {} : { amount: p.amount }),
     ...(p.to === undefined ? {} : { to: p.to }),
   }),
-  codes: ['hold_not_found', 'hold_closed', 'amount_exceeds_hold', 'account_not_found', 'currency_mismatch', 'overflow'],
+  codes: [
+    'hold_not_found',
+    'hold_closed',
+    'amount_exceeds_hold',
+    'account_not_found',
+    'account_closed',
+    'currency_mismatch',
+    'account_frozen',
+    'limit_exceeded',
+    'overflow',
+  ],
   // The hold's own account is found through the hold, under the hold's lock (its creator locked both).
   locks: (command) => ({ accounts: command.to === undefined ? [] : [command.to], hold: command.hold }),
   decide(command, view) {
@@ -35,6 +54,15 @@ export const capture = declareCommand({
       return reject('amount_exceeds_hold', `amount ${amount} is more than the ${hold.amount} held`);
     const source = view.accounts.get(hold.account);
     if (!source) return notFound(hold.account);
+    const to = command.to === undefined ? undefined : view.accounts.get(command.to);
+    if (command.to !== undefined && !to) return notFound(command.to);
+    // A closed account is empty, so it has no active hold; `to` may be closed.
+    const accountClosed = refuseClosed(source) ?? (to && refuseClosed(to));
+    if (accountClosed) return accountClosed;
+    if (to && to.currency !== source.currency) return mismatch(source, to);
+    // Capturing takes the money a frozen account holds: it stays until the account is unfrozen
+    // (or the hold is released or expires, which frees it).
+    if (source.status === 'frozen') return frozen(source);
     // The whole hold leaves `held`; only the captured amount leaves the balance: the rest is released.
     const release: Posting = { account: hold.account, balanceDelta: -amount, heldDelta: -hold.amount };
     const closeHold = {
@@ -43,15 +71,13 @@ export const capture = declareCommand({
       captured: amount,
       capturedTo: command.to ?? null,
     };
-    if (command.to === undefined) return { kind: 'applied', postings: [release], closeHold };
-    const to = view.accounts.get(command.to);
-    if (!to) return notFound(command.to);
-    if (to.currency !== source.currency) return mismatch(source, to);
+    if (!to) return { kind: 'applied', postings: [release], closeHold };
     // Captured back to its own account, the money leaves and returns: the balance cannot grow.
-    if (command.to !== hold.account && to.balance + amount > maxInt64) return overflow(command.to);
+    const refused = to.account === hold.account ? undefined : refuseInflow(to, amount);
+    if (refused) return refused;
     return {
       kind: 'applied',
-      postings: [release, { account: command.to, balanceDelta: amount, heldDelta: 0n }],
+      postings: [release, { account: to.account, balanceDelta: amount, heldDelta: 0n }],
       closeHold,
     };
   },

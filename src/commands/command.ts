@@ -5,14 +5,17 @@ import { taskPrefix } from './contract.ts';
 import type { CommandDeclaration, Locks } from './declare.ts';
 import type { Decision, LedgerView } from './decision.ts';
 import { capture } from './capture.ts';
+import { closeAccount } from './close_account.ts';
 import { credit } from './credit.ts';
 import { debit } from './debit.ts';
 import { holdExpiry } from './expire_hold.ts';
+import { freeze, unfreeze } from './freeze.ts';
 import { hold } from './hold.ts';
 import { openAccount } from './open_account.ts';
 import { release } from './release.ts';
 import { reverse } from './reverse.ts';
 import { transaction } from './transaction.ts';
+import { setLimits } from './set_limits.ts';
 import { transfer } from './transfer.ts';
 
 export type { Metadata } from './declare.ts';
@@ -28,6 +31,10 @@ export const clientCommands = [
   release,
   transaction,
   reverse,
+  setLimits,
+  freeze,
+  unfreeze,
+  closeAccount,
 ] as const;
 
 type ClientDeclaration = (typeof clientCommands)[number];
@@ -39,6 +46,15 @@ export const clientCommandOf = Object.fromEntries(clientCommands.map((d) => [d.t
 
 /** Commands a client sends (graphile-worker tasks `billing/<type>`, billing.submit's command_type). */
 export const commandTypes = clientCommands.map((d) => d.type) as readonly CommandType[];
+
+/** The commands that move no money when applied: they write a result and no journal entry. */
+export const typesThatMoveNoMoney: readonly CommandType[] = [
+  openAccount.type,
+  setLimits.type,
+  freeze.type,
+  unfreeze.type,
+  closeAccount.type,
+];
 
 /** Every command the worker runs: the client's, and the service's own hold expiry. */
 export const declarations = [...clientCommands, holdExpiry] as const;

@@ -49,6 +49,8 @@ export const resultCodes = [
   'amount_exceeds_hold',
   'account_frozen',
   'account_closed',
+  'account_not_empty',
+  'limit_below_usage',
   'limit_exceeded',
   'operation_not_found',
   'not_reversible',
@@ -61,6 +63,13 @@ export type StoredResultCode = Exclude<ResultCode, 'id_conflict'>;
 
 export const resultStatuses = ['applied', 'rejected'] as const;
 export type ResultStatus = (typeof resultStatuses)[number];
+
+/**
+ * An account's status (billing.accounts.status, CHECK status_known): `frozen` lets no money out,
+ * `closed` (empty, never reopened) answers every command that names it with `account_closed`.
+ */
+export const accountStatuses = ['open', 'frozen', 'closed'] as const;
+export type AccountStatus = (typeof accountStatuses)[number];
 
 export const holdStatuses = ['active', 'captured', 'released', holdExpiry.status] as const;
 export type HoldStatus = (typeof holdStatuses)[number];

@@ -1,12 +1,24 @@
-import { maxInt64, type HoldStatus, type RejectionCode } from './contract.ts';
+import { maxInt64, type AccountStatus, type HoldStatus, type RejectionCode } from './contract.ts';
+
+/** What set_limits, freeze, unfreeze and close_account change: the rules every other command obeys. */
+export interface AccountPolicy {
+  /** How far below zero `available` may go; 0: never negative. */
+  overdraftLimit: bigint;
+  /** The ceiling of `balance`; null: none but the bigint's. */
+  maxBalance: bigint | null;
+  status: AccountStatus;
+}
 
 /** An account row as the rules see it, after the commands before this one in the batch. */
-export interface AccountState {
+export interface AccountState extends AccountPolicy {
   account: string;
   currency: string;
   balance: bigint;
   held: bigint;
 }
+
+/** The policy a new account starts with, and every account had before policies existed. */
+export const defaultPolicy: AccountPolicy = { overdraftLimit: 0n, maxBalance: null, status: 'open' };
 
 export interface HoldState {
   hold: string;
@@ -62,6 +74,8 @@ export type Decision =
       postings: Posting[];
       openAccount?: { account: string; currency: string };
       createHold?: HoldState;
+      /** The account's whole policy from this command on (set_limits, freeze, unfreeze, close_account). */
+      policy?: AccountPolicy & { account: string };
       closeHold?: {
         hold: string;
         status: Exclude<HoldStatus, 'active'>;
@@ -79,6 +93,9 @@ export type Decision =
 export const reject = (code: RejectionCode, message: string): Decision => ({ kind: 'rejected', code, message });
 
 export const available = (account: AccountState): bigint => account.balance - account.held;
+
+/** What may leave the account: its available money and its overdraft. */
+export const spendable = (account: AccountState): bigint => available(account) + account.overdraftLimit;
 
 /** A hold past its expiry is closed for capture and release even before the expiry job has run. */
 export function closedReason(hold: HoldState, now: Date): string | undefined {
@@ -101,28 +118,53 @@ export function overflow(account: string): Decision {
 }
 
 export function insufficient(account: AccountState, amount: bigint): Decision {
+  const overdraft = account.overdraftLimit > 0n ? ` and an overdraft of ${account.overdraftLimit}` : '';
   return reject(
     'insufficient_funds',
-    `account ${account.account} has ${available(account)} available, ${amount} needed`,
+    `account ${account.account} has ${available(account)} available${overdraft}, ${amount} needed`,
   );
+}
+
+export function closed(account: AccountState): Decision {
+  return reject('account_closed', `account ${account.account} is closed`);
+}
+
+export function frozen(account: AccountState): Decision {
+  return reject('account_frozen', `account ${account.account} is frozen: no money leaves it`);
+}
+
+/** A closed account ends every command that names it: checked right after it is found. */
+export function refuseClosed(account: AccountState): Decision | undefined {
+  return account.status === 'closed' ? closed(account) : undefined;
+}
+
+/**
+ * Why `amount` may not leave the account, or undefined when it may: closed, frozen, or more than
+ * its available money and its overdraft (in that order). Debit, transfer, hold and every other
+ * move out of an account ask this.
+ */
+export function refuseOutflow(account: AccountState, amount: bigint): Decision | undefined {
+  if (account.status === 'closed') return closed(account);
+  if (account.status === 'frozen') return frozen(account);
+  if (spendable(account) < amount) return insufficient(account, amount);
+  return undefined;
+}
+
+/**
+ * Why `amount` may not come into the account, or undefined when it may: closed, above its
+ * max_balance, or above the largest bigint (in that order). A frozen account takes money in.
+ */
+export function refuseInflow(account: AccountState, amount: bigint): Decision | undefined {
+  if (account.status === 'closed') return closed(account);
+  if (account.maxBalance !== null && account.balance + amount > account.maxBalance)
+    return reject(
+      'limit_exceeded',
+      `balance of ${account.account} would be ${account.balance + amount}, above its max_balance ${account.maxBalance}`,
+    );
+  if (account.balance + amount > maxInt64) return overflow(account.account);
+  return undefined;
 }
 
 export function mismatch(a: AccountState, b: AccountState): Decision {
   return reject('currency_mismatch', `${a.account} is in ${a.currency}, ${b.account} in ${b.currency}`);
-}
-
-/**
- * Why money may not leave this account, or undefined: every move out of an account (a debit, a
- * transaction's leg from it, a reversal that takes from it) asks this one function, so that a
- * policy of the account (frozen, closed, overdraft) holds for all of them alike.
- */
-export function refuseOutflow(account: AccountState, amount: bigint): Decision | undefined {
-  if (available(account) < amount) return insufficient(account, amount);
-  return undefined;
-}
-
-/** Why money may not come into this account, or undefined (the counterpart of refuseOutflow). */
-export function refuseInflow(account: AccountState, amount: bigint): Decision | undefined {
-  if (account.balance + amount > maxInt64) return overflow(account.account);
-  return undefined;
 }

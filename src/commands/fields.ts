@@ -126,6 +126,31 @@ export const amount = z.unknown().transform((value, ctx): bigint => {
   return fail(`must be a string of digits or a JSON integer, not ${kindOf(value)}`);
 });
 
+/**
+ * A limit in minor units (overdraft_limit, max_balance): written as an amount is, but 0 is one too
+ * (no overdraft; a ceiling of zero).
+ */
+export const limit = z.unknown().transform((value, ctx): bigint => {
+  if (value === '0' || value === 0 || (isJsonNumber(value) && value.rawJSON === '0')) return 0n;
+  const parsed = amount.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const message = parsed.error.issues[0]?.message ?? 'must be a whole number';
+  ctx.addIssue({ code: 'custom', message: message.replace('a positive whole number', 'a whole number of 0 or more') });
+  return z.NEVER;
+});
+
+/** A ceiling in minor units, or null for none. */
+export const ceiling = z.unknown().transform((value, ctx): bigint | null => {
+  if (value === null) return null;
+  const parsed = limit.safeParse(value);
+  if (parsed.success) return parsed.data;
+  ctx.addIssue({
+    code: 'custom',
+    message: `${parsed.error.issues[0]?.message ?? 'must be a whole number'}, or null for none`,
+  });
+  return z.NEVER;
+});
+
 /** Seconds as a JSON number written with digits only, at most 30 days. */
 export const ttlSeconds = z.unknown().transform((value, ctx): number => {
   const fail = (message: string): never => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { maxHoldSeconds } from './contract.ts';
+import { maxHoldSeconds, maxInt64 } from './contract.ts';
 import { type CommandBase, declareCommand } from './declare.ts';
-import { available, insufficient, notFound, reject } from './decision.ts';
+import { notFound, refuseClosed, refuseOutflow, reject } from './decision.ts';
 import { accountId, amount, clientId, common, expiresAt, ttlSeconds } from './fields.ts';
 
 export interface Hold extends CommandBase {
@@ -41,11 +41,13 @@ export const hold = declareCommand({
     ...(p.expires_at === undefined ? {} : { expiresAt: new Date(p.expires_at) }),
     ...(p.ttl_seconds === undefined ? {} : { ttlSeconds: p.ttl_seconds }),
   }),
-  codes: ['account_not_found', 'hold_exists', 'insufficient_funds'],
+  codes: ['account_not_found', 'account_closed', 'hold_exists', 'account_frozen', 'insufficient_funds', 'overflow'],
   locks: (command) => ({ accounts: [command.account], hold: command.hold }),
   decide(command, view) {
     const account = view.accounts.get(command.account);
     if (!account) return notFound(command.account);
+    const closed = refuseClosed(account);
+    if (closed) return closed;
     if (view.holds.has(command.hold)) return reject('hold_exists', `hold ${command.hold} already exists`);
     const expiresAt = holdExpiry(command, view.now);
     if (expiresAt && expiresAt.getTime() <= view.now.getTime()) {
@@ -57,7 +59,11 @@ export const hold = declareCommand({
     if (expiresAt && expiresAt.getTime() - view.now.getTime() > maxHoldSeconds * 1000) {
       return reject('invalid_command', 'expires_at: must be at most 30 days ahead');
     }
-    if (available(account) < command.amount) return insufficient(account, command.amount);
+    const refused = refuseOutflow(account, command.amount);
+    if (refused) return refused;
+    // Only an overdraft near 2^63 lets holds reserve more than the balance holds: held is a bigint too.
+    if (account.held + command.amount > maxInt64)
+      return reject('overflow', `held of ${command.account} would exceed ${maxInt64}`);
     return {
       kind: 'applied',
       postings: [{ account: command.account, balanceDelta: 0n, heldDelta: command.amount }],

@@ -1,5 +1,5 @@
 import type { AccountState, Decision, LedgerView, Posting } from './decision.ts';
-import { mismatch, notFound, refuseInflow, refuseOutflow, reject } from './decision.ts';
+import { mismatch, notFound, refuseClosed, refuseInflow, refuseOutflow, reject } from './decision.ts';
 
 /** One move of a transaction: from an account, to an account, or between two. */
 export interface Leg {
@@ -12,8 +12,9 @@ export interface Leg {
  * Decides legs one after another, each against the balances the legs before it left (a later leg
  * may spend what an earlier one brought in), on copies of the locked rows: all of them, or the
  * first that fails, named by `label` (`legs[2]`) in the message. Per leg, in this order:
- * same_account, account_not_found (from, then to), currency_mismatch, then refuseOutflow on `from`
- * and refuseInflow on `to` (the account's policies and its funds).
+ * same_account, account_not_found (from, then to), account_closed (from, then to),
+ * currency_mismatch, then refuseOutflow on `from` and refuseInflow on `to` (the account's
+ * policies and its funds).
  */
 export function decideLegs(legs: readonly Leg[], view: LedgerView, label: (index: number) => string): Decision {
   const after = new Map<string, AccountState>();
@@ -48,6 +49,11 @@ function decideLeg(
   if (leg.from !== undefined && !from) return refusal(notFound(leg.from));
   const to = leg.to === undefined ? undefined : stateOf(leg.to);
   if (leg.to !== undefined && !to) return refusal(notFound(leg.to));
+  // A closed account refuses before anything else is checked against it, as in transfer.
+  for (const account of [from, to]) {
+    const closed = account && refuseClosed(account);
+    if (closed) return refusal(closed);
+  }
   if (from && to && from.currency !== to.currency) return refusal(mismatch(from, to));
   if (from) {
     const refused = refuseOutflow(from, leg.amount);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type CommandBase, declareCommand } from './declare.ts';
-import { reject } from './decision.ts';
+import { closed, reject } from './decision.ts';
 import { accountId, common, currency } from './fields.ts';
 
 export interface OpenAccount extends CommandBase {
@@ -19,11 +19,13 @@ export const openAccount = declareCommand({
     account: p.account,
     currency: p.currency ?? defaults.currency,
   }),
-  codes: ['account_exists'],
+  // A closed account is never reopened: its id stays taken, and opening it again says it is closed.
+  codes: ['account_closed', 'account_exists'],
   locks: (command) => ({ accounts: [command.account] }),
   decide(command, view) {
-    if (view.accounts.has(command.account))
-      return reject('account_exists', `account ${command.account} already exists`);
+    const existing = view.accounts.get(command.account);
+    if (existing?.status === 'closed') return closed(existing);
+    if (existing) return reject('account_exists', `account ${command.account} already exists`);
     return { kind: 'applied', postings: [], openAccount: { account: command.account, currency: command.currency } };
   },
   cli: {

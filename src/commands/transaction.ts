@@ -36,8 +36,8 @@ export const transaction = declareCommand({
   codes: [
     'same_account',
     'account_not_found',
-    'currency_mismatch',
     'account_closed',
+    'currency_mismatch',
     'account_frozen',
     'insufficient_funds',
     'limit_exceeded',

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { maxInt64 } from './contract.ts';
 import { type CommandBase, declareCommand } from './declare.ts';
-import { available, insufficient, mismatch, notFound, overflow, reject } from './decision.ts';
+import { mismatch, notFound, refuseClosed, refuseInflow, refuseOutflow, reject } from './decision.ts';
 import { accountId, amount, common } from './fields.ts';
 
 export interface Transfer extends CommandBase {
@@ -16,7 +15,16 @@ export const transfer = declareCommand({
   task: 'transfer',
   schema: z.strictObject({ ...common, from: accountId, to: accountId, amount }),
   build: (p, base): Transfer => ({ ...base, type: 'transfer', from: p.from, to: p.to, amount: p.amount }),
-  codes: ['same_account', 'account_not_found', 'currency_mismatch', 'insufficient_funds', 'overflow'],
+  codes: [
+    'same_account',
+    'account_not_found',
+    'account_closed',
+    'currency_mismatch',
+    'account_frozen',
+    'insufficient_funds',
+    'limit_exceeded',
+    'overflow',
+  ],
   locks: (command) => ({ accounts: [command.from, command.to] }),
   decide(command, view) {
     if (command.from === command.to) return reject('same_account', `from and to are both ${command.from}`);
@@ -24,9 +32,11 @@ export const transfer = declareCommand({
     if (!from) return notFound(command.from);
     const to = view.accounts.get(command.to);
     if (!to) return notFound(command.to);
+    const closed = refuseClosed(from) ?? refuseClosed(to);
+    if (closed) return closed;
     if (from.currency !== to.currency) return mismatch(from, to);
-    if (available(from) < command.amount) return insufficient(from, command.amount);
-    if (to.balance + command.amount > maxInt64) return overflow(command.to);
+    const refused = refuseOutflow(from, command.amount) ?? refuseInflow(to, command.amount);
+    if (refused) return refused;
     return {
       kind: 'applied',
       postings: [

@@ -31,7 +31,7 @@ export interface BillingAccounts {
    */
   account: string;
   /**
-   * balance - held (generated); never negative: debit, transfer and hold need available >= amount.
+   * balance - held (generated); never below -overdraft_limit: debit, transfer and hold need available + overdraft_limit >= amount.
    */
   available: Generated<bigint>;
   /**
@@ -51,7 +51,19 @@ export interface BillingAccounts {
    */
   held: Generated<bigint>;
   /**
-   * When a command last changed balance or held.
+   * The ceiling of balance (set_limits): no command leaves balance above it (limit_exceeded); null: none.
+   */
+  max_balance: bigint | null;
+  /**
+   * How far below zero available may go (set_limits); 0, the default, means never negative.
+   */
+  overdraft_limit: Generated<bigint>;
+  /**
+   * open; frozen (no money out: freeze/unfreeze); or closed (close_account, empty, never reopened: every command naming it ends account_closed).
+   */
+  status: Generated<string>;
+  /**
+   * When a command last changed balance, held or the policy.
    */
   updated_at: Generated<Timestamp>;
 }
@@ -86,9 +98,17 @@ export interface BillingEntries {
    */
   id: Generated<bigint>;
   /**
+   * The account's max_balance when this change was made (null: none): balance_after <= max_balance.
+   */
+  max_balance: bigint | null;
+  /**
    * The command (billing.operations.id) that made the change.
    */
   operation_id: string;
+  /**
+   * The account's overdraft_limit when this change was made: balance_after - held_after >= -overdraft_limit.
+   */
+  overdraft_limit: Generated<bigint>;
 }
 
 export interface BillingFairnessSettings {
@@ -241,7 +261,7 @@ export interface BillingOperations {
    */
   status: string;
   /**
-   * open_account, credit, debit, transfer, hold, capture, release, or expire (the service's own hold expiry).
+   * open_account, credit, debit, transfer, hold, capture, release, set_limits, freeze, unfreeze, close_account, or expire (the service's own hold expiry).
    */
   type: string;
 }

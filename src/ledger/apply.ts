@@ -11,8 +11,14 @@ import {
 import type pg from 'pg';
 import { balancesFromJson } from '../commands/balances-json.ts';
 import { locksOf, operationTypes } from '../commands/command.ts';
-import { holdStatuses, resultCodes, resultStatuses, type StoredResultCode } from '../commands/contract.ts';
-import type { LedgerView, OperationState, ReversalTotal } from '../commands/decision.ts';
+import {
+  accountStatuses,
+  holdStatuses,
+  resultCodes,
+  resultStatuses,
+  type StoredResultCode,
+} from '../commands/contract.ts';
+import type { AccountState, LedgerView, OperationState, ReversalTotal } from '../commands/decision.ts';
 import type { DB } from '../db/schema.ts';
 import {
   lockAccounts,
@@ -336,7 +342,20 @@ async function lockAndRead(
       },
     ]),
   );
-  const accounts = new Map(accountRows.map((row) => [row.account, { ...row }]));
+  const accounts = new Map(
+    accountRows.map((row) => [
+      row.account,
+      {
+        account: row.account,
+        currency: row.currency,
+        balance: row.balance,
+        held: row.held,
+        overdraftLimit: row.overdraft_limit,
+        maxBalance: row.max_balance,
+        status: oneOf(accountStatuses, row.status, 'account status'),
+      } satisfies AccountState,
+    ]),
+  );
   // `now`: the clock after the last slot lock was granted, the database's, never the worker's.
   const view: LedgerView = { accounts, holds, now, ...reversalView };
   return { existing, view, notify, lockedAccounts: accountIds };

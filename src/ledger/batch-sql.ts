@@ -6,7 +6,8 @@ import { type InsertType, type Kysely, type RawBuilder, sql } from 'kysely';
 import { balancesToJson } from '../commands/balances-json.ts';
 import { holdExpiry, resultsChannel } from '../commands/contract.ts';
 import type { DB } from '../db/schema.ts';
-import type { BatchPlan } from './plan.ts';
+import { defaultPolicy } from '../commands/decision.ts';
+import type { AccountAfter, BatchPlan } from './plan.ts';
 
 type Db = Kysely<DB>;
 
@@ -122,7 +123,7 @@ export function selectReversalTotals(db: Db, ids: readonly string[]) {
 export function lockAccounts(db: Db, accounts: readonly string[], holds: readonly string[]) {
   return db
     .selectFrom('billing.accounts')
-    .select(['account', 'currency', 'balance', 'held'])
+    .select(['account', 'currency', 'balance', 'held', 'overdraft_limit', 'max_balance', 'status'])
     .where('account', '=', (eb) =>
       eb.fn.any(
         sql<string[]>`${array(accounts, 'text')} || array(${eb
@@ -159,9 +160,27 @@ type ExtraOf<L> = L extends { extra: infer Extra } ? { -readonly [E in keyof Ext
 const rowLists = {
   opened: {
     table: 'billing.accounts',
-    columns: { account: 'text', currency: 'text', balance: 'int8', held: 'int8' },
+    columns: {
+      account: 'text',
+      currency: 'text',
+      balance: 'int8',
+      held: 'int8',
+      overdraft_limit: 'int8',
+      max_balance: 'int8',
+      status: 'text',
+    },
   },
-  changed: { table: 'billing.accounts', columns: { account: 'text', balance: 'int8', held: 'int8' } },
+  changed: {
+    table: 'billing.accounts',
+    columns: {
+      account: 'text',
+      balance: 'int8',
+      held: 'int8',
+      overdraft_limit: 'int8',
+      max_balance: 'int8',
+      status: 'text',
+    },
+  },
   created: {
     table: 'billing.holds',
     columns: {
@@ -189,6 +208,8 @@ const rowLists = {
       held_delta: 'int8',
       balance_after: 'int8',
       held_after: 'int8',
+      overdraft_limit: 'int8',
+      max_balance: 'int8',
     },
     ordered: true,
   },
@@ -250,12 +271,12 @@ export function writeValues(plan: BatchPlan, notify = true): WriteValues {
   const createdIds = new Set(plan.createdHolds.map((h) => h.hold));
   return {
     opened: plan.openedAccounts.map((a) => {
-      const { balance, held } = plan.changedAccounts.get(a.account) ?? { balance: 0n, held: 0n };
-      return { account: a.account, currency: a.currency, balance, held };
+      const after = plan.changedAccounts.get(a.account) ?? { balance: 0n, held: 0n, ...defaultPolicy };
+      return { account: a.account, currency: a.currency, ...rowColumns(after) };
     }),
     changed: [...plan.changedAccounts.values()]
       .filter((a) => !openedIds.has(a.account))
-      .map((a) => ({ account: a.account, balance: a.balance, held: a.held })),
+      .map((a) => ({ account: a.account, ...rowColumns(a) })),
     created: plan.createdHolds.map((h) => {
       const closed = closedById.get(h.hold);
       return {
@@ -286,6 +307,8 @@ export function writeValues(plan: BatchPlan, notify = true): WriteValues {
       held_delta: e.heldDelta,
       balance_after: e.balanceAfter,
       held_after: e.heldAfter,
+      overdraft_limit: e.overdraftLimit,
+      max_balance: e.maxBalance,
     })),
     reversed: [...plan.reversed].map(([of, r]) => ({ operation_id: of, total: r.total, reversed: r.amount })),
     expiries: plan.expiries.map((e) => ({ hold: e.hold, run_at: e.runAt.toISOString() })),
@@ -310,6 +333,17 @@ export function writeValues(plan: BatchPlan, notify = true): WriteValues {
       accounts: o.accounts,
     })),
     notify,
+  };
+}
+
+/** An account row's written columns: its money and its policy. */
+function rowColumns(after: Omit<AccountAfter, 'account'>) {
+  return {
+    balance: after.balance,
+    held: after.held,
+    overdraft_limit: after.overdraftLimit,
+    max_balance: after.maxBalance,
+    status: after.status,
   };
 }
 
@@ -417,7 +451,14 @@ export function writeStatement(db: Db) {
         qc
           .updateTable('billing.accounts as a')
           .from(qc.selectFrom(rowsOf('changed')).selectAll().limit(rowCount('changed')).as('c'))
-          .set((eb) => ({ balance: eb.ref('c.balance'), held: eb.ref('c.held'), updated_at: sql<Date>`now()` }))
+          .set((eb) => ({
+            balance: eb.ref('c.balance'),
+            held: eb.ref('c.held'),
+            overdraft_limit: eb.ref('c.overdraft_limit'),
+            max_balance: eb.ref('c.max_balance'),
+            status: eb.ref('c.status'),
+            updated_at: sql<Date>`now()`,
+          }))
           .whereRef('a.account', '=', 'c.account')
           .returning('a.account'),
       )

@@ -7,7 +7,14 @@ import {
   type ResultCode,
   type ResultStatus,
 } from '../commands/contract.ts';
-import type { HoldState, LedgerView, Posting } from '../commands/decision.ts';
+import {
+  defaultPolicy,
+  type AccountPolicy,
+  type AccountState,
+  type HoldState,
+  type LedgerView,
+  type Posting,
+} from '../commands/decision.ts';
 import type { ParsedCommand } from '../commands/parse.ts';
 import type { StoredResult } from '../commands/stored-result.ts';
 
@@ -45,7 +52,13 @@ export interface EntryRow extends Posting {
   operationId: string;
   balanceAfter: bigint;
   heldAfter: bigint;
+  /** The account's limits when the change was made: the entry's own row is checked against them. */
+  overdraftLimit: bigint;
+  maxBalance: bigint | null;
 }
+
+/** An account row as a batch leaves it: its money and its policy. */
+export interface AccountAfter extends AccountBalance, AccountPolicy {}
 
 export interface NewOperation extends OperationResult {
   /** JSON text, stored as it is in the json column (see ParsedCommand). */
@@ -63,8 +76,8 @@ export interface BatchPlan {
   operations: NewOperation[];
   conflicts: { id: string; type: OperationType; request: string; jobId: bigint | null }[];
   openedAccounts: { account: string; currency: string }[];
-  /** Final state of every account whose balance or held changed. */
-  changedAccounts: Map<string, AccountBalance>;
+  /** Final state of every account whose balance, held or policy changed. */
+  changedAccounts: Map<string, AccountAfter>;
   entries: EntryRow[];
   createdHolds: (HoldState & { operationId: string })[];
   closedHolds: {
@@ -137,11 +150,17 @@ export function planBatch(items: BatchItem[], existing: EarlierResults, view: Le
         result = rejected(id, type, decision.code, decision.message);
       } else {
         if (decision.openAccount) {
-          view.accounts.set(decision.openAccount.account, { ...decision.openAccount, balance: 0n, held: 0n });
+          view.accounts.set(decision.openAccount.account, {
+            ...decision.openAccount,
+            balance: 0n,
+            held: 0n,
+            ...defaultPolicy,
+          });
           plan.openedAccounts.push(decision.openAccount);
         }
         const balances = applyPostings(plan, view, id, decision.postings);
         if (decision.openAccount) balances.push({ account: decision.openAccount.account, balance: 0n, held: 0n });
+        if (decision.policy) balances.push(applyPolicy(plan, view, decision.policy));
         if (decision.createHold) {
           view.holds.set(decision.createHold.hold, decision.createHold);
           plan.createdHolds.push({ ...decision.createHold, operationId: id });
@@ -220,6 +239,34 @@ function rejected(id: string, type: OperationType, code: RejectionCode, message:
   return { id, type, status: 'rejected', code, message, balances: [] };
 }
 
+/** A row's state as the batch writes it. */
+function rowAfter(account: AccountState): AccountAfter {
+  const { account: id, balance, held, overdraftLimit, maxBalance, status } = account;
+  return { account: id, balance, held, overdraftLimit, maxBalance, status };
+}
+
+/** Sets an account's policy in the view (later commands of the batch decide under it) and returns its balance. */
+function applyPolicy(plan: BatchPlan, view: LedgerView, policy: AccountPolicy & { account: string }): AccountBalance {
+  const account = view.accounts.get(policy.account);
+  if (!account) throw new Error(`policy of unlocked account ${policy.account}`);
+  account.overdraftLimit = policy.overdraftLimit;
+  account.maxBalance = policy.maxBalance;
+  account.status = policy.status;
+  if (breaksLimits(account)) throw new Error(`rule breach on ${account.account} by its policy change`);
+  plan.changedAccounts.set(account.account, rowAfter(account));
+  return { account: account.account, balance: account.balance, held: account.held };
+}
+
+/** What the database's CHECKs on billing.accounts would refuse. */
+function breaksLimits(account: AccountState): boolean {
+  return (
+    account.held < 0n ||
+    account.balance - account.held < -account.overdraftLimit ||
+    (account.maxBalance !== null && account.balance > account.maxBalance) ||
+    (account.status === 'closed' && (account.balance !== 0n || account.held !== 0n))
+  );
+}
+
 /** Applies postings to the view, one journal entry each, and returns the balances they left. */
 function applyPostings(plan: BatchPlan, view: LedgerView, operationId: string, postings: Posting[]): AccountBalance[] {
   const left = new Map<string, AccountBalance>();
@@ -228,14 +275,19 @@ function applyPostings(plan: BatchPlan, view: LedgerView, operationId: string, p
     if (!account) throw new Error(`posting to unlocked account ${posting.account}`);
     account.balance += posting.balanceDelta;
     account.held += posting.heldDelta;
-    // The rules never get here with a negative result; if they ever did, the database's CHECK
+    // The rules never get here with a row outside its limits; if they ever did, the database's CHECK
     // constraints would refuse the commit. Failing early names the command.
-    if (account.held < 0n || account.balance < account.held)
-      throw new Error(`rule breach on ${account.account} by ${operationId}`);
-    plan.entries.push({ ...posting, operationId, balanceAfter: account.balance, heldAfter: account.held });
-    const after = { account: account.account, balance: account.balance, held: account.held };
-    plan.changedAccounts.set(account.account, after);
-    left.set(account.account, after);
+    if (breaksLimits(account)) throw new Error(`rule breach on ${account.account} by ${operationId}`);
+    plan.entries.push({
+      ...posting,
+      operationId,
+      balanceAfter: account.balance,
+      heldAfter: account.held,
+      overdraftLimit: account.overdraftLimit,
+      maxBalance: account.maxBalance,
+    });
+    plan.changedAccounts.set(account.account, rowAfter(account));
+    left.set(account.account, { account: account.account, balance: account.balance, held: account.held });
   }
   return [...left.values()];
 }

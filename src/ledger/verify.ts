@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { taskNames } from '../commands/command.ts';
+import { taskNames, typesThatMoveNoMoney } from '../commands/command.ts';
 import { holdExpiry, taskPrefix } from '../commands/contract.ts';
 import type { BillingDb } from '../db/kysely.ts';
 
@@ -23,8 +23,8 @@ export interface VerifyReport {
 
 /**
  * Checks the ledger in one snapshot: every account's journal is a gapless chain from zero to the
- * account row, nothing is negative, active holds add up to `held`, the constraints that guarantee
- * all this are in place, and no billing job is stuck.
+ * account row, every row and entry is within its overdraft and ceiling, active holds add up to
+ * `held`, the constraints that guarantee all this are in place, and no billing job is stuck.
  */
 export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
   return db
@@ -67,11 +67,25 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
       );
 
       await check(
-        'never negative: held >= 0 and available >= 0',
+        'within limits: held >= 0, available >= -overdraft_limit, balance <= max_balance, closed is empty',
         'breach',
         sql<{ example: string }>`
-      select format('%s: balance %s held %s', account, balance, held) as example
-      from billing.accounts where held < 0 or balance - held < 0`,
+      select format('%s (%s): balance %s held %s, overdraft_limit %s, max_balance %s', account, status, balance, held,
+                    overdraft_limit, coalesce(max_balance::text, 'none')) as example
+      from billing.accounts
+      where held < 0 or overdraft_limit < 0 or balance - held < -overdraft_limit or balance > max_balance
+         or (status = 'closed' and (balance <> 0 or held <> 0))`,
+      );
+
+      await check(
+        'journal within limits: each entry within the overdraft and ceiling it was written under',
+        'breach',
+        sql<{ example: string }>`
+      select format('entry %s of %s: balance %s held %s, overdraft_limit %s, max_balance %s', id, account,
+                    balance_after, held_after, overdraft_limit, coalesce(max_balance::text, 'none')) as example
+      from billing.entries
+      where held_after < 0 or overdraft_limit < 0 or balance_after - held_after < -overdraft_limit
+         or balance_after > max_balance`,
       );
 
       await check(
@@ -91,7 +105,7 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
         sql<{ example: string }>`
       select format('%s (%s %s)', o.id, o.type, o.status) as example
       from billing.operations as o
-      where (o.status = 'applied' and o.type <> 'open_account'
+      where (o.status = 'applied' and o.type <> all(${typesThatMoveNoMoney}::text[])
              and not exists (select 1 from billing.entries as e where e.operation_id = o.id))
          or (o.status = 'rejected' and exists (select 1 from billing.entries as e where e.operation_id = o.id))`,
       );
@@ -133,8 +147,10 @@ export async function verifyLedger(db: BillingDb): Promise<VerifyReport> {
         'breach',
         sql<{ example: string }>`
       select expected.name as example
-      from (values ('accounts', 'held_not_negative'), ('accounts', 'available_not_negative'),
-                   ('entries', 'entry_after_not_negative'), ('operations', 'operations_pkey'),
+      from (values ('accounts', 'held_not_negative'), ('accounts', 'available_within_overdraft'),
+                   ('accounts', 'balance_within_max'), ('accounts', 'closed_is_empty'),
+                   ('accounts', 'overdraft_limit_not_negative'),
+                   ('entries', 'entry_within_limits'), ('operations', 'operations_pkey'),
                    ('operations', 'operations_seq_key'),
                    ('reversal_totals', 'reversed_within_total')) as expected(tbl, name)
       where not exists (

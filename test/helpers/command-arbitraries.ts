@@ -18,6 +18,10 @@ export type Task =
   | 'release'
   | 'transaction'
   | 'reverse'
+  | 'set_limits'
+  | 'freeze'
+  | 'unfreeze'
+  | 'close_account'
   | 'expire_hold';
 /**
  * `holdRef` points a capture, release or expiry at the hold of an earlier hold command; `opRef`
@@ -44,6 +48,11 @@ export const amount = fc.oneof(
   { weight: 6, arbitrary: fc.bigInt({ min: 1n, max: 120n }).map(String) },
   { weight: 3, arbitrary: fc.integer({ min: 1, max: 120 }) },
   { weight: 1, arbitrary: fc.constantFrom('9223372036854775807', '9223372036854775000') },
+);
+/** Overdrafts and ceilings near the amounts above, 0 included, as strings and as JSON integers. */
+export const limit = fc.oneof(
+  fc.constantFrom('0', 0, '30', 80, '200', '1000'),
+  fc.bigInt({ min: 0n, max: 1500n }).map(String),
 );
 const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined, freq: 2 });
 const withoutUndefined = (fields: Payload): Payload =>
@@ -87,6 +96,21 @@ export function validCommand(
     },
     { weight: 2, arbitrary: fc.nat().map((holdRef): CommandSpec => ({ task: 'release', fields: {}, holdRef })) },
     { weight: 1, arbitrary: fc.record({ hold: fc.constantFrom('h1', 'h9') }).map(spec('capture')) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .record({
+          account,
+          overdraft_limit: optional(limit),
+          max_balance: fc.option(fc.oneof(limit, fc.constant(null)), { nil: undefined, freq: 2 }),
+        })
+        .filter((f) => f.overdraft_limit !== undefined || f.max_balance !== undefined)
+        .map(spec('set_limits')),
+    },
+    { weight: 2, arbitrary: fc.record({ account }).map(spec('freeze')) },
+    { weight: 2, arbitrary: fc.record({ account }).map(spec('unfreeze')) },
+    // Rarely: an account closes only when empty, and is gone for good.
+    { weight: 1, arbitrary: fc.record({ account }).map(spec('close_account')) },
     ...more,
   );
 }
@@ -152,6 +176,13 @@ export const invalidCommands: CommandSpec[] = [
   { task: 'transaction', fields: { legs: [{ from: 'a', to: 'b', amount: '5', hold: 'h1' }] } },
   { task: 'reverse', fields: { amount: '5' } },
   { task: 'reverse', fields: { of: 'c1', amount: '0' } },
+  { task: 'set_limits', fields: { account: 'a' } },
+  { task: 'set_limits', fields: { account: 'a', overdraft_limit: '-1' } },
+  { task: 'set_limits', fields: { account: 'a', overdraft_limit: null } },
+  { task: 'set_limits', fields: { account: 'a', max_balance: '1.5' } },
+  { task: 'set_limits', fields: { account: 'a', max_balance: '00' } },
+  { task: 'freeze', fields: { account: 'a', amount: '1' } },
+  { task: 'close_account', fields: {} },
 ];
 
 /** New commands, valid and not, repeats of earlier ones, and reuses of their ids. */

@@ -12,7 +12,14 @@
 import type { Test } from 'tap';
 import { type declarations, decide } from '../../src/commands/command.ts';
 import { maxInt64 } from '../../src/commands/contract.ts';
-import type { AccountState, Decision, HoldState, LedgerView } from '../../src/commands/decision.ts';
+import {
+  defaultPolicy,
+  type AccountPolicy,
+  type AccountState,
+  type Decision,
+  type HoldState,
+  type LedgerView,
+} from '../../src/commands/decision.ts';
 import { readPayloadJson } from '../../src/commands/json-text.ts';
 import { parseCommand } from '../../src/commands/parse.ts';
 
@@ -20,18 +27,29 @@ import { parseCommand } from '../../src/commands/parse.ts';
 export const now = new Date('2030-01-01T00:00:00Z');
 export const full = maxInt64;
 
-export const usd = (account: string, balance: bigint, held = 0n): AccountState => ({
+export const usd = (
+  account: string,
+  balance: bigint,
+  held = 0n,
+  policy: Partial<AccountPolicy> = {},
+): AccountState => ({
   account,
   currency: 'USD',
   balance,
   held,
+  ...defaultPolicy,
+  ...policy,
 });
-export const eur = (account: string, balance: bigint): AccountState => ({
+export const eur = (account: string, balance: bigint, policy: Partial<AccountPolicy> = {}): AccountState => ({
   account,
   currency: 'EUR',
   balance,
   held: 0n,
+  ...defaultPolicy,
+  ...policy,
 });
+export const closed = { status: 'closed' } as const;
+export const frozen = { status: 'frozen' } as const;
 export const activeHold = (
   hold: string,
   account: string,

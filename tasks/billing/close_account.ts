@@ -1,0 +1,3 @@
+import { commandTaskFactory } from '../../src/worker/command-task.ts';
+
+export default commandTaskFactory('close_account');
