@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { BillingAccounts, BillingOperations } from '../db/schema.ts';
 import type { OperationType } from '../commands/command.ts';
-import type { AccountStatus, ResultStatus } from '../commands/contract.ts';
+import type { ResultStatus } from '../commands/contract.ts';
 import type { Account, StoredResult } from './types.ts';
 import { balancesFromJson, type BalanceJson } from '../commands/balances-json.ts';
 
