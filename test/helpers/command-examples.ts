@@ -19,6 +19,8 @@ import {
   type Decision,
   type HoldState,
   type LedgerView,
+  type OperationState,
+  type ReversalTotal,
 } from '../../src/commands/decision.ts';
 import { readPayloadJson } from '../../src/commands/json-text.ts';
 import { parseCommand } from '../../src/commands/parse.ts';
@@ -63,14 +65,36 @@ export const activeHold = (
   expiresAt,
 });
 
-/** The locked rows, as a batch reads them. */
-export function rows(accounts: AccountState[] = [], holds: HoldState[] = []): LedgerView {
+/**
+ * The locked rows, as a batch reads them; for a reversal, also the commands it names (their moves,
+ * from the journal) and how much of each earlier reversals put back (billing.reversal_totals).
+ */
+export function rows(
+  accounts: AccountState[] = [],
+  holds: HoldState[] = [],
+  operations: OperationState[] = [],
+  reversals: Record<string, ReversalTotal> = {},
+): LedgerView {
   return {
     accounts: new Map(accounts.map((a) => [a.account, a])),
     holds: new Map(holds.map((h) => [h.hold, h])),
     now,
+    operations: new Map(operations.map((o) => [o.id, o])),
+    reversals: new Map(Object.entries(reversals)),
   };
 }
+
+/** An applied command `id` of `type` that moved `moves` (balance changes, in journal order). */
+export const applied = (
+  id: string,
+  type: string,
+  moves: [account: string, balanceDelta: bigint][],
+): OperationState => ({
+  id,
+  type,
+  status: 'applied',
+  moves: moves.map(([account, balanceDelta]) => ({ account, balanceDelta })),
+});
 
 export interface Example {
   /** The payload's JSON text, as a job carries it. */
