@@ -51,6 +51,8 @@ export const reverse = declareCommand({
     of: p.of,
     ...(p.amount === undefined ? {} : { amount: p.amount }),
   }),
+  // Then, for each move of the reversal, moves in order: the checks of a transaction's leg (see
+  // decideLegs), so a later move's account_closed comes after an earlier move's funds.
   codes: [
     'operation_not_found',
     'not_reversible',
