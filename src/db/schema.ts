@@ -91,6 +91,10 @@ export interface BillingEntries {
   operation_id: string;
 }
 
+export interface BillingExpiryShares {
+  share: number;
+}
+
 export interface BillingFairnessSettings {
   /**
    * Waiting commands of a login per step of graphile-worker priority given to its next jobs.
@@ -309,6 +313,7 @@ export interface BillingWorkerLiveness {
 export interface DB {
   "billing.accounts": BillingAccounts;
   "billing.entries": BillingEntries;
+  "billing.expiry_shares": BillingExpiryShares;
   "billing.fairness_settings": BillingFairnessSettings;
   "billing.holds": BillingHolds;
   "billing.id_conflicts": BillingIdConflicts;
