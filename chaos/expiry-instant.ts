@@ -49,6 +49,8 @@ export interface CommitWatch {
   stop(): Promise<void>;
   /** The earliest database time at which the result with this seq was seen committed. */
   committedBy(seq: bigint): Date | undefined;
+  /** The highest seq seen committed by the first reading at or after `time`: results above it committed later. */
+  seenAt(time: Date): bigint | undefined;
 }
 
 /**
@@ -88,6 +90,9 @@ export function watchCommits(pool: pg.Pool, intervalMs = 50): CommitWatch {
     },
     committedBy(seq) {
       return readings.find((reading) => reading.seq >= seq)?.at;
+    },
+    seenAt(time) {
+      return readings.find((reading) => reading.at.getTime() >= time.getTime())?.seq;
     },
   };
 }
