@@ -39,6 +39,8 @@ create table billing.expiry_shares (
 insert into billing.expiry_shares (share) select generate_series(0, 7);
 comment on table billing.expiry_shares is
   'Shares of the accounts (hashtext(account) mod the row count) that expiry sweeps claim one at a time (FOR UPDATE SKIP LOCKED by the worker only).';
+comment on column billing.expiry_shares.share is
+  'A share number: the accounts whose hashtext(account) & 2147483647, modulo the number of rows, is this.';
 
 create function billing.expire_due_holds(max_holds integer, notify_queue_limit double precision)
 returns table (hold text, seq bigint)

@@ -92,6 +92,9 @@ export interface BillingEntries {
 }
 
 export interface BillingExpiryShares {
+  /**
+   * A share number: the accounts whose hashtext(account) & 2147483647, modulo the number of rows, is this.
+   */
   share: number;
 }
 
