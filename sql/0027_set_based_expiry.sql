@@ -42,8 +42,10 @@ comment on table billing.expiry_shares is
 comment on column billing.expiry_shares.share is
   'A share number: the accounts whose hashtext(account) & 2147483647, modulo the number of rows, is this.';
 
+-- Returns how many holds it expired (a count, not rows: rows the client must read could hold the
+-- transaction, and its locks, open while the client is stopped).
 create function billing.expire_due_holds(max_holds integer, notify_queue_limit double precision)
-returns table (hold text, seq bigint)
+returns integer
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
@@ -55,15 +57,13 @@ set enable_hashjoin = off
 set enable_mergejoin = off
 set jit = off
 as $$
-#variable_conflict use_column
 declare
   shares integer := (select count(*) from billing.expiry_shares);
   claimed integer;
   due text[];
   accounts_locked bigint;
-  ids text[];
-  seqs bigint[];
   expired integer;
+  highest bigint;
 begin
   if max_holds is null or max_holds < 1 then
     raise exception 'billing.expire_due_holds: max_holds must be at least 1' using errcode = '22023';
@@ -78,7 +78,7 @@ begin
   limit 1
   for update of s skip locked;
   if claimed is null then
-    return;
+    return 0;
   end if;
   -- Oldest due first. A hold another transaction has locked (a capture or release in flight) is
   -- skipped, never waited for; one closed since this statement began fails the lock's recheck.
@@ -90,7 +90,7 @@ begin
         limit max_holds
         for update skip locked) as d;
   if due is null then
-    return;
+    return 0;
   end if;
 
   select count(*) into accounts_locked
@@ -163,24 +163,23 @@ begin
     from expiring as e
     where exists (select from seq_locked)
     order by e.n
-    returning id, seq
+    returning seq
   )
-  select array_agg(r.id order by r.seq), array_agg(r.seq order by r.seq) into ids, seqs from results as r;
-  expired := coalesce(cardinality(ids), 0);
+  select count(*)::integer, max(r.seq) into expired, highest from results as r;
 
   -- Every hold locked above was active: all of them expire, or the call fails and rolls back.
   if expired <> cardinality(due) then
     raise exception 'billing.expire_due_holds: expired % of % locked holds', expired, cardinality(due);
   end if;
   if pg_notification_queue_usage() < notify_queue_limit then
-    perform pg_notify('billing_results', json_build_object('seq', seqs[expired]::text, 'count', expired)::text);
+    perform pg_notify('billing_results', json_build_object('seq', highest::text, 'count', expired)::text);
   end if;
-  return query select substr(r.id, 8), r.seq from unnest(ids, seqs) as r(id, seq);
+  return expired;
 end;
 $$;
 
 comment on function billing.expire_due_holds(integer, double precision) is
-  'The expiry sweeper''s call: claims a share of the accounts and expires up to max_holds of its active holds past due (skipping any another transaction holds), as the expire_hold job would, and deletes their unfetched jobs; returns the holds and their results'' seqs, none when no share with a due hold is free.';
+  'The expiry sweeper''s call: claims a share of the accounts and expires up to max_holds of its active holds past due (skipping any another transaction holds), as the expire_hold job would, and deletes their unfetched jobs; returns how many it expired (0 when no share with a due hold is free).';
 
 do $grants$
 declare
