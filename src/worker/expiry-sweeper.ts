@@ -82,7 +82,8 @@ export function startExpirySweeper(runtime: WorkerRuntime): ExpirySweeper {
     runOnce: pass,
     async stop() {
       await Promise.all(lanes.map((lane) => lane.stop()));
-      await db.destroy();
+      // Its connections may be gone already (a restart, a partition): nothing to give back then.
+      await db.destroy().catch(() => {});
     },
   };
 }
