@@ -70,3 +70,96 @@ t.test('a hold whose expiry job is held up is expired by the sweeper within 5 s 
   t.equal(results.length, 1, 'one result');
   t.same(await balanceOf(database, 'sw-1'), { balance: 100n, held: 0n, available: 100n });
 });
+
+t.test('the sweeper expires several holds of one account in one call as the job would, serially', async (t) => {
+  await run(database, 'open_account', { id: 'sw2-open', account: 'sw-2' });
+  await run(database, 'credit', { id: 'sw2-credit', account: 'sw-2', amount: '100' });
+  // Hold ids whose JSON needs escapes: the sweeper's request and fingerprint (written in SQL) must
+  // be the job's (written in TypeScript), or the job that runs after it is an id conflict.
+  const holds = ['sw2 "q\\b"', 'sw2 \t\u0001\u001f', 'sw2 \u2028🙂é'];
+  // One instant for the three, so that they fall due together (one call).
+  const { rows: instant } = await database.query<{ at: string }>(
+    `select to_char((now() + interval '6 s') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at`,
+  );
+  for (const [i, hold] of holds.entries()) {
+    const created = await run(database, 'hold', {
+      id: `sw2-hold-${i}`,
+      hold,
+      account: 'sw-2',
+      amount: String(10 * (i + 1)),
+      expires_at: instant[0]!.at,
+    });
+    // Messages name holds by number: a U+2028 in a TAP line would break it in two.
+    t.equal(created.code, 'ok', `hold ${i} made`);
+  }
+  await database.query(
+    `select graphile_worker.reschedule_jobs(array(select id from graphile_worker.jobs where key = any($1::text[])),
+       run_at => now() + interval '1 hour')`,
+    [holds.map((hold) => `expire:${hold}`)],
+  );
+  const results = await waitFor(
+    'the three expiry results',
+    async () => {
+      const { rows } = await database.query<{
+        id: string;
+        seq: bigint;
+        balances: { held: string }[];
+        job_id: bigint | null;
+      }>(
+        `select id, seq, balances, job_id from billing.operations where type = 'expire' and id = any($1::text[]) order by seq`,
+        [holds.map((hold) => `expire:${hold}`)],
+      );
+      return rows.length === holds.length ? rows : undefined;
+    },
+    20_000,
+  );
+  t.ok(
+    results.every((r) => r.job_id === null),
+    'all by the sweeper',
+  );
+  // Replayed in seq order, each result leaves the account's held where the one before left it,
+  // less its own hold; the journal says the same, entry by entry.
+  const amounts = new Map(holds.map((hold, i) => [`expire:${hold}`, BigInt(10 * (i + 1))]));
+  let held = 60n;
+  for (const [i, result] of results.entries()) {
+    held -= amounts.get(result.id)!;
+    t.equal(BigInt(result.balances[0]!.held), held, `expiry ${i + 1} in seq order leaves held ${held}`);
+  }
+  const { rows: entries } = await database.query<{ operation_id: string; held_delta: bigint; held_after: bigint }>(
+    `select e.operation_id, e.held_delta, e.held_after from billing.entries as e
+     join billing.operations as o on o.id = e.operation_id where e.account = 'sw-2' and o.type = 'expire' order by e.id`,
+  );
+  t.same(
+    entries.map((e) => e.operation_id),
+    results.map((r) => r.id),
+    'journal entries in the order of the seqs',
+  );
+  t.same(
+    entries.map((e) => e.held_after),
+    results.map((r) => BigInt(r.balances[0]!.held)),
+    'each entry leaves what its result says',
+  );
+  t.same(await balanceOf(database, 'sw-2'), { balance: 100n, held: 0n, available: 100n });
+
+  // Their jobs, run now, are replays: no conflict, no second result.
+  const { rows: jobs } = await database.query<{ id: bigint }>(
+    `select (graphile_worker.add_job('billing/expire_hold', json_build_object('hold', h))).id from unnest($1::text[]) as h`,
+    [holds],
+  );
+  await waitFor(
+    'the late expiry jobs to complete',
+    async () =>
+      (
+        await database.query('select 1 from graphile_worker.jobs where id = any($1::bigint[])', [
+          jobs.map((job) => job.id),
+        ])
+      ).rows.length === 0
+        ? true
+        : undefined,
+    20_000,
+  );
+  const { rows: conflicts } = await database.query('select 1 from billing.id_conflicts where id = any($1::text[])', [
+    holds.map((hold) => `expire:${hold}`),
+  ]);
+  t.equal(conflicts.length, 0, 'the jobs were replays of the sweeper results (same request and fingerprint)');
+});

@@ -514,6 +514,8 @@ const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = 
   'billing.refresh_queue_statistics(bigint)': ['worker'],
   // The NOTIFY-queue watchdog's only power: ending client and reader sessions that pin the queue.
   'billing.end_queue_pinning_sessions(bigint)': ['worker'],
+  // The expiry sweeper's set-based call (0027).
+  'billing.expire_due_holds(integer,double precision)': ['worker'],
   // The payload-size guard on graphile-worker's job table and its helper (billing.submit's too).
   'billing.limit_job_payload()': [],
   // Fairness between logins (0018): triggers on graphile-worker's job table and their shared state.

@@ -111,6 +111,13 @@ export interface BillingEntries {
   overdraft_limit: Generated<bigint>;
 }
 
+export interface BillingExpiryShares {
+  /**
+   * A share number: the accounts whose hashtext(account) & 2147483647, modulo the number of rows, is this.
+   */
+  share: number;
+}
+
 export interface BillingFairnessSettings {
   /**
    * Waiting commands of a login per step of graphile-worker priority given to its next jobs.
@@ -356,6 +363,7 @@ export interface BillingWorkerLiveness {
 export interface DB {
   "billing.accounts": BillingAccounts;
   "billing.entries": BillingEntries;
+  "billing.expiry_shares": BillingExpiryShares;
   "billing.fairness_settings": BillingFairnessSettings;
   "billing.holds": BillingHolds;
   "billing.id_conflicts": BillingIdConflicts;
