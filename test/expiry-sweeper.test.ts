@@ -163,3 +163,37 @@ t.test('the sweeper expires several holds of one account in one call as the job 
   ]);
   t.equal(conflicts.length, 0, 'the jobs were replays of the sweeper results (same request and fingerprint)');
 });
+
+t.test('the sweeper expires a hold on an account that uses its overdraft, and on a frozen one', async (t) => {
+  // The sweep writes journal entries itself (sql/0027): each must carry the account's limits, or
+  // an account still below zero after the release breaks the entry's CHECK and nothing expires.
+  await run(database, 'open_account', { id: 'sw3-open', account: 'sw-3' });
+  await run(database, 'set_limits', { id: 'sw3-limits', account: 'sw-3', overdraft_limit: '100', max_balance: '500' });
+  await run(database, 'debit', { id: 'sw3-debit', account: 'sw-3', amount: '60' });
+  await run(database, 'hold', { id: 'sw3-hold', account: 'sw-3', amount: '30', ttl_seconds: 1 });
+  await run(database, 'freeze', { id: 'sw3-freeze', account: 'sw-3' });
+  await database.query(
+    `select graphile_worker.reschedule_jobs(
+       array(select id from graphile_worker.jobs where key = 'expire:sw3-hold'), run_at => now() + interval '1 hour')`,
+  );
+  const expired = await waitFor(
+    'the expiry result',
+    async () =>
+      (
+        await database.query<{ job_id: bigint | null }>(
+          "select job_id from billing.operations where id = 'expire:sw3-hold'",
+        )
+      ).rows[0],
+    20_000,
+  );
+  t.equal(expired.job_id, null, 'applied by the sweeper');
+  t.same(
+    await balanceOf(database, 'sw-3'),
+    { balance: -60n, held: 0n, available: -60n },
+    'held released, still in overdraft',
+  );
+  const { rows: entries } = await database.query<{ overdraft_limit: bigint; max_balance: bigint | null }>(
+    "select overdraft_limit, max_balance from billing.entries where operation_id = 'expire:sw3-hold'",
+  );
+  t.same(entries, [{ overdraft_limit: 100n, max_balance: 500n }], 'the entry carries the limits it was written under');
+});
