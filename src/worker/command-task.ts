@@ -47,7 +47,7 @@ async function runCommand(
   const commandFields = { command_id: parsed.ok ? parsed.command.id : parsed.id, job_id: job.id };
   let outcome: AppliedOutcome;
   try {
-    outcome = await runtime.batcher.submit({ parsed, jobId: BigInt(job.id) });
+    outcome = await runtime.batcher.submit({ parsed, jobId: BigInt(job.id) }, job.priority);
   } catch (error) {
     const transient = isTransientError(error);
     const level = transient ? 'warn' : 'error';

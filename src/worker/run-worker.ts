@@ -17,6 +17,8 @@ import { createRuntime, setRuntime, workerSessionOptions, type WorkerRuntime } f
 import { startNotifyWatchdog, type NotifyWatchdog } from './notify-watchdog.ts';
 import { WakeGate, gateJobWakeups } from './wake-gate.ts';
 import { queueSettings } from './queue-settings.ts';
+import { startFairFetch, type FairFetch } from './fair-fetch.ts';
+import { taskNames } from '../commands/command.ts';
 import { assertMigrated } from './schema-check.ts';
 
 /** How long a lost runner may take to stop before a fresh one starts beside it. */
@@ -261,7 +263,11 @@ async function startQueueRunner(
     if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
   });
   // A flood of jobs:insert (any login may send it) must not run fetches back to back.
-  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => runtime.metrics.queueWakeups.inc({ outcome }));
+  let fairFetch: FairFetch | undefined;
+  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => {
+    runtime.metrics.queueWakeups.inc({ outcome });
+    if (outcome === 'forwarded') fairFetch?.wake();
+  });
   queuePool.on('connect', (client) => {
     client.on('error', () => {});
     gateJobWakeups(client, wakeGate);
@@ -307,12 +313,24 @@ async function startQueueRunner(
         logger.warn({ error: describeError(error) }, 'could not refresh the jobs table statistics'),
       );
   });
+  // Another login's jobs that rank ahead of the fetched ones this process holds go first.
+  fairFetch = startFairFetch({
+    events,
+    pool: queuePool,
+    tasks: taskNames,
+    onJump: (jobs) => runtime.metrics.queueJobsAhead.inc(jobs),
+    onError: (error) => {
+      if (!stopping && !lost)
+        logger.warn({ error: describeError(error) }, 'could not look for jobs ranking ahead of the fetched ones');
+    },
+  });
   events.on('job:failed', ({ job }: { job: { task_identifier: string } }) =>
     runtime.metrics.jobsFailed.inc({ task: job.task_identifier }),
   );
   let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
     wakeGate.close();
+    await fairFetch?.stop();
     await sweeper?.stop();
     await recovery.stop();
     // A runner that did not stop may hold a connection for good: the pool ends without waiting.
