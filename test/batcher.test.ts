@@ -454,3 +454,33 @@ t.test('the next batch takes the commands that the answered tasks hand in as the
   call2.succeed();
   t.same(await within(settle([first, ...queued, ...next]), 5000, 'the answers'), ['c0', 'c1', 'c2', 'c3', 'c9']);
 });
+
+t.test('room freed by a commit goes first to the lower priority among the answered tasks’ next commands', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 2, maxConcurrentBatches: 1, maxPending: 2 });
+  const next: Promise<AppliedOutcome>[] = [];
+  // c0-c1 in flight fill maxPending; c2-c4 (the burst's) wait for room. When c0 is answered, its
+  // task hands in another login's command, c9: it gets room before c3-c4, which came first.
+  const first = batcher.submit(command(0), 5).then((outcome) => {
+    next.push(batcher.submit(command(9), 0));
+    return outcome;
+  });
+  const second = batcher.submit(command(1), 5);
+  const call0 = await fake.call(0);
+  const waiting = [2, 3, 4].map((n) => batcher.submit(command(n), 5));
+  call0.succeed();
+  const call1 = await fake.call(1);
+  t.same(call1.ids, ['c9', 'c2'], 'c9 let in first and cut first');
+  call1.succeed();
+  const call2 = await fake.call(2);
+  t.same(call2.ids, ['c3', 'c4']);
+  call2.succeed();
+  t.same(await within(settle([first, second, ...waiting, ...next]), 5000, 'the answers'), [
+    'c0',
+    'c1',
+    'c2',
+    'c3',
+    'c4',
+    'c9',
+  ]);
+});

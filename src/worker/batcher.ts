@@ -52,6 +52,14 @@ export class CommandBatcher {
   #urgentQueued = 0;
   /** Submitters waiting for room under maxPending, by priority, then first come first served. */
   #waitingForRoom: { priority: number; admit: () => void }[] = [];
+  /**
+   * A batch has just been answered (set by #run, cleared two turns after by #flush): room and the
+   * next batch wait until the tasks it answered have handed in their jobs' next commands
+   * (graphile-worker starts them in the same turn, from its local queue), so that a command of a
+   * lower priority among them (another login's) is let in and cut into the very next batch, not
+   * the one after.
+   */
+  #settling = false;
 
   constructor(options: BatcherOptions) {
     this.#options = options;
@@ -77,10 +85,12 @@ export class CommandBatcher {
     // command, and the sweeper hands over at most a few hundred at a time).
     const urgent = isExpiry(item);
     const limit = this.#options.maxPending ?? Infinity;
+    // Counted when admitted (#admit), so that the admitted and the new never pass the limit together.
     if (!urgent && (this.#pending >= limit || this.#waitingForRoom.length > 0)) {
       await new Promise<void>((admit) => insertByPriority(this.#waitingForRoom, { priority, admit }, 0));
+    } else {
+      this.#pending += 1;
     }
-    this.#pending += 1;
     try {
       return await new Promise<AppliedOutcome>((resolve, reject) => {
         if (urgent) this.#queue.splice(this.#urgentQueued++, 0, { item, priority, resolve, reject });
@@ -90,7 +100,16 @@ export class CommandBatcher {
       });
     } finally {
       this.#pending -= 1;
-      this.#waitingForRoom.shift()?.admit();
+      if (!this.#settling) this.#admit();
+    }
+  }
+
+  /** Lets in those waiting for room, lowest priority first, while there is room. */
+  #admit(): void {
+    const limit = this.#options.maxPending ?? Infinity;
+    while (this.#pending < limit && this.#waitingForRoom.length) {
+      this.#pending += 1;
+      this.#waitingForRoom.shift()!.admit();
     }
   }
 
@@ -110,6 +129,7 @@ export class CommandBatcher {
   }
 
   #pump(): void {
+    if (this.#settling) return;
     while (this.#inFlight < this.#options.maxConcurrentBatches && this.#queue.length) {
       const full = this.#queue.length >= this.#options.maxBatchSize;
       if (!full && this.#inFlight > 0 && this.#options.maxWaitMs > 0) {
@@ -124,16 +144,22 @@ export class CommandBatcher {
   }
 
   #flush(): void {
-    if (!this.#queue.length || this.#inFlight >= this.#options.maxConcurrentBatches) return;
+    if (this.#settling || !this.#queue.length || this.#inFlight >= this.#options.maxConcurrentBatches) return;
     const batch = this.#queue.splice(0, this.#options.maxBatchSize);
     this.#urgentQueued = Math.max(0, this.#urgentQueued - batch.length);
     this.#inFlight += 1;
     void this.#run(batch).finally(() => {
       this.#inFlight -= 1;
-      // The next batch is cut once the tasks this commit answered have handed in their jobs' next
-      // commands (graphile-worker starts them in the same turn, from its local queue): a command
-      // of a lower priority among them goes in this next batch, not in the one after.
-      setImmediate(() => this.#pump());
+      // Two turns: the answered tasks' next commands arrive in this one; those let in from the
+      // room queue are queued in the microtasks after the first.
+      setImmediate(() => {
+        this.#admit();
+        setImmediate(() => {
+          this.#settling = false;
+          this.#admit();
+          this.#pump();
+        });
+      });
     });
   }
 
@@ -142,10 +168,13 @@ export class CommandBatcher {
     try {
       const applied = await this.#options.apply(batch.map((w) => w.item));
       this.#options.onBatch?.(batch.length, performance.now() - started);
+      // Set before the answers: their submitters' room is handed out once their tasks are done.
+      this.#settling = true;
       batch.forEach((waiting, index) => waiting.resolve(applied.outcomes[index]!));
     } catch (error) {
       this.#options.onBatch?.(batch.length, performance.now() - started, error);
       if (batch.length === 1 || isTransientError(error)) {
+        this.#settling = true;
         for (const waiting of batch) waiting.reject(error);
         return;
       }
