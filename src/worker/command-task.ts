@@ -12,14 +12,65 @@ import { getRuntime } from './runtime.ts';
  *
  * An array payload is a graphile-worker batch job: each element is a command of its own, and the
  * task returns one promise per element so that only failed elements are retried.
+ *
+ * A payload over 4 KiB is kept apart from the job row (sql/0028_large_payloads_apart.sql): the
+ * task loads it by its job's id, within the process's payload budget, which it gives back once
+ * every command of the job has its outcome.
  */
 export function commandTask(task: TaskId): Task {
   return async (payload, helpers) => {
-    if (Array.isArray(payload)) {
-      return payload.map((element, index) => runCommand(task, element, helpers, null, index));
+    const apartBytes = payloadApartBytes(payload);
+    let release: (() => void) | undefined;
+    let run: Promise<void> | Promise<void>[];
+    if (apartBytes === undefined) {
+      run = runPayload(task, payload, helpers);
+    } else {
+      release = await getRuntime().payloadBudget.take(apartBytes);
+      try {
+        run = runPayload(task, await loadPayloadApart(helpers, payload), helpers);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      void Promise.allSettled(Array.isArray(run) ? run : [run]).then(release);
     }
-    await runCommand(task, payload, helpers, `job:${helpers.job.id}`);
+    if (Array.isArray(run)) return run;
+    await run;
   };
+}
+
+function runPayload(task: TaskId, payload: unknown, helpers: JobHelpers): Promise<void> | Promise<void>[] {
+  if (Array.isArray(payload)) {
+    return payload.map((element, index) => runCommand(task, element, helpers, null, index));
+  }
+  return runCommand(task, payload, helpers, `job:${helpers.job.id}`);
+}
+
+const apartMarker = 'billing:payload_apart';
+
+/** The marker's byte count when `payload` is the marker of a payload kept apart, else undefined. */
+function payloadApartBytes(payload: unknown): number | undefined {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined;
+  const keys = Object.keys(payload);
+  if (keys.length !== 1 || keys[0] !== apartMarker) return undefined;
+  // Numbers arrive as JSON.rawJSON objects (src/commands/json-text.ts). The marker sizes the budget
+  // taken, nothing else, and ByteBudget bounds it.
+  const value = (payload as Record<string, unknown>)[apartMarker];
+  const bytes = Number(typeof value === 'object' && value !== null && 'rawJSON' in value ? value.rawJSON : value);
+  return Number.isFinite(bytes) ? bytes : Infinity;
+}
+
+/**
+ * The payload kept apart for this job, read on graphile-worker's pool (whose json parser judges
+ * its size and depth before parsing, src/worker/queue-pool-types.ts). Looked up by the job's own id
+ * only: without a row (a client wrote the marker itself) the marker is the payload, refused as
+ * invalid_command.
+ */
+async function loadPayloadApart(helpers: JobHelpers, marker: unknown): Promise<unknown> {
+  const { rows } = await helpers.withPgClient((client) =>
+    client.query<{ payload: unknown }>('select payload from billing.job_payloads where job_id = $1', [helpers.job.id]),
+  );
+  return rows.length > 0 ? rows[0]!.payload : marker;
 }
 
 async function runCommand(
