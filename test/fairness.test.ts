@@ -81,9 +81,9 @@ t.test("a burst from one login does not hold back another login's command", asyn
   // command must go into the next batch or the one after, whatever the machine's speed: counted in
   // A's commands answered between B's enqueue and B's result (events, not time). Before, B waited
   // in the table until the worker had started every job it held, and then behind the rest of its
-  // own fetch and of the batcher's queue: more than 100 of A's commands here.
-  const batchSize = 10;
-  const worker = await startTestWorker(database, { concurrency: 50, batchSize });
+  // own fetch and of the batcher's queue: hundreds of A's commands here.
+  const batchSize = 50;
+  const worker = await startTestWorker(database, { concurrency: 200, batchSize });
   // A priority step of 10 commands: B's command (priority 0) ranks ahead of all of A's but the first 10.
   await database.query('update billing.fairness_settings set commands_per_priority_step = 10');
   t.teardown(() => database.query('update billing.fairness_settings set commands_per_priority_step = default'));
@@ -113,7 +113,8 @@ t.test("a burst from one login does not hold back another login's command", asyn
     const meanwhile = Number(BigInt(before.rows[0]!.n) - atEnqueue);
     // B's job is taken ahead at its wake-up and B goes into the batch cut after the next commit:
     // behind the batch in flight at its enqueue and, when the worker's look (a round trip) outlasts
-    // that one, the next: 10-20 seen in 10 runs. Four batches leave room for a loaded machine.
+    // that one, the next. Four batches leave room for a look slower than a batch; batches of 50,
+    // so that a batch takes longer than that round trip on an idle machine too.
     t.ok(
       meanwhile <= 4 * batchSize,
       `${meanwhile} of A's commands were answered between B's enqueue and its result: at most four batches of ${batchSize}`,
