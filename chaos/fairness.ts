@@ -1,7 +1,9 @@
-// Issue 24 item 11, full size: one login sends a burst of billing.submit in one statement, another
-// login one command right after it. Prints how long the lone command took from its enqueue to its
-// result (database clock) and how many of the burst's commands were answered before it; SPEC 8: a
-// burst from one login delays another login's command by at most 1 s.
+// Issue 24 item 11, full size: one login (A) sends a burst of billing.submit in one statement,
+// another login (B) one command right after it, and one more once the workers are busy with the
+// burst. SPEC 8: a burst from one login delays another login's command by at most 1 s. Prints, for
+// each of B's commands, its delay from enqueue to result (database clock), when a worker fetched
+// it, and how many of A's commands were answered meanwhile; then how fast A's burst was answered
+// (the throughput the fairness must not cost). Exit 1 if a delay was over 1 s.
 //
 //   node chaos/fairness.ts [--burst 100000] [--workers 2]
 //
@@ -45,7 +47,72 @@ const workers = await startWorkers(bench, Number(values.workers), 'real', {
   MALLOC_ARENA_MAX: deployedMallocArenaMax,
   LOG_LEVEL: 'warn',
 });
+/**
+ * B's one command: submitted now, then followed in the database (the job's locked_at: fetched; the
+ * result's created_at: applied). Prints the figures; returns the delay from enqueue to result, in s.
+ */
+async function lone(id: string, when: string): Promise<number> {
+  const {
+    rows: [sent],
+  } = await b.query<{ enqueued: Date; job: string; answered: string }>(
+    `select clock_timestamp() as enqueued,
+            (select count(*) from billing.operations where id like 'burst-%')::text as answered,
+            billing.submit('transfer', json_build_object('id', $1::text, 'from', 'a1', 'to', 'a2', 'amount', '1')) as job`,
+    [id],
+  );
+  let fetched: { at: Date; answered: string } | undefined;
+  for (;;) {
+    const {
+      rows: [row],
+    } = await bench.pool.query<{
+      locked_at: Date | null;
+      applied_at: Date | null;
+      seq: string | null;
+      answered: string;
+    }>(
+      `select (select locked_at from graphile_worker._private_jobs where id = $1) as locked_at,
+              o.created_at as applied_at, o.seq::text as seq,
+              (select count(*) from billing.operations where id like 'burst-%')::text as answered
+       from (select) as one left join billing.operations as o on o.id = $2`,
+      [sent!.job, id],
+    );
+    if (!fetched && row!.locked_at) fetched = { at: row!.locked_at, answered: row!.answered };
+    if (row!.applied_at) {
+      const {
+        rows: [ahead],
+      } = await bench.pool.query<{ n: string }>(
+        "select count(*) as n from billing.operations where id like 'burst-%' and seq < $1",
+        [row!.seq],
+      );
+      const seconds = (at: Date, from: Date) => ((at.getTime() - from.getTime()) / 1000).toFixed(2);
+      const delay = (row!.applied_at.getTime() - sent!.enqueued.getTime()) / 1000;
+      console.log(
+        `login B, ${when}: result ${delay.toFixed(2)} s after its enqueue (database clock); ` +
+          `A's answered at its enqueue ${sent!.answered}, at its result ${ahead!.n}` +
+          (fetched
+            ? `; fetched after ${seconds(fetched.at, sent!.enqueued)} s (A's answered ${fetched.answered}), applied ${seconds(row!.applied_at, fetched.at)} s after that`
+            : ''),
+      );
+      return delay;
+    }
+    await sleep(10);
+  }
+}
+
 try {
+  // Warm workers first (connections opened, statements prepared, both workers fetching): a
+  // worker's first batch after its start is slow on its own, which is not what this measures.
+  await a.query(
+    `select count(billing.submit('transfer', json_build_object('id', 'warm-' || g, 'from', 'a' || (1 + g % 100),
+       'to', 'a' || (1 + (g + 1) % 100), 'amount', '1'))) from generate_series(1, 3000) g`,
+  );
+  while (
+    Number(
+      (await bench.pool.query<{ n: string }>("select count(*) as n from billing.operations where id like 'warm-%'"))
+        .rows[0]!.n,
+    ) < 3000
+  )
+    await sleep(100);
   const burstStarted = Date.now();
   await a.query(
     `select count(billing.submit('transfer', json_build_object('id', 'burst-' || g,
@@ -53,38 +120,29 @@ try {
      from generate_series(1, $1::int) g`,
     [burst],
   );
-  const burstSeconds = (Date.now() - burstStarted) / 1000;
-  const {
-    rows: [lone],
-  } = await b.query<{ enqueued: Date }>(
-    `select clock_timestamp() as enqueued,
-            billing.submit('transfer', '{"id": "lone", "from": "a1", "to": "a2", "amount": "1"}') as job`,
+  const burstCommitted = Date.now();
+  console.log(
+    `login A enqueued ${burst} transfers in one statement (${((burstCommitted - burstStarted) / 1000).toFixed(1)} s, ${Math.round(burst / ((burstCommitted - burstStarted) / 1000))}/s)`,
   );
-  let result: { seq: string; created_at: Date; delay_s: number } | undefined;
-  while (!result) {
-    ({
-      rows: [result],
-    } = await bench.pool.query<{ seq: string; created_at: Date; delay_s: number }>(
-      `select seq::text, created_at, extract(epoch from created_at - $1::timestamptz)::float8 as delay_s
-       from billing.operations where id = 'lone'`,
-      [lone!.enqueued],
-    ));
-    if (!result) await sleep(20);
+  const answered = async () =>
+    Number(
+      (await bench.pool.query<{ n: string }>("select count(*) as n from billing.operations where id like 'burst-%'"))
+        .rows[0]!.n,
+    );
+  const delays = [await lone('lone-1', 'right after the burst committed')];
+  // The harder case: the workers already hold fetched jobs of A's when B's command arrives.
+  while ((await answered()) < Math.min(1_000, burst / 10)) await sleep(20);
+  delays.push(await lone('lone-2', `while the workers were on A's burst`));
+  let done = await answered();
+  while (done < burst) {
+    await sleep(100);
+    done = await answered();
   }
-  const {
-    rows: [ahead],
-  } = await bench.pool.query<{ before: string; after: string }>(
-    `select count(*) filter (where seq < $1) as before, count(*) filter (where seq > $1) as after
-     from billing.operations where id like 'burst-%'`,
-    [result.seq],
-  );
+  const drainSeconds = (Date.now() - burstCommitted) / 1000;
   console.log(
-    `login A enqueued ${burst} transfers in one statement (${burstSeconds.toFixed(1)} s); login B one right after`,
+    `A's ${burst} answered ${drainSeconds.toFixed(1)} s after the burst committed: ${Math.round(burst / drainSeconds)}/s`,
   );
-  console.log(
-    `B's result came ${result.delay_s.toFixed(2)} s after its enqueue (database clock), after ${ahead!.before} of A's commands (${ahead!.after} of them answered later by then)`,
-  );
-  process.exitCode = result.delay_s > 1 ? 1 : 0;
+  process.exitCode = delays.some((delay) => delay > 1) ? 1 : 0;
 } finally {
   await workers.stop();
   await a.end();

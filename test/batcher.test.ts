@@ -401,3 +401,86 @@ t.test(
     );
   },
 );
+
+t.test(
+  "a command of a lower priority goes ahead of the queued ones and of those waiting for room (another login's)",
+  async (t) => {
+    const fake = new HandDrivenApply();
+    const { batcher } = batcherOver(fake.apply, { maxBatchSize: 3, maxConcurrentBatches: 1, maxPending: 4 });
+    // c0 holds the one slot; c1-c3 (a burst's, priority 5) fill maxPending; c4-c5 wait for room.
+    const commands = [batcher.submit(command(0), 5)];
+    const first = await fake.call(0);
+    commands.push(...[1, 2, 3, 4, 5].map((n) => batcher.submit(command(n), 5)));
+    // Another login's command, and one waiting for room behind c4-c5.
+    commands.push(batcher.submit(command(6), 0));
+    t.equal(batcher.queued, 3, 'c6 waits for room too');
+    commands.push(batcher.submit(command(7), 1));
+    first.succeed();
+    const second = await fake.call(1);
+    t.same(second.ids, ['c6', 'c1', 'c2'], "c6 got c0's room first, and went ahead of the burst queued before it");
+    second.succeed();
+    const third = await fake.call(2);
+    t.same(third.ids, ['c7', 'c3', 'c4'], 'c7 too, although c4-c5 were waiting for room before it');
+    third.succeed();
+    const fourth = await fake.call(3);
+    t.same(fourth.ids, ['c5']);
+    fourth.succeed();
+    t.same(
+      await within(settle(commands), 5000, 'the answers'),
+      ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7'],
+      'every command applied',
+    );
+  },
+);
+
+t.test('the next batch takes the commands that the answered tasks hand in as they finish', async (t) => {
+  // graphile-worker starts a finished task slot's next job in the same turn as the commit's answers:
+  // that job's command, of a lower priority, must make the very next batch.
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 2, maxConcurrentBatches: 1 });
+  const next: Promise<AppliedOutcome>[] = [];
+  const first = batcher.submit(command(0), 5).then((outcome) => {
+    next.push(batcher.submit(command(9), 0));
+    return outcome;
+  });
+  const call0 = await fake.call(0);
+  const queued = [1, 2, 3].map((n) => batcher.submit(command(n), 5));
+  call0.succeed();
+  const call1 = await fake.call(1);
+  t.same(call1.ids, ['c9', 'c1'], "the slot's next command went into the next batch, ahead");
+  call1.succeed();
+  const call2 = await fake.call(2);
+  t.same(call2.ids, ['c2', 'c3']);
+  call2.succeed();
+  t.same(await within(settle([first, ...queued, ...next]), 5000, 'the answers'), ['c0', 'c1', 'c2', 'c3', 'c9']);
+});
+
+t.test('room freed by a commit goes first to the lower priority among the answered tasks’ next commands', async (t) => {
+  const fake = new HandDrivenApply();
+  const { batcher } = batcherOver(fake.apply, { maxBatchSize: 2, maxConcurrentBatches: 1, maxPending: 2 });
+  const next: Promise<AppliedOutcome>[] = [];
+  // c0-c1 in flight fill maxPending; c2-c4 (the burst's) wait for room. When c0 is answered, its
+  // task hands in another login's command, c9: it gets room before c3-c4, which came first.
+  const first = batcher.submit(command(0), 5).then((outcome) => {
+    next.push(batcher.submit(command(9), 0));
+    return outcome;
+  });
+  const second = batcher.submit(command(1), 5);
+  const call0 = await fake.call(0);
+  const waiting = [2, 3, 4].map((n) => batcher.submit(command(n), 5));
+  call0.succeed();
+  const call1 = await fake.call(1);
+  t.same(call1.ids, ['c9', 'c2'], 'c9 let in first and cut first');
+  call1.succeed();
+  const call2 = await fake.call(2);
+  t.same(call2.ids, ['c3', 'c4']);
+  call2.succeed();
+  t.same(await within(settle([first, second, ...waiting, ...next]), 5000, 'the answers'), [
+    'c0',
+    'c1',
+    'c2',
+    'c3',
+    'c4',
+    'c9',
+  ]);
+});

@@ -76,24 +76,61 @@ t.test("a login's waiting commands are capped; the refusal names the login, the 
 });
 
 t.test("a burst from one login does not hold back another login's command", async (t) => {
-  // A's burst in one statement, as in the issue; B's one command right after it.
-  await a.query(
-    `select count(billing.submit('credit', json_build_object('id', 'burst-' || g, 'account', 'fa-1', 'amount', '1')))
-     from generate_series(1, $1::int) g`,
-    [burst],
-  );
-  await submit(b, 'lone-b');
-  const worker = await startTestWorker(database);
+  // The worker is busy with A's burst when B's command arrives: its local queue holds a fetch of
+  // A's jobs it has not started (3 x concurrency), and its tasks hold more in the batcher. B's
+  // command must go into the next batch or the one after, whatever the machine's speed: counted in
+  // A's commands answered between B's enqueue and B's result (events, not time). Before, B waited
+  // in the table until the worker had started every job it held, and then behind the rest of its
+  // own fetch and of the batcher's queue: hundreds of A's commands here.
+  const batchSize = 50;
+  const worker = await startTestWorker(database, { concurrency: 200, batchSize });
+  // A priority step of 10 commands: B's command (priority 0) ranks ahead of all of A's but the first 10.
+  await database.query('update billing.fairness_settings set commands_per_priority_step = 10');
+  t.teardown(() => database.query('update billing.fairness_settings set commands_per_priority_step = default'));
   try {
+    await a.query(
+      `select count(billing.submit('credit', json_build_object('id', 'burst-' || g, 'account', 'fa-1', 'amount', '1')))
+       from generate_series(1, $1::int) g`,
+      [burst],
+    );
+    const answered = async () =>
+      (await database.query<{ n: bigint }>("select count(*) as n from billing.operations where id like 'burst-%'"))
+        .rows[0]!.n;
+    await waitFor('A to have results: the worker holds fetched jobs of A', async () =>
+      (await answered()) > 0n ? true : undefined,
+    );
+    // A's results counted in the same statement (and snapshot) as B's enqueue.
+    const { rows } = await b.query<{ answered: bigint }>(
+      `select (select count(*) from billing.operations where id like 'burst-%') as answered,
+              billing.submit('credit', json_build_object('id', 'lone-b', 'account', 'fa-1', 'amount', '1')) as job`,
+    );
+    const atEnqueue = BigInt(rows[0]!.answered);
     const lone = await resultOf(database, 'lone-b', 60_000);
-    const { rows } = await database.query<{ n: bigint }>(
+    const before = await database.query<{ n: bigint }>(
       "select count(*) as n from billing.operations where id like 'burst-%' and seq < $1",
       [lone.seq],
     );
-    const ahead = Number(rows[0]!.n);
-    // Before: B's command ran after every one of A's (FIFO). Now only A's first priority step
-    // (100 commands) and what a fetch took with them come first.
-    t.ok(ahead < burst / 10, `B's result came after ${ahead} of A's ${burst} commands`);
+    const meanwhile = Number(BigInt(before.rows[0]!.n) - atEnqueue);
+    // B's job is taken ahead at its wake-up and B goes into the batch cut after the next commit:
+    // behind the batch in flight at its enqueue and, when the worker's look (a round trip) outlasts
+    // that one, the next. Four batches leave room for a look slower than a batch; batches of 50,
+    // so that a batch takes longer than that round trip on an idle machine too.
+    t.ok(
+      meanwhile <= 4 * batchSize,
+      `${meanwhile} of A's commands were answered between B's enqueue and its result: at most four batches of ${batchSize}`,
+    );
+    t.ok(Number(atEnqueue) + meanwhile < burst, "B's result came while A's burst was still being answered");
+
+    // Every one of A's commands gets its one result, and the per-login count goes back to zero.
+    await waitFor(
+      "every one of A's commands answered",
+      async () => ((await answered()) === BigInt(burst) ? true : undefined),
+      120_000,
+    );
+    await waitFor('A to have nothing waiting', async () =>
+      (await waitingOf(logins.users.a)) === 0n ? true : undefined,
+    );
+    t.equal(await waitingOf(logins.users.b), 0n, 'nor B');
   } finally {
     await worker.stop();
   }

@@ -523,6 +523,9 @@ const whoRunsEachFunction: Record<string, ('worker' | 'client' | 'reader')[]> = 
   'billing.jobs_fair_flush()': [],
   'billing.jobs_fair_done()': [],
   'billing.submitter_state()': [],
+  // Payloads over 4 KiB kept apart from the job rows (0028): trigger functions.
+  'billing.job_payload_apart()': [],
+  'billing.job_payloads_done()': [],
   'billing.oversized_command_stub(json)': [],
   // `billing migrate` only.
   'billing.apply_access()': [],

@@ -207,6 +207,17 @@ export interface BillingIdConflicts {
   type: string;
 }
 
+export interface BillingJobPayloads {
+  /**
+   * The job's id in graphile_worker._private_jobs.
+   */
+  job_id: bigint;
+  /**
+   * The job's payload as it was added (JSON text as sent).
+   */
+  payload: Json;
+}
+
 export interface BillingLockSlots {
   /**
    * A slot number: a key (id:, account:, hold:) is folded into one by src/ledger/lock-slots.ts.
@@ -367,6 +378,7 @@ export interface DB {
   "billing.fairness_settings": BillingFairnessSettings;
   "billing.holds": BillingHolds;
   "billing.id_conflicts": BillingIdConflicts;
+  "billing.job_payloads": BillingJobPayloads;
   "billing.lock_slots": BillingLockSlots;
   "billing.operations": BillingOperations;
   "billing.reconciliation_mismatches": BillingReconciliationMismatches;

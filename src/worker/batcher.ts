@@ -24,6 +24,7 @@ export interface BatcherOptions {
 
 interface Waiting {
   item: BatchItem;
+  priority: number;
   resolve: (outcome: AppliedOutcome) => void;
   reject: (error: unknown) => void;
 }
@@ -33,6 +34,11 @@ interface Waiting {
  * (and its commit and its notification). While one transaction is in flight the next batch fills,
  * so under load batches grow by themselves, and a lone command waits for nothing but the end of the
  * current tick.
+ *
+ * Commands wait in their job's graphile-worker priority order (lower first, arrival order within
+ * one priority): a job's priority grows with its login's backlog (sql/0018_fair_queue.sql), so
+ * another login's command goes into the next batch instead of behind every command of a burst
+ * that this process already holds.
  */
 export class CommandBatcher {
   readonly #options: BatcherOptions;
@@ -44,8 +50,16 @@ export class CommandBatcher {
   #pumpScheduled = false;
   /** Expiries at the head of #queue, ahead of the other commands, in their own arrival order. */
   #urgentQueued = 0;
-  /** Submitters waiting for room under maxPending, first come first served. */
-  #waitingForRoom: (() => void)[] = [];
+  /** Submitters waiting for room under maxPending, by priority, then first come first served. */
+  #waitingForRoom: { priority: number; admit: () => void }[] = [];
+  /**
+   * A batch has just been answered (set by #run, cleared two turns after by #flush): room and the
+   * next batch wait until the tasks it answered have handed in their jobs' next commands
+   * (graphile-worker starts them in the same turn, from its local queue), so that a command of a
+   * lower priority among them (another login's) is let in and cut into the very next batch, not
+   * the one after.
+   */
+  #settling = false;
 
   constructor(options: BatcherOptions) {
     this.#options = options;
@@ -64,26 +78,38 @@ export class CommandBatcher {
     return this.#pending;
   }
 
-  async submit(item: BatchItem): Promise<AppliedOutcome> {
+  /** `priority`: the job's graphile-worker priority; lower goes first. */
+  async submit(item: BatchItem, priority = 0): Promise<AppliedOutcome> {
     // A hold's expiry has a deadline (5 s after due) and the commands queued here have none: it
     // goes ahead of them, in the next batch, without waiting for room (an expiry is one small
     // command, and the sweeper hands over at most a few hundred at a time).
     const urgent = isExpiry(item);
     const limit = this.#options.maxPending ?? Infinity;
+    // Counted when admitted (#admit), so that the admitted and the new never pass the limit together.
     if (!urgent && (this.#pending >= limit || this.#waitingForRoom.length > 0)) {
-      await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
+      await new Promise<void>((admit) => insertByPriority(this.#waitingForRoom, { priority, admit }, 0));
+    } else {
+      this.#pending += 1;
     }
-    this.#pending += 1;
     try {
       return await new Promise<AppliedOutcome>((resolve, reject) => {
-        if (urgent) this.#queue.splice(this.#urgentQueued++, 0, { item, resolve, reject });
-        else this.#queue.push({ item, resolve, reject });
+        if (urgent) this.#queue.splice(this.#urgentQueued++, 0, { item, priority, resolve, reject });
+        else insertByPriority(this.#queue, { item, priority, resolve, reject }, this.#urgentQueued);
         if (this.#inFlight === 0 && this.#queue.length < this.#options.maxBatchSize) this.#pumpAfterThisTick();
         else this.#pump();
       });
     } finally {
       this.#pending -= 1;
-      this.#waitingForRoom.shift()?.();
+      if (!this.#settling) this.#admit();
+    }
+  }
+
+  /** Lets in those waiting for room, lowest priority first, while there is room. */
+  #admit(): void {
+    const limit = this.#options.maxPending ?? Infinity;
+    while (this.#pending < limit && this.#waitingForRoom.length) {
+      this.#pending += 1;
+      this.#waitingForRoom.shift()!.admit();
     }
   }
 
@@ -103,6 +129,7 @@ export class CommandBatcher {
   }
 
   #pump(): void {
+    if (this.#settling) return;
     while (this.#inFlight < this.#options.maxConcurrentBatches && this.#queue.length) {
       const full = this.#queue.length >= this.#options.maxBatchSize;
       if (!full && this.#inFlight > 0 && this.#options.maxWaitMs > 0) {
@@ -117,13 +144,22 @@ export class CommandBatcher {
   }
 
   #flush(): void {
-    if (!this.#queue.length || this.#inFlight >= this.#options.maxConcurrentBatches) return;
+    if (this.#settling || !this.#queue.length || this.#inFlight >= this.#options.maxConcurrentBatches) return;
     const batch = this.#queue.splice(0, this.#options.maxBatchSize);
     this.#urgentQueued = Math.max(0, this.#urgentQueued - batch.length);
     this.#inFlight += 1;
     void this.#run(batch).finally(() => {
       this.#inFlight -= 1;
-      this.#pump();
+      // Two turns: the answered tasks' next commands arrive in this one; those let in from the
+      // room queue are queued in the microtasks after the first.
+      setImmediate(() => {
+        this.#admit();
+        setImmediate(() => {
+          this.#settling = false;
+          this.#admit();
+          this.#pump();
+        });
+      });
     });
   }
 
@@ -132,10 +168,13 @@ export class CommandBatcher {
     try {
       const applied = await this.#options.apply(batch.map((w) => w.item));
       this.#options.onBatch?.(batch.length, performance.now() - started);
+      // Set before the answers: their submitters' room is handed out once their tasks are done.
+      this.#settling = true;
       batch.forEach((waiting, index) => waiting.resolve(applied.outcomes[index]!));
     } catch (error) {
       this.#options.onBatch?.(batch.length, performance.now() - started, error);
       if (batch.length === 1 || isTransientError(error)) {
+        this.#settling = true;
         for (const waiting of batch) waiting.reject(error);
         return;
       }
@@ -144,6 +183,17 @@ export class CommandBatcher {
       for (const waiting of batch) await this.#run([waiting]);
     }
   }
+}
+
+/**
+ * Inserts after every entry from `from` on whose priority is not higher: a queue kept in priority
+ * order, first come first served within one. Searched from the end, where a burst of one
+ * priority (the usual case) inserts at once.
+ */
+function insertByPriority<T extends { priority: number }>(queue: T[], entry: T, from: number): void {
+  let at = queue.length;
+  while (at > from && queue[at - 1]!.priority > entry.priority) at -= 1;
+  queue.splice(at, 0, entry);
 }
 
 function isExpiry(item: BatchItem): boolean {

@@ -5,6 +5,7 @@ import type { AppliedOutcome } from '../ledger/apply.ts';
 import { isTransientError } from '../db/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { CommandBatcher } from './batcher.ts';
+import type { ByteBudget } from './byte-budget.ts';
 import type { Metrics } from './metrics.ts';
 
 /** What a command task needs of its worker process. */
@@ -14,6 +15,8 @@ export interface CommandTaskDeps {
   metrics: Metrics;
   /** The currency of an account opened without one. */
   defaultCurrency: string;
+  /** Bytes of payloads kept apart (sql/0028) that the process may hold loaded at once. */
+  payloadBudget: Pick<ByteBudget, 'take'>;
 }
 
 /** A task file's default export: the task of one command type, made for one worker's dependencies. */
@@ -52,14 +55,70 @@ export function commandTaskFactory(task: TaskId): CommandTaskFactory {
  *
  * An array payload is a graphile-worker batch job: each element is a command of its own, and the
  * task returns one promise per element so that only failed elements are retried.
+ *
+ * A payload over 4 KiB is kept apart from the job row (sql/0028_large_payloads_apart.sql): the
+ * task loads it by its job's id, within the process's payload budget, which it gives back once
+ * every command of the job has its outcome.
  */
 export function makeCommandTask(task: TaskId, deps: CommandTaskDeps): Task {
   return async (payload, helpers) => {
-    if (Array.isArray(payload)) {
-      return payload.map((element, index) => runCommand(deps, task, element, helpers, null, index));
+    const apartBytes = payloadApartBytes(payload);
+    let release: (() => void) | undefined;
+    let run: Promise<void> | Promise<void>[];
+    if (apartBytes === undefined) {
+      run = runPayload(deps, task, payload, helpers);
+    } else {
+      release = await deps.payloadBudget.take(apartBytes);
+      try {
+        run = runPayload(deps, task, await loadPayloadApart(helpers, payload), helpers);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      void Promise.allSettled(Array.isArray(run) ? run : [run]).then(release);
     }
-    await runCommand(deps, task, payload, helpers, `job:${helpers.job.id}`);
+    if (Array.isArray(run)) return run;
+    await run;
   };
+}
+
+function runPayload(
+  deps: CommandTaskDeps,
+  task: TaskId,
+  payload: unknown,
+  helpers: JobHelpers,
+): Promise<void> | Promise<void>[] {
+  if (Array.isArray(payload)) {
+    return payload.map((element, index) => runCommand(deps, task, element, helpers, null, index));
+  }
+  return runCommand(deps, task, payload, helpers, `job:${helpers.job.id}`);
+}
+
+const apartMarker = 'billing:payload_apart';
+
+/** The marker's byte count when `payload` is the marker of a payload kept apart, else undefined. */
+function payloadApartBytes(payload: unknown): number | undefined {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined;
+  const keys = Object.keys(payload);
+  if (keys.length !== 1 || keys[0] !== apartMarker) return undefined;
+  // Numbers arrive as JSON.rawJSON objects (src/commands/json-text.ts). The marker sizes the budget
+  // taken, nothing else, and ByteBudget bounds it.
+  const value = (payload as Record<string, unknown>)[apartMarker];
+  const bytes = Number(typeof value === 'object' && value !== null && 'rawJSON' in value ? value.rawJSON : value);
+  return Number.isFinite(bytes) ? bytes : Infinity;
+}
+
+/**
+ * The payload kept apart for this job, read on graphile-worker's pool (whose json parser judges
+ * its size and depth before parsing, src/worker/queue-payload-parser.ts). Looked up by the job's own id
+ * only: without a row (a client wrote the marker itself) the marker is the payload, refused as
+ * invalid_command.
+ */
+async function loadPayloadApart(helpers: JobHelpers, marker: unknown): Promise<unknown> {
+  const { rows } = await helpers.withPgClient((client) =>
+    client.query<{ payload: unknown }>('select payload from billing.job_payloads where job_id = $1', [helpers.job.id]),
+  );
+  return rows.length > 0 ? rows[0]!.payload : marker;
 }
 
 async function runCommand(
@@ -87,7 +146,7 @@ async function runCommand(
   const commandFields = { command_id: parsed.ok ? parsed.command.id : parsed.id, job_id: job.id };
   let outcome: AppliedOutcome;
   try {
-    outcome = await deps.batcher.submit({ parsed, jobId: BigInt(job.id) });
+    outcome = await deps.batcher.submit({ parsed, jobId: BigInt(job.id) }, job.priority);
   } catch (error) {
     const transient = isTransientError(error);
     const level = transient ? 'warn' : 'error';

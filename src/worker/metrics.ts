@@ -31,6 +31,8 @@ export interface Metrics {
   notifySessionsEnded: Counter;
   /** Job fetches (graphile-worker's get_jobs) this process ran. */
   queueFetches: Counter;
+  /** Jobs taken ahead of the fetched ones this process held, by a lower priority (src/worker/fair-fetch.ts). */
+  queueJobsAhead: Counter;
   /** `jobs:insert` notifications: passed on as a wake-up, or folded into one already due. */
   queueWakeups: Counter<'outcome'>;
   /** The PostgreSQL server (host:port) this worker's connections go to now: one series at 1. */
@@ -147,6 +149,11 @@ export function createMetrics(): Metrics {
     queueFetches: new Counter({
       name: 'billing_queue_fetches_total',
       help: 'Job fetches (graphile-worker get_jobs) run by this worker',
+      registers: [registry],
+    }),
+    queueJobsAhead: new Counter({
+      name: 'billing_queue_jobs_taken_ahead_total',
+      help: "Jobs this worker took ahead of the fetched jobs it held, because they ranked ahead (another login's, with a smaller backlog)",
       registers: [registry],
     }),
     queueWakeups: new Counter({

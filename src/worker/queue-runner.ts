@@ -1,5 +1,6 @@
 import { run, type Runner, type TaskList } from 'graphile-worker';
 import { describeError } from './describe-error.ts';
+import { startFairFetch, type FairFetch } from './fair-fetch.ts';
 import { startExpirySweeper, type ExpirySweeper } from './expiry-sweeper.ts';
 import { graphileLogger } from './graphile-logger.ts';
 import { queueSettings } from './queue-settings.ts';
@@ -53,7 +54,11 @@ export async function startQueueRunner(
     if (!lost) logger.warn({ error: describeError(error) }, 'idle queue connection lost');
   });
   // A flood of jobs:insert (any login may send it) must not run fetches back to back.
-  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => metrics.queueWakeups.inc({ outcome }));
+  let fairFetch: FairFetch | undefined;
+  const wakeGate = new WakeGate(config.wakeSpacingMs, (outcome) => {
+    metrics.queueWakeups.inc({ outcome });
+    if (outcome === 'forwarded') fairFetch?.wake();
+  });
   queuePool.on('connect', (client) => {
     client.on('error', () => {});
     gateJobWakeups(client, wakeGate);
@@ -88,12 +93,24 @@ export async function startQueueRunner(
     active: () => !stopping && !lost,
     onFetch: () => metrics.queueFetches.inc(),
   });
+  // Another login's jobs that rank ahead of the fetched ones this process holds go first.
+  fairFetch = startFairFetch({
+    events,
+    pool: queuePool,
+    tasks: Object.keys(taskList),
+    onJump: (jobs) => metrics.queueJobsAhead.inc(jobs),
+    onError: (error) => {
+      if (!stopping && !lost)
+        logger.warn({ error: describeError(error) }, 'could not look for jobs ranking ahead of the fetched ones');
+    },
+  });
   events.on('job:failed', ({ job }: { job: { task_identifier: string } }) =>
     metrics.jobsFailed.inc({ task: job.task_identifier }),
   );
   let sweeper: ExpirySweeper | undefined;
   const cleanUp = async () => {
     wakeGate.close();
+    await fairFetch?.stop();
     await sweeper?.stop();
     await recovery.stop();
     // A runner that did not stop may hold a connection for good: the pool ends without waiting.

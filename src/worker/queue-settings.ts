@@ -53,7 +53,8 @@ export function queueSettings(config: Config): QueueSettings {
         // Jobs are fetched in bulk and handed to the batcher without a round trip each. Three
         // times the concurrency: get_jobs is most of graphile-worker's cost in PostgreSQL, and a
         // fetch of 600 instead of 200 cut its CPU per job from ~250 to ~120 us (bench/
-        // LOG.md). The extra jobs wait locked in this process; a graceful stop returns
+        // LOG.md). The extra jobs wait locked in this process (in priority order, and another
+        // login's jobs that rank ahead are taken ahead of them: fair-fetch.ts); a graceful stop returns
         // them, a killed worker's go back through the dead-worker reaper like its running ones.
         // Each add_jobs wakes every worker (jobs:insert) and each fetches; one fetch takes the lot and
         // the other finds nothing: half the fetches at moderate load were empty. A worker whose fetch

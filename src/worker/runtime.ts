@@ -5,6 +5,7 @@ import { createPool } from '../db/pool.ts';
 import { applyBatch } from '../ledger/apply.ts';
 import type { Logger } from '../logger.ts';
 import { CommandBatcher } from './batcher.ts';
+import { ByteBudget } from './byte-budget.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
 /**
@@ -18,8 +19,16 @@ export interface WorkerRuntime {
   batcher: CommandBatcher;
   logger: Logger;
   metrics: Metrics;
+  /** Bytes of payloads kept apart (sql/0028_large_payloads_apart.sql) that this process's tasks hold at once. */
+  payloadBudget: ByteBudget;
   close(): Promise<void>;
 }
+
+/**
+ * Most bytes of payloads kept apart that one process loads at once: 128 commands of 64 KiB, a few
+ * times that in parsed objects, well inside the deployed 128 MB heap.
+ */
+export const payloadBudgetBytes = 8 * 1024 * 1024;
 
 export function createRuntime(config: Config, logger: Logger): WorkerRuntime {
   if (!config.databaseUrl) throw new Error('DATABASE_URL is not set');
@@ -49,6 +58,7 @@ export function createRuntime(config: Config, logger: Logger): WorkerRuntime {
     batcher,
     logger,
     metrics,
+    payloadBudget: new ByteBudget(payloadBudgetBytes),
     async close() {
       await db.destroy();
     },
