@@ -61,18 +61,25 @@ t.test('/healthz, /readyz and /metrics; billing_commands_total moves while comma
   const before = commandsCounter((await get('/metrics')).body, 'credit', 'ok');
   t.equal(before, 0);
 
+  // Two halves, the second enqueued once the first is counted: the counter is then seen between 0
+  // and the total whatever the machine's speed (one burst may be applied between two scrapes).
   const total = 1500;
-  await enqueueCredits('m-1', 'm-credit-', total);
+  const half = total / 2;
   const scraped: number[] = [];
-  const metrics = await waitFor(
-    `billing_commands_total to reach ${total}`,
-    async () => {
-      const body = (await get('/metrics')).body;
-      scraped.push(commandsCounter(body, 'credit', 'ok'));
-      return scraped.at(-1)! >= total ? body : undefined;
-    },
-    drainMs,
-  );
+  const scrapeUntil = (target: number) =>
+    waitFor(
+      `billing_commands_total to reach ${target}`,
+      async () => {
+        const body = (await get('/metrics')).body;
+        scraped.push(commandsCounter(body, 'credit', 'ok'));
+        return scraped.at(-1)! >= target ? body : undefined;
+      },
+      drainMs,
+    );
+  await enqueueCredits('m-1', 'm-credit-a', half);
+  await scrapeUntil(half);
+  await enqueueCredits('m-1', 'm-credit-b', half);
+  const metrics = await scrapeUntil(total);
   t.match(metrics, /billing_command_latency_seconds_count\{type="credit"\} 1500/);
   t.match(metrics, /# TYPE billing_queue_depth gauge/);
   t.comment(`billing_commands_total{credit,ok} as scraped: ${[...new Set(scraped)].join(' -> ')}`);
@@ -88,7 +95,7 @@ t.test('/healthz, /readyz and /metrics; billing_commands_total moves while comma
   t.equal(await count("select count(*) as n from billing.operations where id like 'm-credit-%'"), total);
   t.match(
     worker.output,
-    /"command_id":"m-credit-\d+","job_id":"\d+"/,
+    /"command_id":"m-credit-[ab]\d+","job_id":"\d+"/,
     'JSON logs at debug carry the command id and the job id',
   );
 
