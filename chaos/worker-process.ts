@@ -14,6 +14,14 @@ const onFatal = (error: Error) => {
   process.exit(fatalExitCode);
 };
 
+// An uncaught fault ends the process with 1, as before (the run counts it as a crash, not as a
+// planned exit 70), but as one JSON line with its stack: Node's own report spans many lines, and
+// the run keeps only the last six of a crashed worker's log, which were the error's fields.
+process.on('uncaughtException', (error, origin) => {
+  logger.fatal({ err: error, origin }, 'uncaught exception: the worker crashes');
+  process.exit(1);
+});
+
 let worker: Awaited<ReturnType<typeof startWorker>>;
 try {
   worker = await startWorker(config, logger, onFatal);

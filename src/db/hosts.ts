@@ -325,13 +325,44 @@ export class HostClient extends pg.Client {
   override connect(): Promise<pg.Client>;
   override connect(callback: ConnectCallback): void;
   override connect(callback?: ConnectCallback): Promise<pg.Client> | void {
-    if (!this.#choice) return callback ? super.connect(callback) : super.connect();
-    const connecting = this.#connectToChosenHost().then(() => this);
+    // pg's callback is called in the same parse as the login's ReadyForQuery: its caller (a pool)
+    // listens for 'error' before pg reads on. A promise gives no such turn (below).
+    if (!this.#choice && callback) return super.connect(callback);
+    const connecting = this.#guarded(() => (this.#choice ? this.#connectToChosenHost() : super.connect())).then(
+      () => this,
+    );
     if (!callback) return connecting;
     connecting.then(
       (client) => (callback as (error: null, client: pg.Client) => void)(null, client),
       (error: Error) => (callback as (error: Error) => void)(error),
     );
+  }
+
+  /**
+   * Runs `connect` with an 'error' listener on this client from before its socket opens until it
+   * is handed over, and fails it if the connection was lost meanwhile. A session the server ends
+   * just as it logs in (pg_terminate_backend, a failover, read by a process that was paused or
+   * busy) delivers ReadyForQuery and the FATAL error in one read: pg settles connect() and then
+   * emits 'error' for the second message before the awaiting code has run, and an 'error' nobody
+   * listens to ends the process. Nobody else can listen yet: a pool adds its listener in the
+   * connect callback, `await client.connect(); client.on('error', ...)` after the await.
+   */
+  async #guarded(connect: () => Promise<unknown>): Promise<void> {
+    let lost: Error | undefined;
+    const onError = (error: Error): void => void (lost ??= error);
+    this.on('error', onError);
+    try {
+      await connect();
+      // Lost after the login (or the check's query) answered: a dead session is no connection.
+      if (lost) {
+        const chosen = this.#choice?.chosen;
+        if (chosen && chosen.host === this.host && chosen.port === this.port) this.#choice!.forget(chosen);
+        await this.end().catch(() => {});
+        throw lost;
+      }
+    } finally {
+      this.off('error', onError);
+    }
   }
 
   async #connectToChosenHost(): Promise<void> {
@@ -359,18 +390,11 @@ export class HostClient extends pg.Client {
     }
     const attrs = choice.parsed.targetSessionAttrs;
     if (attrs === 'any' || attrs === 'prefer-standby') return;
-    // Until connect() has answered nobody listens for this client's 'error' (a pool adds its
-    // listener in the connect callback), and pg emits one when the connection drops, even with the
-    // check's query failing too: a connection lost during the check must fail the check, not crash
-    // the process.
-    const lostDuringCheck = (): void => {};
-    this.on('error', lostDuringCheck);
-    const state = await readState(this)
-      .catch(async (error: unknown) => {
-        choice.forget(host);
-        throw error;
-      })
-      .finally(() => this.off('error', lostDuringCheck));
+    // A connection lost during the check fails it (#guarded listens for its 'error').
+    const state = await readState(this).catch(async (error: unknown) => {
+      choice.forget(host);
+      throw error;
+    });
     if (!fits(attrs, state)) {
       choice.forget(host);
       await this.end().catch(() => {});
