@@ -91,7 +91,11 @@ export class WorkerSupervisor {
       else if (code === 70) this.exits.fatal70 += 1;
       else if (!this.#stopping) {
         this.exits.other += 1;
-        const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-6).join('\n');
+        // The worker logs JSON lines; what Node prints when a process dies of an uncaught error
+        // (the stack, then the error's fields) is not JSON: keep all of it, or else the last lines.
+        const lines = readFileSync(logFile, 'utf8').trimEnd().split('\n');
+        const crashReport = lines.slice(-80).filter((line) => !line.startsWith('{'));
+        const tail = (crashReport.length > 0 ? crashReport : lines.slice(-6)).join('\n');
         this.crashes.push(`worker ${slot} (${kind}, pid ${worker.pid}) exited ${code ?? signal}:\n${tail}`);
       }
       if (code !== null && !this.#stopping)

@@ -14,7 +14,7 @@ npx billing unfreeze bob
 npx billing open-account temp
 npx billing close-account temp
 npx billing balance alice bob
-npx billing balance alice --at 15
+npx billing balance alice --at 21
 npx billing history alice --limit 3
 npx billing watch --after 0 --count 2 --json
 npx billing verify

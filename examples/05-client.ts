@@ -7,7 +7,7 @@ await billing.openAccount({ account: 'carol' });
 await billing.openAccount({ account: 'dave' });
 await billing.credit({ account: 'carol', amount: 777n });
 const result = await billing.transfer({ id: 'order-43-pay', from: 'carol', to: 'dave', amount: 111n });
-// { id: 'order-43-pay', seq: 25n, type: 'transfer', status: 'applied', code: 'ok', message: null,
+// { id: 'order-43-pay', seq: 37n, type: 'transfer', status: 'applied', code: 'ok', message: null,
 //   balances: [{ account: 'carol', balance: 666n, held: 0n }, { account: 'dave', balance: 111n, held: 0n }],
 //   job_id: 28n, created_at: 2026-12-07T21:40:00.123Z, replayed: false }: a row of billing.operations
 if (result.status === 'rejected') console.log(result.code, result.message); // e.g. insufficient_funds

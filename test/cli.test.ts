@@ -197,7 +197,7 @@ t.test('the policy commands: set-limits, freeze, unfreeze, close-account; balanc
   t.match(shown.stdout, /^cli-p1\s+USD\s+-10\s+0\s+-10\s+overdraft 10$/m);
   t.match(shown.stdout, /^cli-p2\s+USD\s+0\s+0\s+0\s+closed$/m);
   const json = JSON.parse((await billing('balance', 'cli-p1', '--json')).stdout) as Record<string, unknown>;
-  t.same([json.overdraftLimit, json.maxBalance, json.status], ['10', null, 'open']);
+  t.same([json.overdraft_limit, json.max_balance, json.status], ['10', null, 'open']);
   const bad = await billing('set-limits', 'cli-p1', '--max-balance', 'lots');
   t.equal(bad.code, 1, 'a ceiling that is neither digits nor none');
   t.match(bad.stderr, /or none/);

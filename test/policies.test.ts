@@ -189,6 +189,129 @@ t.test('limit_exceeded: credit, transfer to, capture to; a capture back to its o
   t.same(await balanceOf(database, 'mx-1'), { balance: 90n, held: 0n, available: 90n });
 });
 
+t.test(
+  'transaction: account_frozen, account_closed, limit_exceeded for the first leg that fails; nothing applies',
+  async (t) => {
+    await open('tp-a');
+    await open('tp-b');
+    await open('tp-frozen');
+    await open('tp-closed');
+    await open('tp-cap');
+    await open('tp-eur', 'EUR');
+    await credit('tp-a', '100');
+    await credit('tp-frozen', '50');
+    t.equal(await send('set_limits', { account: 'tp-cap', max_balance: '20' }), 'ok');
+    t.equal(await send('freeze', { account: 'tp-frozen' }), 'ok');
+    t.equal(await send('close_account', { account: 'tp-closed' }), 'ok');
+    const transaction = (legs: unknown[]) => run(database, 'transaction', { id: `transaction-${++counter}`, legs });
+    const good = { from: 'tp-a', to: 'tp-b', amount: '10' };
+    const cases: [unknown[], string, string][] = [
+      [
+        [good, { from: 'tp-frozen', to: 'tp-b', amount: '1' }],
+        'account_frozen',
+        'legs[1]: account tp-frozen is frozen: no money leaves it',
+      ],
+      [
+        [good, { from: 'tp-frozen', amount: '1' }],
+        'account_frozen',
+        'legs[1]: account tp-frozen is frozen: no money leaves it',
+      ],
+      [
+        [good, { from: 'tp-a', to: 'tp-closed', amount: '1' }],
+        'account_closed',
+        'legs[1]: account tp-closed is closed',
+      ],
+      [[good, { to: 'tp-closed', amount: '1' }], 'account_closed', 'legs[1]: account tp-closed is closed'],
+      [[{ from: 'tp-closed', to: 'tp-eur', amount: '1' }], 'account_closed', 'legs[0]: account tp-closed is closed'],
+      [
+        [good, { from: 'tp-a', to: 'tp-cap', amount: '21' }],
+        'limit_exceeded',
+        'legs[1]: balance of tp-cap would be 21, above its max_balance 20',
+      ],
+      // The second leg counts what the first brought in: 15 + 6 is above the ceiling of 20.
+      [
+        [
+          { from: 'tp-a', to: 'tp-cap', amount: '15' },
+          { to: 'tp-cap', amount: '6' },
+        ],
+        'limit_exceeded',
+        'legs[1]: balance of tp-cap would be 21, above its max_balance 20',
+      ],
+    ];
+    for (const [legs, code, message] of cases) {
+      const result = await transaction(legs);
+      t.same([result.status, result.code, result.message], ['rejected', code, message], code);
+    }
+    const all = ['tp-a', 'tp-b', 'tp-frozen', 'tp-cap'];
+    const balances = async () => Promise.all(all.map(async (a) => (await balanceOf(database, a))?.balance));
+    t.same(await balances(), [100n, 0n, 50n, 0n], 'no leg of a rejected transaction applied');
+    const upTo = await transaction([
+      { from: 'tp-a', to: 'tp-cap', amount: '15' },
+      { from: 'tp-a', to: 'tp-cap', amount: '5' },
+      { from: 'tp-a', to: 'tp-frozen', amount: '1' },
+    ]);
+    t.equal(upTo.code, 'ok', `up to the ceiling exactly, and money into a frozen account: ${upTo.message}`);
+    t.same(await balances(), [79n, 0n, 51n, 20n]);
+  },
+);
+
+t.test(
+  'reverse: account_frozen, account_closed, limit_exceeded for a move it would put back; nothing applies',
+  async (t) => {
+    await open('rp-a');
+    await open('rp-b');
+    await open('rp-c');
+    await credit('rp-a', '100');
+    t.equal(await send('transfer', { id: 'rp-transfer', from: 'rp-a', to: 'rp-b', amount: '30' }), 'ok');
+    await credit('rp-c', '5');
+    t.equal(await send('debit', { id: 'rp-debit', account: 'rp-c', amount: '5' }), 'ok');
+    const reverse = (of: string, amount?: string) =>
+      run(database, 'reverse', { id: `reverse-${++counter}`, of, ...(amount === undefined ? {} : { amount }) });
+    const outcome = async (of: string, amount?: string) => {
+      const result = await reverse(of, amount);
+      return [result.code, result.message];
+    };
+
+    t.equal(await send('freeze', { account: 'rp-b' }), 'ok');
+    t.same(
+      await outcome('rp-transfer'),
+      ['account_frozen', 'reversing rp-transfer: account rp-b is frozen: no money leaves it'],
+      'taking back from a frozen account',
+    );
+    t.same(await outcome('rp-transfer', '1'), [
+      'account_frozen',
+      'reversing rp-transfer: account rp-b is frozen: no money leaves it',
+    ]);
+    t.equal(await send('unfreeze', { account: 'rp-b' }), 'ok');
+
+    t.equal(await send('close_account', { account: 'rp-c' }), 'ok');
+    t.same(
+      await outcome('rp-debit'),
+      ['account_closed', 'reversing rp-debit: account rp-c is closed'],
+      'putting into a closed account',
+    );
+
+    t.equal(await send('set_limits', { account: 'rp-a', max_balance: '75' }), 'ok');
+    t.same(
+      await outcome('rp-transfer'),
+      ['limit_exceeded', 'reversing rp-transfer: balance of rp-a would be 100, above its max_balance 75'],
+      'putting back above a ceiling',
+    );
+    const rejected = await database.query(
+      "select 1 from billing.entries e join billing.operations o on o.id = e.operation_id where o.type = 'reverse' and e.account like 'rp-%'",
+    );
+    t.equal(rejected.rows.length, 0, 'no rejected reversal wrote a journal entry');
+    t.same(await balanceOf(database, 'rp-a'), { balance: 70n, held: 0n, available: 70n });
+    t.same(await balanceOf(database, 'rp-b'), { balance: 30n, held: 0n, available: 30n });
+    t.same(await outcome('rp-transfer', '5'), ['ok', null], 'a part up to the ceiling exactly');
+    t.same(await outcome('rp-transfer', '1'), [
+      'limit_exceeded',
+      'reversing rp-transfer: balance of rp-a would be 76, above its max_balance 75',
+    ]);
+    t.same(await balanceOf(database, 'rp-a'), { balance: 75n, held: 0n, available: 75n });
+  },
+);
+
 t.test('one batch transaction: each command decided under the policies of the ones before it', async (t) => {
   const item = (task: string, payload: object, id: string): BatchItem => ({
     parsed: parseCommand({ task: task as never, payload: { id, ...payload }, defaultId: id, defaultCurrency: 'USD' }),
