@@ -180,7 +180,8 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
         atCommit = busy.length > 0;
       }
       if (!busy.length) busy = await busyWorkers(candidates(), false);
-      const pool = busy.length ? busy : candidates();
+      // The waits above may have let a partition begin: its proxied worker is not killed now.
+      const pool = (busy.length ? busy : candidates()).filter((w) => candidates().includes(w));
       if (!pool.length) continue;
       const victim = pool[Math.floor(random() * pool.length)]!;
       supervisor.kill(victim);
@@ -334,18 +335,25 @@ export async function runFaults(context: FaultContext, stats: FaultStats): Promi
     // Two that have lived a second: a worker reconnecting after PostgreSQL's restart opens short
     // probes (is it up, is it migrated), and a blackhole begun on those cut nothing in 1 run of 24.
     // A fault counts only when it cut connections: a partition of nothing proves nothing.
-    note(`partition: blackhole (${await connected(2, 1000)} connections through the proxy)`);
-    proxy.setMode({ kind: 'blackhole' });
+    // The proxied worker is spared by the kill loop from here on; one it killed just before may
+    // leave connections that send nothing: a blackhole that cut nothing is tried again (3 at most).
     blackholed = true;
-    await sleep(plan.partitionMs);
-    const swallowed = proxy.setMode({ kind: 'pass' });
+    let cut = false;
+    for (let attempt = 1; attempt <= 3 && !cut; attempt++) {
+      note(`partition: blackhole (${await connected(2, 1000)} connections through the proxy)`);
+      proxy.setMode({ kind: 'blackhole' });
+      await sleep(plan.partitionMs);
+      const swallowed = proxy.setMode({ kind: 'pass' });
+      cut = swallowed > 0;
+      if (cut) stats.partitions.blackholes += 1;
+      note(
+        swallowed > 0
+          ? `partition healed: ${swallowed} connections whose bytes it swallowed were cut`
+          : 'partition healed: no connection sent a byte during it, so it cut nothing and is not counted',
+      );
+      if (swallowed === 0) await sleep(1000);
+    }
     blackholed = false;
-    if (swallowed > 0) stats.partitions.blackholes += 1;
-    note(
-      swallowed > 0
-        ? `partition healed: ${swallowed} connections whose bytes it swallowed were cut`
-        : 'partition healed: no connection sent a byte during it, so it cut nothing and is not counted',
-    );
     await sleep(1000);
     await connected(1);
     const reset = proxy.setMode({ kind: 'reset' });

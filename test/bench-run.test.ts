@@ -31,7 +31,20 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
   };
   t.same(
     report.rows.map((r) => r.key),
-    ['anchor', 'apply_one', 'queue', 'uniform', 'burst', 'hot', 'batch', 'p50', 'p99', 'rss', 'batch_rss'],
+    [
+      'anchor',
+      'apply_one',
+      'queue',
+      'uniform',
+      'burst',
+      'hot',
+      'transaction',
+      'batch',
+      'p50',
+      'p99',
+      'rss',
+      'batch_rss',
+    ],
   );
   for (const row of report.rows)
     t.ok(Number.isFinite(row.value) && row.value > 0, `${row.key} was measured: ${row.value}`);
@@ -49,6 +62,7 @@ t.test('a tiny run prints every figure and every target, and verify passes', asy
       'anchor',
       'uniform',
       'hot account',
+      'payment with fee',
       'burst drain',
       'batch jobs of 100',
       'latency at 10% load',
